@@ -1,0 +1,3 @@
+"""nextbest: the next best action for every customer."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Where state lives and how run configuration is built.
+
+Nothing here touches the file system or the environment at import time;
+call :func:`home` (or :class:`Paths`) when a path is needed.
+
+* ``NEXTBEST_HOME`` (default ``./.nextbest``) holds all local state: the
+  MLflow SQLite store and artifacts, feature snapshots, rejects and logs.
+* ``MLFLOW_TRACKING_URI`` overrides only the MLflow part.
+
+Run configuration follows *defaults in code, overrides merged onto them*:
+:func:`load_config` reads ``models/<name>.yaml`` and merges CLI flags on top,
+returning a new dict (the parsed file is never edited in place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def home() -> Path:
+    """The state directory: ``$NEXTBEST_HOME`` or ``./.nextbest`` (not created)."""
+    return Path(os.environ.get("NEXTBEST_HOME", ".nextbest")).resolve()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Locations under ``NEXTBEST_HOME``; :meth:`ensure` creates them."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> "Paths":
+        return cls(home())
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "rejects"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def ensure(self) -> "Paths":
+        for p in (self.root, self.mlflow_artifacts, self.snapshots, self.rejects, self.logs):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def tracking_uri(self) -> str:
+        """``$MLFLOW_TRACKING_URI`` if set, else the SQLite store under the home."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+
+def models_dir() -> Path:
+    """Directory of model configs: ``$NEXTBEST_MODELS_DIR`` or the repo's ``models/``."""
+    return Path(os.environ.get("NEXTBEST_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+CLV_DEFAULTS: dict[str, Any] = {
+    "time_unit_days": 7.0,
+    "horizon_days": 365,
+    "discount_rate_annual": 0.10,
+    "margin": 1.0,
+    "count_models": ["bgnbd", "pareto", "mbgnbd"],
+    "penalizers": [0.0, 0.001, 0.01, 0.1],
+    "selection_holdout_days": 84,
+    "seed": 42,
+    "thresholds": {
+        "max_abs_aggregate_error": 0.30,
+        "max_holdout_mae_ratio_vs_baseline": 1.0,
+    },
+}
+
+
+def merge(defaults: dict, overrides: dict | None) -> dict:
+    """Recursively merge ``overrides`` onto ``defaults``; returns a new dict.
+
+    ``None`` values in ``overrides`` mean "not given" and are skipped.
+    """
+    out = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(name: str, overrides: dict | None = None, path: Path | None = None) -> dict:
+    """Code defaults, then ``models/<name>.yaml``, then ``overrides`` (CLI flags)."""
+    defaults = {"clv": CLV_DEFAULTS}.get(name, {})
+    path = path or models_dir() / f"{name}.yaml"
+    from_file: dict = {}
+    if path.exists():
+        from_file = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(from_file, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        unknown = sorted(set(from_file) - set(defaults)) if defaults else []
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(defaults)}")
+    return merge(merge(defaults, from_file), overrides)
+
+
+def config_hash(config: dict) -> str:
+    """Stable short hash of a JSON-serialisable config."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Models: one per module behind one interface (``fit`` -> self, ``predict`` -> frame)."""

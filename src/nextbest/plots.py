@@ -1,18 +1,12 @@
 """Diagnostic figures for a fitted buy-till-you-die CLV model.
 
-Every plot has a pure ``*_data`` function that computes the plotted numbers
-(tested on tiny frames) and a plot function that draws them on a new
-:class:`matplotlib.figure.Figure`. No pyplot, no backend selection, no global
-state: figures are returned, never shown or saved.
-
-``model`` is any fitted lifetimes-style fitter (e.g.
-``lifetimes.BetaGeoFitter``) exposing ``expected_number_of_purchases_up_to_time``,
-``conditional_expected_number_of_purchases_up_to_time`` and
-``conditional_probability_alive``, in model time units of ``time_unit_days``.
-
-References: Fader, Hardie & Lee (2005), "Counting Your Customers the Easy
-Way", Marketing Science 24(2) -- eq. (9) for E[X(t)] (tracking plot) and
-eq. (10) for E[Y(t) | x, t_x, T] (conditional expectations).
+Each plot has a pure ``*_data`` function computing the plotted numbers and a
+plot function drawing them on a new :class:`matplotlib.figure.Figure` (no
+pyplot, no global state; figures are returned, never shown or saved).
+``model`` is a fitted lifetimes fitter (e.g. ``BetaGeoFitter``), in model
+time units of ``time_unit_days`` days. Reference: Fader, Hardie & Lee (2005),
+"Counting Your Customers the Easy Way", Marketing Science 24(2): eq. (9)
+E[X(t)] and eq. (10) E[Y(t) | x, t_x, T].
 """
 
 from __future__ import annotations
@@ -32,12 +26,7 @@ def _unit_label(time_unit_days: float) -> str:
 
 
 def tracking_data(
-    days: pd.DataFrame,
-    first_day: pd.Series,
-    model,
-    as_of_day: int,
-    horizon_days: int,
-    time_unit_days: float,
+    days: pd.DataFrame, first_day: pd.Series, model, as_of_day: int, horizon_days: int, time_unit_days: float
 ) -> pd.DataFrame:
     """Weekly repeat purchases, actual vs model-expected, for a cohort.
 
@@ -49,15 +38,15 @@ def tracking_data(
     first_day : pandas.Series
         First purchase day (int) indexed by ``customer_id``: the cohort to
         track, normally the customers first seen before ``as_of_day``.
-        Purchase-days of other customers are ignored.
+        Repeat purchases are their purchase-days after ``first_day``; rows of
+        other customers are ignored.
     model : lifetimes fitter
-        Fitted model; ``expected_number_of_purchases_up_to_time`` (eq. 9) is
-        evaluated on arrays of elapsed model time.
+        ``expected_number_of_purchases_up_to_time`` (eq. 9) takes arrays.
     as_of_day : int
         First day not in the calibration window (days since epoch).
     horizon_days : int
-        Length of the holdout window in days; the data end at
-        ``as_of_day + horizon_days`` (exclusive).
+        Holdout length in days; the window ends at ``as_of_day + horizon_days``
+        (exclusive).
     time_unit_days : float
         Length of one model time unit in days.
 
@@ -75,8 +64,7 @@ def tracking_data(
     Raises
     ------
     ValueError
-        If the cohort is empty, a length is not positive or the window ends
-        before the first day.
+        On an empty cohort, a non-positive length or an empty window.
     """
     if horizon_days <= 0 or time_unit_days <= 0:
         raise ValueError(f"horizon_days and time_unit_days must be > 0, got {horizon_days}, {time_unit_days}")
@@ -97,9 +85,11 @@ def tracking_data(
 
     births, counts = np.unique(first_day.to_numpy(dtype="int64"), return_counts=True)
     elapsed = (last_day[:, None] - births[None, :]) / time_unit_days
-    alive = elapsed > 0
+    born_yet = elapsed > 0
     per_customer = np.zeros_like(elapsed)
-    per_customer[alive] = np.asarray(model.expected_number_of_purchases_up_to_time(elapsed[alive]), dtype="float64")
+    per_customer[born_yet] = np.asarray(
+        model.expected_number_of_purchases_up_to_time(elapsed[born_yet]), dtype="float64"
+    )
     expected_cum = per_customer @ counts
     return pd.DataFrame(
         {
@@ -113,12 +103,7 @@ def tracking_data(
 
 
 def tracking_plot(
-    days: pd.DataFrame,
-    first_day: pd.Series,
-    model,
-    as_of_day: int,
-    horizon_days: int,
-    time_unit_days: float,
+    days: pd.DataFrame, first_day: pd.Series, model, as_of_day: int, horizon_days: int, time_unit_days: float
 ) -> Figure:
     """Tracking plot: weekly and cumulative repeat purchases, actual vs model.
 
@@ -130,10 +115,7 @@ def tracking_plot(
     cal_end = (int(as_of_day) - int(first_day.min())) / 7.0
     fig = Figure(figsize=(9, 7))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for ax, suffix, title in (
-        (top, "", "Weekly repeat purchases"),
-        (bottom, "_cum", "Cumulative repeat purchases"),
-    ):
+    for ax, suffix, title in ((top, "", "Weekly repeat purchases"), (bottom, "_cum", "Cumulative repeat purchases")):
         ax.plot(data["week"], data["actual" + suffix], label="actual")
         ax.plot(data["week"], data["expected" + suffix], linestyle="--", label="model")
         ax.axvline(cal_end, color="grey", linestyle=":", label="end of calibration")
@@ -152,8 +134,7 @@ def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: 
     model : lifetimes fitter
         Fitted model.
     max_frequency : int
-        Largest frequency (repeat purchases) on the grid; the grid is
-        ``0..max_frequency``.
+        Frequency (repeat purchases) runs over ``0..max_frequency``.
     max_recency : float
         Customer age ``T`` in model units; recency runs over
         ``0, 1, ..., floor(max_recency)`` so every cell has recency <= T.
@@ -179,19 +160,12 @@ def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: 
     else:
         z = model.conditional_expected_number_of_purchases_up_to_time(1.0, f, r, T)
     z = np.asarray(z, dtype="float64").reshape(f.shape)
-    return pd.DataFrame(
-        z,
-        index=pd.Index(rec, name="recency"),
-        columns=pd.Index(freq.astype("int64"), name="frequency"),
-    )
+    columns = pd.Index(freq.astype("int64"), name="frequency")
+    return pd.DataFrame(z, index=pd.Index(rec, name="recency"), columns=columns)
 
 
 def frequency_recency_matrix(
-    model,
-    max_frequency: int,
-    max_recency: float,
-    kind: str = "p_alive",
-    time_unit_days: float = 7.0,
+    model, max_frequency: int, max_recency: float, kind: str = "p_alive", time_unit_days: float = 7.0
 ) -> Figure:
     """Heatmap of :func:`frequency_recency_data` with a colour bar.
 
@@ -225,10 +199,9 @@ def conditional_expectations_data(cal_holdout: pd.DataFrame, model, max_frequenc
         ``frequency_holdout`` and ``duration_holdout`` (model units), as from
         :func:`nextbest.features.rfm.calibration_holdout`.
     model : lifetimes fitter
-        Fitted model; each row is predicted with
-        ``conditional_expected_number_of_purchases_up_to_time`` (eq. 10).
+        Rows are predicted with ``conditional_expected_number_of_purchases_up_to_time``.
     max_frequency : int
-        Frequencies at or above this are pooled into the last bin (``"7+"``).
+        Frequencies at or above this are pooled into the last bin (e.g. ``"7+"``).
 
     Returns
     -------
@@ -241,19 +214,13 @@ def conditional_expectations_data(cal_holdout: pd.DataFrame, model, max_frequenc
         raise ValueError(f"cal_holdout is missing columns {missing}")
     if cal_holdout.empty:
         raise ValueError("cal_holdout is empty")
-    predicted = model.conditional_expected_number_of_purchases_up_to_time(
-        cal_holdout["duration_holdout"].to_numpy(dtype="float64"),
-        cal_holdout["frequency"].to_numpy(dtype="float64"),
-        cal_holdout["recency"].to_numpy(dtype="float64"),
-        cal_holdout["T"].to_numpy(dtype="float64"),
-    )
-    frame = pd.DataFrame(
-        {
-            "frequency": np.minimum(cal_holdout["frequency"].to_numpy(), max_frequency).astype("int64"),
-            "actual": cal_holdout["frequency_holdout"].to_numpy(dtype="float64"),
-            "predicted": np.asarray(predicted, dtype="float64").reshape(-1),
-        }
-    )
+    args = (cal_holdout[c].to_numpy(dtype="float64") for c in ("duration_holdout", "frequency", "recency", "T"))
+    predicted = model.conditional_expected_number_of_purchases_up_to_time(*args)
+    frame = pd.DataFrame({
+        "frequency": np.minimum(cal_holdout["frequency"].to_numpy(), max_frequency).astype("int64"),
+        "actual": cal_holdout["frequency_holdout"].to_numpy(dtype="float64"),
+        "predicted": np.asarray(predicted, dtype="float64").reshape(-1),
+    })
     out = frame.groupby("frequency", sort=True).agg(
         n_customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")
     ).reset_index()

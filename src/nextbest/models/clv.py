@@ -101,6 +101,30 @@ def _quiet():
         yield
 
 
+def params_only(fitter):
+    """A fresh fitter of the same class holding only ``params_`` and ``penalizer_coef``.
+
+    lifetimes' fitted objects keep the training data and lambdas (not
+    picklable); predictions need only the parameters.
+    """
+    clean = type(fitter)(penalizer_coef=fitter.penalizer_coef)
+    clean.params_ = fitter.params_.astype("float64").copy()
+    return clean
+
+
+def _predictions_finite(fitter, packed: pd.DataFrame) -> bool:
+    """P(alive) and expected purchases must be finite for every training pattern.
+
+    Pareto/NBD's hypergeometric terms overflow for very frequent buyers
+    (seen on Complete Journey); such a fit is useless for scoring.
+    """
+    f, r, T = (packed[c].to_numpy(dtype="float64") for c in ("frequency", "recency", "T"))
+    with np.errstate(all="ignore"):
+        e = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(1.0, f, r, T))
+        p = np.asarray(fitter.conditional_probability_alive(f, r, T))
+    return bool(np.all(np.isfinite(e)) and np.all(np.isfinite(p)))
+
+
 def _params_ok(fitter) -> bool:
     p = np.asarray(fitter.params_, dtype="float64")
     return bool(np.all(np.isfinite(p)) and np.all(p > 0) and np.all(p < 1e6))
@@ -131,6 +155,8 @@ def fit_count_model(
                            packed["T"].to_numpy(), weights=packed["weight"].to_numpy())
             if not _params_ok(fitter):
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
+            elif not _predictions_finite(fitter, packed):
+                outcome = "non-finite predictions on the training data"
         except ConvergenceError:
             outcome = "ConvergenceError"
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
@@ -138,7 +164,7 @@ def fit_count_model(
         attempts.append({"model": name, "penalizer": float(pen), "outcome": outcome,
                          "seconds": round(time.perf_counter() - start, 3), "rows": len(packed)})
         if outcome == "ok":
-            return fitter, attempts
+            return params_only(fitter), attempts
     return None, attempts
 
 
@@ -172,7 +198,7 @@ def fit_spend_model(rfm: pd.DataFrame, penalizers: list[float]) -> tuple[GammaGa
         attempts.append({"model": "gammagamma", "penalizer": float(pen), "outcome": outcome,
                          "seconds": round(time.perf_counter() - start, 3), "rows": len(packed)})
         if outcome == "ok":
-            return fitter, attempts, len(use)
+            return params_only(fitter), attempts, len(use)
     raise RuntimeError(f"Gamma-Gamma did not converge with any penalizer: {attempts}")
 
 

@@ -1,0 +1,40 @@
+# nextbest - two commands do all set-up on a fresh machine:
+#   make run    train on Complete Journey if no champion exists, then run the main job
+#   make test   run the whole test suite (slow tests included)
+# Everything installs from the lock file (uv.lock) into ./.venv.
+
+PYTHON ?= python3
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.synced
+
+.PHONY: install run test test-fast lock bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --python $(PY)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/nextbest run
+
+test: install
+	$(PY) -m pytest -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -p no:cacheprovider -m "not slow"
+
+lock: $(UV)
+	$(UV) lock
+
+bench: install
+	$(PY) benchmarks/clv_fit.py
+
+clean:
+	rm -rf $(VENV) .nextbest

@@ -1,0 +1,304 @@
+"""CLV training: inner time split, count-model choice, final fit, MLflow logging, promotion.
+
+The flow of :func:`train_clv`:
+
+1. validate transactions (rows on or after ``as_of`` are rejected as future;
+   every reject is written to a side file) and drop customers who objected
+   to profiling (``consent_profiling = false``: never used in training);
+2. carve an inner holdout of ``selection_holdout_days`` off the end of the
+   data; fit each candidate count model on the inner calibration period and
+   choose the one with the lowest per-customer holdout MAE;
+3. refit the chosen model on all data before ``as_of`` (penalizer search and
+   fallback recorded);
+4. log config, data fingerprint, metrics, plots and the pyfunc model to
+   MLflow, register it as ``nextbest-clv`` and move the ``champion`` alias
+   only if the thresholds of ``models/clv.yaml`` pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.config import Paths, config_hash
+from nextbest.data import Dataset
+from nextbest.data.schema import validate_transactions
+from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
+from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    model: ClvModel
+    metrics: dict[str, float]
+    selection: pd.DataFrame
+    promoted: bool
+    gate: dict[str, Any]
+    version: str | None
+    as_of: pd.Timestamp
+    rejects_path: Path | None
+    snapshot_path: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
+    """The day after the last transaction: every row is then in the past."""
+    ts = pd.to_datetime(transactions["timestamp"], errors="coerce", format="mixed") \
+        if not pd.api.types.is_datetime64_any_dtype(transactions["timestamp"]) else transactions["timestamp"]
+    last = ts.max()
+    if pd.isna(last):
+        raise ValueError("no parsable timestamp in transactions")
+    return last.normalize() + pd.Timedelta(days=1)
+
+
+def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Per-customer MAE and RMSE, totals and the relative aggregate error."""
+    actual = np.asarray(actual, dtype="float64")
+    predicted = np.asarray(predicted, dtype="float64")
+    total_a, total_p = actual.sum(), predicted.sum()
+    return {
+        "mae": float(np.mean(np.abs(actual - predicted))),
+        "rmse": float(np.sqrt(np.mean((actual - predicted) ** 2))),
+        "actual_total": float(total_a),
+        "predicted_total": float(total_p),
+        "aggregate_error": float((total_p - total_a) / total_a) if total_a > 0 else float("nan"),
+    }
+
+
+def historic_rate_baseline(cal: pd.DataFrame) -> np.ndarray:
+    """Baseline: each customer keeps their calibration repeat-purchase rate.
+
+    ``frequency / T * duration_holdout`` (0 when ``T == 0``).
+    """
+    T = cal["T"].to_numpy(dtype="float64")
+    rate = np.divide(cal["frequency"].to_numpy(dtype="float64"), T, out=np.zeros_like(T), where=T > 0)
+    return rate * cal["duration_holdout"].to_numpy(dtype="float64")
+
+
+def select_count_model(transactions: pd.DataFrame, as_of, config: dict) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """Fit each candidate on an inner calibration period and score it on the inner holdout.
+
+    Returns
+    -------
+    best, table, cal_holdout
+        Name of the chosen count model, one row per candidate (holdout MAE,
+        aggregate error, log-likelihood, penalizer, fit seconds, outcome),
+        and the inner calibration/holdout frame.
+    """
+    hold_days = int(config["selection_holdout_days"])
+    unit = float(config["time_unit_days"])
+    inner_as_of = pd.Timestamp(as_of) - pd.Timedelta(days=hold_days)
+    cal = calibration_holdout(transactions, inner_as_of, hold_days, unit)
+    rows = []
+    for name in config["count_models"]:
+        model = ClvModel(count_model=name, time_unit_days=unit, penalizers=config["penalizers"],
+                         fallbacks=[])
+        try:
+            model.fit(cal)
+        except RuntimeError as exc:
+            rows.append({"model": name, "outcome": f"failed: {exc}"[:300]})
+            continue
+        pred = model.expected_purchases(hold_days, cal)
+        m = holdout_metrics(cal["frequency_holdout"].to_numpy(), pred)
+        rows.append({"model": name, "outcome": "ok", "penalizer": model.penalizer_used_,
+                     "log_likelihood": model.log_likelihood_, "holdout_mae": m["mae"],
+                     "holdout_rmse": m["rmse"], "aggregate_error": m["aggregate_error"],
+                     "predicted_total": m["predicted_total"], "actual_total": m["actual_total"],
+                     "fit_seconds": model.fit_seconds_})
+    table = pd.DataFrame(rows)
+    ok = table[table["outcome"] == "ok"]
+    if ok.empty:
+        raise RuntimeError(f"no count model converged on the inner split: {rows}")
+    best = ok.sort_values(["holdout_mae", "log_likelihood"], ascending=[True, False]).iloc[0]["model"]
+    return str(best), table, cal
+
+
+def _gate(metrics: dict[str, float], thresholds: dict[str, float]) -> dict[str, Any]:
+    checks = {
+        "max_abs_aggregate_error": abs(metrics["inner_holdout_aggregate_error"]),
+        "max_holdout_mae_ratio_vs_baseline": metrics["inner_holdout_mae_ratio_vs_baseline"],
+    }
+    results = {}
+    for key, value in checks.items():
+        limit = thresholds.get(key)
+        results[key] = {"value": float(value), "limit": limit,
+                        "passed": bool(limit is None or (np.isfinite(value) and value <= limit))}
+    return {"passed": all(r["passed"] for r in results.values()), "checks": results}
+
+
+def prepare_transactions(dataset: Dataset, as_of) -> tuple[pd.DataFrame, pd.DataFrame, dict, int]:
+    """Validate, then drop opted-out customers. Returns (clean, rejects, report, n_opted_out)."""
+    result = validate_transactions(dataset.transactions, as_of=as_of)
+    opted_out = set(dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"])
+    tx = result.transactions
+    if opted_out:
+        tx = tx[~tx["customer_id"].isin(opted_out)].reset_index(drop=True)
+    return tx, result.rejects, result.report.as_dict(), len(opted_out)
+
+
+def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = None,
+              register: bool = True) -> TrainResult:
+    """Train, evaluate, log, register and (if the gate passes) promote the CLV model.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Transactions and customers (consent is honoured).
+    config : dict
+        The merged CLV config (see ``models/clv.yaml``).
+    as_of : date-like, optional
+        First day not used; defaults to the day after the last transaction.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from nextbest import plots, tracking
+    from nextbest.models.clv_pyfunc import ClvPyfunc, as_model_input
+
+    paths = (paths or Paths.from_env()).ensure()
+    started = time.perf_counter()
+    as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(dataset.transactions)
+    tx, rejects, report, n_opted_out = prepare_transactions(dataset, as_of)
+    unit = float(config["time_unit_days"])
+    horizon = int(config["horizon_days"])
+    tracking.setup(paths)
+
+    with mlflow.start_run(run_name=f"clv-{dataset.name}-{as_of.date()}") as run:
+        rejects_path = None
+        if len(rejects):
+            rejects_path = paths.rejects / f"{run.info.run_id}.rejects.parquet"
+            rejects.astype({c: str for c in rejects.columns if rejects[c].dtype == object}).to_parquet(rejects_path)
+        mlflow.set_tags({"dataset": dataset.name, "stage": "clv", "as_of": str(as_of.date())})
+        mlflow.log_params(tracking.flatten("config", config))
+        mlflow.log_params({"as_of": str(as_of.date()), "dataset": dataset.name,
+                           "data_fingerprint": tracking.data_fingerprint(tx),
+                           "config_hash": config_hash(config), "n_transactions": len(tx),
+                           "n_opted_out_excluded": n_opted_out})
+        mlflow.log_dict(report, "data/validation_report.json")
+
+        best, table, cal = select_count_model(tx, as_of, config)
+        chosen = table.set_index("model").loc[best]
+        baseline = historic_rate_baseline(cal)
+        base = holdout_metrics(cal["frequency_holdout"].to_numpy(), baseline)
+        reason = (f"{COUNT_MODEL_NAMES[best]} chosen: lowest per-customer MAE on the inner holdout "
+                  f"({chosen['holdout_mae']:.4f} purchases over {config['selection_holdout_days']} days; "
+                  + ", ".join(f"{r.model}={r.holdout_mae:.4f}" for r in table.itertuples()
+                              if r.outcome == "ok") + ")")
+        mlflow.log_text(table.to_csv(index=False), "selection/candidates.csv")
+        mlflow.set_tag("selection_reason", reason[:5000])
+
+        model = ClvModel(count_model=best, time_unit_days=unit, penalizers=config["penalizers"],
+                         discount_rate_annual=config["discount_rate_annual"], margin=config["margin"])
+        rfm = rfm_summary(tx, as_of, unit)
+        model.fit(rfm)
+        summary = model.summary()
+        mlflow.log_dict(summary, "model/summary.json")
+        mlflow.log_params({"count_model": model.count_model_used_, "penalizer": model.penalizer_used_,
+                           **{f"param.{k}": round(v, 6) for k, v in model.params_.items()}})
+        if model.count_model_used_ != best or model.penalizer_used_ > 0:
+            mlflow.set_tag("convergence_note", json.dumps(summary["fit_log"])[:5000])
+
+        metrics = {
+            "log_likelihood": model.log_likelihood_,
+            "spend_log_likelihood": model.spend_log_likelihood_,
+            "inner_holdout_mae": float(chosen["holdout_mae"]),
+            "inner_holdout_rmse": float(chosen["holdout_rmse"]),
+            "inner_holdout_aggregate_error": float(chosen["aggregate_error"]),
+            "inner_holdout_actual_total": float(chosen["actual_total"]),
+            "inner_holdout_predicted_total": float(chosen["predicted_total"]),
+            "baseline_holdout_mae": base["mae"],
+            "baseline_aggregate_error": base["aggregate_error"],
+            "inner_holdout_mae_ratio_vs_baseline": float(chosen["holdout_mae"]) / base["mae"] if base["mae"] > 0 else float("nan"),
+            "n_customers": float(len(rfm)),
+            "fit_seconds": model.fit_seconds_,
+            "frequency_monetary_corr": model.frequency_monetary_corr_,
+        }
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+
+        _log_plots(plots, tx, cal, model, as_of, config)
+
+        gate = _gate(metrics, config["thresholds"])
+        mlflow.log_dict(gate, "model/gate.json")
+        predictions = model.predict(rfm, horizon_days=horizon)
+        snapshot = paths.snapshots / "clv_features.parquet"
+        rfm.assign(as_of=as_of, time_unit_days=unit).to_parquet(snapshot)
+
+        version = None
+        promoted = False
+        with tempfile.TemporaryDirectory() as tmp:
+            model_path = model.save(Path(tmp) / "clv_model.pkl")
+            example = as_model_input(rfm.head(5))
+            signature = infer_signature(example, predictions.head(5), params={"horizon_days": float(horizon)})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                info = mlflow.pyfunc.log_model(
+                    name="clv_model", python_model=ClvPyfunc(), artifacts={"clv_model": str(model_path)},
+                    signature=signature, input_example=example,
+                    registered_model_name=tracking.CLV_MODEL_NAME if register else None,
+                    pip_requirements=_requirements(),
+                    metadata={"time_unit_days": unit, "horizon_days": horizon,
+                              "count_model": model.count_model_used_, "as_of": str(as_of.date()),
+                              "config_hash": config_hash(config)},
+                )
+        if register:
+            version = str(info.registered_model_version)
+            if gate["passed"]:
+                tracking.promote(tracking.CLV_MODEL_NAME, version)
+                promoted = True
+        mlflow.set_tag("promoted", str(promoted))
+        mlflow.log_metric("train_seconds", time.perf_counter() - started)
+        return TrainResult(run_id=run.info.run_id, model=model, metrics=metrics, selection=table,
+                           promoted=promoted, gate=gate, version=version, as_of=as_of,
+                           rejects_path=rejects_path, snapshot_path=snapshot,
+                           notes=[reason])
+
+
+def _requirements() -> list[str]:
+    from nextbest.models.base import library_versions
+
+    v = library_versions()
+    return [f"{pkg}=={v[pkg]}" for pkg in ("lifetimes", "pandas", "numpy", "scipy") if pkg in v]
+
+
+def _log_plots(plots, tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict) -> None:
+    """Diagnostic plots of the inner split (refit on the inner calibration for honesty)."""
+    import mlflow
+
+    unit = float(config["time_unit_days"])
+    hold_days = int(config["selection_holdout_days"])
+    inner_as_of = pd.Timestamp(as_of) - pd.Timedelta(days=hold_days)
+    inner = ClvModel(count_model=model.count_model_used_, time_unit_days=unit,
+                     penalizers=config["penalizers"], fallbacks=[]).fit(cal)
+    days = customer_days(tx, as_of=pd.Timestamp(inner_as_of) + pd.Timedelta(days=hold_days))
+    first_day = days.groupby("customer_id")["day"].min()
+    first_day = first_day[first_day < (inner_as_of - pd.Timestamp("1970-01-01")).days]
+    days = days[days["customer_id"].isin(first_day.index)]
+    as_of_day = int((inner_as_of - pd.Timestamp("1970-01-01")).days)
+    figs = {
+        "plots/tracking_calibration_holdout.png": plots.tracking_plot(
+            days, first_day, inner.count_fitter_, as_of_day, hold_days, unit),
+        "plots/conditional_expectations_by_frequency.png": plots.conditional_expectations_plot(
+            cal, inner.count_fitter_),
+        "plots/p_alive_matrix.png": plots.frequency_recency_matrix(
+            model.count_fitter_, max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
+            max_recency=float(cal["T"].max()), kind="p_alive", time_unit_days=unit),
+        "plots/expected_purchases_matrix.png": plots.frequency_recency_matrix(
+            model.count_fitter_, max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
+            max_recency=float(cal["T"].max()), kind="expected", time_unit_days=unit),
+    }
+    for name, fig in figs.items():
+        mlflow.log_figure(fig, name)

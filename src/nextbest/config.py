@@ -14,6 +14,7 @@ returning a new dict (the parsed file is never edited in place).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -97,14 +98,14 @@ def merge(defaults: dict, overrides: dict | None) -> dict:
 
     ``None`` values in ``overrides`` mean "not given" and are skipped.
     """
-    out = dict(defaults)
+    out = copy.deepcopy(defaults)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 

@@ -97,6 +97,27 @@ def _reject(frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str) -> 
     )
 
 
+def naive_utc(value) -> pd.Timestamp:
+    """A timestamp as naive UTC (time-zone-aware values are converted, naive ones kept)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse timestamps to naive UTC ``datetime64[ns]``; unparsable values become NaT.
+
+    Strings with UTC offsets (also several offsets in one column, as across a
+    daylight-saving change) are converted to UTC; naive strings are taken as UTC.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        return ts.astype("datetime64[ns]")
+    ts = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    return ts.dt.tz_localize(None).astype("datetime64[ns]")
+
+
 def validate_transactions(
     frame: pd.DataFrame,
     as_of: str | pd.Timestamp | None = None,
@@ -146,9 +167,7 @@ def validate_transactions(
     drop((cid.isna() | (cid_str == "")).to_numpy(), "customer_id", "missing customer_id")
     df["customer_id"] = df["customer_id"].astype("string").str.strip().astype(str)
 
-    ts = pd.to_datetime(df["timestamp"], errors="coerce", format="mixed") if df["timestamp"].dtype == object or pd.api.types.is_string_dtype(df["timestamp"]) else pd.to_datetime(df["timestamp"], errors="coerce")
-    if getattr(ts.dt, "tz", None) is not None:
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    ts = parse_timestamps(df["timestamp"])
     drop(ts.isna().to_numpy(), "timestamp", "missing or unparsable timestamp")
     df["timestamp"] = ts.loc[df.index].astype("datetime64[ns]")
 
@@ -157,7 +176,7 @@ def validate_transactions(
     df["amount"] = amount.loc[df.index]
 
     if as_of is not None:
-        cutoff = pd.Timestamp(as_of)
+        cutoff = naive_utc(as_of)
         drop((df["timestamp"] >= cutoff).to_numpy(), "timestamp", f"timestamp on or after as_of {cutoff.date()}")
 
     payload = [c for c in df.columns if c != "_row"]
@@ -219,12 +238,18 @@ _FALSE = {"false", "0", "no", "n", "f"}
 
 
 def _parse_bool(values: pd.Series, column: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
         return values.astype(bool)
     out = []
     for i, v in enumerate(values.tolist()):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             out.append(True)  # consent default: true unless the customer objected
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v in (0, 1):
+            out.append(bool(v))
+            continue
+        if v is pd.NA:
+            out.append(True)
             continue
         s = str(v).strip().lower()
         if s in _TRUE:

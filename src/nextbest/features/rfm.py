@@ -32,8 +32,26 @@ def _day_number(ts: pd.Series) -> np.ndarray:
     return ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
 
 
+def as_of_date(as_of) -> pd.Timestamp:
+    """``as_of`` as a naive-UTC midnight timestamp.
+
+    Raises
+    ------
+    ValueError
+        If ``as_of`` has a time of day: features are built from whole days,
+        so the cutoff must be a day boundary.
+    """
+    from nextbest.data.schema import naive_utc
+
+    ts = naive_utc(as_of)
+    if ts != ts.normalize():
+        raise ValueError(f"as_of must be a date (midnight), got {ts}; use {ts.normalize().date()} "
+                         f"or {(ts.normalize() + pd.Timedelta(days=1)).date()}")
+    return ts
+
+
 def _as_day(as_of) -> int:
-    return int(np.datetime64(pd.Timestamp(as_of).to_datetime64(), "D").astype("int64"))
+    return int(np.datetime64(as_of_date(as_of).to_datetime64(), "D").astype("int64"))
 
 
 def customer_days(transactions: pd.DataFrame, as_of=None, start=None) -> pd.DataFrame:
@@ -48,9 +66,9 @@ def customer_days(transactions: pd.DataFrame, as_of=None, start=None) -> pd.Data
     ts = transactions["timestamp"]
     mask = np.ones(len(transactions), dtype=bool)
     if as_of is not None:
-        mask &= (ts < pd.Timestamp(as_of)).to_numpy()
+        mask &= (ts < as_of_date(as_of)).to_numpy()
     if start is not None:
-        mask &= (ts >= pd.Timestamp(start)).to_numpy()
+        mask &= (ts >= as_of_date(start)).to_numpy()
     sub = transactions.loc[mask, ["customer_id", "timestamp", "amount"]]
     codes, uniques = pd.factorize(sub["customer_id"], sort=True)
     day = _day_number(sub["timestamp"])
@@ -166,7 +184,7 @@ def calibration_holdout(
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
     cal = rfm_summary(transactions, as_of, time_unit_days)
-    end = pd.Timestamp(as_of) + pd.Timedelta(days=horizon_days)
+    end = as_of_date(as_of) + pd.Timedelta(days=horizon_days)
     hold = customer_days(transactions, as_of=end, start=as_of)
     if hold.empty:
         raise ValueError(

@@ -49,7 +49,7 @@ def validate_columns(
         if dup.any():
             row = int(dup.to_numpy().nonzero()[0][0])
             raise SchemaError(
-                f"{what}: column {col!r} must be unique; {frame[col].iloc[row]!r} repeats at row {row}"
+                f"{what}: column {col!r} must be unique; {str(frame[col].iloc[row])!r} repeats at row {row}"
             )
 
 

@@ -14,6 +14,9 @@ using iso-value curves", fitted on customers with ``frequency > 0`` and
 Speed: fits run on the *compressed* RFM table - one row per distinct
 (frequency, recency, T) with a weight (Fader & Hardie's own trick, supported
 by lifetimes' ``weights``). On 1M synthetic customers that is ~150k rows.
+BG/NBD is maximised by :mod:`nextbest.models.fast` (the same objective
+as lifetimes, analytic gradient), and so is Gamma-Gamma; Pareto/NBD and MBG/NBD by
+lifetimes itself.
 
 Robustness: a fit that raises ``ConvergenceError`` (or returns non-finite or
 degenerate parameters) is retried with the next penalizer of
@@ -35,6 +38,7 @@ from lifetimes.utils import ConvergenceError
 
 from nextbest.data.schema import SchemaError
 from nextbest.models.base import BaseModel, validate_columns
+from nextbest.models.fast import fit_bgnbd, fit_gamma_gamma
 
 COUNT_MODELS: dict[str, type] = {
     "bgnbd": BetaGeoFitter,
@@ -59,6 +63,7 @@ def validate_rfm(frame: pd.DataFrame, what: str = "RFM summary") -> None:
         if mask.any():
             row = int(np.flatnonzero(mask)[0])
             value = frame[column].iloc[row]
+            value = value.item() if hasattr(value, "item") else value
             raise SchemaError(
                 f"{what}: column {column!r} row {row} (customer_id "
                 f"{frame['customer_id'].iloc[row]!r}) has {value!r}; rule: {rule}"
@@ -85,7 +90,7 @@ def validate_spend_input(frame: pd.DataFrame, what: str = "Gamma-Gamma input") -
             row = int(np.flatnonzero(bad)[0])
             raise SchemaError(
                 f"{what}: column {column!r} row {row} (customer_id "
-                f"{frame['customer_id'].iloc[row]!r}) has {frame[column].iloc[row]!r}; rule: {rule}"
+                f"{frame['customer_id'].iloc[row]!r}) has {values[row]!r}; rule: {rule}"
             )
 
 
@@ -149,10 +154,14 @@ def fit_count_model(
         fitter = COUNT_MODELS[name](penalizer_coef=float(pen))
         start = time.perf_counter()
         outcome = "ok"
+        args = (packed["frequency"].to_numpy(), packed["recency"].to_numpy(),
+                packed["T"].to_numpy(), packed["weight"].to_numpy())
         try:
             with _quiet(), np.errstate(all="ignore"):
-                fitter.fit(packed["frequency"].to_numpy(), packed["recency"].to_numpy(),
-                           packed["T"].to_numpy(), weights=packed["weight"].to_numpy())
+                if name == "bgnbd":
+                    fitter = fit_bgnbd(*args, penalizer_coef=float(pen))
+                else:
+                    fitter.fit(*args[:3], weights=args[3])
             if not _params_ok(fitter):
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
             elif not _predictions_finite(fitter, packed):
@@ -187,8 +196,8 @@ def fit_spend_model(rfm: pd.DataFrame, penalizers: list[float]) -> tuple[GammaGa
         outcome = "ok"
         try:
             with _quiet(), np.errstate(all="ignore"):
-                fitter.fit(packed["frequency"].to_numpy(), packed["monetary"].to_numpy(),
-                           weights=packed["weight"].to_numpy())
+                fitter = fit_gamma_gamma(packed["frequency"].to_numpy(), packed["monetary"].to_numpy(),
+                                         packed["weight"].to_numpy(), penalizer_coef=float(pen))
             if not _params_ok(fitter) or fitter.params_["q"] <= 1:
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
         except ConvergenceError:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
-from nextbest.data.schema import validate_transactions
+from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, require_columns, validate_transactions
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
 
@@ -57,6 +57,7 @@ class TrainResult:
 
 def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
     """The day after the last transaction: every row is then in the past."""
+    require_columns(transactions, REQUIRED_TRANSACTION_COLUMNS, "transactions")
     ts = pd.to_datetime(transactions["timestamp"], errors="coerce", format="mixed") \
         if not pd.api.types.is_datetime64_any_dtype(transactions["timestamp"]) else transactions["timestamp"]
     last = ts.max()

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "GROCERY", "PRODUCE", "DRUG GM", "MEAT", "DELI", "MEAT-PCKGD", "PASTRY",
@@ -128,16 +130,25 @@ def generate_transactions(
     seconds = np.floor(day_float * 86400.0).astype("int64")
     timestamp = start + seconds.astype("timedelta64[s]")
     width = len(str(n_customers))
-    ids = np.char.add("S", np.char.zfill(np.arange(n_customers).astype(str), width))
+    ids = _labels("S", np.arange(n_customers), width)
+    str_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str"
     return pd.DataFrame(
         {
-            "customer_id": ids[all_owner],
+            "customer_id": pd.Series(pc.take(ids, pa.array(all_owner)), dtype=str_dtype),
             "timestamp": timestamp.astype("datetime64[ns]"),
             "amount": np.round(amount, 2).clip(min=0.01),
-            "order_id": np.char.add("O", np.arange(all_owner.size).astype(str)),
-            "category": np.asarray(categories, dtype=object)[cat_idx],
+            "order_id": pd.Series(_labels("O", np.arange(all_owner.size), 0), dtype=str_dtype),
+            "category": pd.Series(pc.take(pa.array(list(categories)), pa.array(cat_idx)), dtype=str_dtype),
         }
     )
+
+
+def _labels(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """``prefix`` + zero-padded numbers, built in Arrow (fast for millions of rows)."""
+    text = pc.cast(pa.array(numbers), pa.string())
+    if width:
+        text = pc.utf8_lpad(text, width, padding="0")
+    return pc.binary_join_element_wise(prefix, text, "")
 
 
 def synthetic_as_of(params: SyntheticParams | None = None) -> pd.Timestamp:

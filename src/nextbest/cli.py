@@ -67,6 +67,17 @@ def generate(
                   f"(as_of {synthetic_as_of().date()}, true parameters {SyntheticParams().as_dict()})")
 
 
+CatalogOpt = typer.Option(None, "--catalog", help="Offer catalog YAML (default models/offers.yaml).")
+
+
+def _configs(overrides: dict | None = None, config_dir: Path | None = None) -> dict[str, dict]:
+    from nextbest.config import load_config
+
+    return {name: load_config(name, (overrides or {}).get(name),
+                              path=(config_dir / f"{name}.yaml") if config_dir else None)
+            for name in ("clv", "churn", "nbo")}
+
+
 @app.command()
 def train(
     dataset: Optional[str] = DatasetOpt,
@@ -74,34 +85,53 @@ def train(
     customers: Optional[Path] = CustomersOpt,
     mapping: Optional[list[str]] = MapOpt,
     as_of: Optional[str] = AsOfOpt,
-    horizon_days: Optional[int] = typer.Option(None, "--horizon-days", help="Prediction horizon in days (default: models/clv.yaml)."),
-    time_unit_days: Optional[float] = typer.Option(None, "--time-unit-days", help="Model time unit in days (default 7 = weeks)."),
+    horizon_days: Optional[int] = typer.Option(None, "--horizon-days", help="CLV horizon in days (default: models/clv.yaml)."),
+    churn_horizon_days: Optional[int] = typer.Option(None, "--churn-horizon-days", help="Churn label window in days (default: models/churn.yaml)."),
+    time_unit_days: Optional[float] = typer.Option(None, "--time-unit-days", help="CLV model time unit in days (default 7 = weeks)."),
     margin: Optional[float] = typer.Option(None, "--margin", help="Gross margin in (0, 1] applied to spend."),
     discount_rate: Optional[float] = typer.Option(None, "--discount-rate", help="Annual discount rate."),
-    config: Optional[Path] = typer.Option(None, "--config", help="CLV config YAML (default models/clv.yaml)."),
+    catalog: Optional[Path] = CatalogOpt,
+    config_dir: Optional[Path] = typer.Option(None, "--config-dir", help="Directory with clv.yaml, churn.yaml, nbo.yaml (default models/)."),
+    clv_only: bool = typer.Option(False, "--clv-only", help="Train only the CLV model."),
 ) -> None:
-    """Fit the CLV model, log it to MLflow, register it and promote it if it passes the gate."""
-    from nextbest.config import load_config
+    """Train CLV, churn and next-best-offer models; log to MLflow; register; promote past the gates."""
+    from nextbest.decision.catalog import load_catalog
     from nextbest.train import train_clv
+    from nextbest.train.pipeline import train_all
 
-    cfg = load_config("clv", {"horizon_days": horizon_days, "time_unit_days": time_unit_days,
-                              "margin": margin, "discount_rate_annual": discount_rate}, path=config)
+    cfg = _configs({"clv": {"horizon_days": horizon_days, "time_unit_days": time_unit_days,
+                            "margin": margin, "discount_rate_annual": discount_rate},
+                    "churn": {"horizon_days": churn_horizon_days}}, config_dir)
     ds = _load(dataset, transactions, customers, mapping)
     try:
-        result = train_clv(ds, cfg, as_of=as_of)
+        if clv_only:
+            result = train_clv(ds, cfg["clv"], as_of=as_of)
+            clv, promoted, versions = result, {"nextbest-clv": result.promoted}, {"nextbest-clv": result.version}
+        else:
+            pipe = train_all(ds, cfg, load_catalog(catalog), as_of=as_of)
+            clv, promoted, versions = pipe.clv, pipe.promoted, pipe.versions
     except (SchemaError, ValueError) as exc:
         _fail(str(exc))
-    s = result.model.summary()
-    console.print(f"[bold]run[/] {result.run_id}  as_of {result.as_of.date()}  "
-                  f"model {s['count_model']} (penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}")
-    console.print(result.notes[0])
-    console.print(f"inner holdout: MAE {result.metrics['inner_holdout_mae']:.4f} "
-                  f"(baseline {result.metrics['baseline_holdout_mae']:.4f}), aggregate error "
-                  f"{result.metrics['inner_holdout_aggregate_error']:+.1%}")
-    status = "promoted to champion" if result.promoted else "NOT promoted (gate failed)"
-    console.print(f"registered nextbest-clv version {result.version}: {status}")
-    if result.rejects_path:
-        console.print(f"rejected rows written to {result.rejects_path}")
+    s = clv.model.summary()
+    console.print(f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
+                  f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}")
+    console.print(clv.notes[0])
+    console.print(f"inner holdout: MAE {clv.metrics['inner_holdout_mae']:.4f} "
+                  f"(baseline {clv.metrics['baseline_holdout_mae']:.4f}), aggregate error "
+                  f"{clv.metrics['inner_holdout_aggregate_error']:+.1%}")
+    if not clv_only:
+        cm, nm = pipe.churn.metrics, pipe.nbo.metrics
+        k = cfg["nbo"]["k"]
+        console.print(f"[bold]churn[/] test AUC {cm['test_auc']:.3f} (recency {cm['baseline_recency_auc']:.3f}, "
+                      f"P(alive) {cm['baseline_p_alive_auc']:.3f}), Brier {cm['test_brier']:.3f}")
+        console.print(f"[bold]next best offer[/] hit@{k} {nm[f'model_hit_at_{k}']:.3f} (popularity "
+                      f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought {nm[f'baseline_last_bought_hit_at_{k}']:.3f})")
+        console.print(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
+    for name, ok in promoted.items():
+        status = "promoted to champion" if ok else "NOT promoted (gate failed)"
+        console.print(f"registered {name} version {versions[name]}: {status}")
+    if clv.rejects_path:
+        console.print(f"rejected rows written to {clv.rejects_path}")
 
 
 @app.command()
@@ -113,79 +143,86 @@ def score(
     as_of: Optional[str] = AsOfOpt,
     horizon_days: int = typer.Option(365, "--horizon-days", help="Horizon for expected purchases and CLV, in days."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .parquet or .csv."),
+    catalog: Optional[Path] = CatalogOpt,
+    contact_history: Optional[Path] = typer.Option(None, "--contact-history", help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps."),
 ) -> None:
-    """Score every customer with the champion CLV model and write a file."""
-    from nextbest import scoring, tracking
-    from nextbest.data.schema import validate_transactions
+    """Score every customer with the champion models and write one decision per customer."""
+    from nextbest import batch, tracking
+    from nextbest.data.files import read_table
+    from nextbest.decision.catalog import load_catalog
     from nextbest.train import default_as_of
 
     ds = _load(dataset, transactions, customers, mapping)
     tracking.setup()
     try:
-        model, version = tracking.load_champion(tracking.CLV_MODEL_NAME)
-    except LookupError as exc:
-        _fail(str(exc))
-    try:
+        bundle = tracking.load_bundle(load_catalog(catalog))
+        history = read_table(contact_history) if contact_history else None
         cutoff = as_of or default_as_of(ds.transactions)
-        checked = validate_transactions(ds.transactions, as_of=cutoff)
-        unit = float(model.metadata.metadata["time_unit_days"])
-        scores = scoring.score_transactions(checked.transactions, cutoff, horizon_days, model, unit,
-                                            ds.customers, {tracking.CLV_MODEL_NAME: str(version.version)})
+        result = batch.score_dataset(ds, bundle, cutoff, horizon_days, history)
+    except LookupError as exc:
+        _fail(str(exc).strip("'\""))
     except (SchemaError, ValueError) as exc:
         _fail(str(exc))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    if output.suffix.lower() == ".csv":
-        scores.to_csv(tmp, index=False)
-    else:
-        scores.to_parquet(tmp, index=False)
-    tmp.replace(output)
-    if len(checked.rejects):
-        rej = output.with_name(output.stem + ".rejects.parquet")
-        checked.rejects.astype(str).to_parquet(rej, index=False)
-        console.print(f"{len(checked.rejects):,} rejected rows -> {rej}: {checked.report.rejected}")
-    console.print(f"scored {scores['predicted_clv'].notna().sum():,} customers "
-                  f"({(~scores['consent_profiling']).sum():,} opted out, not scored) -> {output}")
+    batch.write_scores(result.scores, output)
+    rej = batch.write_rejects(result.rejects, output)
+    if rej:
+        console.print(f"{len(result.rejects):,} rejected rows -> {rej}: {result.report.rejected}")
+    sc = result.scores
+    console.print(f"scored {sc['predicted_clv'].notna().sum():,} customers "
+                  f"({(~sc['consent_profiling']).sum():,} opted out, not scored) in {result.seconds:.1f}s -> {output}")
+    console.print("actions: " + ", ".join(f"{k} {v:,}" for k, v in sc["action"].value_counts().items()))
 
 
 @app.command()
 def run(
-    dataset: str = typer.Option("completejourney", "--dataset", "-d", help="Dataset to train on if no champion exists."),
+    dataset: str = typer.Option("completejourney", "--dataset", "-d", help="Dataset to train on if a champion is missing."),
     top: int = typer.Option(15, "--top", help="How many customers to show."),
     horizon_days: int = typer.Option(365, "--horizon-days"),
 ) -> None:
-    """The main job: train if no champion exists, then show the top customers by predicted CLV."""
-    from nextbest import scoring, tracking
-    from nextbest.config import load_config
-    from nextbest.data import load_dataset
-    from nextbest.data.schema import validate_transactions
-    from nextbest.train import default_as_of, train_clv
+    """The main job: train if any champion is missing, then show the top customers and their next best action."""
+    from nextbest import batch, tracking
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.train import default_as_of
+    from nextbest.train.pipeline import train_all
 
     tracking.setup()
-    ds = load_dataset(dataset)
-    if tracking.champion_version(tracking.CLV_MODEL_NAME) is None:
-        console.print(f"no champion yet: training on {dataset} ...")
-        result = train_clv(ds, load_config("clv"))
-        if not result.promoted:
-            _fail(f"the trained model did not pass the promotion gate: {result.gate}")
-    model, version = tracking.load_champion(tracking.CLV_MODEL_NAME)
+    ds = _load(dataset, None, None, None)
+    catalog = load_catalog()
+    missing = [n for n in tracking.MODEL_NAMES if tracking.champion_version(n) is None]
+    if missing:
+        console.print(f"no champion for {missing}: training on {dataset} ...")
+        pipe = train_all(ds, _configs(), catalog)
+        failed = [n for n, ok in pipe.promoted.items() if not ok]
+        if failed:
+            _fail(f"trained models did not pass their promotion gates: {failed}; see the MLflow run {pipe.run_id}")
+    bundle = tracking.load_bundle(catalog)
     cutoff = default_as_of(ds.transactions)
-    checked = validate_transactions(ds.transactions, as_of=cutoff)
-    scores = scoring.score_transactions(checked.transactions, cutoff, horizon_days, model,
-                                        float(model.metadata.metadata["time_unit_days"]), ds.customers,
-                                        {tracking.CLV_MODEL_NAME: str(version.version)})
-    table = Table(title=f"Top {top} customers by predicted {horizon_days}-day CLV "
-                        f"({dataset}, as of {cutoff.date()}, nextbest-clv v{version.version})")
-    for col in ("customer", "P(alive)", "expected purchases", "spend / purchase", "predicted CLV"):
-        table.add_column(col, justify="right")
-    for row in scoring.top_customers(scores, top).itertuples():
-        table.add_row(row.customer_id, f"{row.p_alive:.2f}", f"{row.expected_purchases:.1f}",
-                      f"${row.expected_spend:,.2f}", f"${row.predicted_clv:,.0f}")
+    result = batch.score_dataset(ds, bundle, cutoff, horizon_days)
+    scores = result.scores
+    table = Table(title=f"Top {top} customers by predicted {horizon_days}-day CLV and their next best action "
+                        f"({dataset}, as of {cutoff.date()})")
+    for col in ("customer", "P(alive)", "churn risk", "predicted CLV", "action", "why"):
+        table.add_column(col, justify="right" if col not in ("action", "why") else "left")
+    from nextbest.scoring import top_customers
+
+    for row in top_customers(scores, top).itertuples():
+        why = row.reasons[0]["text"] if row.reasons else ""
+        table.add_row(row.customer_id, f"{row.p_alive:.2f}", f"{row.churn_probability:.2f}",
+                      f"${row.predicted_clv:,.0f}", f"{row.action} {row.action_offer_id or ''}".strip(), why)
     out.print(table)
+    counts = scores["action"].value_counts()
+    out.print("actions over all customers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    out.print("models: " + ", ".join(f"{k} v{v}" for k, v in bundle.versions.items()))
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Keep library INFO chatter (MLflow, alembic) out of the terminal."""
+    for name in ("mlflow", "alembic", "lightgbm"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main() -> None:  # pragma: no cover
-    logging.basicConfig(level=logging.WARNING)
     app()
 
 

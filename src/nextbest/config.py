@@ -93,6 +93,43 @@ CLV_DEFAULTS: dict[str, Any] = {
 }
 
 
+_LGBM_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 40,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "random_state": 42,
+    "n_jobs": 2,
+    "verbose": -1,
+}
+
+CHURN_DEFAULTS: dict[str, Any] = {
+    "horizon_days": 30,
+    "cutoff_step_days": 30,
+    "n_cutoffs": 7,
+    "min_history_days": 90,
+    "lightgbm": dict(_LGBM_DEFAULTS),
+    "thresholds": {"min_auc_gain_vs_baselines": 0.0, "max_brier": 0.25},
+}
+
+NBO_DEFAULTS: dict[str, Any] = {
+    "label_window_days": 30,
+    "prior_window_days": 30,
+    "cutoff_step_days": 30,
+    "n_cutoffs": 6,
+    "min_history_days": 90,
+    "k": 3,
+    "lightgbm": dict(_LGBM_DEFAULTS),
+    "thresholds": {"min_hit_gain_vs_baselines": 0.0},
+}
+
+DEFAULTS: dict[str, dict[str, Any]] = {"clv": CLV_DEFAULTS, "churn": CHURN_DEFAULTS, "nbo": NBO_DEFAULTS}
+
+
 def merge(defaults: dict, overrides: dict | None) -> dict:
     """Recursively merge ``overrides`` onto ``defaults``; returns a new dict.
 
@@ -111,7 +148,7 @@ def merge(defaults: dict, overrides: dict | None) -> dict:
 
 def load_config(name: str, overrides: dict | None = None, path: Path | None = None) -> dict:
     """Code defaults, then ``models/<name>.yaml``, then ``overrides`` (CLI flags)."""
-    defaults = {"clv": CLV_DEFAULTS}.get(name, {})
+    defaults = DEFAULTS.get(name, {})
     path = path or models_dir() / f"{name}.yaml"
     from_file: dict = {}
     if path.exists():

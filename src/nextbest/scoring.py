@@ -1,72 +1,118 @@
-"""``score``: the one function behind batch scoring (and, later, HTTP).
+"""``score``: the one function behind batch scoring and the HTTP service.
 
-Per customer it returns ``customer_id``, ``p_alive``, ``expected_purchases``
-(over ``horizon_days``), ``expected_spend`` (per purchase), ``predicted_clv``
-(discounted value over the horizon), plus ``as_of``, ``horizon_days`` and
-``model_versions``.
+Per customer it returns ``customer_id, p_alive, expected_purchases,
+expected_spend, predicted_clv, churn_probability, action, action_offer_id,
+offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of`` and
+``horizon_days``). ``offers`` is the ranked top-k list of
+``{offer_id, category, p_convert, expected_value}``; ``reasons`` a list of
+``{code, text}``.
 
-Consent first: a customer with ``consent_profiling = false`` is not scored
-(the model columns are empty) and is marked ``consent_profiling = false``.
+Consent first: a customer with ``consent_profiling = false`` gets the
+non-personalised default action, an empty offer list and **no** model scores
+(the score columns are empty), and no model is even evaluated on their row.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from nextbest.features.rfm import rfm_summary
-from nextbest.models.clv_pyfunc import as_model_input
+from nextbest.decision.catalog import Catalog
+from nextbest.decision.policy import decide
+from nextbest.decision.reasons import build_reasons
+from nextbest.models.offers import offer_pairs
 
-SCORE_COLUMNS = ("customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv")
+SCORE_COLUMNS = ("customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv",
+                 "churn_probability", "action", "action_offer_id", "offers", "reasons", "model_versions")
+MODEL_SCORE_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "predicted_clv", "churn_probability")
 
 
-def score(
-    rfm: pd.DataFrame,
-    clv_model,
-    horizon_days: float,
-    customers: pd.DataFrame | None = None,
-    model_versions: dict[str, str] | None = None,
-    as_of=None,
-) -> pd.DataFrame:
-    """Score customers from their RFM summary.
+@dataclass
+class ModelBundle:
+    """The models and catalog one scoring run uses, with their registry versions."""
+
+    clv: object
+    catalog: Catalog
+    churn: object | None = None
+    nbo: object | None = None
+    churn_horizon_days: float = 30.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
+          popularity: dict[str, float] | None = None, contact_history: pd.DataFrame | None = None,
+          as_of=None) -> pd.DataFrame:
+    """Score customers from their feature rows and decide one action each.
 
     Parameters
     ----------
-    rfm : pandas.DataFrame
-        Output of :func:`nextbest.features.rfm.rfm_summary` in the model's unit.
-    clv_model
-        An MLflow pyfunc CLV model (``models:/nextbest-clv@champion``) or a
-        fitted :class:`~nextbest.models.clv.ClvModel`.
+    features : pandas.DataFrame
+        Rows from :func:`nextbest.features.build.features_at` (or a snapshot
+        of them): RFM in the CLV model's unit, windows, category mix,
+        ``consent_profiling``.
+    models : ModelBundle
     horizon_days : float
         Horizon of ``expected_purchases`` and ``predicted_clv``.
-    customers : pandas.DataFrame, optional
-        ``customer_id`` and ``consent_profiling``; opted-out customers get no scores.
+    popularity : dict, optional
+        Category popularity at ``as_of`` (offer-model feature).
+    contact_history : DataFrame, optional
+        ``customer_id, offer_id, timestamp`` of past contacts (cooldowns, caps).
     """
-    consent = pd.Series(True, index=rfm["customer_id"].astype(str).to_numpy())
-    if customers is not None and len(customers):
-        known = customers.set_index(customers["customer_id"].astype(str))["consent_profiling"]
-        consent = known.reindex(consent.index).fillna(True).astype(bool)
-    allowed = rfm[consent.to_numpy()]
-    if hasattr(clv_model, "metadata") and hasattr(clv_model, "predict") and not hasattr(clv_model, "fitted_"):
-        pred = clv_model.predict(as_model_input(allowed), params={"horizon_days": float(horizon_days)})
-    else:
-        pred = clv_model.predict(allowed, horizon_days=horizon_days)
-    out = pd.DataFrame({"customer_id": rfm["customer_id"].astype(str).to_numpy()})
-    out = out.merge(pd.DataFrame(pred)[list(SCORE_COLUMNS)], on="customer_id", how="left")
-    out["consent_profiling"] = consent.to_numpy()
+    n = len(features)
+    consent = (features["consent_profiling"].fillna(True).astype(bool).to_numpy()
+               if "consent_profiling" in features.columns else np.ones(n, dtype=bool))
+    allowed = np.flatnonzero(consent)
+    scores = {c: np.full(n, np.nan) for c in MODEL_SCORE_COLUMNS}
+    m = len(models.catalog.offers)
+    p_convert = np.zeros((n, m))
+    if allowed.size:
+        sub = features.iloc[allowed]
+        clv = models.clv.predict(sub, horizon_days=horizon_days)
+        for c in ("p_alive", "expected_purchases", "expected_spend", "predicted_clv"):
+            scores[c][allowed] = clv[c].to_numpy()
+        if models.churn is not None:
+            churn_in = sub.assign(p_alive=clv["p_alive"].to_numpy(),
+                                  expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub))
+            scores["churn_probability"][allowed] = models.churn.predict_proba(churn_in)
+        if models.nbo is not None:
+            pairs = offer_pairs(sub, models.catalog.offers, popularity or {})
+            p_convert[allowed] = models.nbo.predict_proba(pairs).reshape(m, len(allowed)).T
+    d = decide(features, models.catalog, p_convert, scores["predicted_clv"], scores["churn_probability"],
+               scores["p_alive"], consent, contact_history, as_of)
+    reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],
+                            scores["churn_probability"], scores["p_alive"], consent)
+    offers = _offer_lists(models.catalog, d)
+    out = pd.DataFrame({"customer_id": features["customer_id"].astype(str).to_numpy()})
+    for c in MODEL_SCORE_COLUMNS:
+        out[c] = scores[c]
+    out["action"] = d.action
+    out["action_offer_id"] = d.action_offer_id
+    out["offers"] = offers
+    out["reasons"] = reasons
+    out["model_versions"] = json.dumps(models.versions, sort_keys=True)
+    out["consent_profiling"] = consent
     out["as_of"] = pd.Timestamp(as_of) if as_of is not None else pd.NaT
     out["horizon_days"] = float(horizon_days)
-    out["model_versions"] = json.dumps(model_versions or {}, sort_keys=True)
     return out
 
 
-def score_transactions(transactions: pd.DataFrame, as_of, horizon_days: float, clv_model,
-                       time_unit_days: float, customers: pd.DataFrame | None = None,
-                       model_versions: dict[str, str] | None = None) -> pd.DataFrame:
-    """Build RFM at ``as_of`` from validated transactions, then :func:`score`."""
-    rfm = rfm_summary(transactions, as_of, time_unit_days)
-    return score(rfm, clv_model, horizon_days, customers, model_versions, as_of)
+def _offer_lists(catalog: Catalog, d) -> list[list[dict]]:
+    offers = catalog.offers
+    out = []
+    idx, p, ev = d.top_index, d.top_p, d.top_ev
+    for i in range(idx.shape[0]):
+        row = []
+        for j in range(idx.shape[1]):
+            o = idx[i, j]
+            if o < 0:
+                break
+            row.append({"offer_id": offers[o].offer_id, "category": offers[o].category,
+                        "p_convert": round(float(p[i, j]), 6), "expected_value": round(float(ev[i, j]), 4)})
+        out.append(row)
+    return out
 
 
 def top_customers(scores: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -75,3 +121,11 @@ def top_customers(scores: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     return ranked.head(n).reset_index(drop=True)
 
 
+def to_file_frame(scores: pd.DataFrame, csv: bool) -> pd.DataFrame:
+    """Scores ready to write: nested columns as JSON text for CSV, kept nested for Parquet."""
+    if not csv:
+        return scores
+    out = scores.copy()
+    for col in ("offers", "reasons"):
+        out[col] = [json.dumps(v) for v in out[col]]
+    return out

@@ -119,3 +119,78 @@ def artifact_dir(tmp: Path, name: str) -> Path:
     path = tmp / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+CHURN_MODEL_NAME = "nextbest-churn"
+NBO_MODEL_NAME = "nextbest-nbo"
+MODEL_NAMES = (CLV_MODEL_NAME, CHURN_MODEL_NAME, NBO_MODEL_NAME)
+
+
+def log_model(python_model, model_obj, example: pd.DataFrame, output: pd.DataFrame, name: str,
+              promote_if: bool, register: bool = True, metadata: dict | None = None) -> tuple[str | None, bool]:
+    """Pickle ``model_obj``, log it as a pyfunc with a signature, register it and maybe promote it.
+
+    Returns ``(version, promoted)``; the version is ``None`` when not registering.
+    """
+    import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from nextbest.models.base import library_versions
+
+    libs = library_versions()
+    reqs = [f"{p}=={libs[p]}" for p in ("lifetimes", "lightgbm", "scikit-learn", "pandas", "numpy") if p in libs]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model_obj.save(Path(tmp) / "model.pkl")
+        signature = infer_signature(example, output)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(
+                name=name.replace("nextbest-", ""), python_model=python_model, artifacts={"model": str(path)},
+                signature=signature, input_example=example, registered_model_name=name if register else None,
+                pip_requirements=reqs, metadata=metadata or {},
+            )
+    if not register:
+        return None, False
+    version = str(info.registered_model_version)
+    if promote_if:
+        promote(name, version)
+    mlflow.set_tag(f"{name}.promoted", str(bool(promote_if)))
+    return version, bool(promote_if)
+
+
+def unwrap(pyfunc_model):
+    """The nextbest model object inside a loaded pyfunc model."""
+    return pyfunc_model.unwrap_python_model().model
+
+
+def load_bundle(catalog=None):
+    """The ``champion`` of every model as a :class:`nextbest.scoring.ModelBundle`.
+
+    Raises
+    ------
+    LookupError
+        If a model has no champion yet.
+    SchemaError
+        If the catalog names an offer the champion offer model was not trained on.
+    """
+    from nextbest.data.schema import SchemaError
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.scoring import ModelBundle
+
+    catalog = catalog or load_catalog()
+    loaded, versions = {}, {}
+    for name in MODEL_NAMES:
+        model, version = load_champion(name)
+        loaded[name] = unwrap(model)
+        versions[name] = str(version.version)
+    nbo = loaded[NBO_MODEL_NAME]
+    known = set(nbo.levels_.get("offer_id", []))
+    unknown = [o.offer_id for o in catalog.offers if o.offer_id not in known]
+    if unknown:
+        raise SchemaError(f"offer catalog names offer(s) {unknown} that the champion {NBO_MODEL_NAME} "
+                          f"v{versions[NBO_MODEL_NAME]} was not trained on; retrain with `nextbest train`")
+    churn = loaded[CHURN_MODEL_NAME]
+    return ModelBundle(clv=loaded[CLV_MODEL_NAME], catalog=catalog, churn=churn, nbo=nbo,
+                       churn_horizon_days=float(getattr(churn, "horizon_days_", 30)), versions=versions)

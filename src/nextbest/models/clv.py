@@ -341,6 +341,15 @@ class ClvModel(BaseModel):
                 rfm["T"].to_numpy(dtype="float64"))
         return np.asarray(out, dtype="float64")
 
+    def p_alive(self, rfm: pd.DataFrame) -> np.ndarray:
+        """Probability each customer is still active at the end of the observation."""
+        self._check_fitted()
+        with np.errstate(all="ignore"):
+            out = self.count_fitter_.conditional_probability_alive(
+                rfm["frequency"].to_numpy(dtype="float64"), rfm["recency"].to_numpy(dtype="float64"),
+                rfm["T"].to_numpy(dtype="float64"))
+        return np.clip(np.asarray(out, dtype="float64"), 0.0, 1.0)
+
     def predict(self, rfm: pd.DataFrame, horizon_days: float = 365) -> pd.DataFrame:
         """Per-customer ``p_alive``, ``expected_purchases``, ``expected_spend``, ``predicted_clv``.
 

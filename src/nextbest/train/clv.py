@@ -152,7 +152,7 @@ def prepare_transactions(dataset: Dataset, as_of) -> tuple[pd.DataFrame, pd.Data
 
 
 def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = None,
-              register: bool = True) -> TrainResult:
+              register: bool = True, prepared: tuple | None = None) -> TrainResult:
     """Train, evaluate, log, register and (if the gate passes) promote the CLV model.
 
     Parameters
@@ -173,12 +173,13 @@ def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = 
     paths = (paths or Paths.from_env()).ensure()
     started = time.perf_counter()
     as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(dataset.transactions)
-    tx, rejects, report, n_opted_out = prepare_transactions(dataset, as_of)
+    tx, rejects, report, n_opted_out = prepared or prepare_transactions(dataset, as_of)
     unit = float(config["time_unit_days"])
     horizon = int(config["horizon_days"])
     tracking.setup(paths)
 
-    with mlflow.start_run(run_name=f"clv-{dataset.name}-{as_of.date()}") as run:
+    with mlflow.start_run(run_name=f"clv-{dataset.name}-{as_of.date()}",
+                          nested=mlflow.active_run() is not None) as run:
         rejects_path = None
         if len(rejects):
             rejects_path = paths.rejects / f"{run.info.run_id}.rejects.parquet"

@@ -1,0 +1,1 @@
+"""Decision layer: offer catalog, consent, eligibility, contact policy, arbitration, reasons."""

@@ -1,0 +1,142 @@
+"""The offer catalog (``models/offers.yaml``): offers, the retention offer, the default action, policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nextbest.config import models_dir
+from nextbest.data.schema import SchemaError
+
+ELIGIBILITY_KEYS = {"not_bought_category_days", "min_clv", "max_clv", "min_churn", "max_churn", "min_p_alive"}
+POLICY_DEFAULTS: dict[str, Any] = {
+    "top_k": 3,
+    "min_expected_value": 0.25,
+    "max_contacts_30d": 4,
+    "retention_churn_threshold": 0.4,
+    "retention_min_clv": 150.0,
+}
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One personalised cross-sell offer."""
+
+    offer_id: str
+    name: str
+    category: str
+    value: float
+    cost: float
+    channel: str = "email"
+    cooldown_days: int = 0
+    max_contacts_30d: int | None = None
+    eligibility: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetentionOffer:
+    offer_id: str
+    name: str
+    cost: float
+    uplift: float
+    channel: str = "email"
+    cooldown_days: int = 0
+    eligibility: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DefaultAction:
+    offer_id: str
+    name: str
+    channel: str = "email"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    offers: tuple[Offer, ...]
+    retention: RetentionOffer | None
+    default_action: DefaultAction
+    policy: dict[str, Any]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.category for o in self.offers))
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _require(entry: dict, keys: list[str], where: str) -> None:
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise SchemaError(f"offer catalog: {where} is missing {missing}")
+
+
+def _eligibility(raw: Any, where: str) -> dict[str, float]:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise SchemaError(f"offer catalog: {where}.eligibility must be a mapping")
+    unknown = set(raw) - ELIGIBILITY_KEYS
+    if unknown:
+        raise SchemaError(f"offer catalog: {where}.eligibility has unknown rule(s) {sorted(unknown)}; "
+                          f"known: {sorted(ELIGIBILITY_KEYS)}")
+    return {k: float(v) for k, v in raw.items()}
+
+
+def parse_catalog(raw: dict) -> Catalog:
+    """Validate a parsed catalog mapping; errors name the offer and the field."""
+    if not isinstance(raw, dict):
+        raise SchemaError("offer catalog: expected a mapping at the top level")
+    offers = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw.get("offers") or []):
+        where = f"offers[{i}]"
+        _require(entry, ["offer_id", "name", "category", "value", "cost"], where)
+        oid = str(entry["offer_id"])
+        if oid in seen:
+            raise SchemaError(f"offer catalog: offer_id {oid!r} appears twice")
+        seen.add(oid)
+        value, cost = float(entry["value"]), float(entry["cost"])
+        if value < 0 or cost < 0:
+            raise SchemaError(f"offer catalog: {oid}: value and cost must be >= 0")
+        offers.append(Offer(offer_id=oid, name=str(entry["name"]), category=str(entry["category"]),
+                            value=value, cost=cost, channel=str(entry.get("channel", "email")),
+                            cooldown_days=int(entry.get("cooldown_days", 0)),
+                            max_contacts_30d=entry.get("max_contacts_30d"),
+                            eligibility=_eligibility(entry.get("eligibility"), oid)))
+    if not offers:
+        raise SchemaError("offer catalog: no offers")
+    ret = raw.get("retention")
+    retention = None
+    if ret:
+        _require(ret, ["offer_id", "name", "cost", "uplift"], "retention")
+        retention = RetentionOffer(offer_id=str(ret["offer_id"]), name=str(ret["name"]),
+                                   cost=float(ret["cost"]), uplift=float(ret["uplift"]),
+                                   channel=str(ret.get("channel", "email")),
+                                   cooldown_days=int(ret.get("cooldown_days", 0)),
+                                   eligibility=_eligibility(ret.get("eligibility"), "retention"))
+        if retention.offer_id in seen:
+            raise SchemaError(f"offer catalog: offer_id {retention.offer_id!r} appears twice")
+    default = raw.get("default_action") or {}
+    _require(default, ["offer_id", "name"], "default_action")
+    policy = {**POLICY_DEFAULTS, **(raw.get("policy") or {})}
+    unknown = set(policy) - set(POLICY_DEFAULTS)
+    if unknown:
+        raise SchemaError(f"offer catalog: policy has unknown key(s) {sorted(unknown)}")
+    return Catalog(offers=tuple(offers), retention=retention,
+                   default_action=DefaultAction(str(default["offer_id"]), str(default["name"]),
+                                                str(default.get("channel", "email"))),
+                   policy=policy)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load and validate ``models/offers.yaml`` (or ``path``)."""
+    path = Path(path) if path else models_dir() / "offers.yaml"
+    if not path.exists():
+        raise SchemaError(f"offer catalog not found: {path}")
+    return parse_catalog(yaml.safe_load(path.read_text()))

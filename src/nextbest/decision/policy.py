@@ -1,0 +1,168 @@
+"""Arbitration: from model scores to one action per customer, with ranked offers and reasons.
+
+Order of play for each customer (vectorised over customers x offers):
+
+1. **Consent.** ``consent_profiling = false`` -> the non-personalised default
+   action; no model score is used or returned (GDPR Art. 21).
+2. **Eligibility** per offer from the catalog (category not bought in N days,
+   CLV / churn / P(alive) ranges) and the **contact policy** from the contact
+   history (per-offer cooldown and 30-day cap; a customer already at the
+   global 30-day cap gets no personalised contact).
+3. **Expected value**: cross-sell ``P(convert) x value - cost``; retention
+   ``P(churn) x uplift x predicted CLV - cost``.
+4. **Choice**: the retention offer when the customer is at risk
+   (churn >= threshold), valuable (CLV >= floor) and retention has the higher
+   expected value; else the best cross-sell if it clears
+   ``min_expected_value``; else no action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.decision.catalog import Catalog
+from nextbest.features.customer import category_key
+
+ACTIONS = ("retention", "cross_sell", "no_action", "non_personalised")
+
+
+@dataclass
+class Decisions:
+    """Flat decision arrays (n customers; offers as n x k indices into the catalog)."""
+
+    action: np.ndarray
+    action_offer_id: np.ndarray
+    top_index: np.ndarray       # (n, k) catalog offer index, -1 = none
+    top_ev: np.ndarray          # (n, k)
+    top_p: np.ndarray           # (n, k)
+    retention_ev: np.ndarray
+    best_ev: np.ndarray
+    contacts_30d: np.ndarray
+
+
+def contact_state(history: pd.DataFrame | None, customer_ids: np.ndarray, offer_ids: list[str],
+                  as_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Days since each (customer, offer) contact, 30-day counts per pair and per customer.
+
+    ``history`` has ``customer_id``, ``offer_id``, ``timestamp``; contacts on
+    or after ``as_of`` are ignored.
+    """
+    n, m = len(customer_ids), len(offer_ids)
+    days_since = np.full((n, m), np.inf)
+    count_pair = np.zeros((n, m))
+    count_cust = np.zeros(n)
+    if history is None or history.empty:
+        return days_since, count_pair, count_cust
+    from nextbest.data.schema import parse_timestamps
+    from nextbest.features.rfm import as_of_date
+
+    cutoff = as_of_date(as_of)
+    h = history.assign(timestamp=parse_timestamps(history["timestamp"]))
+    h = h[h["timestamp"] < cutoff]
+    rows = pd.Index(pd.Series(customer_ids).astype(str)).get_indexer(h["customer_id"].astype(str))
+    cols = pd.Index(offer_ids).get_indexer(h["offer_id"].astype(str))
+    age = (cutoff - h["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+    known = rows >= 0
+    recent = known & (age <= 30)
+    np.add.at(count_cust, rows[recent], 1.0)
+    ok = known & (cols >= 0)
+    np.minimum.at(days_since, (rows[ok], cols[ok]), age[ok])
+    okr = ok & (age <= 30)
+    np.add.at(count_pair, (rows[okr], cols[okr]), 1.0)
+    return days_since, count_pair, count_cust
+
+
+def eligibility(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn: np.ndarray,
+                p_alive: np.ndarray, days_since_contact: np.ndarray, contacts_pair: np.ndarray) -> np.ndarray:
+    """Boolean (n customers x m offers): may this offer be sent to this customer?"""
+    n, m = len(features), len(catalog.offers)
+    ok = np.ones((n, m), dtype=bool)
+    for j, offer in enumerate(catalog.offers):
+        rules = offer.eligibility
+        if "not_bought_category_days" in rules:
+            col = f"days_since_{category_key(offer.category)}"
+            days = features[col].to_numpy(dtype=float) if col in features.columns else np.full(n, np.nan)
+            ok[:, j] &= np.isnan(days) | (days > rules["not_bought_category_days"])
+        ok[:, j] &= _ranges(rules, clv, churn, p_alive)
+        if offer.cooldown_days:
+            ok[:, j] &= days_since_contact[:, j] >= offer.cooldown_days
+        if offer.max_contacts_30d is not None:
+            ok[:, j] &= contacts_pair[:, j] < offer.max_contacts_30d
+    return ok
+
+
+def _ranges(rules: dict, clv: np.ndarray, churn: np.ndarray, p_alive: np.ndarray) -> np.ndarray:
+    ok = np.ones(len(clv), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if "min_clv" in rules:
+            ok &= clv >= rules["min_clv"]
+        if "max_clv" in rules:
+            ok &= clv <= rules["max_clv"]
+        if "min_churn" in rules:
+            ok &= churn >= rules["min_churn"]
+        if "max_churn" in rules:
+            ok &= churn <= rules["max_churn"]
+        if "min_p_alive" in rules:
+            ok &= p_alive >= rules["min_p_alive"]
+    return ok
+
+
+def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv: np.ndarray,
+           churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray,
+           contact_history: pd.DataFrame | None = None, as_of=None) -> Decisions:
+    """Choose one action per customer and rank the top-k eligible offers by expected value.
+
+    ``p_convert`` is (n customers x m catalog offers); ``clv``, ``churn``,
+    ``p_alive`` and ``consent`` are per customer (scores of opted-out
+    customers are ignored).
+    """
+    policy = catalog.policy
+    n, m = p_convert.shape
+    k = int(policy["top_k"])
+    ids = features["customer_id"].astype(str).to_numpy()
+    offer_ids = [o.offer_id for o in catalog.offers]
+    ret_id = catalog.retention.offer_id if catalog.retention else None
+    all_ids = offer_ids + ([ret_id] if ret_id else [])
+    days_since, count_pair, count_cust = contact_state(contact_history, ids, all_ids, as_of)
+    ok = eligibility(features, catalog, clv, churn, p_alive, days_since[:, :m], count_pair[:, :m])
+    capped = count_cust >= float(policy["max_contacts_30d"])
+    ok &= ~capped[:, None] & consent[:, None]
+
+    value = np.array([o.value for o in catalog.offers])
+    cost = np.array([o.cost for o in catalog.offers])
+    ev = p_convert * value[None, :] - cost[None, :]
+    ev_masked = np.where(ok, ev, -np.inf)
+    order = np.argsort(-ev_masked, axis=1, kind="stable")[:, :k]
+    top_ev = np.take_along_axis(ev_masked, order, axis=1)
+    top_p = np.take_along_axis(p_convert, order, axis=1)
+    top_index = np.where(np.isfinite(top_ev), order, -1)
+    top_ev = np.where(top_index >= 0, top_ev, np.nan)
+    top_p = np.where(top_index >= 0, top_p, np.nan)
+    best_ev = np.where(top_index[:, 0] >= 0, top_ev[:, 0], -np.inf) if k else np.full(n, -np.inf)
+
+    retention_ev = np.full(n, -np.inf)
+    if catalog.retention is not None:
+        r = catalog.retention
+        with np.errstate(invalid="ignore"):
+            eligible = (consent & ~capped & (churn >= policy["retention_churn_threshold"])
+                        & (clv >= policy["retention_min_clv"]) & _ranges(r.eligibility, clv, churn, p_alive))
+        if r.cooldown_days:
+            eligible &= days_since[:, m] >= r.cooldown_days
+        retention_ev = np.where(eligible, churn * r.uplift * clv - r.cost, -np.inf)
+
+    min_ev = float(policy["min_expected_value"])
+    action = np.full(n, "no_action", dtype=object)
+    offer = np.full(n, None, dtype=object)
+    use_ret = (retention_ev >= min_ev) & (retention_ev >= best_ev)
+    use_xs = ~use_ret & (best_ev >= min_ev)
+    action[use_ret] = "retention"
+    offer[use_ret] = ret_id
+    action[use_xs] = "cross_sell"
+    offer[use_xs] = np.asarray(offer_ids, dtype=object)[top_index[use_xs, 0]]
+    action[~consent] = "non_personalised"
+    offer[~consent] = catalog.default_action.offer_id
+    top_index[~consent] = -1
+    return Decisions(action, offer, top_index, top_ev, top_p, retention_ev, best_ev, count_cust)

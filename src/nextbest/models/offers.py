@@ -1,0 +1,131 @@
+"""Next-best-offer classifier: P(customer buys the offer's category in the next window).
+
+One LightGBM over (customer, offer) pairs, trained as **cross-sell**: a pair
+is an example at a cutoff only if the customer did not buy the offer's
+category in the ``prior_window_days`` before it; the label is whether they
+bought it in the ``label_window_days`` after. Pair features: the customer's
+behaviour and category mix, their history with this category (share of
+spend, days since last bought, coupon redemptions in it), the category's
+current popularity, the offer itself (categorical) and campaign response
+(Complete Journey).
+
+Baselines (:func:`popularity_scores`, :func:`last_bought_scores`): rank by
+how many customers bought the category lately, or by how recently this
+customer bought it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+
+from nextbest.features.campaigns import CAMPAIGN_FEATURES
+from nextbest.features.customer import category_key
+from nextbest.models.base import BaseModel, validate_columns
+from nextbest.models.tabular import as_matrix, check_features
+
+CUSTOMER_FEATURES = (
+    "days_since_last", "n_purchases", "avg_spend", "n_purchases_30d", "n_purchases_90d", "spend_90d",
+    "ipt_mean_days", "trend_30_90",
+)
+PAIR_FEATURES = ("cat_share", "cat_days_since", "cat_ever_bought", "cat_popularity_30d", "cat_redemptions")
+
+
+def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float]) -> pd.DataFrame:
+    """One row per (customer, offer) with customer, category and offer features.
+
+    Parameters
+    ----------
+    features : DataFrame
+        Customer feature rows (:func:`nextbest.features.build.features_at`):
+        ``share_*`` and ``days_since_*`` of every offer category, campaign
+        features and ``redemptions_*`` when known (0 otherwise).
+    offers : sequence of Offer
+    popularity : dict
+        Category -> share of customers who bought it in the last 30 days.
+    """
+    n = len(features)
+    share_cols = [c for c in features.columns if c.startswith("share_")]
+    base = features[["customer_id", *[c for c in CUSTOMER_FEATURES if c in features.columns], *share_cols]].copy()
+    for c in CAMPAIGN_FEATURES:
+        base[c] = features[c].to_numpy(dtype=float) if c in features.columns else 0.0
+    demo = [c for c in features.columns if features[c].dtype == object or isinstance(features[c].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(features[c])]
+    for c in demo:
+        if c != "customer_id":
+            base[c] = features[c].to_numpy()
+    parts = []
+    for offer in offers:
+        key = category_key(offer.category)
+        days = features.get(f"days_since_{key}", pd.Series(np.nan, index=features.index)).to_numpy(dtype=float)
+        share = features.get(f"share_{key}", pd.Series(0.0, index=features.index)).to_numpy(dtype=float)
+        part = base.copy()
+        part["offer_id"] = offer.offer_id
+        part["category"] = offer.category
+        part["cat_share"] = share
+        part["cat_days_since"] = days
+        part["cat_ever_bought"] = (~np.isnan(days)).astype(float)
+        part["cat_popularity_30d"] = float(popularity.get(offer.category, 0.0))
+        red_col = f"redemptions_{key}"
+        part["cat_redemptions"] = features[red_col].to_numpy(dtype=float) if red_col in features.columns else np.zeros(n)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def offer_feature_names(pairs: pd.DataFrame, demographics: list[str]) -> list[str]:
+    names = [c for c in pairs.columns if c in CUSTOMER_FEATURES or c.startswith("share_")
+             or c in PAIR_FEATURES or c in CAMPAIGN_FEATURES]
+    return ["offer_id", *names, *[d for d in demographics if d in pairs.columns]]
+
+
+def popularity_scores(pairs: pd.DataFrame) -> np.ndarray:
+    """Baseline: the category's recent popularity (same ranking for everyone)."""
+    return pairs["cat_popularity_30d"].to_numpy(dtype=float)
+
+
+def last_bought_scores(pairs: pd.DataFrame) -> np.ndarray:
+    """Baseline: categories the customer bought most recently first; never-bought last (by popularity)."""
+    days = pairs["cat_days_since"].to_numpy(dtype=float)
+    return np.where(np.isnan(days), -1e6 + pairs["cat_popularity_30d"].to_numpy(dtype=float), -days)
+
+
+class OfferModel(BaseModel):
+    """LightGBM P(convert) per (customer, offer) pair."""
+
+    FORMAT_VERSION = 1
+
+    def __init__(self, params: dict | None = None) -> None:
+        super().__init__()
+        self.params = dict(params or {})
+
+    def fit(self, pairs: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]) -> "OfferModel":
+        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
+        validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
+        check_features(pairs, feature_names, "offer training pairs")
+        self.feature_names_ = list(feature_names)
+        self.levels_ = {k: v for k, v in levels.items() if k in feature_names}
+        self.classifier_ = LGBMClassifier(**self.params)
+        X = as_matrix(pairs, self.feature_names_, self.levels_)
+        self.classifier_.fit(X, pairs["label"].to_numpy(dtype="int64"),
+                             categorical_feature=list(self.levels_) or "auto")
+        self.n_train_ = len(pairs)
+        self.fitted_ = True
+        return self
+
+    def predict_proba(self, pairs: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        check_features(pairs, self.feature_names_, "offer pairs")
+        return self.classifier_.predict_proba(as_matrix(pairs, self.feature_names_, self.levels_))[:, 1]
+
+    def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """``customer_id``, ``offer_id``, ``p_convert``."""
+        return pd.DataFrame({"customer_id": pairs["customer_id"].astype(str).to_numpy(),
+                             "offer_id": pairs["offer_id"].astype(str).to_numpy(),
+                             "p_convert": self.predict_proba(pairs)})
+
+    def feature_importance(self) -> pd.DataFrame:
+        self._check_fitted()
+        booster = self.classifier_.booster_
+        return (pd.DataFrame({"feature": booster.feature_name(),
+                              "gain": booster.feature_importance(importance_type="gain")})
+                .sort_values("gain", ascending=False).reset_index(drop=True))

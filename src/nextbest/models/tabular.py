@@ -1,0 +1,89 @@
+"""Shared plumbing for the LightGBM models: feature frames, categorical encoding, rolling cutoffs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nextbest.data.schema import SchemaError
+from nextbest.features.rfm import as_of_date
+
+ID_COLUMNS = {"customer_id", "consent_profiling", "cutoff", "label", "offer_id", "category"}
+
+
+def rolling_cutoffs(first_day: pd.Timestamp, as_of, label_days: int, step_days: int, n_cutoffs: int,
+                    min_history_days: int) -> list[pd.Timestamp]:
+    """Cutoffs (oldest first) whose label windows end on or before ``as_of``.
+
+    The newest cutoff is ``as_of - label_days``: its label window ends exactly
+    at ``as_of``, so nothing on or after ``as_of`` is ever used. Each cutoff
+    has at least ``min_history_days`` of data before it.
+
+    Raises
+    ------
+    ValueError
+        If fewer than three cutoffs fit (train, calibration and test folds).
+    """
+    as_of = as_of_date(as_of)
+    earliest = as_of_date(first_day.normalize()) + pd.Timedelta(days=min_history_days)
+    cutoffs = []
+    for k in range(n_cutoffs):
+        c = as_of - pd.Timedelta(days=label_days + k * step_days)
+        if c < earliest:
+            break
+        cutoffs.append(c)
+    if len(cutoffs) < 3:
+        raise ValueError(
+            f"only {len(cutoffs)} cutoff(s) fit between {earliest.date()} and {as_of.date()} with "
+            f"{label_days}-day labels every {step_days} days; need 3 (train, calibrate, test): "
+            "use more history, shorter windows or a smaller step"
+        )
+    return sorted(cutoffs)
+
+
+def demographic_columns(customers: pd.DataFrame | None, max_levels: int = 50) -> list[str]:
+    """Customer attributes usable as features: not ids/consent, at most ``max_levels`` values."""
+    if customers is None:
+        return []
+    cols = []
+    for c in customers.columns:
+        if c in ID_COLUMNS:
+            continue
+        if customers[c].nunique(dropna=True) <= max_levels or pd.api.types.is_numeric_dtype(customers[c]):
+            cols.append(c)
+    return cols
+
+
+def encode_categoricals(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
+    """Return a copy with ``levels`` columns as pandas Categoricals with fixed categories.
+
+    Unseen values become missing, so training and scoring encode identically.
+    """
+    out = frame.copy()
+    for col, cats in levels.items():
+        values = out[col].astype("string") if col in out.columns else pd.Series(pd.NA, index=out.index)
+        out[col] = pd.Categorical(values.astype(object).where(values.notna(), None), categories=cats)
+    return out
+
+
+def learn_levels(frame: pd.DataFrame, columns: list[str]) -> dict[str, list[str]]:
+    """Sorted distinct non-missing values of each column, as strings."""
+    return {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in columns}
+
+
+def check_features(frame: pd.DataFrame, feature_names: list[str], what: str) -> None:
+    """Raise :class:`SchemaError` naming the feature columns a frame lacks."""
+    missing = [c for c in feature_names if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{what}: missing feature column(s) {missing[:10]}"
+                          f"{' ...' if len(missing) > 10 else ''}")
+
+
+def as_matrix(frame: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]) -> pd.DataFrame:
+    """Feature frame in the model's column order with categoricals encoded; numbers as float."""
+    X = encode_categoricals(frame[feature_names], {k: v for k, v in levels.items() if k in feature_names})
+    for col in feature_names:
+        if col not in levels:
+            X[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
+    return X
+
+

@@ -141,6 +141,8 @@ def log_model(python_model, model_obj, example: pd.DataFrame, output: pd.DataFra
 
     libs = library_versions()
     reqs = [f"{p}=={libs[p]}" for p in ("lifetimes", "lightgbm", "scikit-learn", "pandas", "numpy") if p in libs]
+    # Integers are declared as doubles: MLflow rejects float input for an integer column later.
+    example = example.astype({c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
     with tempfile.TemporaryDirectory() as tmp:
         path = model_obj.save(Path(tmp) / "model.pkl")
         signature = infer_signature(example, output)

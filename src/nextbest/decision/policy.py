@@ -9,7 +9,8 @@ Order of play for each customer (vectorised over customers x offers):
    history (per-offer cooldown and 30-day cap; a customer already at the
    global 30-day cap gets no personalised contact).
 3. **Expected value**: cross-sell ``P(convert) x value - cost``; retention
-   ``P(churn) x uplift x predicted CLV - cost``.
+   ``P(churn) x uplift x predicted CLV - cost``. The top-k eligible offers
+   with positive expected value are listed, best first.
 4. **Choice**: the retention offer when the customer is at risk
    (churn >= threshold), valuable (CLV >= floor) and retention has the higher
    expected value; else the best cross-sell if it clears
@@ -134,7 +135,8 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     value = np.array([o.value for o in catalog.offers])
     cost = np.array([o.cost for o in catalog.offers])
     ev = p_convert * value[None, :] - cost[None, :]
-    ev_masked = np.where(ok, ev, -np.inf)
+    # Offers that lose money in expectation are never listed.
+    ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
     order = np.argsort(-ev_masked, axis=1, kind="stable")[:, :k]
     top_ev = np.take_along_axis(ev_masked, order, axis=1)
     top_p = np.take_along_axis(p_convert, order, axis=1)

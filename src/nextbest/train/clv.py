@@ -34,6 +34,9 @@ from nextbest.data import Dataset
 from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, require_columns, validate_transactions
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+# The gate's metrics live with every other metric (``nextbest evaluate`` uses the same ones);
+# re-exported here for callers of ``nextbest.train``.
+from nextbest.models.evaluation import historic_rate_baseline, holdout_metrics  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -64,30 +67,6 @@ def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
     if pd.isna(last):
         raise ValueError("no parsable timestamp in transactions")
     return last.normalize() + pd.Timedelta(days=1)
-
-
-def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Per-customer MAE and RMSE, totals and the relative aggregate error."""
-    actual = np.asarray(actual, dtype="float64")
-    predicted = np.asarray(predicted, dtype="float64")
-    total_a, total_p = actual.sum(), predicted.sum()
-    return {
-        "mae": float(np.mean(np.abs(actual - predicted))),
-        "rmse": float(np.sqrt(np.mean((actual - predicted) ** 2))),
-        "actual_total": float(total_a),
-        "predicted_total": float(total_p),
-        "aggregate_error": float((total_p - total_a) / total_a) if total_a > 0 else float("nan"),
-    }
-
-
-def historic_rate_baseline(cal: pd.DataFrame) -> np.ndarray:
-    """Baseline: each customer keeps their calibration repeat-purchase rate.
-
-    ``frequency / T * duration_holdout`` (0 when ``T == 0``).
-    """
-    T = cal["T"].to_numpy(dtype="float64")
-    rate = np.divide(cal["frequency"].to_numpy(dtype="float64"), T, out=np.zeros_like(T), where=T > 0)
-    return rate * cal["duration_holdout"].to_numpy(dtype="float64")
 
 
 def select_count_model(transactions: pd.DataFrame, as_of, config: dict) -> tuple[str, pd.DataFrame, pd.DataFrame]:

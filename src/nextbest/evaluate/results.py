@@ -1,0 +1,161 @@
+"""What an evaluation produces: scores beside their baselines, tables, charts, verdicts.
+
+A :class:`Section` (CLV, churn, next best offer, decision) holds
+:class:`Score` rows - one number for the model with the same number for each
+baseline - plus tables and :class:`Chart` figures. Verdicts and the winner of
+a ``--compare`` are decided here, from each score's direction, so the JSON,
+the HTML report and the terminal all say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
+_TOL = 1e-9
+
+
+@dataclass
+class Score:
+    """One metric: the model's value and each baseline's value, and which way is better.
+
+    ``better`` is ``"higher"``, ``"lower"`` or ``"closer_to_zero"`` (signed
+    errors); ``headline`` scores go in the summary table.
+    """
+
+    key: str
+    label: str
+    value: float
+    baselines: dict[str, float] = field(default_factory=dict)
+    better: str = HIGHER
+    headline: bool = False
+    fmt: str = "{:.3f}"
+
+    def best_baseline(self) -> tuple[str | None, float]:
+        """Name and value of the strongest baseline (``(None, nan)`` if there is none)."""
+        ok = {k: v for k, v in self.baselines.items() if _finite(v)}
+        if not ok:
+            return None, float("nan")
+        name = max(ok, key=lambda k: _goodness(ok[k], self.better))
+        return name, ok[name]
+
+    def verdict(self) -> str:
+        """``"better"``, ``"worse"``, ``"tie"`` against the best baseline, or ``"n/a"``."""
+        _, base = self.best_baseline()
+        return compare_values(self.value, base, self.better)
+
+    def as_dict(self) -> dict:
+        name, base = self.best_baseline()
+        return {"label": self.label, "model": _clean(self.value),
+                "baselines": {k: _clean(v) for k, v in self.baselines.items()},
+                "better": self.better, "best_baseline": name, "verdict": self.verdict()}
+
+
+@dataclass
+class Chart:
+    """A rendered figure: PNG bytes with a title and a one-line plain-language explanation."""
+
+    name: str
+    title: str
+    explain: str
+    png: bytes
+
+
+@dataclass
+class Section:
+    """One area of the evaluation for one set of models."""
+
+    name: str
+    title: str
+    intro: str
+    scores: list[Score] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: str = "ok"
+
+    @classmethod
+    def skipped(cls, name: str, title: str, reason: str) -> "Section":
+        return cls(name=name, title=title, intro="", notes=[reason], status="skipped")
+
+    def score(self, key: str) -> Score | None:
+        return next((s for s in self.scores if s.key == key), None)
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "notes": list(self.notes),
+                "metrics": {s.key: s.as_dict() for s in self.scores},
+                "tables": {k: _records(v) for k, v in self.tables.items()}}
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _goodness(v: float, better: str) -> float:
+    return v if better == HIGHER else (-v if better == LOWER else -abs(v))
+
+
+def compare_values(a: float, b: float, better: str) -> str:
+    """Is ``a`` better than ``b`` in direction ``better``? ``"better"``, ``"worse"``, ``"tie"``, ``"n/a"``."""
+    if not (_finite(a) and _finite(b)):
+        return "n/a"
+    ga, gb = _goodness(a, better), _goodness(b, better)
+    if abs(ga - gb) <= _TOL * max(1.0, abs(ga), abs(gb)):
+        return "tie"
+    return "better" if ga > gb else "worse"
+
+
+def winner(values: dict[str, float], better: str) -> str | None:
+    """Label of the best value (``"tie"`` when the best are equal, ``None`` when none is finite)."""
+    ok = {k: v for k, v in values.items() if _finite(v)}
+    if not ok:
+        return None
+    ranked = sorted(ok, key=lambda k: _goodness(ok[k], better), reverse=True)
+    if len(ranked) > 1 and compare_values(ok[ranked[0]], ok[ranked[1]], better) == "tie":
+        return "tie"
+    return ranked[0]
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    out = []
+    for row in frame.to_dict(orient="records"):
+        out.append({str(k): _clean(v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+    return out
+
+
+@dataclass
+class ModelRun:
+    """The sections measured for one set of models (one ``--compare`` side)."""
+
+    label: str
+    versions: dict[str, str]
+    sections: dict[str, Section]
+    notes: list[str] = field(default_factory=list)
+
+
+def comparison(runs: list[ModelRun]) -> list[dict]:
+    """Per score present in every run: each run's value and the winner."""
+    if len(runs) < 2:
+        return []
+    rows = []
+    first = runs[0]
+    for sname, section in first.sections.items():
+        for s in section.scores:
+            values = {}
+            for run in runs:
+                other = run.sections.get(sname)
+                o = other.score(s.key) if other else None
+                values[run.label] = o.value if o else float("nan")
+            rows.append({"section": sname, "metric": s.key, "label": s.label, "better": s.better,
+                         "headline": s.headline, "values": {k: _clean(v) for k, v in values.items()},
+                         "winner": winner(values, s.better)})
+    return rows

@@ -1,0 +1,73 @@
+"""API-key authentication as pure ASGI middleware (open-source BentoML has none server-side).
+
+Every request needs ``Authorization: Bearer <key>`` with a key from
+``NEXTBEST_API_KEY`` (comma-separated to rotate keys without downtime),
+except the probes, metrics and API docs in :data:`PUBLIC_PATHS`. Anything
+else gets 401 with a JSON body and ``WWW-Authenticate: Bearer``. Keys are
+compared in constant time.
+
+Without a key the middleware refuses to be built - and so the service
+refuses to start - unless ``NEXTBEST_ALLOW_NO_AUTH=1``
+(:func:`nextbest.serving.settings.api_keys_from_env`).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from nextbest.serving.http import send_error
+from nextbest.serving.settings import api_keys_from_env
+
+PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs", "/docs.json"})
+PUBLIC_PREFIXES = ("/static_content/",)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def bearer_token(scope) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else ``None``."""
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
+    return None
+
+
+class AuthMiddleware:
+    """Reject requests without a valid bearer key (see the module docstring).
+
+    Parameters
+    ----------
+    app : ASGI app
+    keys : sequence of str, optional
+        Accepted keys; read from the environment when not given. An empty
+        sequence (only possible with ``NEXTBEST_ALLOW_NO_AUTH=1``) lets everyone in.
+    on_failure : callable, optional
+        Called on each 401 (metrics).
+    """
+
+    def __init__(self, app, keys=None, on_failure=None) -> None:
+        self.app = app
+        keys = api_keys_from_env() if keys is None else tuple(keys)
+        self.keys = tuple(k.encode("utf-8") for k in keys)
+        self.on_failure = on_failure
+
+    def allowed(self, scope) -> bool:
+        token = bearer_token(scope)
+        if token is None:
+            return False
+        ok = False
+        for key in self.keys:  # no early exit: the time taken does not depend on which key matched
+            ok |= hmac.compare_digest(token, key)
+        return ok
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.keys or is_public(scope["path"]) or self.allowed(scope):
+            return await self.app(scope, receive, send)
+        if self.on_failure is not None:
+            self.on_failure()
+        await send_error(send, 401, "unauthorized",
+                         "send the header 'Authorization: Bearer <key>' with a key from NEXTBEST_API_KEY",
+                         [(b"www-authenticate", b'Bearer realm="nextbest"')])

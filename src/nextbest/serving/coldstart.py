@@ -1,0 +1,99 @@
+"""Cold start: a customer who is not in the snapshot, from transactions posted with the request.
+
+The posted lines go through the same steps as batch scoring
+(:func:`nextbest.batch.customer_rows`): the one schema check
+(:func:`~nextbest.data.schema.validate_transactions`, any rejected line is a
+422 naming row, column and reason), then :func:`~nextbest.features.build.build_context`
+and :func:`~nextbest.features.build.features_at` at ``as_of``. A customer who
+objected to profiling gets the same row as in batch - ``customer_id`` and
+``consent_profiling = false``, no features computed at all - so
+:func:`nextbest.scoring.score` gives the non-personalised default.
+
+Campaign features are 0 (no campaign history is posted); customer
+attributes the models know (demographics) can be posted as ``attributes``.
+The frame is conformed to the snapshot's columns and dtypes, so the models
+see exactly the layout they see in batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nextbest.data.schema import validate_transactions
+from nextbest.features.build import build_context, features_at
+from nextbest.serving.errors import InvalidInput
+from nextbest.serving.schemas import PredictFeaturesRequest
+from nextbest.serving.state import ServingState
+
+MAX_REJECTS_SHOWN = 20
+
+
+def transactions_frame(request: PredictFeaturesRequest) -> pd.DataFrame:
+    """The posted lines in the transactions schema (optional columns only when given)."""
+    rows = [t.model_dump() for t in request.transactions]
+    frame = pd.DataFrame({
+        "customer_id": request.customer_id,
+        "timestamp": [r["timestamp"].isoformat() for r in rows],
+        "amount": np.array([r["amount"] for r in rows], dtype="float64"),
+    })
+    for col in ("order_id", "category", "channel"):
+        values = [r[col] for r in rows]
+        if any(v is not None for v in values):
+            frame[col] = values
+    return frame
+
+
+def _conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
+    """Snapshot columns in snapshot order and dtypes (missing ones empty; extra ones dropped).
+
+    A value the snapshot dtype cannot hold (an empty integer column for an
+    opted-out row) is kept as float, as batch scoring does for such rows.
+    """
+    n = len(features)
+    out = {}
+    for col, dtype in state.feature_dtypes.items():
+        if col in features.columns:
+            values = features[col].reset_index(drop=True)
+        else:
+            values = pd.Series([None] * n, dtype=object)
+        if values.dtype != dtype:
+            try:
+                values = values.astype(dtype)
+            except (TypeError, ValueError):
+                values = values.astype("float64")
+        out[col] = values
+    return pd.DataFrame(out) if out else features.reset_index(drop=True)
+
+
+def cold_start_features(request: PredictFeaturesRequest, state: ServingState) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """One feature row for the posted customer, and the ``as_of`` it is computed at.
+
+    Raises
+    ------
+    InvalidInput
+        If any posted line is rejected by the schema check, no line is left,
+        or an attribute is not one the models know.
+    """
+    as_of = pd.Timestamp(request.as_of) if request.as_of is not None else state.as_of
+    checked = validate_transactions(transactions_frame(request), as_of=as_of)
+    if checked.report.n_rejected:
+        rej = checked.rejects.sort_values("row").head(MAX_REJECTS_SHOWN)
+        detail = [{"row": int(r.row), "column": r.column, "value": r.value, "reason": r.reason}
+                  for r in rej.itertuples()]
+        raise InvalidInput(detail=detail, error=f"{checked.report.n_rejected} transaction line(s) rejected "
+                                                f"(showing at most {MAX_REJECTS_SHOWN})")
+    unknown = sorted(set(request.attributes) - set(state.attributes))
+    if unknown:
+        raise InvalidInput(detail={"unknown": unknown, "known": list(state.attributes)},
+                           error="unknown customer attribute(s)")
+    if not request.consent_profiling:
+        row = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [False]})
+        return _conform(row, state), as_of
+    customers = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [True]})
+    for name in state.attributes:
+        value = request.attributes.get(name)
+        customers[name] = pd.Series([None if value is None else str(value)], dtype=object)
+    ctx = build_context(checked.transactions, customers, state.bundle.catalog.categories)
+    features = features_at(ctx, as_of, state.time_unit_days)
+    return _conform(features, state), as_of

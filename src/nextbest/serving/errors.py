@@ -1,0 +1,91 @@
+"""Errors of the HTTP service: exception classes carrying an HTTP status, and their JSON body.
+
+Every error a client sees is one JSON object ``{"error": ..., "detail": ...}``.
+API methods raise a :class:`ServiceError`; :func:`handles_errors` turns it
+into that response (BentoML's own handling of raised exceptions would wrap
+the body in a JSON array and log a stack trace for a mere unknown id).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from typing import Any, Callable
+
+from starlette.responses import Response
+
+
+class ServiceError(Exception):
+    """Base class: ``status`` is the HTTP status, ``error`` a short stable message."""
+
+    status = 500
+    error = "internal error"
+
+    def __init__(self, detail: Any = None, error: str | None = None) -> None:
+        super().__init__(error or self.error)
+        self.detail = detail
+        if error is not None:
+            self.error = error
+
+    def response(self) -> Response:
+        return error_response(self.status, self.error, self.detail)
+
+
+class UnknownCustomer(ServiceError):
+    status = 404
+    error = "unknown customer_id"
+
+
+class InvalidInput(ServiceError):
+    status = 422
+    error = "invalid input"
+
+
+class NotReady(ServiceError):
+    status = 503
+    error = "service not ready: models and snapshot are still loading"
+
+
+class ReloadFailed(ServiceError):
+    """A reload could not build a new state; the previous state keeps serving."""
+
+    status = 409
+    error = "reload failed; still serving the previous models and snapshot"
+
+
+def error_body(error: str, detail: Any = None) -> bytes:
+    """``{"error": error, "detail": detail}`` as UTF-8 JSON (non-JSON detail is stringified)."""
+    return json.dumps({"error": error, "detail": detail}, default=str).encode()
+
+
+def error_response(status: int, error: str, detail: Any = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """A JSON error response with the standard body."""
+    return Response(error_body(error, detail), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def handles_errors(func: Callable) -> Callable:
+    """Decorate an API method so a raised :class:`ServiceError` becomes its JSON response.
+
+    Works for ``async def`` and plain methods (BentoML runs the latter in a thread).
+    """
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_wrapper(*args, **kwargs):
+            try:
+                return await func(*args, **kwargs)
+            except ServiceError as exc:
+                return exc.response()
+
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ServiceError as exc:
+            return exc.response()
+
+    return wrapper

@@ -1,0 +1,157 @@
+"""Pure ASGI middleware: request ids, JSON error bodies, body limits, ``/docs``.
+
+Added to the BentoML service with ``add_asgi_middleware`` (outermost first):
+
+1. :class:`ErrorEnvelopeMiddleware` - gives every request an id
+   (``X-Request-ID``: the client's if well-formed, else a new one), serves
+   the Swagger UI at ``/docs``, and rewrites every error response (status >=
+   400) into one JSON object ``{"error": ..., "detail": ...}`` - BentoML
+   wraps raised exceptions in a JSON array and Starlette answers unknown
+   routes in plain text;
+2. :class:`~nextbest.serving.auth.AuthMiddleware`;
+3. :class:`BodyLimitMiddleware` - POST bodies must be JSON (415 otherwise:
+   BentoML would otherwise pick a multipart or pickle decoder from the
+   client's ``Content-Type``) and at most ``max_body_bytes`` (413).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import uuid
+from http import HTTPStatus
+
+from nextbest.serving.errors import error_body
+
+log = logging.getLogger(__name__)
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("nextbest_request_id", default="-")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value
+    return None
+
+
+async def send_error(send, status: int, error: str, detail=None, headers: list | None = None) -> None:
+    """Send a complete JSON error response."""
+    body = error_body(error, detail)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def envelope(status: int, body: bytes) -> bytes:
+    """Any error body as ``{"error": ..., "detail": ...}``."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = body.decode("utf-8", "replace").strip() or None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+        data = data[0]  # BentoML's array-wrapped exception body
+    if isinstance(data, dict) and "error" in data:
+        return error_body(str(data["error"]), data.get("detail"))
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+    if isinstance(data, str):
+        return error_body(data, None)
+    return error_body(phrase, data)
+
+
+class ErrorEnvelopeMiddleware:
+    """Request ids, ``/docs`` and plain-object JSON error bodies (see the module docstring)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = _header(scope, b"x-request-id")
+        rid = given.decode("latin-1") if given and _REQUEST_ID.match(given.decode("latin-1")) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        if scope["path"] == "/docs" and scope["method"] in ("GET", "HEAD"):
+            scope = {**scope, "path": "/", "raw_path": b"/"}
+        rid_header = (b"x-request-id", rid.encode())
+        held: dict = {}
+        chunks: list[bytes] = []
+
+        async def wrapped_send(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, rid_header]}
+                if message["status"] >= 400:
+                    held["start"] = message
+                    return
+                held["passed"] = True
+                return await send(message)
+            if message["type"] == "http.response.body" and "start" in held:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                start = held.pop("start")
+                held["passed"] = True
+                body = envelope(start["status"], b"".join(chunks))
+                headers = [h for h in start["headers"] if h[0].lower() not in (b"content-length", b"content-type")]
+                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({**start, "headers": headers})
+                return await send({"type": "http.response.body", "body": body})
+            return await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped_send)
+        except Exception:
+            log.exception("unhandled error on %s %s (request %s)", scope.get("method"), scope.get("path"), rid)
+            if "passed" not in held:
+                await send_error(send, 500, "internal error", {"request_id": rid}, [rid_header])
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
+    """POST bodies: JSON only (415) and at most ``max_body_bytes`` (413)."""
+
+    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = int(max_body_bytes)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        ctype = (_header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            return await send_error(send, 415, "unsupported media type",
+                                    f"send the body as application/json, not {ctype.decode('latin-1')!r}")
+        limit = self.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await send_error(send, 413, "request body too large",
+                                    f"at most {limit:,} bytes are accepted")
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                return await send_error(send, 413, "request body too large", f"at most {limit:,} bytes are accepted")
+            parts.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

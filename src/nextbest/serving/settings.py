@@ -1,0 +1,121 @@
+"""Service configuration, read from the environment once at start-up.
+
+=============================  ==========================================================
+variable                       meaning (default)
+=============================  ==========================================================
+``NEXTBEST_HOME``              state directory: MLflow store, snapshots, audit log (``./.nextbest``)
+``NEXTBEST_API_KEY``           bearer key(s) clients must send; comma-separated to rotate
+``NEXTBEST_ALLOW_NO_AUTH``     ``1`` to run without a key (development only; logged loudly)
+``NEXTBEST_HORIZON_DAYS``      horizon of ``expected_purchases`` / ``predicted_clv`` (``models/clv.yaml``)
+``NEXTBEST_RELOAD_SECONDS``    how often the watcher looks for a new champion or snapshot (30; 0 = off)
+``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (50,000)
+``NEXTBEST_MAX_BODY_BYTES``    largest request body accepted (2 MiB)
+``NEXTBEST_AUDIT``             ``0`` to switch the audit log off (on)
+=============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nextbest.config import Paths
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "NEXTBEST_API_KEY"
+ALLOW_NO_AUTH_ENV = "NEXTBEST_ALLOW_NO_AUTH"
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start with this environment (for example no API key)."""
+
+
+def _number(env: dict, name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def api_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
+    """The accepted bearer keys, or ``()`` when auth is explicitly disabled.
+
+    Raises
+    ------
+    ConfigurationError
+        If ``NEXTBEST_API_KEY`` is unset or blank and ``NEXTBEST_ALLOW_NO_AUTH``
+        is not ``1``: the service refuses to start rather than run open.
+    """
+    env = os.environ if env is None else env
+    keys = tuple(k.strip() for k in env.get(API_KEY_ENV, "").split(",") if k.strip())
+    if keys:
+        return keys
+    if env.get(ALLOW_NO_AUTH_ENV, "") == "1":
+        log.warning("!" * 72)
+        log.warning("%s is not set and %s=1: the nextbest API is OPEN to anyone who can reach it",
+                    API_KEY_ENV, ALLOW_NO_AUTH_ENV)
+        log.warning("!" * 72)
+        return ()
+    message = (f"{API_KEY_ENV} is not set: refusing to start an unauthenticated service. Set "
+               f"{API_KEY_ENV}=<secret> (clients send 'Authorization: Bearer <secret>'), or "
+               f"{ALLOW_NO_AUTH_ENV}=1 for local development only.")
+    log.critical(message)
+    raise ConfigurationError(message)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the service reads from the environment, validated."""
+
+    paths: Paths
+    api_keys: tuple[str, ...]
+    horizon_days: float
+    reload_seconds: float = 30.0
+    score_chunk: int = 50_000
+    max_body_bytes: int = 2 * 1024 * 1024
+    audit: bool = True
+    catalog_path: Path | None = field(default=None)
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.paths.root / "audit"
+
+    @property
+    def reload_marker(self) -> Path:
+        """Touched by ``POST /admin/reload`` so that every worker's watcher reloads too."""
+        return self.paths.root / "serving" / "reload-requested"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "ServiceSettings":
+        """Read and check the environment (see the module docstring).
+
+        Raises
+        ------
+        ConfigurationError
+            On a missing API key (unless explicitly allowed) or a malformed number.
+        """
+        from nextbest.config import home, load_config, models_dir
+
+        env = os.environ if env is None else env
+        keys = api_keys_from_env(env)
+        default_horizon = float(load_config("clv")["horizon_days"])
+        horizon = _number(env, "NEXTBEST_HORIZON_DAYS", default_horizon, 1.0)
+        return cls(
+            paths=Paths(home()),
+            api_keys=keys,
+            horizon_days=horizon,
+            reload_seconds=_number(env, "NEXTBEST_RELOAD_SECONDS", 30.0, 0.0),
+            score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 50_000, 1.0)),
+            max_body_bytes=int(_number(env, "NEXTBEST_MAX_BODY_BYTES", 2 * 1024 * 1024, 1024.0)),
+            audit=env.get("NEXTBEST_AUDIT", "1") != "0",
+            catalog_path=models_dir() / "offers.yaml",
+        )

@@ -1,0 +1,160 @@
+"""One immutable serving state - champion models, snapshot metadata, precomputed decisions - and how to build it.
+
+A state is built completely (models loaded, every snapshot customer scored)
+before anyone sees it; :class:`nextbest.serving.holder.StateHolder` then
+swaps it in with one reference assignment. Requests take the current state
+once and use only it, so a reload never mixes two model versions in one
+answer and never fails a request.
+
+Memory is bounded by reading the snapshot in chunks of
+``ServiceSettings.score_chunk`` rows: at most one chunk of features and its
+offer pairs exist at a time, next to the compact
+:class:`~nextbest.serving.decisions.DecisionTable`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from nextbest.scoring import ModelBundle, score
+from nextbest.serving.decisions import DecisionTable, DecisionTableBuilder
+from nextbest.serving.schemas import MAX_ID_LENGTH
+from nextbest.serving.settings import ServiceSettings
+from nextbest.train.pipeline import SNAPSHOT_FILE, SNAPSHOT_META
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a state was built from: champion versions and the files' (name, mtime_ns, size)."""
+
+    versions: tuple[tuple[str, str | None], ...]
+    files: tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Everything a request needs, built once and never modified."""
+
+    bundle: ModelBundle
+    table: DecisionTable
+    popularity: dict[str, float]
+    as_of: pd.Timestamp
+    horizon_days: float
+    time_unit_days: float
+    feature_dtypes: dict[str, object]
+    attributes: tuple[str, ...]
+    fingerprint: Fingerprint
+    build_seconds: float
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return dict(self.bundle.versions)
+
+
+def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
+    snaps = settings.paths.snapshots
+    out = []
+    for path in (snaps / SNAPSHOT_FILE, snaps / SNAPSHOT_META, settings.catalog_path, settings.reload_marker):
+        if path is None:
+            continue
+        try:
+            st = Path(path).stat()
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append((str(path), 0, -1))
+    return tuple(out)
+
+
+def current_fingerprint(settings: ServiceSettings) -> Fingerprint:
+    """Champion versions in the registry and the snapshot/catalog/marker file stats, now."""
+    from nextbest import tracking
+
+    tracking.setup(settings.paths)
+    versions = []
+    for name in tracking.MODEL_NAMES:
+        mv = tracking.champion_version(name)
+        versions.append((name, None if mv is None else str(mv.version)))
+    return Fingerprint(tuple(sorted(versions)), _file_stats(settings))
+
+
+def _snapshot_batches(path: Path, chunk: int):
+    """The snapshot as pandas frames of at most ``chunk`` rows, and the total row count."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    return pf.metadata.num_rows, (b.to_pandas() for b in pf.iter_batches(batch_size=chunk))
+
+
+def _all_offer_ids(bundle: ModelBundle) -> tuple[list[str], list[str]]:
+    cat = bundle.catalog
+    ids = [o.offer_id for o in cat.offers]
+    cats = [o.category for o in cat.offers]
+    if cat.retention is not None:
+        ids.append(cat.retention.offer_id)
+        cats.append("")
+    ids.append(cat.default_action.offer_id)
+    cats.append("")
+    return ids, cats
+
+
+def build_state(settings: ServiceSettings, attempts: int = 3) -> ServingState:
+    """Load the champions and the snapshot and precompute every snapshot customer's decision.
+
+    Retried (up to ``attempts`` times) when the snapshot files change while
+    being read, so the features and their metadata always belong together.
+
+    Raises
+    ------
+    LookupError
+        If a champion or the snapshot is missing (run ``nextbest train``).
+    """
+    for attempt in range(1, attempts + 1):
+        before = _file_stats(settings)
+        state = _build_once(settings)
+        if _file_stats(settings) == before:
+            return state
+        log.warning("snapshot changed while loading (attempt %d/%d); loading again", attempt, attempts)
+    raise LookupError(f"the snapshot under {settings.paths.snapshots} kept changing while being loaded")
+
+
+def _build_once(settings: ServiceSettings) -> ServingState:
+    from nextbest import tracking
+    from nextbest.decision.catalog import load_catalog
+
+    started = time.perf_counter()
+    stats = _file_stats(settings)
+    tracking.setup(settings.paths)
+    bundle = tracking.load_bundle(load_catalog(settings.catalog_path))
+    snap = settings.paths.snapshots / SNAPSHOT_FILE
+    if not snap.exists():
+        raise LookupError(f"no feature snapshot at {snap}; run `nextbest train` first")
+    meta = json.loads((settings.paths.snapshots / SNAPSHOT_META).read_text())
+    as_of = pd.Timestamp(meta["as_of"])
+    popularity = {str(k): float(v) for k, v in (meta.get("popularity") or {}).items()}
+    n_rows, batches = _snapshot_batches(snap, settings.score_chunk)
+    ids, cats = _all_offer_ids(bundle)
+    builder = DecisionTableBuilder(n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH)
+    dtypes: dict[str, object] = {}
+    for features in batches:
+        dtypes = dtypes or features.dtypes.to_dict()
+        builder.add(score(features, bundle, settings.horizon_days, popularity, as_of=as_of))
+    table = builder.finish(bundle.versions, as_of, settings.horizon_days)
+    attributes = tuple(c for c, d in dtypes.items()
+                       if c not in ("customer_id", "consent_profiling") and not pd.api.types.is_numeric_dtype(d)
+                       and not pd.api.types.is_bool_dtype(d))
+    seconds = time.perf_counter() - started
+    log.info("serving state built: %d customers, models %s, snapshot as_of %s, %.1f MB, %.1fs",
+             len(table), bundle.versions, as_of.date(), table.nbytes / 1e6, seconds)
+    return ServingState(
+        bundle=bundle, table=table, popularity=popularity, as_of=as_of, horizon_days=settings.horizon_days,
+        time_unit_days=float(meta.get("time_unit_days", bundle.clv.time_unit_days)), feature_dtypes=dtypes,
+        attributes=attributes,
+        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats), build_seconds=seconds)

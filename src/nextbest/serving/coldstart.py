@@ -17,6 +17,8 @@ see exactly the layout they see in batch.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -24,7 +26,7 @@ from nextbest.data.schema import validate_transactions
 from nextbest.features.build import build_context, features_at
 from nextbest.serving.errors import InvalidInput
 from nextbest.serving.schemas import PredictFeaturesRequest
-from nextbest.serving.state import ServingState
+from nextbest.serving.state import ServingState, decision_table
 
 MAX_REJECTS_SHOWN = 20
 
@@ -97,3 +99,13 @@ def cold_start_features(request: PredictFeaturesRequest, state: ServingState) ->
     ctx = build_context(checked.transactions, customers, state.bundle.catalog.categories)
     features = features_at(ctx, as_of, state.time_unit_days)
     return _conform(features, state), as_of
+
+
+def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) -> dict:
+    """The :func:`nextbest.scoring.score` row of the posted customer, as a Decision-shaped dict."""
+    from nextbest.scoring import score
+
+    features, as_of = cold_start_features(request, state)
+    scored = score(features, state.bundle, state.horizon_days, state.popularity, as_of=as_of)
+    versions = json.loads(scored["model_versions"].iat[0])
+    return decision_table([scored], 1, state.bundle, versions, as_of, state.horizon_days).row(0)

@@ -67,6 +67,21 @@ class DecisionTable:
         i = int(np.searchsorted(self.ids, key))
         return i if i < len(self.ids) and self.ids[i] == key else -1
 
+    def find_many(self, customer_ids: list[str]) -> np.ndarray:
+        """Rows of ``customer_ids`` (int64, -1 where unknown), one vectorised search."""
+        width = self.ids.dtype.itemsize
+        keys = [c.encode("utf-8") for c in customer_ids]
+        valid = np.array([0 < len(k) <= width and b"\x00" not in k for k in keys], dtype=bool)
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if not valid.any() or not len(self.ids):
+            return out
+        probe = np.array([k for k, v in zip(keys, valid) if v], dtype=self.ids.dtype)
+        pos = np.searchsorted(self.ids, probe)
+        hit = pos < len(self.ids)
+        hit[hit] = self.ids[pos[hit]] == probe[hit]
+        out[np.flatnonzero(valid)] = np.where(hit, pos, -1)
+        return out
+
     def row(self, i: int) -> dict:
         """The ``score()`` row ``i`` as JSON-ready Python values (NaN -> ``None``)."""
         s = self.scores[i].tolist()

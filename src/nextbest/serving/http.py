@@ -29,7 +29,25 @@ log = logging.getLogger(__name__)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("nextbest_request_id", default="-")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+_IO_SUFFIX = re.compile(r"(\w)IODescriptor\b")
+BENTOML_HTTP_LOGGER = "bentoml._internal.server.http_app"
+
+
+class ClientErrorLogFilter(logging.Filter):
+    """Drop BentoML's stack trace for a request body that failed validation (a client mistake, a 400)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ValidationError)
+
+
+def quiet_client_errors() -> None:
+    """Install :class:`ClientErrorLogFilter` on BentoML's HTTP logger (once)."""
+    logger = logging.getLogger(BENTOML_HTTP_LOGGER)
+    if not any(isinstance(f, ClientErrorLogFilter) for f in logger.filters):
+        logger.addFilter(ClientErrorLogFilter())
 
 
 def _header(scope, name: bytes) -> bytes | None:
@@ -56,8 +74,8 @@ def envelope(status: int, body: bytes) -> bytes:
         data = body.decode("utf-8", "replace").strip() or None
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]  # BentoML's array-wrapped exception body
-    if isinstance(data, dict) and "error" in data:
-        return error_body(str(data["error"]), data.get("detail"))
+    if isinstance(data, dict) and "error" in data:  # BentoML names its generated input classes *IODescriptor
+        return error_body(_IO_SUFFIX.sub(r"\1", str(data["error"])), data.get("detail"))
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
     if isinstance(data, str):
         return error_body(data, None)
@@ -117,9 +135,11 @@ class ErrorEnvelopeMiddleware:
 class BodyLimitMiddleware:
     """POST bodies: JSON only (415) and at most ``max_body_bytes`` (413)."""
 
-    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, app, max_body_bytes: int | None = None) -> None:
+        from nextbest.serving.settings import max_body_bytes_from_env
+
         self.app = app
-        self.max_body_bytes = int(max_body_bytes)
+        self.max_body_bytes = int(max_body_bytes) if max_body_bytes is not None else max_body_bytes_from_env()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":

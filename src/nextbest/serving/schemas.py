@@ -35,7 +35,7 @@ _STRICT = ConfigDict(extra="forbid")
 class PredictRequest(BaseModel):
     """One customer id."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"customer_id": "1234"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"customer_id": "1234"}})
 
     customer_id: CustomerId
 
@@ -44,7 +44,7 @@ class PredictBatchRequest(BaseModel):
     """Up to :data:`MAX_BATCH_IDS` customer ids (duplicates are answered once)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"customer_ids": ["1234", "2001", "no-such-customer"]}]})
+        "example": {"customer_ids": ["1234", "2001", "no-such-customer"]}})
 
     customer_ids: list[CustomerId] = Field(min_length=1, max_length=MAX_BATCH_IDS,
                                            description=f"1 to {MAX_BATCH_IDS} customer ids.")
@@ -69,7 +69,7 @@ AttributeValue = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] |
 class PredictFeaturesRequest(BaseModel):
     """A customer who is not in the snapshot: their transactions, consent and attributes (cold start)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
         "customer_id": "new-0001",
         "consent_profiling": True,
         "as_of": "2018-01-01",
@@ -79,7 +79,7 @@ class PredictFeaturesRequest(BaseModel):
             {"timestamp": "2017-12-18T09:05:00", "amount": 61.2, "category": "GROCERY", "order_id": "b3"},
         ],
         "attributes": {"income": "50-74K"},
-    }]})
+    }})
 
     customer_id: CustomerId
     transactions: list[Transaction] = Field(min_length=1, max_length=MAX_TRANSACTIONS,
@@ -96,7 +96,7 @@ class PredictFeaturesRequest(BaseModel):
 class ReloadRequest(BaseModel):
     """Reload models and snapshot now."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"force": False}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"force": False}})
 
     force: bool = Field(default=False, description="Rebuild even if no champion or snapshot changed.")
 
@@ -117,14 +117,14 @@ class ReasonOut(BaseModel):
 class Decision(BaseModel):
     """The ``nextbest.scoring.score`` row of one customer (scores are null for opted-out customers)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
+    model_config = ConfigDict(json_schema_extra={"example": {
         "customer_id": "1234", "p_alive": 0.97, "expected_purchases": 41.3, "expected_spend": 38.2,
         "predicted_clv": 1478.5, "churn_probability": 0.06, "action": "cross_sell",
         "action_offer_id": "XS-DELI",
         "offers": [{"offer_id": "XS-DELI", "category": "DELI", "p_convert": 0.31, "expected_value": 0.94}],
         "reasons": [{"code": "CROSS_SELL_PROPENSITY", "text": "buys PRODUCE weekly, no DELI in 45 days"}],
         "model_versions": {"nextbest-churn": "1", "nextbest-clv": "1", "nextbest-nbo": "1"},
-        "consent_profiling": True, "as_of": "2018-01-01", "horizon_days": 365.0}]})
+        "consent_profiling": True, "as_of": "2018-01-01", "horizon_days": 365.0}})
 
     customer_id: str
     p_alive: float | None = Field(description="P(still active at as_of).")

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 API_KEY_ENV = "NEXTBEST_API_KEY"
 ALLOW_NO_AUTH_ENV = "NEXTBEST_ALLOW_NO_AUTH"
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class ConfigurationError(RuntimeError):
@@ -44,6 +45,12 @@ def _number(env: dict, name: str, default: float, minimum: float) -> float:
     if value < minimum:
         raise ConfigurationError(f"{name}={raw!r} must be >= {minimum}")
     return value
+
+
+def max_body_bytes_from_env(env: dict | None = None) -> int:
+    """``NEXTBEST_MAX_BODY_BYTES`` (default 2 MiB, at least 1 KiB)."""
+    env = os.environ if env is None else env
+    return int(_number(env, "NEXTBEST_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024.0))
 
 
 def api_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
@@ -81,7 +88,6 @@ class ServiceSettings:
     horizon_days: float
     reload_seconds: float = 30.0
     score_chunk: int = 50_000
-    max_body_bytes: int = 2 * 1024 * 1024
     audit: bool = True
     catalog_path: Path | None = field(default=None)
 
@@ -115,7 +121,6 @@ class ServiceSettings:
             horizon_days=horizon,
             reload_seconds=_number(env, "NEXTBEST_RELOAD_SECONDS", 30.0, 0.0),
             score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 50_000, 1.0)),
-            max_body_bytes=int(_number(env, "NEXTBEST_MAX_BODY_BYTES", 2 * 1024 * 1024, 1024.0)),
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
             catalog_path=models_dir() / "offers.yaml",
         )

@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -93,7 +94,8 @@ def _snapshot_batches(path: Path, chunk: int):
     return pf.metadata.num_rows, (b.to_pandas() for b in pf.iter_batches(batch_size=chunk))
 
 
-def _all_offer_ids(bundle: ModelBundle) -> tuple[list[str], list[str]]:
+def offer_vocabulary(bundle: ModelBundle) -> tuple[list[str], list[str]]:
+    """Every offer id a decision may name (catalog, retention, default action) and its category."""
     cat = bundle.catalog
     ids = [o.offer_id for o in cat.offers]
     cats = [o.category for o in cat.offers]
@@ -103,6 +105,16 @@ def _all_offer_ids(bundle: ModelBundle) -> tuple[list[str], list[str]]:
     ids.append(cat.default_action.offer_id)
     cats.append("")
     return ids, cats
+
+
+def decision_table(scored: Iterable[pd.DataFrame], n_rows: int, bundle: ModelBundle, versions: dict[str, str],
+                   as_of, horizon_days: float) -> DecisionTable:
+    """A :class:`DecisionTable` from ``score()`` frames (at most ``n_rows`` rows in all)."""
+    ids, cats = offer_vocabulary(bundle)
+    builder = DecisionTableBuilder(n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH)
+    for frame in scored:
+        builder.add(frame)
+    return builder.finish(versions, as_of, horizon_days)
 
 
 def build_state(settings: ServiceSettings, attempts: int = 3) -> ServingState:
@@ -140,13 +152,15 @@ def _build_once(settings: ServiceSettings) -> ServingState:
     as_of = pd.Timestamp(meta["as_of"])
     popularity = {str(k): float(v) for k, v in (meta.get("popularity") or {}).items()}
     n_rows, batches = _snapshot_batches(snap, settings.score_chunk)
-    ids, cats = _all_offer_ids(bundle)
-    builder = DecisionTableBuilder(n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH)
     dtypes: dict[str, object] = {}
-    for features in batches:
-        dtypes = dtypes or features.dtypes.to_dict()
-        builder.add(score(features, bundle, settings.horizon_days, popularity, as_of=as_of))
-    table = builder.finish(bundle.versions, as_of, settings.horizon_days)
+
+    def scored():
+        nonlocal dtypes
+        for features in batches:
+            dtypes = dtypes or features.dtypes.to_dict()
+            yield score(features, bundle, settings.horizon_days, popularity, as_of=as_of)
+
+    table = decision_table(scored(), n_rows, bundle, bundle.versions, as_of, settings.horizon_days)
     attributes = tuple(c for c, d in dtypes.items()
                        if c not in ("customer_id", "consent_profiling") and not pd.api.types.is_numeric_dtype(d)
                        and not pd.api.types.is_bool_dtype(d))

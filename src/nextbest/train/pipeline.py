@@ -94,16 +94,57 @@ def _log_classifier_run(name: str, result, config: dict, extra_tables: dict[str,
                               metadata={"config_hash": config_hash(config)})
 
 
-def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_of=None,
-              paths: Paths | None = None, register: bool = True) -> PipelineResult:
-    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote; write the snapshot."""
+def run_churn(ctx, dataset_name: str, as_of, configs: dict[str, dict], count_model: str,
+              register: bool = True):
+    """Train churn in a (nested) MLflow run; log, register, promote. Returns (result, version, promoted)."""
     import mlflow
 
     from nextbest import plots_classifier as pc
     from nextbest import tracking
     from nextbest.models.pyfunc import ProbaPyfunc
     from nextbest.train.churn import train_churn
+
+    with mlflow.start_run(run_name=f"churn-{dataset_name}-{pd.Timestamp(as_of).date()}",
+                          nested=mlflow.active_run() is not None):
+        mlflow.set_tags({"dataset": dataset_name, "stage": "churn"})
+        churn = train_churn(ctx, as_of, configs["churn"], configs["clv"], count_model)
+        tables = {f"evaluation/calibration_{k}.csv": v for k, v in churn.calibration.items()}
+        tables.update({f"evaluation/lift_{k}.csv": v for k, v in churn.lift.items()})
+        figs = {"plots/calibration.png": pc.calibration_plot(churn.calibration),
+                "plots/lift_by_decile.png": pc.lift_plot(churn.lift),
+                "plots/feature_importance.png": pc.importance_plot(churn.importance)}
+        version, promoted = _log_classifier_run(
+            tracking.CHURN_MODEL_NAME, churn, configs["churn"], tables, figs, ProbaPyfunc("churn"), register)
+    return churn, version, promoted
+
+
+def run_nbo(ctx, dataset_name: str, as_of, configs: dict[str, dict], catalog: Catalog, register: bool = True):
+    """Train the offer model in a (nested) MLflow run; log, register, promote. Returns (result, version, promoted)."""
+    import mlflow
+
+    from nextbest import plots_classifier as pc
+    from nextbest import tracking
+    from nextbest.models.pyfunc import ProbaPyfunc
     from nextbest.train.nbo import train_nbo
+
+    with mlflow.start_run(run_name=f"nbo-{dataset_name}-{pd.Timestamp(as_of).date()}",
+                          nested=mlflow.active_run() is not None):
+        mlflow.set_tags({"dataset": dataset_name, "stage": "nbo"})
+        mlflow.log_dict(catalog.as_dict(), "catalog.json")
+        nbo = train_nbo(ctx, as_of, configs["nbo"], catalog, float(configs["clv"]["time_unit_days"]))
+        figs = {"plots/feature_importance.png": pc.importance_plot(nbo.importance)}
+        version, promoted = _log_classifier_run(
+            tracking.NBO_MODEL_NAME, nbo, configs["nbo"], {"evaluation/per_offer.csv": nbo.per_offer},
+            figs, ProbaPyfunc("nbo"), register)
+    return nbo, version, promoted
+
+
+def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_of=None,
+              paths: Paths | None = None, register: bool = True) -> PipelineResult:
+    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote; write the snapshot."""
+    import mlflow
+
+    from nextbest import tracking
 
     started = time.perf_counter()
     paths = (paths or Paths.from_env()).ensure()
@@ -119,24 +160,9 @@ def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_o
         clv = train_clv(dataset, configs["clv"], as_of=as_of, paths=paths, register=register, prepared=prepared)
         ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
 
-        with mlflow.start_run(run_name=f"churn-{dataset.name}-{as_of.date()}", nested=True):
-            mlflow.set_tags({"dataset": dataset.name, "stage": "churn"})
-            churn = train_churn(ctx, as_of, configs["churn"], configs["clv"], clv.model.count_model_used_)
-            tables = {f"evaluation/calibration_{k}.csv": v for k, v in churn.calibration.items()}
-            tables.update({f"evaluation/lift_{k}.csv": v for k, v in churn.lift.items()})
-            figs = {"plots/calibration.png": pc.calibration_plot(churn.calibration),
-                    "plots/lift_by_decile.png": pc.lift_plot(churn.lift),
-                    "plots/feature_importance.png": pc.importance_plot(churn.importance)}
-            churn_version, churn_promoted = _log_classifier_run(
-                tracking.CHURN_MODEL_NAME, churn, configs["churn"], tables, figs, ProbaPyfunc("churn"), register)
-
-        with mlflow.start_run(run_name=f"nbo-{dataset.name}-{as_of.date()}", nested=True):
-            mlflow.set_tags({"dataset": dataset.name, "stage": "nbo"})
-            nbo = train_nbo(ctx, as_of, configs["nbo"], catalog, unit)
-            figs = {"plots/feature_importance.png": pc.importance_plot(nbo.importance)}
-            nbo_version, nbo_promoted = _log_classifier_run(
-                tracking.NBO_MODEL_NAME, nbo, configs["nbo"], {"evaluation/per_offer.csv": nbo.per_offer},
-                figs, ProbaPyfunc("nbo"), register)
+        churn, churn_version, churn_promoted = run_churn(ctx, dataset.name, as_of, configs,
+                                                         clv.model.count_model_used_, register)
+        nbo, nbo_version, nbo_promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog, register)
 
         features = features_at(ctx, as_of, unit)
         meta = {"as_of": str(as_of.date()), "time_unit_days": unit,

@@ -120,12 +120,17 @@ def train(
                   f"(baseline {clv.metrics['baseline_holdout_mae']:.4f}), aggregate error "
                   f"{clv.metrics['inner_holdout_aggregate_error']:+.1%}")
     if not clv_only:
-        cm, nm = pipe.churn.metrics, pipe.nbo.metrics
+        cm = pipe.churn.metrics
         k = cfg["nbo"]["k"]
         console.print(f"[bold]churn[/] test AUC {cm['test_auc']:.3f} (recency {cm['baseline_recency_auc']:.3f}, "
                       f"P(alive) {cm['baseline_p_alive_auc']:.3f}), Brier {cm['test_brier']:.3f}")
-        console.print(f"[bold]next best offer[/] hit@{k} {nm[f'model_hit_at_{k}']:.3f} (popularity "
-                      f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought {nm[f'baseline_last_bought_hit_at_{k}']:.3f})")
+        if pipe.nbo is None:
+            console.print("[bold]next best offer[/] skipped: no purchases in any catalog category")
+        else:
+            nm = pipe.nbo.metrics
+            console.print(f"[bold]next best offer[/] hit@{k} {nm[f'model_hit_at_{k}']:.3f} (popularity "
+                          f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought "
+                          f"{nm[f'baseline_last_bought_hit_at_{k}']:.3f})")
         console.print(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
     for name, ok in promoted.items():
         status = "promoted to champion" if ok else "NOT promoted (gate failed)"
@@ -188,7 +193,8 @@ def run(
     tracking.setup()
     ds = _load(dataset, None, None, None)
     catalog = load_catalog()
-    missing = [n for n in tracking.MODEL_NAMES if tracking.champion_version(n) is None]
+    missing = [n for n in (tracking.CLV_MODEL_NAME, tracking.CHURN_MODEL_NAME)
+               if tracking.champion_version(n) is None]
     if missing:
         console.print(f"no champion for {missing}: training on {dataset} ...")
         pipe = train_all(ds, _configs(), catalog)

@@ -170,10 +170,14 @@ def unwrap(pyfunc_model):
 def load_bundle(catalog=None):
     """The ``champion`` of every model as a :class:`nextbest.scoring.ModelBundle`.
 
+    The offer model is optional (``bundle.nbo is None`` when it has no
+    champion, e.g. data without product categories): decisions are then
+    retention or no action only.
+
     Raises
     ------
     LookupError
-        If a model has no champion yet.
+        If the CLV or churn model has no champion yet.
     SchemaError
         If the catalog names an offer the champion offer model was not trained on.
     """
@@ -184,13 +188,17 @@ def load_bundle(catalog=None):
     catalog = catalog or load_catalog()
     loaded, versions = {}, {}
     for name in MODEL_NAMES:
+        if name == NBO_MODEL_NAME and champion_version(name) is None:
+            continue  # optional: data without product categories has no offer model
         model, version = load_champion(name)
         loaded[name] = unwrap(model)
         versions[name] = str(version.version)
-    nbo = loaded[NBO_MODEL_NAME]
-    known = set(nbo.levels_.get("offer_id", []))
+    nbo = loaded.get(NBO_MODEL_NAME)
+    if nbo is None:
+        log.warning("no '%s' version of %s: decisions are retention or no action only", CHAMPION, NBO_MODEL_NAME)
+    known = set(nbo.levels_.get("offer_id", [])) if nbo is not None else set()
     unknown = [o.offer_id for o in catalog.offers if o.offer_id not in known]
-    if unknown:
+    if nbo is not None and unknown:
         raise SchemaError(f"offer catalog names offer(s) {unknown} that the champion {NBO_MODEL_NAME} "
                           f"v{versions[NBO_MODEL_NAME]} was not trained on; retrain with `nextbest train`")
     churn = loaded[CHURN_MODEL_NAME]

@@ -73,6 +73,11 @@ def data_end(transactions: pd.DataFrame) -> pd.Timestamp:
     return default_as_of(transactions)
 
 
+def default_backtest_as_of(dataset: Dataset, horizon_days: int) -> pd.Timestamp:
+    """The latest ``as_of`` whose horizon still fits in the data: the data end minus ``horizon_days``."""
+    return data_end(dataset.transactions) - pd.Timedelta(days=int(horizon_days))
+
+
 def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> BacktestData:
     """Validate, drop opted-out customers and check that the horizon is inside the data.
 

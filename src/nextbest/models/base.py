@@ -19,6 +19,10 @@ class NotFittedError(RuntimeError):
     """A model was used before ``fit``."""
 
 
+class NotApplicableError(RuntimeError):
+    """A model cannot be trained on this data (e.g. no product categories for offers)."""
+
+
 class ArtifactMismatchError(RuntimeError):
     """A saved model was made for another model class or format version."""
 

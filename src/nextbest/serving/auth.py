@@ -6,9 +6,13 @@ except the probes, metrics and API docs in :data:`PUBLIC_PATHS`. Anything
 else gets 401 with a JSON body and ``WWW-Authenticate: Bearer``. Keys are
 compared in constant time.
 
-Without a key the middleware refuses to be built - and so the service
-refuses to start - unless ``NEXTBEST_ALLOW_NO_AUTH=1``
-(:func:`nextbest.serving.settings.api_keys_from_env`).
+Without a key the service refuses to start unless ``NEXTBEST_ALLOW_NO_AUTH=1``
+(:func:`nextbest.serving.settings.api_keys_from_env`, called when the
+service is created). The middleware itself fails closed: built without a
+key, it answers every non-public request with 503 - it never lets a request
+through unauthenticated by accident. (It does not raise: middleware is
+built before the app's lifespan, where an exception would make uvicorn
+silently skip start-up instead of exiting.)
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hmac
 
 from nextbest.serving.http import send_error
-from nextbest.serving.settings import api_keys_from_env
+from nextbest.serving.settings import ConfigurationError, api_keys_from_env
 
 PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs", "/docs.json"})
 PUBLIC_PREFIXES = ("/static_content/",)
@@ -42,17 +46,25 @@ class AuthMiddleware:
     ----------
     app : ASGI app
     keys : sequence of str, optional
-        Accepted keys; read from the environment when not given. An empty
-        sequence (only possible with ``NEXTBEST_ALLOW_NO_AUTH=1``) lets everyone in.
+        Accepted keys; read from the environment when not given (then
+        ``NEXTBEST_ALLOW_NO_AUTH=1`` lets everyone in). An explicit empty
+        sequence refuses everything.
     on_failure : callable, optional
         Called on each 401 (metrics).
     """
 
     def __init__(self, app, keys=None, on_failure=None) -> None:
         self.app = app
-        keys = api_keys_from_env() if keys is None else tuple(keys)
-        self.keys = tuple(k.encode("utf-8") for k in keys)
         self.on_failure = on_failure
+        self.open = False
+        if keys is None:
+            try:
+                keys = api_keys_from_env()
+            except ConfigurationError:
+                keys = ()  # fail closed; the service itself refuses to start
+            else:
+                self.open = not keys
+        self.keys = tuple(k.encode("utf-8") for k in keys)
 
     def allowed(self, scope) -> bool:
         token = bearer_token(scope)
@@ -64,8 +76,11 @@ class AuthMiddleware:
         return ok
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not self.keys or is_public(scope["path"]) or self.allowed(scope):
+        if scope["type"] != "http" or self.open or is_public(scope["path"]) or self.allowed(scope):
             return await self.app(scope, receive, send)
+        if not self.keys:
+            return await send_error(send, 503, "authentication is not configured",
+                                    "set NEXTBEST_API_KEY and restart the service")
         if self.on_failure is not None:
             self.on_failure()
         await send_error(send, 401, "unauthorized",

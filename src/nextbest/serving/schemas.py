@@ -22,9 +22,10 @@ MAX_ABS_AMOUNT = 1e9
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2200, 1, 1)
 
-CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
-                       Field(description=f"The one customer id (1 to {MAX_ID_LENGTH} characters; "
-                                         "leading zeros are kept).", examples=["1234"])]
+CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH,
+                                             pattern=r"^[^\x00-\x1f\x7f]+$"),
+                       Field(description=f"The one customer id (1 to {MAX_ID_LENGTH} characters, no control "
+                                         "characters; leading zeros are kept).", examples=["1234"])]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)]
 Action = Literal["retention", "cross_sell", "no_action", "non_personalised"]
 

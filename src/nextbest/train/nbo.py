@@ -19,6 +19,7 @@ import pandas as pd
 from nextbest.decision.catalog import Catalog
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
+from nextbest.models.base import NotApplicableError
 from nextbest.models.evaluation import classification_metrics, ranking_metrics
 from nextbest.models.offers import (
     OfferModel,
@@ -77,6 +78,10 @@ def rank_lists(pairs: pd.DataFrame, score: np.ndarray) -> tuple[list[set], list[
 
 def train_nbo(ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_unit_days: float) -> NboResult:
     """Build pair examples, evaluate on the newest cutoff against baselines, fit the production model."""
+    if ctx.table.cat_cust.size == 0:
+        raise NotApplicableError(
+            "no purchase in any catalog category (the data has no `category` column or none of its "
+            "categories is in the offer catalog): next-best-offer not trained")
     window = int(config["label_window_days"])
     k = int(config["k"])
     cutoffs = rolling_cutoffs(ctx.first_day, as_of, window, int(config["cutoff_step_days"]),

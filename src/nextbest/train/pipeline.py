@@ -25,6 +25,7 @@ from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
 from nextbest.decision.catalog import Catalog
 from nextbest.features.build import build_context, category_popularity, features_at
+from nextbest.models.base import NotApplicableError
 from nextbest.train.clv import TrainResult, default_as_of, prepare_transactions, train_clv
 
 SNAPSHOT_FILE = "features.parquet"
@@ -37,7 +38,7 @@ class PipelineResult:
     as_of: pd.Timestamp
     clv: TrainResult
     churn: object
-    nbo: object
+    nbo: object | None
     versions: dict[str, str | None]
     promoted: dict[str, bool]
     snapshot: Path
@@ -162,7 +163,11 @@ def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_o
 
         churn, churn_version, churn_promoted = run_churn(ctx, dataset.name, as_of, configs,
                                                          clv.model.count_model_used_, register)
-        nbo, nbo_version, nbo_promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog, register)
+        try:
+            nbo, nbo_version, nbo_promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog, register)
+        except NotApplicableError as exc:
+            mlflow.set_tag("nbo_skipped", str(exc))
+            nbo, nbo_version, nbo_promoted = None, None, False
 
         features = features_at(ctx, as_of, unit)
         meta = {"as_of": str(as_of.date()), "time_unit_days": unit,
@@ -177,5 +182,5 @@ def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_o
             run_id=parent.info.run_id, as_of=as_of, clv=clv, churn=churn, nbo=nbo,
             versions=meta["versions"],
             promoted={tracking.CLV_MODEL_NAME: clv.promoted, tracking.CHURN_MODEL_NAME: churn_promoted,
-                      tracking.NBO_MODEL_NAME: nbo_promoted},
+                      **({tracking.NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {})},
             snapshot=snapshot, seconds=seconds)

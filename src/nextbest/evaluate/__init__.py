@@ -1,0 +1,24 @@
+"""Backtest evaluation: ``nextbest evaluate`` and its report.
+
+Models are trained on data before ``as_of`` (or taken from the registry),
+predict the horizon after it, and are measured against what customers really
+did - every measure beside a simple baseline:
+
+* :mod:`.clv` - purchases and revenue per customer (aggregate error, MAE,
+  Spearman, normalised Gini, decile MAPE), tracking, conditional
+  expectations and P(alive) plots;
+* :mod:`.churn` - AUC, PR-AUC, Brier, calibration, lift and gain;
+* :mod:`.offers` - hit@k and MAP@k of cross-sell rankings, coupon redemption
+  by predicted propensity (Complete Journey);
+* :mod:`.decision` - expected and realised value of the chosen actions
+  against random-offer and rule policies.
+
+:func:`evaluate_to_dir` writes ``metrics.json`` and a self-contained
+``report.html`` (:mod:`.report`) and logs everything to one MLflow run.
+The metric functions are those of :mod:`nextbest.models.evaluation`, which
+the promotion gates of ``nextbest train`` use too.
+"""
+
+from nextbest.evaluate.run import Evaluation, evaluate, evaluate_to_dir, write_outputs
+
+__all__ = ["Evaluation", "evaluate", "evaluate_to_dir", "write_outputs"]

@@ -1,0 +1,154 @@
+"""Decision backtest: the actions :func:`nextbest.scoring.score` chooses at ``as_of``, against two simple policies.
+
+Policies, each limited to what the catalog allows (eligibility rules) and to
+customers who consented to profiling:
+
+* **model** - exactly what ``score()`` decides (the function behind batch
+  and HTTP): retention, the best cross-sell by expected value, or nothing;
+* **random offer** - one eligible cross-sell offer drawn uniformly (seeded)
+  for every customer who has one;
+* **rule** - the retention offer when the customer has not bought for more
+  than ``recency_days`` (the churn horizon), else the most popular eligible
+  cross-sell offer (category popularity at ``as_of``).
+
+Expected value uses the models' own estimates (cross-sell ``P(convert) x
+value - cost``; retention ``P(churn) x uplift x CLV - cost``), so it
+favours the model policy by construction. The **realised** value is
+measured: a cross-sell offer is worth ``value - cost`` if the customer bought
+its category in the ``label_window_days`` after ``as_of`` and ``-cost``
+otherwise. No offer was actually sent, so this measures targeting (who buys
+anyway), not the offers' causal effect; retention is not measurable this way
+and is counted apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nextbest.decision.policy import contact_state, eligibility
+from nextbest.evaluate import figures
+from nextbest.evaluate.data import BacktestData
+from nextbest.evaluate.results import HIGHER, Chart, Score, Section
+from nextbest.evaluate.sources import ModelSet
+from nextbest.features.build import add_clv_features, category_popularity, features_at
+from nextbest.features.customer import category_bought_in_window
+from nextbest.models.offers import offer_pairs
+from nextbest.scoring import ModelBundle, score
+
+TITLE = "Decisions: who gets which offer"
+NONE, RETENTION = -1, -2
+
+
+def _inputs(models: ModelSet, data: BacktestData):
+    f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
+    f = f[f["consent_profiling"]].reset_index(drop=True)
+    clv = models.clv.predict(f, horizon_days=data.horizon_days)
+    churn = np.full(len(f), np.nan)
+    if models.churn is not None:
+        churn = models.churn.predict_proba(add_clv_features(f, models.clv, models.churn_horizon_days))
+    popularity = category_popularity(data.ctx_full, data.as_of)
+    m = len(models.catalog.offers)
+    p = models.nbo.predict_proba(offer_pairs(f, models.catalog.offers, popularity)).reshape(m, len(f)).T
+    return f, clv, churn, p, popularity
+
+
+def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed: int):
+    """Per policy an int array per customer: catalog offer index, ``-2`` retention, ``-1`` nothing."""
+    catalog = models.catalog
+    f, clv, churn, p, popularity = _inputs(models, data)
+    bundle = ModelBundle(clv=models.clv, catalog=catalog, churn=models.churn, nbo=models.nbo,
+                         churn_horizon_days=models.churn_horizon_days)
+    decided = score(f, bundle, data.horizon_days, popularity, None, data.as_of)
+    offer_ids = [o.offer_id for o in catalog.offers]
+    lookup = {oid: j for j, oid in enumerate(offer_ids)}
+    ret_id = catalog.retention.offer_id if catalog.retention else None
+    model = np.array([RETENTION if a == ret_id else lookup.get(a, NONE) for a in decided["action_offer_id"]])
+
+    n, m = p.shape
+    days, pair, _ = contact_state(None, f["customer_id"].to_numpy(), offer_ids, data.as_of)
+    pred_clv, p_alive = clv["predicted_clv"].to_numpy(), clv["p_alive"].to_numpy()
+    ok = eligibility(f, catalog, pred_clv, churn, p_alive, days, pair)
+    rng = np.random.default_rng(seed)
+    random = np.full(n, NONE)
+    counts = ok.sum(axis=1)
+    has = counts > 0
+    pick = (rng.random(n) * np.maximum(counts, 1)).astype(int)
+    random[has] = np.array([np.flatnonzero(row)[k] for row, k in zip(ok[has], pick[has])])
+    pop = np.array([popularity.get(o.category, 0.0) for o in catalog.offers])
+    by_pop = np.where(ok, pop[None, :], -np.inf).argmax(axis=1)
+    rule = np.where(has, by_pop, NONE)
+    if catalog.retention is not None:
+        rule = np.where(f["days_since_last"].to_numpy() > recency_days, RETENTION, rule)
+    ret_ev = np.nan_to_num(churn) * (catalog.retention.uplift if catalog.retention else 0) * pred_clv \
+        - (catalog.retention.cost if catalog.retention else 0)
+    return f, {"model": model, "random offer": random, "rule": rule}, p, ret_ev
+
+
+def policy_table(choices: dict[str, np.ndarray], p: np.ndarray, ret_ev: np.ndarray, converted: np.ndarray,
+                 value: np.ndarray, cost: np.ndarray) -> pd.DataFrame:
+    """Contacts, expected and realised value per policy (see the module docstring for the accounting)."""
+    rows = []
+    n = len(ret_ev)
+    for name, c in choices.items():
+        xs = c >= 0
+        j = np.where(xs, c, 0)
+        ev = np.where(xs, p[np.arange(n), j] * value[j] - cost[j], 0.0) + np.where(c == RETENTION, ret_ev, 0.0)
+        hit = xs & converted[np.arange(n), j]
+        realised = np.where(xs, hit * value[j] - cost[j], 0.0)
+        rows.append({"policy": name, "customers": n, "contacted": int((c != NONE).sum()),
+                     "cross_sell": int(xs.sum()), "retention": int((c == RETENTION).sum()),
+                     "expected_value": float(ev.sum()), "realised_cross_sell_value": float(realised.sum()),
+                     "cross_sell_conversion_rate": float(hit.sum() / xs.sum()) if xs.any() else float("nan"),
+                     "realised_value_per_cross_sell": float(realised.sum() / xs.sum()) if xs.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def decision_section(models: ModelSet, data: BacktestData, configs: dict, seed: int = 42) -> Section:
+    """Model policy against random-offer and rule policies on expected and realised value."""
+    if models.nbo is None:
+        return Section.skipped("decision", TITLE, models.skipped.get("nbo", "no offer model"))
+    window = int(configs["nbo"]["label_window_days"])
+    if not data.window_fits(window):
+        return Section.skipped("decision", TITLE, f"the {window}-day window runs past the end of the data")
+    recency_days = int(models.churn_horizon_days)
+    f, choices, p, ret_ev = policy_choices(models, data, recency_days, seed)
+    catalog = models.catalog
+    table_ = data.ctx_full.table
+    rows = pd.Index(table_.customer_ids.astype(str)).get_indexer(f["customer_id"])
+    cols = [table_.categories.index(o.category) for o in catalog.offers]
+    converted = category_bought_in_window(table_, data.as_of, window)[rows][:, cols]
+    value = np.array([o.value for o in catalog.offers])
+    cost = np.array([o.cost for o in catalog.offers])
+    t = policy_table(choices, p, ret_ev, converted, value, cost)
+    get = t.set_index("policy")
+
+    def s(col, label, headline, fmt):
+        return Score(col, label, float(get.loc["model", col]),
+                     {k: float(get.loc[k, col]) for k in ("random offer", "rule")}, HIGHER, headline, fmt)
+
+    section = Section(
+        name="decision", title=TITLE,
+        intro=(f"The actions chosen on {data.as_of.date()} for {len(f):,} customers, against sending a random "
+               f"eligible offer (seed {seed}) and a rule (retention offer after {recency_days} days without a "
+               f"purchase, else the most popular eligible offer). Realised value counts cross-sell offers whose "
+               f"category the customer bought in the next {window} days."),
+        scores=[s("realised_cross_sell_value", "Realised cross-sell value: conversions x value - cost ($)", True,
+                  "{:,.0f}"),
+                s("cross_sell_conversion_rate", "Share of cross-sell offers whose category was bought", True,
+                  "{:.1%}"),
+                s("realised_value_per_cross_sell", "Realised value per cross-sell offer sent ($)", False, "{:,.2f}"),
+                s("expected_value", "Expected value of the chosen actions, by the models' estimates ($)", False,
+                  "{:,.0f}")],
+        tables={"policies": t},
+        notes=["No offer was really sent in the backtest: realised value shows whether the chosen customers "
+               "buy the category anyway (good targeting), not how many extra purchases an offer causes. "
+               f"Retention offers ({int(get.loc['model', 'retention']):,} chosen by the model) cannot be "
+               "valued this way and are excluded from realised value."],
+    )
+    fig = figures.grouped_bars(t, "policy", ["expected_value", "realised_cross_sell_value"],
+                               "Value of each policy ($)", "$", "{:,.0f}")
+    section.charts.append(Chart("decision_value", "Expected and realised value of each policy",
+                                "Realised value: what the offers sent would have earned from purchases that really "
+                                "happened, minus the cost of every contact.", figures.png(fig)))
+    return section

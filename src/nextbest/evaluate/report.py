@@ -1,0 +1,189 @@
+"""``report.html``: one self-contained page a marketer can read.
+
+Summary table first (metric, model, baseline, verdict - or, with
+``--compare``, both model specs and the winner), then one section per area
+with its measures, figures (inline base64 PNG) and a one-line explanation of
+each. No external link, stylesheet, script or font: the file can be mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+import pandas as pd
+
+from nextbest.evaluate.results import HIGHER, LOWER, Score, Section
+
+VERDICT = {"better": ("good", "better than {b}"), "worse": ("bad", "worse than {b}"),
+           "tie": ("even", "same as {b}"), "n/a": ("na", "no baseline")}
+GLOSSARY = {
+    "Error of the forecast (totals)": "Predicted minus actual total over the horizon, as a share of the actual "
+                                      "total. 0% is perfect; negative means the model expected too little.",
+    "Mean absolute error": "How far off the prediction is for a typical customer, in purchases or dollars. Lower "
+                           "is better.",
+    "Spearman": "How well the order of customers by predicted value matches the order by real value: 1 = "
+                "same order, 0 = unrelated.",
+    "Normalised Gini": "How well the predictions separate big spenders from the rest, relative to a perfect "
+                       "ranking: 1 = perfect, 0 = no better than chance.",
+    "Decile MAPE": "Customers are split into ten equal groups by predicted value; the average percentage gap "
+                   "between each group's predicted and real revenue. Lower is better.",
+    "AUC": "The chance that a random customer who did the thing (churned, bought, redeemed) was scored higher "
+           "than a random one who did not. 0.5 = coin toss, 1 = perfect.",
+    "PR-AUC": "How clean the list of flagged customers is, averaged over list lengths; compare it with the "
+              "actual rate, which is what a random list would get.",
+    "Brier score": "Mean squared gap between the predicted probability and what happened (0 or 1). Lower is "
+                   "better.",
+    "Lift and gain": "Lift: how much more often the top-scored 10% churn than average. Gain: the share of all "
+                     "churners reached when contacting the top deciles.",
+    "hit@k, MAP@k": "hit@k: share of customers who bought a recommended category with at least one of the top "
+                    "k recommendations; MAP@k also rewards putting it first.",
+    "Realised value": "For every cross-sell offer a policy would send: its value if the customer bought that "
+                      "category in the window, minus the contact cost.",
+}
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;max-width:1100px;
+padding:1.5em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+.meta{color:#555}table{border-collapse:collapse;margin:.8em 0;font-size:.93em}
+th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right}th{background:#f4f4f4}
+td.l,th.l{text-align:left}.good{background:#e3f4e1;color:#1c6b17}.bad{background:#fbe3e1;color:#9c1c12}
+.even,.na{background:#f2f2f2;color:#555}.skip{background:#f6f6f6;border-left:4px solid #aaa;padding:.6em 1em}
+.notes li{margin:.2em 0}.warn{color:#9c1c12}figure{margin:1.2em 0}
+figure img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:.95em}
+dt{font-weight:bold;margin-top:.5em}nav a{margin-right:1em}
+"""
+
+
+def fmt(score: Score, value) -> str:
+    if value is None or not isinstance(value, (int, float)) or value != value:
+        return "n/a"
+    try:
+        return score.fmt.format(value)
+    except (ValueError, TypeError):
+        return f"{value:.3g}"
+
+
+def _verdict_cell(score: Score) -> str:
+    name, _ = score.best_baseline()
+    cls, text = VERDICT[score.verdict()]
+    return f'<td class="l {cls}">{escape(text.format(b=name or "baseline"))}</td>'
+
+
+def _direction(score: Score) -> str:
+    return {HIGHER: "higher is better", LOWER: "lower is better"}.get(score.better, "closer to 0 is better")
+
+
+def _table(head: list[str], rows: list[str]) -> str:
+    th = "".join(f'<th class="{"l" if i < 1 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    return f"<table><tr>{th}</tr>{''.join(rows)}</table>"
+
+
+def summary(result) -> str:
+    """The summary table: headline scores of every section (first model spec, or all with the winner)."""
+    runs = result.runs
+    first = runs[0]
+    rows = []
+    for sname, section in first.sections.items():
+        if section.status != "ok":
+            cells = f'<td class="l">{escape(section.title)}</td><td class="l" colspan="{len(runs) + 3}">' \
+                    f"not evaluated: {escape(section.notes[0] if section.notes else '')}</td>"
+            rows.append(f"<tr>{cells}</tr>")
+            continue
+        for s in (x for x in section.scores if x.headline):
+            name, base = s.best_baseline()
+            values = []
+            for run in runs:
+                other = run.sections.get(sname)
+                o = other.score(s.key) if other else None
+                values.append(f"<td>{fmt(s, o.value if o else None)}</td>")
+            base_cell = f"<td>{fmt(s, base)}{f' ({escape(name)})' if name else ''}</td>"
+            if result.compare:
+                win = next((c["winner"] for c in result.comparison()
+                            if c["section"] == sname and c["metric"] == s.key), None)
+                last = f'<td class="l {"even" if win in (None, "tie") else "good"}">{escape(str(win or "n/a"))}</td>'
+            else:
+                last = _verdict_cell(s)
+            rows.append(f'<tr><td class="l">{escape(section.title)}</td><td class="l">{escape(s.label)}</td>'
+                        f"{''.join(values)}{base_cell}{last}</tr>")
+    labels = [r.label for r in runs]
+    head = ["Area", "What is measured", *(labels if result.compare else ["Model"]),
+            "Best baseline" + (f" ({labels[0]})" if result.compare else ""), "Winner" if result.compare else "Verdict"]
+    return _table(head, rows)
+
+
+def _section_table(section_runs: list[tuple[str, Section]], compare: bool) -> str:
+    base = section_runs[0][1]
+    names = list(dict.fromkeys(k for s in base.scores for k in s.baselines))
+    rows = []
+    for s in base.scores:
+        values = []
+        for _, sec in section_runs:
+            o = sec.score(s.key)
+            values.append(f"<td>{fmt(s, o.value if o else None)}</td>")
+        bases = "".join(f"<td>{fmt(s, s.baselines.get(n))}</td>" for n in names)
+        rows.append(f'<tr><td class="l">{escape(s.label)}<br><small>{_direction(s)}</small></td>'
+                    f"{''.join(values)}{bases}{'' if compare else _verdict_cell(s)}</tr>")
+    head = ["Measure", *([lab for lab, _ in section_runs] if compare else ["Model"]), *names]
+    return _table(head + ([] if compare else ["Verdict"]), rows)
+
+
+def _figure(chart, prefix: str = "") -> str:
+    data = base64.b64encode(chart.png).decode("ascii")
+    title = f"{prefix}{chart.title}"
+    return (f'<figure><img alt="{escape(title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{escape(title)}.</b> {escape(chart.explain)}</figcaption></figure>")
+
+
+def section_html(result, sname: str) -> str:
+    """One area: intro, measures against baselines, notes, figures (one set per model spec)."""
+    pairs = [(r.label, r.sections[sname]) for r in result.runs if sname in r.sections]
+    label, sec = pairs[0]
+    parts = [f'<section id="{escape(sname)}"><h2>{escape(sec.title)}</h2>']
+    ok = [(lab, s) for lab, s in pairs if s.status == "ok"]
+    if not ok:
+        parts.append(f'<p class="skip">Not evaluated: {escape(" ".join(sec.notes))}</p></section>')
+        return "".join(parts)
+    for lab, s in ok:
+        parts.append(f"<p>{'<b>' + escape(lab) + ':</b> ' if result.compare else ''}{escape(s.intro)}</p>")
+    parts.append(_section_table(ok, result.compare))
+    notes = [f"{escape(lab) + ': ' if result.compare else ''}{escape(n)}" for lab, s in pairs for n in s.notes]
+    if notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>")
+    for lab, s in ok:
+        parts += [_figure(c, f"{lab}: " if result.compare else "") for c in s.charts]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render(result) -> str:
+    """The whole page as one HTML string."""
+    from nextbest.evaluate.run import SECTION_ORDER
+
+    present = [s for s in SECTION_ORDER if any(s in r.sections for r in result.runs)]
+    titles = {s: next(r.sections[s].title for r in result.runs if s in r.sections) for s in present}
+    models = "; ".join(f"{escape(r.label)}: " + ", ".join(f"{escape(k)} {escape(str(v))}"
+                                                           for k, v in r.versions.items()) for r in result.runs)
+    notes = list(result.notes) + [n for r in result.runs for n in r.notes]
+    note_html = "".join(f'<li class="{"warn" if n.startswith("WARNING") else ""}">{escape(n)}</li>' for n in notes)
+    nav = '<a href="#summary">Summary</a>' + "".join(f'<a href="#{s}">{escape(titles[s])}</a>' for s in present)
+    end = (result.as_of + pd.Timedelta(days=result.horizon_days - 1)).date()
+    verb = "Which model wins" if result.compare else "How good are the predictions"
+    return "".join([
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>nextbest evaluation: {escape(result.dataset)} from {result.as_of.date()}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{verb}: a backtest on {escape(result.dataset)}</h1>",
+        f'<p class="meta">Models see only data before <b>{result.as_of.date()}</b>; their predictions are checked '
+        f"against what customers really did from {result.as_of.date()} to {end} ({result.horizon_days} days). "
+        f"Models: {models}. MLflow run: {escape(str(result.run_id or 'not logged'))}.</p>",
+        f"<nav>{nav}</nav>",
+        '<section id="summary"><h2>Summary</h2><p>One line per key measure: the model, the strongest simple '
+        "baseline (a rule anyone could apply without a model) and whether the model beats it.</p>",
+        summary(result),
+        f'<ul class="notes">{note_html}</ul></section>' if note_html else "</section>",
+        *(section_html(result, s) for s in present),
+        '<section id="glossary"><h2>How to read the measures</h2><dl>',
+        "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in GLOSSARY.items()),
+        "</dl></section></body></html>",
+    ])

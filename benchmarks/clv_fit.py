@@ -19,7 +19,7 @@ import numpy as np
 
 from nextbest.data.synthetic import generate_transactions, synthetic_as_of
 from nextbest.features.rfm import rfm_summary
-from nextbest.models.clv import fit_count_model, fit_spend_model
+from nextbest.models.btyd import fit_count_model, fit_spend_model
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from nextbest.features.rfm import calibration_holdout
-from nextbest.models.clv import ClvModel, count_log_likelihood, fit_count_model
+from nextbest.models.btyd import count_log_likelihood, fit_count_model
+from nextbest.models.clv import ClvModel
 
 AS_OF = "1997-10-01"
 HOLDOUT_DAYS = 273

@@ -8,7 +8,7 @@ from lifetimes import BetaGeoFitter
 from scipy.optimize import check_grad
 
 from nextbest.features.rfm import rfm_summary
-from nextbest.models.clv import compress
+from nextbest.models.btyd import compress
 from nextbest.models.fast import (
     _Patterns,
     _SpendData,

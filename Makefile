@@ -1,5 +1,5 @@
 # nextbest - two commands do all set-up on a fresh machine:
-#   make run    train on Complete Journey if no champion exists, then run the main job
+#   make run    train on Complete Journey if no champion exists, run the main job, then serve on localhost:3000
 #   make test   run the whole test suite (slow tests included)
 # Everything installs from the lock file (uv.lock) into ./.venv.
 
@@ -23,6 +23,7 @@ install: $(STAMP)
 
 run: install
 	$(VENV)/bin/nextbest run
+	$(VENV)/bin/nextbest serve --generate-key --host 127.0.0.1 --port 3000
 
 test: install
 	$(PY) -m pytest -p no:cacheprovider

@@ -150,32 +150,54 @@ def score(
     output: Path = typer.Option(..., "--output", "-o", help="Output .parquet or .csv."),
     catalog: Optional[Path] = CatalogOpt,
     contact_history: Optional[Path] = typer.Option(None, "--contact-history", help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps."),
+    engine: str = typer.Option("local", "--engine", help="local (this machine, streaming by chunks) or spark (pyspark; see README)."),
+    chunk_size: int = typer.Option(100_000, "--chunk-size", min=1, help="Customers per chunk, approximately (memory grows with it)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its finished chunks (same inputs, as_of, horizon, models)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL (default $NEXTBEST_SPARK_MASTER, spark-submit's master, else local[*])."),
 ) -> None:
-    """Score every customer with the champion models and write one decision per customer."""
-    from nextbest import batch, tracking
-    from nextbest.data.files import read_table
+    """Score every customer with the champion models, in chunks; one decision per customer, rejects beside it."""
+    from nextbest import tracking
+    from nextbest.batch.command import build_job, make_reporter, run_job, summary_lines
+    from nextbest.batch.job import BatchError
+    from nextbest.data.files import parse_mapping
     from nextbest.decision.catalog import load_catalog
-    from nextbest.train import default_as_of
 
-    ds = _load(dataset, transactions, customers, mapping)
-    tracking.setup()
     try:
-        bundle = tracking.load_bundle(load_catalog(catalog))
-        history = read_table(contact_history) if contact_history else None
-        cutoff = as_of or default_as_of(ds.transactions)
-        result = batch.score_dataset(ds, bundle, cutoff, horizon_days, history)
+        tracking.setup()
+        cat = load_catalog(catalog)
+        bundle = tracking.load_bundle(cat)
+        job = build_job(dataset, transactions, customers, parse_mapping(mapping), as_of, horizon_days, output,
+                        contact_history, chunk_size, resume, cat)
+        result = run_job(job, bundle, engine, make_reporter(console), spark_master)
     except LookupError as exc:
         _fail(str(exc).strip("'\""))
-    except (SchemaError, ValueError) as exc:
+    except (SchemaError, BatchError, ValueError, OSError) as exc:
         _fail(str(exc))
-    batch.write_scores(result.scores, output)
-    rej = batch.write_rejects(result.rejects, output)
-    if rej:
-        console.print(f"{len(result.rejects):,} rejected rows -> {rej}: {result.report.rejected}")
-    sc = result.scores
-    console.print(f"scored {sc['predicted_clv'].notna().sum():,} customers "
-                  f"({(~sc['consent_profiling']).sum():,} opted out, not scored) in {result.seconds:.1f}s -> {output}")
-    console.print("actions: " + ", ".join(f"{k} {v:,}" for k, v in sc["action"].value_counts().items()))
+    for line in summary_lines(result, bundle):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("export-audiences")
+def export_audiences(
+    scores: Path = typer.Option(..., "--scores", "-s", help="Scores file written by `nextbest score` (.parquet or .csv)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for one CSV per action and offer."),
+    catalog: Optional[Path] = CatalogOpt,
+) -> None:
+    """One CSV per action/offer (customer_id, offer, expected value, reason) for a campaign tool."""
+    from nextbest.audiences import export_audiences as export
+    from nextbest.decision.catalog import load_catalog
+
+    try:
+        result = export(scores, output, load_catalog(catalog))
+    except (SchemaError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    for name, n in result.files.items():
+        console.print(f"{n:>10,}  {output / name}", markup=False, highlight=False, soft_wrap=True)
+    for action, n in result.not_exported.items():
+        console.print(f"{n:>10,}  {action}: not exported (nothing to send)", markup=False, highlight=False)
+    if result.moved_to_non_personalised:
+        console.print(f"warning: {result.moved_to_non_personalised:,} opted-out customers had a personalised action "
+                      "in the scores; exported in the non-personalised list only", markup=False)
 
 
 @app.command()
@@ -221,11 +243,101 @@ def run(
     out.print("models: " + ", ".join(f"{k} v{v}" for k, v in bundle.versions.items()))
 
 
+@app.command()
+def evaluate(
+    dataset: Optional[str] = DatasetOpt,
+    transactions: Optional[Path] = TransactionsOpt,
+    customers: Optional[Path] = CustomersOpt,
+    mapping: Optional[list[str]] = MapOpt,
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="First day of the backtest horizon (YYYY-MM-DD); models see only earlier data. Default: the last data day + 1 - horizon."),
+    horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Days after --as-of that CLV predicts and is measured on."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for metrics.json and report.html."),
+    models: str = typer.Option("train", "--models", help="Models to evaluate: 'train' (fit now on data before --as-of), a registry alias ('champion'), a version ('3') or 'clv=3,churn=champion,nbo=train'."),
+    compare: Optional[tuple[str, str]] = typer.Option(None, "--compare", help="Two model specs side by side, e.g. --compare champion 3; says which wins on each measure."),
+    count_model: Optional[list[str]] = typer.Option(None, "--count-model", help="CLV count model candidates when training (bgnbd, pareto, mbgnbd), repeatable; default models/clv.yaml."),
+    churn_horizon_days: Optional[int] = typer.Option(None, "--churn-horizon-days", help="Churn window in days when training (default models/churn.yaml)."),
+    catalog: Optional[Path] = CatalogOpt,
+    config_dir: Optional[Path] = typer.Option(None, "--config-dir", help="Directory with clv.yaml, churn.yaml, nbo.yaml (default models/)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the random-offer baseline policy."),
+) -> None:
+    """Backtest: predict the horizon after --as-of and measure CLV, churn, offers and decisions against what happened."""
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.evaluate import evaluate_to_dir
+    from nextbest.evaluate.report import summary_rows
+
+    cfg = _configs({"clv": {"count_models": count_model or None},
+                    "churn": {"horizon_days": churn_horizon_days}}, config_dir)
+    ds = _load(dataset, transactions, customers, mapping)
+    try:
+        result = evaluate_to_dir(ds, as_of, horizon_days, output, cfg, load_catalog(catalog),
+                                 tuple(compare) if compare else (models,), seed)
+    except LookupError as exc:
+        _fail(str(exc).strip("'\""))
+    except (SchemaError, ValueError) as exc:
+        _fail(str(exc))
+    head, rows = summary_rows(result)
+    table = Table(title=f"Backtest on {result.dataset}: {result.horizon_days} days from {result.as_of.date()}")
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i < 2 or i == len(head) - 1 else "right")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    for note in result.notes + [n for r in result.runs for n in r.notes]:
+        console.print(f"[yellow]{note}[/]" if note.startswith("WARNING") else note)
+    console.print(f"wrote {output / 'metrics.json'} and {output / 'report.html'} in {result.seconds:.0f}s "
+                  f"(MLflow run {result.run_id})")
+
+
 @app.callback()
 def _quiet_libraries() -> None:
     """Keep library INFO chatter (MLflow, alembic) out of the terminal."""
     for name in ("mlflow", "alembic", "lightgbm"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@app.command()
+def serve(
+    dataset: str = typer.Option("completejourney", "--dataset", "-d",
+                                help="Dataset to train on if a champion or the feature snapshot is missing."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port to listen on."),
+    generate_key: bool = typer.Option(False, "--generate-key",
+                                      help="If NEXTBEST_API_KEY is unset, create one in NEXTBEST_HOME/api-key "
+                                           "(kept across runs) and use it."),
+) -> None:
+    """Train if a champion or the snapshot is missing, then serve the HTTP API (bentoml serve) on HOST:PORT."""
+    import os
+    import secrets
+
+    from nextbest import tracking
+    from nextbest.config import Paths
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.serving.settings import API_KEY_ENV, ConfigurationError, api_keys_from_env
+    from nextbest.train.pipeline import SNAPSHOT_FILE, train_all
+
+    paths = Paths.from_env().ensure()
+    if generate_key and not os.environ.get(API_KEY_ENV, "").strip():
+        key_file = paths.root / "api-key"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(32) + "\n")
+        os.environ[API_KEY_ENV] = key_file.read_text().strip()
+        console.print(f"API key (from {key_file}): send 'Authorization: Bearer {os.environ[API_KEY_ENV]}'")
+    try:
+        api_keys_from_env()
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    tracking.setup(paths)
+    missing = [n for n in tracking.MODEL_NAMES if tracking.champion_version(n) is None]
+    if missing or not (paths.snapshots / SNAPSHOT_FILE).exists():
+        console.print(f"no champion for {missing} or no feature snapshot: training on {dataset} ...")
+        pipe = train_all(_load(dataset, None, None, None), _configs(), load_catalog(), paths=paths)
+        failed = [n for n, ok in pipe.promoted.items() if not ok]
+        if failed:
+            _fail(f"trained models did not pass their promotion gates: {failed}; see the MLflow run {pipe.run_id}")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    console.print(f"serving on http://{host}:{port} (docs at /docs) ...")
+    os.execv(bentoml, [str(bentoml), "serve", "nextbest.service:NextBest", "--host", host, "--port", str(port)])
 
 
 def main() -> None:  # pragma: no cover

@@ -44,48 +44,67 @@ def cadence(ipt_days: float) -> str:
 def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: np.ndarray,
                   churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray) -> list[list[dict]]:
     """One list of reason dicts per customer, most important first."""
+    n = len(features)
     keys = [category_key(c) for c in catalog.categories]
     share_cols = [f"share_{k}" for k in keys if f"share_{k}" in features.columns]
-    shares = features[share_cols].to_numpy(dtype=float) if share_cols else np.zeros((len(features), 0))
+    shares = features[share_cols].to_numpy(dtype=float) if share_cols else np.zeros((n, 0))
     names = [c for c, k in zip(catalog.categories, keys) if f"share_{k}" in features.columns]
     ipt = features["ipt_mean_days"].to_numpy(dtype=float) if "ipt_mean_days" in features.columns \
-        else np.full(len(features), np.nan)
+        else np.full(n, np.nan)
     offers = catalog.offers
     policy = catalog.policy
+    # Everything that is not per-customer text is computed once, as arrays or strings; the loop
+    # below only formats. Texts are the same as formatting row by row.
+    consent_text = ("objected to profiling (GDPR Art. 21): non-personalised "
+                    f"default only ({catalog.default_action.name})")
+    cap = policy["max_contacts_30d"]
+    no_offer = f"no offer clears the {money(policy['min_expected_value'])} expected-value threshold"
+    if shares.shape[1]:
+        filled = np.where(np.isnan(shares), -np.inf, shares)  # np.nanargmax's own convention
+        habit_of = np.where(filled.max(axis=1) > 0, filled.argmax(axis=1), -1).tolist()
+    else:
+        habit_of = [-1] * n
+    offer_days = [features[c].to_numpy(dtype=float).tolist() if (c := f"days_since_{category_key(o.category)}")
+                  in features.columns else None for o in offers]
+    value_cost = [(money(o.value), money(o.cost)) for o in offers]
+    k = d.top_index.shape[1]
+    top0 = d.top_index[:, 0].tolist() if k else [-1] * n
+    top_p0 = d.top_p[:, 0].tolist() if k else [np.nan] * n
+    top_ev0 = d.top_ev[:, 0].tolist() if k else [np.nan] * n
+    consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
+    contacts, best_ev = d.contacts_30d.tolist(), d.best_ev.tolist()
+    clv_l, churn_l, p_alive_l, ipt_l = clv.tolist(), churn.tolist(), p_alive.tolist(), ipt.tolist()
     out: list[list[dict]] = []
-    for i in range(len(features)):
-        if not consent[i]:
-            out.append([{"code": CONSENT, "text": "objected to profiling (GDPR Art. 21): non-personalised "
-                                                  f"default only ({catalog.default_action.name})"}])
+    for i in range(n):
+        if not consent_l[i]:
+            out.append([{"code": CONSENT, "text": consent_text}])
             continue
         reasons = []
-        action = d.action[i]
+        action = action_l[i]
         if action == "retention":
-            reasons.append({"code": RETENTION, "text": f"churn risk {churn[i]:.2f} and predicted CLV "
-                                                       f"{money(clv[i])} -> retention offer"})
+            reasons.append({"code": RETENTION, "text": f"churn risk {churn_l[i]:.2f} and predicted CLV "
+                                                       f"{money(clv_l[i])} -> retention offer"})
         elif action == "cross_sell":
-            j = d.top_index[i, 0]
+            j = top0[i]
             offer = offers[j]
-            col = f"days_since_{category_key(offer.category)}"
-            days = features[col].iat[i] if col in features.columns else np.nan
+            days = offer_days[j][i] if offer_days[j] is not None else np.nan
             gap = "never bought " + offer.category if not np.isfinite(days) else \
                 f"no {offer.category} in {int(days)} days"
-            habit = ""
-            if shares.shape[1] and np.nanmax(shares[i]) > 0:
-                habit = f"buys {names[int(np.nanargmax(shares[i]))]} {cadence(ipt[i])}, "
+            h = habit_of[i]
+            habit = f"buys {names[h]} {cadence(ipt_l[i])}, " if h >= 0 else ""
             reasons.append({"code": CROSS_SELL, "text": f"{habit}{gap}"})
+            value, cost = value_cost[j]
             reasons.append({"code": "EXPECTED_VALUE", "text": (
-                f"P(buys {offer.category} in the next window) {d.top_p[i, 0]:.2f} x {money(offer.value)} "
-                f"- {money(offer.cost)} = expected value {money(d.top_ev[i, 0])}")})
-        elif d.contacts_30d[i] >= policy["max_contacts_30d"]:
-            reasons.append({"code": CONTACT_CAP, "text": f"already contacted {int(d.contacts_30d[i])} times "
-                                                         f"in 30 days (cap {policy['max_contacts_30d']})"})
+                f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x {value} "
+                f"- {cost} = expected value {money(top_ev0[i])}")})
+        elif contacts[i] >= cap:
+            reasons.append({"code": CONTACT_CAP, "text": f"already contacted {int(contacts[i])} times "
+                                                         f"in 30 days (cap {cap})"})
         else:
-            best = d.best_ev[i]
+            best = best_ev[i]
             detail = f" (best {money(best)})" if np.isfinite(best) else " (no eligible offer)"
-            reasons.append({"code": NO_OFFER, "text": f"no offer clears the {money(policy['min_expected_value'])}"
-                                                      f" expected-value threshold{detail}"})
-        if p_alive[i] < 0.1:
-            reasons.append({"code": LAPSED, "text": f"probably lapsed: P(alive) {p_alive[i]:.2f}"})
+            reasons.append({"code": NO_OFFER, "text": no_offer + detail})
+        if p_alive_l[i] < 0.1:
+            reasons.append({"code": LAPSED, "text": f"probably lapsed: P(alive) {p_alive_l[i]:.2f}"})
         out.append(reasons)
     return out

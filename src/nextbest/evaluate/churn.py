@@ -116,10 +116,12 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
         scores=scores,
         tables={**{f"lift_{k}": v for k, v in lifts.items()}, **{f"calibration_{k}": v for k, v in calib.items()}},
     )
+    shown = {k: v[v["n"] >= MIN_CLASS] for k, v in calib.items()}
     charts = [
         ("churn_calibration", "Predicted vs observed churn",
          "Points on the diagonal mean that when the model says 30% risk, about 30% of those customers really "
-         "stopped buying.", pc.calibration_plot(calib, "Calibration in the churn window")),
+         f"stopped buying (bins of fewer than {MIN_CLASS} customers not drawn).",
+         pc.calibration_plot(shown, "Calibration in the churn window")),
         ("churn_lift", "Churn rate by risk decile, relative to average",
          "Bars above 1 in the first deciles mean the customers flagged as riskiest really do churn more often.",
          pc.lift_plot(lifts)),

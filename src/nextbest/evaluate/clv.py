@@ -75,7 +75,7 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
         score("spend_decile_mape", "Revenue per value decile: mean absolute % error", ms, bs, "decile_mape",
               LOWER, True, "{:.1%}"),
         Score("spend_top20_share", "Share of revenue from the top 20% predicted customers", top_m,
-              {BASELINE: top_b, "perfect hindsight": top_p}, HIGHER, True, "{:.1%}"),
+              {BASELINE: top_b}, HIGHER, True, "{:.1%}", references={"perfect hindsight": top_p}),
     ]
     totals = pd.DataFrame([
         {"quantity": "repeat purchases", "actual": mn["actual_total"], "model": mn["predicted_total"],
@@ -98,6 +98,24 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
         f"model predicted {mn['predicted_total']:,.0f} ({mn['aggregate_error']:+.1%}) and "
         f"${ms['predicted_total']:,.0f} ({ms['aggregate_error']:+.1%}).")
     return section
+
+
+class FlatGrid:
+    """A count fitter that receives 1-D arrays: lifetimes' Pareto/NBD ``conditional_probability_alive``
+    raises on the 2-D grids of :func:`nextbest.plots.frequency_recency_data` (scipy ``logsumexp``
+    cannot broadcast its ``b=[sign, -sign]``), so grids are flattened here and reshaped back."""
+
+    def __init__(self, fitter) -> None:
+        self.fitter = fitter
+
+    def conditional_probability_alive(self, frequency, recency, T):
+        out = self.fitter.conditional_probability_alive(np.ravel(frequency), np.ravel(recency), T)
+        return np.asarray(out, dtype="float64").reshape(np.shape(frequency))
+
+    def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T):
+        out = self.fitter.conditional_expected_number_of_purchases_up_to_time(
+            t, np.ravel(frequency), np.ravel(recency), T)
+        return np.asarray(out, dtype="float64").reshape(np.shape(frequency))
 
 
 def _model_name(clv) -> str:
@@ -130,10 +148,11 @@ def _charts(section: Section, clv, cal: pd.DataFrame, data: BacktestData, act_sp
          "the bars, the better the forecast for that kind of customer.",
          plots.conditional_expectations_plot(cal, fitter)),
         ("p_alive_matrix", "Probability a customer is still active",
-         "Bright = likely still a customer. Frequent buyers who have not bought for a long time (top left "
-         "corner) are the ones most likely to have left.",
-         plots.frequency_recency_matrix(fitter, max_frequency=max(max_f, 1), max_recency=float(cal["T"].max()),
-                                        kind="p_alive", time_unit_days=unit)),
+         "Bright = probably still a customer, dark = probably gone. Recency is how late in their history the "
+         "last purchase came, so the top of the chart bought recently; frequent buyers who then went quiet "
+         "(bottom right) are the ones the model thinks have left.",
+         plots.frequency_recency_matrix(FlatGrid(fitter), max_frequency=max(max_f, 1),
+                                        max_recency=float(cal["T"].max()), kind="p_alive", time_unit_days=unit)),
         ("value_capture", "How much revenue the top-ranked customers bring",
          "The higher the curve, the more of next period's revenue sits with the customers the model ranks first; "
          "'perfect' is the best any ranking could do.",

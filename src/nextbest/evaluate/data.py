@@ -93,11 +93,12 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
     end = data_end(dataset.transactions)
     horizon_end = as_of + pd.Timedelta(days=int(horizon_days))
     if horizon_end > end:
+        last = (end - pd.Timedelta(days=1)).date()
         raise ValueError(
-            f"the {horizon_days}-day horizon after as_of {as_of.date()} ends {horizon_end.date()}, after the "
-            f"data ({dataset.name} ends {(end - pd.Timedelta(days=1)).date()}): nothing to measure against; "
-            f"use an earlier --as-of (at most {(end - pd.Timedelta(days=int(horizon_days))).date()}) "
-            "or a shorter --horizon-days")
+            f"the {horizon_days}-day horizon after as_of {as_of.date()} runs to "
+            f"{(horizon_end - pd.Timedelta(days=1)).date()}, past the last day of the data ({dataset.name}: "
+            f"{last}): nothing to measure against; use an earlier --as-of (at most "
+            f"{(end - pd.Timedelta(days=int(horizon_days))).date()}) or a shorter --horizon-days")
     checked = validate_transactions(dataset.transactions, as_of=end)
     tx = checked.transactions
     opted_out = set(dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"].astype(str))

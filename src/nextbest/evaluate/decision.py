@@ -147,7 +147,8 @@ def decision_section(models: ModelSet, data: BacktestData, configs: dict, seed: 
                "valued this way and are excluded from realised value."],
     )
     fig = figures.grouped_bars(t, "policy", ["expected_value", "realised_cross_sell_value"],
-                               "Value of each policy ($)", "$", "{:,.0f}")
+                               "Value of each policy ($)", "$", "{:,.0f}",
+                               labels=["expected (model estimates)", "realised (cross-sell)"])
     section.charts.append(Chart("decision_value", "Expected and realised value of each policy",
                                 "Realised value: what the offers sent would have earned from purchases that really "
                                 "happened, minus the cost of every contact.", figures.png(fig)))

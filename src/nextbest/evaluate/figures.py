@@ -87,8 +87,8 @@ def gain_plot(tables: dict[str, pd.DataFrame], title: str = "Cumulative gain") -
 
 
 def grouped_bars(table: pd.DataFrame, index: str, columns: list[str], title: str, ylabel: str,
-                 fmt: str = "{:.2f}") -> Figure:
-    """Grouped bars: one group per value of ``columns``, one bar per row of ``table`` (labelled by ``index``)."""
+                 fmt: str = "{:.2f}", labels: list[str] | None = None) -> Figure:
+    """Grouped bars: one group per value of ``columns`` (shown as ``labels``), one bar per row of ``table``."""
     fig = Figure(figsize=(max(5.5, 1.8 * len(columns) + 2), 4))
     ax = fig.subplots()
     n = len(table)
@@ -98,7 +98,7 @@ def grouped_bars(table: pd.DataFrame, index: str, columns: list[str], title: str
         values = [getattr(row, c) for c in columns]
         bars = ax.bar(x + (i - (n - 1) / 2) * width, values, width=width, label=str(getattr(row, index)))
         ax.bar_label(bars, labels=[fmt.format(v) if np.isfinite(v) else "" for v in values], fontsize=7)
-    ax.set_xticks(x, columns)
+    ax.set_xticks(x, labels or columns)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -36,7 +36,7 @@ CAMPAIGN_TABLES = ("campaigns", "campaign_descriptions", "coupon_redemptions")
 
 def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Section:
     """hit@k, MAP@k and pair AUC of the offer model against the popularity and last-bought rankings."""
-    from nextbest.train.nbo import offer_examples, rank_lists
+    from nextbest.train.nbo import offer_examples
 
     if models.nbo is None:
         return Section.skipped("nbo", TITLE, models.skipped.get("nbo", "no offer model"))
@@ -78,13 +78,29 @@ def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Sectio
                 score("pair_auc", "Ranking converting offers above the others (AUC)", False)],
         tables={"rankings": table, "per_offer": _per_offer(pairs, p)},
     )
-    cols = [c for c in ("hit_at_1", f"hit_at_{k}", f"map_at_{k}") if c in table.columns]
-    fig = figures.grouped_bars(table, "ranking", list(dict.fromkeys(cols)), "Offer rankings against what customers "
-                               "bought next", "share of converting customers")
+    cols = list(dict.fromkeys(("hit_at_1", f"hit_at_{k}", f"map_at_{k}")))
+    fig = figures.grouped_bars(table, "ranking", cols, "Offer rankings against what customers bought next",
+                               "share of converting customers",
+                               labels=[c.replace("_at_", "@").replace("map", "MAP") for c in cols])
     section.charts.append(Chart("nbo_rankings", "How often the recommended offers were the ones customers took",
                                 "Taller bars for 'model' mean its recommendations match what customers went on to "
                                 "buy more often than the simple rules do.", figures.png(fig)))
     return section
+
+
+def rank_lists(pairs: pd.DataFrame, score: np.ndarray) -> tuple[list[set], list[list]]:
+    """Per customer: converted offers and offers ranked by ``score`` (ties keep row order).
+
+    Same output as :func:`nextbest.train.nbo.rank_lists`, with one sort instead of a
+    pandas group-by (seconds per call on Complete Journey).
+    """
+    codes, _ = pd.factorize(pairs["customer_id"].astype(str), sort=True)
+    order = np.lexsort((-np.asarray(score, dtype="float64"), codes))
+    offers = pairs["offer_id"].to_numpy()[order]
+    labels = pairs["label"].to_numpy()[order] == 1
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    relevant = [set(o[lab]) for o, lab in zip(np.split(offers, cuts), np.split(labels, cuts))]
+    return relevant, [list(o) for o in np.split(offers, cuts)]
 
 
 def _per_offer(pairs: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:

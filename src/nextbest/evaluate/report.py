@@ -16,7 +16,7 @@ import pandas as pd
 from nextbest.evaluate.results import HIGHER, LOWER, Score, Section
 
 VERDICT = {"better": ("good", "better than {b}"), "worse": ("bad", "worse than {b}"),
-           "tie": ("even", "same as {b}"), "n/a": ("na", "no baseline")}
+           "tie": ("even", "on par with {b}"), "n/a": ("na", "no baseline")}
 GLOSSARY = {
     "Error of the forecast (totals)": "Predicted minus actual total over the horizon, as a share of the actual "
                                       "total. 0% is perfect; negative means the model expected too little.",
@@ -75,7 +75,8 @@ def _direction(score: Score) -> str:
 
 
 def _table(head: list[str], rows: list[str]) -> str:
-    th = "".join(f'<th class="{"l" if i < 1 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    left = ' class="l"'
+    th = "".join(f"<th{left if i == 0 else ''}>{escape(h)}</th>" for i, h in enumerate(head))
     return f"<table><tr>{th}</tr>{''.join(rows)}</table>"
 
 
@@ -115,6 +116,7 @@ def summary(result) -> str:
 def _section_table(section_runs: list[tuple[str, Section]], compare: bool) -> str:
     base = section_runs[0][1]
     names = list(dict.fromkeys(k for s in base.scores for k in s.baselines))
+    refs = list(dict.fromkeys(k for s in base.scores for k in s.references))
     rows = []
     for s in base.scores:
         values = []
@@ -122,9 +124,11 @@ def _section_table(section_runs: list[tuple[str, Section]], compare: bool) -> st
             o = sec.score(s.key)
             values.append(f"<td>{fmt(s, o.value if o else None)}</td>")
         bases = "".join(f"<td>{fmt(s, s.baselines.get(n))}</td>" for n in names)
+        bases += "".join(f"<td>{fmt(s, s.references.get(n)) if n in s.references else ''}</td>" for n in refs)
         rows.append(f'<tr><td class="l">{escape(s.label)}<br><small>{_direction(s)}</small></td>'
                     f"{''.join(values)}{bases}{'' if compare else _verdict_cell(s)}</tr>")
-    head = ["Measure", *([lab for lab, _ in section_runs] if compare else ["Model"]), *names]
+    head = ["Measure", *([lab for lab, _ in section_runs] if compare else ["Model"]), *names,
+            *(f"{r} (reference)" for r in refs)]
     return _table(head + ([] if compare else ["Verdict"]), rows)
 
 
@@ -165,7 +169,8 @@ def render(result) -> str:
     models = "; ".join(f"{escape(r.label)}: " + ", ".join(f"{escape(k)} {escape(str(v))}"
                                                            for k, v in r.versions.items()) for r in result.runs)
     notes = list(result.notes) + [n for r in result.runs for n in r.notes]
-    note_html = "".join(f'<li class="{"warn" if n.startswith("WARNING") else ""}">{escape(n)}</li>' for n in notes)
+    warn = ' class="warn"'
+    note_html = "".join(f"<li{warn if n.startswith('WARNING') else ''}>{escape(n)}</li>" for n in notes)
     nav = '<a href="#summary">Summary</a>' + "".join(f'<a href="#{s}">{escape(titles[s])}</a>' for s in present)
     end = (result.as_of + pd.Timedelta(days=result.horizon_days - 1)).date()
     verb = "Which model wins" if result.compare else "How good are the predictions"
@@ -187,3 +192,27 @@ def render(result) -> str:
         "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in GLOSSARY.items()),
         "</dl></section></body></html>",
     ])
+
+
+def summary_rows(result) -> tuple[list[str], list[list[str]]]:
+    """The summary table as plain text (header, rows) for the terminal."""
+    labels = [r.label for r in result.runs]
+    head = ["area", "measure", *(labels if result.compare else ["model"]), "best baseline",
+            "winner" if result.compare else "verdict"]
+    winners = {(c["section"], c["metric"]): c["winner"] for c in result.comparison()}
+    rows = []
+    for sname, section in result.runs[0].sections.items():
+        if section.status != "ok":
+            rows.append([section.title, "not evaluated", *[""] * len(labels), "",
+                         (section.notes[0] if section.notes else "")[:70]])
+            continue
+        for s in (x for x in section.scores if x.headline):
+            values = []
+            for run in result.runs:
+                o = run.sections[sname].score(s.key) if sname in run.sections else None
+                values.append(fmt(s, o.value if o else None))
+            name, base = s.best_baseline()
+            verdict = str(winners.get((sname, s.key)) or "n/a") if result.compare else \
+                VERDICT[s.verdict()][1].format(b=name or "baseline")
+            rows.append([section.title, s.label, *values, f"{fmt(s, base)} ({name})" if name else "n/a", verdict])
+    return head, rows

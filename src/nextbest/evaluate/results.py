@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
-_TOL = 1e-9
+# Differences under 1% (relative) are called a tie: a backtest on one period cannot
+# separate them, and a marketer should not read 0.805 vs 0.804 as a win.
+REL_TOL = 0.01
 
 
 @dataclass
@@ -23,7 +25,8 @@ class Score:
     """One metric: the model's value and each baseline's value, and which way is better.
 
     ``better`` is ``"higher"``, ``"lower"`` or ``"closer_to_zero"`` (signed
-    errors); ``headline`` scores go in the summary table.
+    errors); ``headline`` scores go in the summary table. ``references`` are
+    shown beside the baselines but never "beaten" (e.g. perfect hindsight).
     """
 
     key: str
@@ -33,6 +36,7 @@ class Score:
     better: str = HIGHER
     headline: bool = False
     fmt: str = "{:.3f}"
+    references: dict[str, float] = field(default_factory=dict)
 
     def best_baseline(self) -> tuple[str | None, float]:
         """Name and value of the strongest baseline (``(None, nan)`` if there is none)."""
@@ -51,6 +55,7 @@ class Score:
         name, base = self.best_baseline()
         return {"label": self.label, "model": _clean(self.value),
                 "baselines": {k: _clean(v) for k, v in self.baselines.items()},
+                "references": {k: _clean(v) for k, v in self.references.items()},
                 "better": self.better, "best_baseline": name, "verdict": self.verdict()}
 
 
@@ -99,11 +104,14 @@ def _goodness(v: float, better: str) -> float:
 
 
 def compare_values(a: float, b: float, better: str) -> str:
-    """Is ``a`` better than ``b`` in direction ``better``? ``"better"``, ``"worse"``, ``"tie"``, ``"n/a"``."""
+    """Is ``a`` better than ``b`` in direction ``better``? ``"better"``, ``"worse"``, ``"tie"``, ``"n/a"``.
+
+    Values within :data:`REL_TOL` of each other (relative to the larger magnitude) tie.
+    """
     if not (_finite(a) and _finite(b)):
         return "n/a"
     ga, gb = _goodness(a, better), _goodness(b, better)
-    if abs(ga - gb) <= _TOL * max(1.0, abs(ga), abs(gb)):
+    if abs(ga - gb) <= REL_TOL * max(abs(ga), abs(gb)):
         return "tie"
     return "better" if ga > gb else "worse"
 

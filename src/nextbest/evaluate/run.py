@@ -117,7 +117,8 @@ def flat_metrics(result: Evaluation) -> dict[str, float]:
         prefix = f"{run.label}." if result.compare else ""
         for sname, section in run.sections.items():
             for s in section.scores:
-                items = [("", s.value), *((f".baseline_{k}", v) for k, v in s.baselines.items())]
+                items = [("", s.value), *((f".baseline_{k}", v) for k, v in s.baselines.items()),
+                         *((f".reference_{k}", v) for k, v in s.references.items())]
                 for suffix, v in items:
                     if isinstance(v, (int, float)) and math.isfinite(v):
                         out[_metric_name(f"{prefix}{sname}.{s.key}{suffix}")] = float(v)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_ID_LENGTH = 64
 MAX_BATCH_IDS = 1_000
@@ -56,12 +56,25 @@ class Transaction(BaseModel):
 
     model_config = _STRICT
 
-    timestamp: dt.datetime = Field(description="ISO 8601; time zones are converted to UTC, naive values are UTC.")
+    timestamp: dt.datetime = Field(description=f"ISO 8601, from {EARLIEST_DATE} to before {LATEST_DATE}; time "
+                                               "zones are converted to UTC, naive values are UTC.")
     amount: float = Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT, allow_inf_nan=False,
                           description="Money for the line; negative = refund (netted against the same day).")
     order_id: ShortText | None = None
     category: ShortText | None = Field(default=None, description="Product category / department, e.g. PRODUCE.")
     channel: ShortText | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_range(cls, value: dt.datetime) -> dt.datetime:
+        try:
+            utc = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        except OverflowError:
+            utc = None
+        if utc is None or not (dt.datetime.combine(EARLIEST_DATE, dt.time()) <= utc
+                               < dt.datetime.combine(LATEST_DATE, dt.time())):
+            raise ValueError(f"timestamp must be from {EARLIEST_DATE} to before {LATEST_DATE} (UTC)")
+        return value
 
 
 AttributeValue = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | int | bool | None

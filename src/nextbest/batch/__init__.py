@@ -1,21 +1,28 @@
 """Batch scoring of a whole customer base: data -> features -> ``scoring.score`` -> file.
 
-The same :func:`nextbest.scoring.score` as the HTTP service; this module adds
-validation with rejects, consent handling and the file format.
+The same :func:`nextbest.scoring.score` as the HTTP service. Two ways in:
+
+* :func:`score_dataset` - everything in memory (small data, ``nextbest run``);
+* :func:`nextbest.batch.job.run_local` (``nextbest score``) - streams
+  customer chunks with bounded memory, resumable, atomic output; and
+  :func:`nextbest.batch.spark.run_spark` (``--engine spark``) - the same
+  chunk functions on Spark.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
+from nextbest.batch.output import rejects_path, write_rejects, write_scores
 from nextbest.data import Dataset
 from nextbest.data.schema import ValidationReport, validate_transactions
 from nextbest.features.build import build_context, category_popularity, features_at
-from nextbest.scoring import ModelBundle, score, to_file_frame
+from nextbest.scoring import ModelBundle, score
+
+__all__ = ["BatchResult", "customer_rows", "score_dataset", "write_scores", "rejects_path", "write_rejects"]
 
 
 @dataclass
@@ -49,39 +56,10 @@ def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tu
 
 def score_dataset(dataset: Dataset, models: ModelBundle, as_of, horizon_days: float,
                   contact_history: pd.DataFrame | None = None) -> BatchResult:
-    """Score every customer of ``dataset`` seen before ``as_of``."""
+    """Score every customer of ``dataset`` seen before ``as_of`` (all in memory)."""
     started = time.perf_counter()
     as_of = pd.Timestamp(as_of)
     features, popularity, rejects, report = customer_rows(
         dataset, as_of, float(models.clv.time_unit_days), models.catalog.categories)
     scores = score(features, models, horizon_days, popularity, contact_history, as_of)
     return BatchResult(scores, rejects, report, as_of, time.perf_counter() - started)
-
-
-def write_scores(scores: pd.DataFrame, output: Path) -> Path:
-    """Write ``.parquet`` or ``.csv`` atomically (temporary file, then rename)."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    csv = output.suffix.lower() == ".csv"
-    frame = to_file_frame(scores, csv)
-    tmp = output.with_name(output.name + ".tmp")
-    if csv:
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    tmp.replace(output)
-    return output
-
-
-def rejects_path(output: Path) -> Path:
-    """``scores.parquet`` -> ``scores.rejects.parquet``."""
-    output = Path(output)
-    return output.with_name(output.stem + ".rejects.parquet")
-
-
-def write_rejects(rejects: pd.DataFrame, output: Path) -> Path | None:
-    if rejects.empty:
-        return None
-    path = rejects_path(output)
-    rejects.astype(str).to_parquet(path, index=False)
-    return path

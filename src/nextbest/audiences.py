@@ -1,0 +1,196 @@
+"""Audiences for a campaign tool: one CSV per action and offer, from a scores file.
+
+``export_audiences(scores, out_dir)`` writes, for every (action, offer) in the
+scores, ``<action>-<offer_id>.csv`` with one row per customer:
+
+``customer_id, offer_id, offer_name, channel, expected_value, reason_code, reason``
+
+* ``cross_sell`` - the chosen offer's expected value (P(convert) x value - cost);
+* ``retention`` - P(churn) x uplift x predicted CLV - cost;
+* ``non_personalised`` - the default action. Customers who objected to
+  profiling are **only** here (whatever their row says), and this list
+  carries no model output: expected value and reasons are left empty.
+
+``no_action`` customers are not exported (there is nothing to send); they
+are counted in ``audiences.json``, which lists every file with its count,
+the scores' ``as_of``, horizon and model versions. Rows are ordered by
+expected value, best first (then ``customer_id``). The directory is written
+next to the target and swapped in at the end, so a campaign tool never
+picks up half an export; an existing directory is replaced only if it holds
+an earlier export (``audiences.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nextbest.data.schema import SchemaError
+from nextbest.decision.catalog import Catalog
+
+MARKER = "audiences.json"
+COLUMNS = ("customer_id", "offer_id", "offer_name", "channel", "expected_value", "reason_code", "reason")
+NEEDED = ("customer_id", "action", "action_offer_id", "offers", "reasons", "consent_profiling",
+          "churn_probability", "predicted_clv", "as_of", "horizon_days", "model_versions")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: dict[str, int]          # file name -> customers
+    not_exported: dict[str, int]   # action -> customers (no_action)
+    moved_to_non_personalised: int  # opted-out rows whose action was not non_personalised
+
+
+def read_scores(path: str | Path) -> pa.Table:
+    """The columns the export needs from a scores file (Parquet file or directory, or CSV)."""
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(f"scores file not found: {path}")
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+        names = pq.ParquetDataset(path).schema.names
+        missing = [c for c in NEEDED if c not in names]
+        if missing:
+            raise SchemaError(f"{path} is not a nextbest scores file: missing column(s) {missing}")
+        return pq.read_table(path, columns=list(NEEDED))
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype={"customer_id": str, "action_offer_id": str}, keep_default_na=True)
+        missing = [c for c in NEEDED if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"{path} is not a nextbest scores file: missing column(s) {missing}")
+        first = {}
+        for col, fields in (("offers", ("offer_id", "expected_value")), ("reasons", ("code", "text"))):
+            items = [json.loads(v)[0] if isinstance(v, str) and v.startswith("[{") else {} for v in frame[col]]
+            first[col] = {f: [i.get(f) for i in items] for f in fields}
+        consent = frame["consent_profiling"].astype(str).str.lower().isin(["true", "1"])
+        return pa.table({
+            "customer_id": frame["customer_id"].astype(str), "action": frame["action"].astype(str),
+            "action_offer_id": frame["action_offer_id"].astype(object).where(frame["action_offer_id"].notna(), None),
+            "top_offer_id": first["offers"]["offer_id"], "top_ev": pa.array(first["offers"]["expected_value"], pa.float64()),
+            "reason_code": first["reasons"]["code"], "reason": first["reasons"]["text"],
+            "consent_profiling": consent, "churn_probability": frame["churn_probability"].astype(float),
+            "predicted_clv": frame["predicted_clv"].astype(float), "as_of": frame["as_of"].astype(str),
+            "horizon_days": frame["horizon_days"].astype(float), "model_versions": frame["model_versions"].astype(str)})
+    raise SchemaError(f"{path}: unsupported scores file type {path.suffix!r}; use .parquet or .csv")
+
+
+def _flat(table: pa.Table) -> pd.DataFrame:
+    """One row per customer with the first offer and the first reason pulled out of the lists."""
+    if "offers" in table.column_names:
+        top = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(table["offers"]), 0), table["offers"],
+                                         pa.nulls(len(table), table.schema.field("offers").type)), 0)
+        first = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(table["reasons"]), 0), table["reasons"],
+                                           pa.nulls(len(table), table.schema.field("reasons").type)), 0)
+        table = (table.drop_columns(["offers", "reasons"])
+                 .append_column("top_offer_id", pc.struct_field(top, "offer_id"))
+                 .append_column("top_ev", pc.struct_field(top, "expected_value"))
+                 .append_column("reason_code", pc.struct_field(first, "code"))
+                 .append_column("reason", pc.struct_field(first, "text")))
+    return table.to_pandas()
+
+
+def audience_frames(table: pa.Table, catalog: Catalog) -> tuple[dict[str, pd.DataFrame], dict[str, int], int]:
+    """(file name -> rows, action -> customers not exported, opted-out rows moved to non-personalised)."""
+    f = _flat(table)
+    default = catalog.default_action
+    consent = f["consent_profiling"].fillna(True).astype(bool).to_numpy()
+    action = f["action"].astype(str).to_numpy(dtype=object)
+    offer = f["action_offer_id"].astype(object).where(f["action_offer_id"].notna(), None).to_numpy()
+    moved = int(((~consent) & (action != "non_personalised")).sum())
+    action = np.where(consent, action, "non_personalised")
+    offer = np.where(consent, offer, default.offer_id)
+    names = {o.offer_id: (o.name, o.channel) for o in catalog.offers}
+    if catalog.retention:
+        names[catalog.retention.offer_id] = (catalog.retention.name, catalog.retention.channel)
+    names[default.offer_id] = (default.name, default.channel)
+
+    ev = np.full(len(f), np.nan)
+    xs = (action == "cross_sell") & (f["top_offer_id"].astype(object).to_numpy() == offer)
+    ev[xs] = f["top_ev"].to_numpy(dtype=float)[xs]
+    if catalog.retention is not None:
+        r = catalog.retention
+        ret = action == "retention"
+        ev[ret] = (f["churn_probability"].to_numpy(dtype=float) * r.uplift
+                   * f["predicted_clv"].to_numpy(dtype=float) - r.cost)[ret]
+    personal = action != "non_personalised"
+    out = pd.DataFrame({
+        "customer_id": f["customer_id"].astype(str).to_numpy(),
+        "offer_id": offer,
+        "offer_name": [names.get(o, ("", ""))[0] for o in offer],
+        "channel": [names.get(o, ("", ""))[1] for o in offer],
+        "expected_value": np.round(ev, 4),
+        "reason_code": np.where(personal, f["reason_code"].astype(object).to_numpy(), None),
+        "reason": np.where(personal, f["reason"].astype(object).to_numpy(), None),
+    })
+    files: dict[str, pd.DataFrame] = {}
+    skipped: dict[str, int] = {}
+    keys = pd.Series(action, dtype=object) + "\x00" + pd.Series(offer, dtype=object).fillna("")
+    for key, idx in sorted(keys.groupby(keys).groups.items()):
+        act, oid = key.split("\x00")
+        if act == "no_action" or not oid:
+            skipped[act] = skipped.get(act, 0) + len(idx)
+            continue
+        rows = out.loc[idx].sort_values(["expected_value", "customer_id"], ascending=[False, True],
+                                        na_position="last", kind="stable")
+        files[f"{act}-{_safe(oid)}.csv"] = rows.reset_index(drop=True)
+    return files, skipped, moved
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def export_audiences(scores: str | Path, out_dir: str | Path, catalog: Catalog | None = None) -> ExportResult:
+    """Write one CSV per (action, offer) of ``scores`` into ``out_dir`` (see the module docstring).
+
+    Raises
+    ------
+    SchemaError
+        If ``scores`` is not a scores file, or ``out_dir`` exists and holds
+        something other than an earlier export.
+    """
+    from nextbest.decision.catalog import load_catalog
+
+    catalog = catalog or load_catalog()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MARKER).exists())):
+        raise SchemaError(f"{out_dir} exists and is not an earlier audience export; choose an empty or new directory")
+    table = read_scores(scores)
+    files, skipped, moved = audience_frames(table, catalog)
+    meta = {
+        "scores": str(scores),
+        "as_of": str(pd.Series(table["as_of"].to_pandas()).dropna().astype(str).iloc[0]) if len(table) else None,
+        "horizon_days": float(table["horizon_days"][0].as_py()) if len(table) else None,
+        "model_versions": json.loads(table["model_versions"][0].as_py()) if len(table) else {},
+        "columns": list(COLUMNS),
+        "files": {name: len(rows) for name, rows in files.items()},
+        "not_exported": skipped,
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        for name, rows in files.items():
+            rows.to_csv(tmp / name, index=False, columns=list(COLUMNS))
+        (tmp / MARKER).write_text(json.dumps(meta, indent=1))
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+            out_dir.replace(old)
+        tmp.replace(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(out_dir, meta["files"], skipped, moved)

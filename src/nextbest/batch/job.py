@@ -1,0 +1,415 @@
+"""The streaming batch job (local engine): bounded memory, resumable, atomic output.
+
+Three passes over the data, each recorded in the manifest (:mod:`.manifest`):
+
+1. **partition** - read the input in Arrow record batches and append each
+   line (with its input row number) to one of ``n`` bucket files chosen by a
+   hash of the normalised ``customer_id``; ``n`` is about
+   customers / ``chunk_size``. Memory: one record batch.
+2. **features** - per bucket (= chunk): validate (rejects with their input
+   row numbers), drop opted-out customers' lines, build features, and count
+   active customers and category buyers of the last 30 days. Memory: one chunk.
+3. **scores** - the global category popularity is summed from the counts;
+   per chunk :func:`nextbest.scoring.score` (the HTTP service's function)
+   writes a part file.
+
+Then the parts are concatenated into ``<output>.tmp`` and renamed onto the
+output, rejects into ``<output>.rejects.parquet`` the same way, and the work
+directory is removed. A killed job continues with ``--resume`` from its
+finished chunks; chunks are deterministic, so the output is the same as an
+uninterrupted run's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, ChunkData, FeatureSetup, bucket_of, chunk_features,
+                                   merge_stats, popularity_counts, popularity_from_counts, rejects_frame,
+                                   score_chunk, scores_table, stats_of, validate_chunk)
+from nextbest.batch.manifest import Manifest, atomic_write_text, work_dir
+from nextbest.batch.progress import Reporter
+from nextbest.batch.source import Source, estimate_customers, frame_digest
+from nextbest.data.schema import SchemaError, ValidationReport, parse_timestamps
+from nextbest.scoring import ModelBundle
+
+DEFAULT_CHUNK_SIZE = 100_000
+HOLD_ENV = "NEXTBEST_TEST_HOLD_AFTER"  # test hook: "features:K" / "scores:K" parks the job after K chunks
+
+
+class BatchError(ValueError):
+    """A batch job cannot run (bad output path, empty input, ...): one clear message."""
+
+
+@dataclass
+class BatchJob:
+    """One scoring job over a transaction source."""
+
+    source: Source
+    customers: pd.DataFrame
+    output: Path
+    horizon_days: float
+    as_of: pd.Timestamp | None = None
+    extras: dict = field(default_factory=dict)
+    contact_history: pd.DataFrame | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    resume: bool = False
+    catalog_digest: str = ""
+    history_digest: str = ""
+
+    @property
+    def fmt(self) -> str:
+        suffix = Path(self.output).suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise BatchError(f"output {self.output} must end in .parquet or .csv")
+        return suffix[1:]
+
+    def identity(self, models: ModelBundle, engine: str) -> dict:
+        """What must not change between a killed run and its ``--resume``."""
+        return {
+            "input": str(self.source.path or self.source.name),
+            "input_fingerprint": self.source.fingerprint(),
+            "mapping": dict(sorted(self.source.mapping.items())),
+            "customers_fingerprint": frame_digest(self.customers),
+            "catalog": self.catalog_digest,
+            "contact_history": self.history_digest,
+            "as_of": None if self.as_of is None else str(pd.Timestamp(self.as_of).date()),
+            "horizon_days": float(self.horizon_days),
+            "model_versions": dict(sorted(models.versions.items())),
+            "engine": engine,
+            "chunk_size": int(self.chunk_size),
+            "output_format": self.fmt,
+        }
+
+
+@dataclass
+class JobResult:
+    """What a finished job did."""
+
+    output: Path
+    rejects_path: Path | None
+    as_of: pd.Timestamp
+    n_input: int
+    n_chunks: int
+    stats: dict
+    rejected: dict[str, int]
+    seconds: dict[str, float]
+    resumed_chunks: int = 0
+
+    @property
+    def n_rejects(self) -> int:
+        return int(sum(self.rejected.values()))
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds.values()))
+
+
+def _hold(phase: str, done: int) -> None:
+    """Test hook: park the process (until it is killed) after ``done`` chunks of ``phase``."""
+    if os.environ.get(HOLD_ENV) == f"{phase}:{done}":
+        print(f"HOLDING after {phase} chunk {done}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def _chunk_name(kind: str, b: int, ext: str) -> str:
+    return f"{kind}-{b:05d}.{ext}"
+
+
+def _write_parquet(frame_or_table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(frame_or_table, pa.Table):
+        pq.write_table(frame_or_table, tmp)
+    else:
+        frame_or_table.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+# -- pass 1 ------------------------------------------------------------------------------------
+def partition(source: Source, root: Path, chunk_size: int, reporter: Reporter,
+              want_last_timestamp: bool) -> dict:
+    """Hash-partition the input lines into bucket files under ``root/buckets``."""
+    import pyarrow.ipc as ipc
+
+    buckets = root / "buckets"
+    if buckets.exists():
+        shutil.rmtree(buckets)
+    buckets.mkdir(parents=True)
+    columns = source.columns()
+    n_rows = source.n_rows()
+    reporter.start("reading", n_rows, "lines")
+    writers: list = []
+    n_buckets, offset, last = 1, 0, None
+    options = ipc.IpcWriteOptions(compression="lz4")
+    try:
+        for batch in source.batches():
+            ids = batch.column("customer_id").to_pandas()
+            if not writers:
+                n_buckets = max(1, math.ceil(estimate_customers(ids, n_rows, source) / chunk_size))
+                schema = batch.schema.append(pa.field(ROW, pa.int64()))
+                writers = [ipc.new_file(buckets / _chunk_name("bucket", b, "arrow"), schema, options=options)
+                           for b in range(n_buckets)]
+            n = batch.num_rows
+            batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype="int64")))
+            b = bucket_of(ids, n_buckets)
+            order = np.argsort(b, kind="stable")
+            counts = np.bincount(b, minlength=n_buckets)
+            ordered = batch.take(pa.array(order))
+            start = 0
+            for k, c in enumerate(counts):
+                if c:
+                    writers[k].write_batch(ordered.slice(start, int(c)))
+                    start += int(c)
+            if want_last_timestamp:
+                ts = parse_timestamps(batch.column("timestamp").to_pandas()).max()
+                if not pd.isna(ts) and (last is None or ts > last):
+                    last = ts
+            offset += n
+            reporter.advance(n)
+    finally:
+        for w in writers:
+            w.close()
+    reporter.finish()
+    if offset == 0:
+        raise BatchError(f"no transaction lines in {source.path or source.name}")
+    return {"done": True, "n_rows": offset, "n_buckets": n_buckets, "columns": columns,
+            "last_timestamp": None if last is None else str(last)}
+
+
+def read_bucket(root: Path, b: int) -> pd.DataFrame | None:
+    import pyarrow.ipc as ipc
+
+    path = root / "buckets" / _chunk_name("bucket", b, "arrow")
+    if not path.exists():
+        return None
+    with pa.memory_map(str(path)) as src:
+        table = ipc.open_file(src).read_all()
+    return table.to_pandas() if table.num_rows else None
+
+
+def resolve_as_of(as_of, last_timestamp: str | None) -> pd.Timestamp:
+    """``--as-of``, or the day after the last transaction (as ``nextbest train`` does)."""
+    if as_of is not None:
+        return pd.Timestamp(as_of)
+    if last_timestamp is None:
+        raise BatchError("no parsable timestamp in the transactions; give --as-of")
+    return pd.Timestamp(last_timestamp).normalize() + pd.Timedelta(days=1)
+
+
+# -- pass 2 ------------------------------------------------------------------------------------
+def features_pass(job: BatchJob, manifest: Manifest, setup: FeatureSetup, as_of: pd.Timestamp,
+                  reporter: Reporter) -> None:
+    root, done = manifest.root, manifest.section("features")
+    n_buckets = manifest.state["partition"]["n_buckets"]
+    (root / "features").mkdir(exist_ok=True)
+    (root / "rejects").mkdir(exist_ok=True)
+    cust_bucket = bucket_of(job.customers["customer_id"], n_buckets)
+    reporter.start("features", n_buckets, "chunks")
+    reporter.advance(done=len(done))
+    finished_here = 0
+    for b in range(n_buckets):
+        if str(b) in done:
+            continue
+        raw = read_bucket(root, b)
+        if raw is None:
+            chunk = ChunkData(pd.DataFrame(columns=["customer_id"]), pd.DataFrame(), ValidationReport(0, 0),
+                              np.zeros(0, dtype="int64"))
+        else:
+            chunk = validate_chunk(raw, as_of)
+        del raw
+        customers = job.customers[cust_bucket == b]
+        features, table = chunk_features(chunk.transactions, customers, setup, as_of)
+        _write_parquet(_storable(features), root / "features" / _chunk_name("features", b, "parquet"))
+        if len(chunk.rejects):
+            _write_parquet(rejects_frame(chunk.rejects), root / "rejects" / _chunk_name("rejects", b, "parquet"))
+        active, buyers = popularity_counts(table, as_of, len(setup.categories))
+        done[str(b)] = {"customers": int(len(features)), "lines": chunk.report.n_input,
+                        "valid": chunk.report.n_valid, "rejected": chunk.report.rejected,
+                        "active_30d": active, "buyers_30d": buyers}
+        manifest.save()
+        finished_here += 1
+        reporter.advance(1)
+        _hold("features", finished_here)
+    reporter.finish()
+    if not sum(c["customers"] for c in done.values()):
+        raise BatchError(f"no valid transactions before as_of {as_of.date()}: nothing to score "
+                         f"(see the rejects for why lines were refused)")
+
+
+def _storable(features: pd.DataFrame) -> pd.DataFrame:
+    """Object columns (demographics) as pandas strings so every chunk's Parquet has stable types."""
+    out = features
+    for col in features.columns:
+        if features[col].dtype == object and col != "customer_id":
+            out = out.assign(**{col: features[col].astype("string")})
+    return out
+
+
+def global_popularity(manifest: Manifest, categories: tuple[str, ...]) -> dict[str, float]:
+    chunks = manifest.section("features").values()
+    active = sum(c["active_30d"] for c in chunks)
+    buyers = [sum(c["buyers_30d"][j] for c in chunks) for j in range(len(categories))]
+    return popularity_from_counts(categories, active, buyers)
+
+
+# -- pass 3 ------------------------------------------------------------------------------------
+def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, popularity: dict[str, float],
+                as_of: pd.Timestamp, reporter: Reporter) -> None:
+    root, done = manifest.root, manifest.section("scores")
+    n_buckets = manifest.state["partition"]["n_buckets"]
+    (root / "scores").mkdir(exist_ok=True)
+    history = job.contact_history
+    hist_bucket = bucket_of(history["customer_id"], n_buckets) if history is not None else None
+    total = sum(c["customers"] for c in manifest.section("features").values())
+    reporter.start("scoring", total, "customers")
+    reporter.advance(done=sum(s["customers"] for s in done.values()))
+    finished_here = 0
+    for b in range(n_buckets):
+        if str(b) in done:
+            continue
+        features = pd.read_parquet(root / "features" / _chunk_name("features", b, "parquet"))
+        if len(features):
+            h = history[hist_bucket == b] if history is not None else None
+            scores = score_chunk(features, models, job.horizon_days, popularity, h, as_of)
+            _write_parquet(scores_table(scores), root / "scores" / _chunk_name("scores", b, "parquet"))
+            done[str(b)] = stats_of(scores)
+        else:
+            done[str(b)] = merge_stats([])
+        manifest.save()
+        finished_here += 1
+        reporter.advance(len(features))
+        _hold("scores", finished_here)
+    reporter.finish()
+
+
+# -- output ------------------------------------------------------------------------------------
+def assemble_scores(parts: list[Path], output: Path, fmt: str) -> Path:
+    """Concatenate the chunk files into ``<output>.tmp`` and rename it onto ``output``."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    if fmt == "parquet":
+        with pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
+            for p in parts:
+                writer.write_table(pq.read_table(p, schema=SCORES_SCHEMA))
+    else:
+        with open(tmp, "w", newline="") as fh:
+            for i, p in enumerate(parts):
+                csv_frame(pq.read_table(p, schema=SCORES_SCHEMA)).to_csv(fh, header=i == 0, index=False)
+    _fsync(tmp)
+    tmp.replace(output)
+    return output
+
+
+def csv_frame(table: pa.Table) -> pd.DataFrame:
+    """A scores table as a flat frame: ``offers`` and ``reasons`` as JSON text."""
+    frame = table.drop_columns(["offers", "reasons"]).to_pandas()
+    for col in ("offers", "reasons"):
+        values = [json.dumps(v) for v in table.column(col).to_pylist()]
+        frame.insert(SCORES_SCHEMA.names.index(col), col, values)
+    return frame
+
+
+def assemble_rejects(parts: list[Path], path: Path) -> Path | None:
+    """All chunks' rejected lines in one Parquet file (``row`` int64, other columns text)."""
+    if not parts:
+        path.unlink(missing_ok=True)  # a stale file of an earlier run would mislead
+        return None
+    schemas = [pq.read_schema(p) for p in parts]
+    names = list(dict.fromkeys(n for s in schemas for n in s.names))
+    schema = pa.schema([pa.field(n, pa.int64() if n == "row" else pa.string()) for n in names])
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for p in parts:
+            t = pq.read_table(p)
+            cols = [t.column(n).cast(schema.field(n).type) if n in t.column_names
+                    else pa.nulls(t.num_rows, schema.field(n).type) for n in names]
+            writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+    _fsync(tmp)
+    tmp.replace(path)
+    return path
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def rejected_counts(manifest: Manifest) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in manifest.section("features").values():
+        for reason, n in c["rejected"].items():
+            out[reason] = out.get(reason, 0) + int(n)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+# -- the job -----------------------------------------------------------------------------------
+def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None) -> JobResult:
+    """Score every customer of ``job.source`` with ``models``; write ``job.output`` and its rejects."""
+    from nextbest.batch.output import rejects_path
+
+    reporter = reporter or Reporter()
+    output = Path(job.output)
+    fmt = job.fmt
+    manifest = Manifest.open(output, job.identity(models, "local"), job.resume, note=reporter.info)
+    seconds: dict[str, float] = dict(manifest.state.get("seconds", {}))
+    resumed = len(manifest.section("scores")) + len(manifest.section("features"))
+
+    def timed(phase: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+        manifest.state["seconds"] = seconds
+        manifest.save()
+        return out
+
+    if not manifest.state.get("partition", {}).get("done"):
+        manifest.state.pop("features", None)
+        manifest.state.pop("scores", None)
+        manifest.state["partition"] = timed("read", partition, job.source, manifest.root, job.chunk_size,
+                                            reporter, job.as_of is None)
+    part = manifest.state["partition"]
+    as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
+    setup = FeatureSetup.build(job.customers, models.catalog.categories, float(models.clv.time_unit_days),
+                               job.extras)
+    timed("features", features_pass, job, manifest, setup, as_of, reporter)
+    popularity = global_popularity(manifest, setup.categories)
+    timed("scoring", scores_pass, job, manifest, models, popularity, as_of, reporter)
+
+    start = time.perf_counter()
+    n_buckets = part["n_buckets"]
+    parts = [p for b in range(n_buckets)
+             if (p := manifest.root / "scores" / _chunk_name("scores", b, "parquet")).exists()]
+    assemble_scores(parts, output, fmt)
+    rej_parts = [p for b in range(n_buckets)
+                 if (p := manifest.root / "rejects" / _chunk_name("rejects", b, "parquet")).exists()]
+    rej = assemble_rejects(rej_parts, rejects_path(output))
+    seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - start
+    stats = merge_stats(list(manifest.section("scores").values()))
+    rejected = rejected_counts(manifest)
+    shutil.rmtree(manifest.root, ignore_errors=True)
+    return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats, rejected, seconds,
+                     resumed_chunks=resumed)
+
+
+def write_summary(result: JobResult, path: Path) -> None:
+    """Optional JSON summary next to the output (used by the benchmark)."""
+    atomic_write_text(path, json.dumps({
+        "output": str(result.output), "as_of": str(result.as_of.date()), "n_input": result.n_input,
+        "n_chunks": result.n_chunks, "stats": result.stats, "rejected": result.rejected,
+        "seconds": result.seconds}, indent=1))
+
+
+__all__ = ["BatchError", "BatchJob", "JobResult", "run_local", "work_dir", "DEFAULT_CHUNK_SIZE"]

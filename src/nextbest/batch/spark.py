@@ -1,0 +1,381 @@
+"""``--engine spark``: the same chunk functions and the same ``scoring.score`` on Spark.
+
+Two ``groupBy(bucket).applyInPandas`` stages over Parquet:
+
+A. every line gets its input row number (``_metadata.row_index`` plus the
+   offset of its file) and a bucket (the local engine's hash of the
+   normalised ``customer_id``); per bucket :func:`~.chunks.validate_chunk`
+   returns the clean lines, the rejects and the 30-day popularity counts,
+   written to ``<output>.work/stage_a`` (partitioned by kind);
+B. the driver sums the counts into the global popularity; per bucket
+   :func:`~.chunks.chunk_features` + :func:`~.chunks.score_chunk` give the
+   scores, written as Parquet.
+
+Customers (consent, demographics), the contact history and the models are
+broadcast. For a local output path the Spark part files are then combined
+into the one file the local engine writes (same schema, ``.parquet`` or
+``.csv``), renamed atomically; for a cluster URI (``hdfs://``, ``s3a://``)
+Spark's own directory of part files is the output.
+
+Where Spark runs: ``master`` argument, else ``$NEXTBEST_SPARK_MASTER``, else
+the master ``spark-submit`` was given, else ``local[*]``. The session never
+downloads anything (no ``spark.jars.packages``); it only needs Java 17+ and
+``pyspark`` (the ``spark`` extra). ``--resume`` restarts from the last
+finished stage (Spark itself retries failed tasks).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, FeatureSetup, bucket_of, chunk_features, merge_stats,
+                                   popularity_counts, popularity_from_counts, rejects_frame, score_chunk,
+                                   stats_of, validate_chunk)
+from nextbest.batch.job import BatchError, BatchJob, JobResult, assemble_rejects, assemble_scores, resolve_as_of
+from nextbest.batch.manifest import Manifest
+from nextbest.batch.progress import Reporter
+from nextbest.scoring import ModelBundle
+
+MASTER_ENV = "NEXTBEST_SPARK_MASTER"
+BUCKET = "_bucket"
+LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category")
+STAGE_A_DDL = (f"kind string, {BUCKET} long, customer_id string, timestamp timestamp_ntz, amount double, "
+               "category string, row long, column string, value string, reason string, payload string, "
+               "active long, buyers array<long>, report string")
+
+
+def spark_type_ddl(schema: pa.Schema = SCORES_SCHEMA) -> str:
+    """Spark DDL of an Arrow schema (strings, doubles, booleans, timestamps, lists of structs)."""
+    def ddl(t: pa.DataType) -> str:
+        if pa.types.is_string(t):
+            return "string"
+        if pa.types.is_floating(t):
+            return "double"
+        if pa.types.is_boolean(t):
+            return "boolean"
+        if pa.types.is_integer(t):
+            return "long"
+        if pa.types.is_timestamp(t):
+            return "timestamp_ntz"
+        if pa.types.is_list(t):
+            return f"array<{ddl(t.value_type)}>"
+        if pa.types.is_struct(t):
+            return "struct<" + ",".join(f"{f.name}:{ddl(f.type)}" for f in t) + ">"
+        raise TypeError(f"no Spark type for {t}")
+    return ", ".join(f"`{f.name}` {ddl(f.type)}" for f in schema)
+
+
+def is_uri(path) -> bool:
+    return "://" in str(path)
+
+
+def spark_session(master: str | None = None, n_partitions: int = 8):
+    """A Spark session for scoring (created if none is active).
+
+    Offline and quiet: no package downloads, no UI in local mode, UTC
+    session time zone, Arrow transfers; Python workers run this interpreter
+    unless ``PYSPARK_PYTHON`` says otherwise.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active, False
+        master = master or os.environ.get(MASTER_ENV)
+        under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # launched by spark-submit
+        if master is None and not under_submit:
+            master = "local[*]"
+        builder = SparkSession.builder.appName("nextbest-score")
+        if master:
+            builder = builder.master(master)
+        if master and master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            builder = (builder.config("spark.ui.enabled", "false")
+                       .config("spark.driver.host", "127.0.0.1")
+                       .config("spark.driver.memory", os.environ.get("NEXTBEST_SPARK_DRIVER_MEMORY", "2g")))
+        builder = (builder
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   .config("spark.sql.shuffle.partitions", str(n_partitions))
+                   .config("spark.sql.adaptive.enabled", "false")
+                   .config("spark.jars.ivy", os.path.join(os.environ.get("TMPDIR", "/tmp"), "nextbest-ivy")))
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(os.environ.get("NEXTBEST_SPARK_LOG_LEVEL", "ERROR"))
+        return spark, True
+
+
+def _quiet_pandas3_warnings():
+    """PySpark 4.3 warns that pandas >= 3 is not fully supported (FutureWarning) and uses a
+    deprecated ``copy=`` keyword (Pandas4Warning); both are harmless here (see README)."""
+    warnings.filterwarnings("ignore", message=".*does not yet fully support pandas.*")
+    warnings.filterwarnings("ignore", message=".*copy keyword is deprecated.*")
+
+
+# -- stage A: validate ---------------------------------------------------------------------------
+def _validate_group(as_of, n_categories: int, categories: tuple[str, ...], customers_bc):
+    def fn(pdf: pd.DataFrame) -> pd.DataFrame:
+        _quiet_pandas3_warnings()
+        b = int(pdf[BUCKET].iloc[0])
+        chunk = validate_chunk(pdf.drop(columns=BUCKET), as_of)
+        tx = chunk.transactions
+        cust = customers_bc.value
+        opted = set(cust.loc[(cust[BUCKET] == b) & ~cust["consent_profiling"], "customer_id"])
+        keep = tx[~tx["customer_id"].isin(opted)] if opted else tx
+        from nextbest.features.customer import purchase_table
+
+        table = purchase_table(keep, categories) if len(keep) else None
+        active, buyers = popularity_counts(table, as_of, n_categories)
+        lines = pd.DataFrame({"kind": "line", BUCKET: b, "row": chunk.rows,
+                              "customer_id": tx["customer_id"].astype(str),
+                              "timestamp": tx["timestamp"].to_numpy(dtype="datetime64[us]"),
+                              "amount": tx["amount"].to_numpy(dtype="float64"),
+                              "category": (tx["category"].astype(object).where(tx["category"].notna(), None)
+                                           if "category" in tx.columns else None)})
+        parts = [lines]
+        if len(chunk.rejects):
+            rej = rejects_frame(chunk.rejects)
+            extra = rej.drop(columns=["row", "column", "value", "reason"])
+            parts.append(pd.DataFrame({
+                "kind": "reject", BUCKET: b, "row": rej["row"], "column": rej["column"], "value": rej["value"],
+                "reason": rej["reason"],
+                "payload": [json.dumps(r) for r in extra.to_dict(orient="records")]}))
+        report = {"n_input": chunk.report.n_input, "n_valid": chunk.report.n_valid,
+                  "rejected": chunk.report.rejected}
+        parts.append(pd.DataFrame({"kind": ["count"], BUCKET: [b], "active": [active], "buyers": [buyers],
+                                   "report": [json.dumps(report)]}))
+        out = pd.concat(parts, ignore_index=True)
+        for col in ("customer_id", "timestamp", "amount", "category", "row", "column", "value", "reason",
+                    "payload", "active", "buyers", "report"):
+            if col not in out.columns:
+                out[col] = None
+        out["row"] = out["row"].astype("Int64")
+        out["active"] = out["active"].astype("Int64")
+        return out[[c.split(" ")[0] for c in STAGE_A_DDL.split(", ")]]
+    return fn
+
+
+# -- stage B: features and scores ----------------------------------------------------------------
+def _score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: dict, n_buckets: int,
+                 customers_bc, models_bc, history_bc, has_category: bool):
+    def fn(pdf: pd.DataFrame) -> pd.DataFrame:
+        _quiet_pandas3_warnings()
+        b = int(pdf[BUCKET].iloc[0])
+        # Input order, as the local engine sees them (float sums per day depend on it).
+        tx = pdf.sort_values("row", kind="stable").drop(columns=[BUCKET, "row"])
+        if not has_category:
+            tx = tx.drop(columns="category")
+        tx = tx.assign(timestamp=tx["timestamp"].to_numpy(dtype="datetime64[ns]"),
+                       customer_id=tx["customer_id"].astype(str)).reset_index(drop=True)
+        cust = customers_bc.value
+        features, _ = chunk_features(tx, cust[cust[BUCKET] == b].drop(columns=BUCKET), setup, as_of)
+        if not len(features):
+            return pd.DataFrame({f.name: [] for f in SCORES_SCHEMA})
+        history = history_bc.value
+        if history is not None:
+            history = history[history[BUCKET] == b].drop(columns=BUCKET)
+        scores = score_chunk(features, models_bc.value, horizon_days, popularity, history, as_of)
+        scores["as_of"] = scores["as_of"].to_numpy(dtype="datetime64[us]")
+        scores["action_offer_id"] = scores["action_offer_id"].astype(object)
+        return scores[list(SCORES_SCHEMA.names)]
+    return fn
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def _input_path(job: BatchJob, root: Path, reporter: Reporter) -> str:
+    """A Parquet path Spark can read: the file or URI given, else the input written as Parquet."""
+    src = job.source
+    if src.kind == "parquet" and src.path is not None:
+        return str(src.path.resolve()) if not is_uri(src.path) else str(src.path)
+    path = root / "input.parquet"
+    reporter.info(f"spark: writing {src.name} as Parquet for Spark ({path})")
+    writer = None
+    try:
+        for batch in src.batches():
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return str(path)
+
+
+def _with_rows(spark, path: str, mapping: dict[str, str]):
+    """Input lines with their global row number: offset of the file (files in path order) + row index."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(path)
+    for theirs, ours in mapping.items():
+        if theirs not in df.columns:
+            raise BatchError(f"{path}: mapped column(s) {[theirs]} not in file; found {df.columns}")
+        df = df.withColumnRenamed(theirs, ours)
+    df = df.withColumn("_file", F.col("_metadata.file_path")).withColumn("_idx", F.col("_metadata.row_index"))
+    files = sorted(r["_file"] for r in df.select("_file").distinct().collect())
+    if len(files) <= 1:
+        return df.withColumn(ROW, F.col("_idx")).drop("_file", "_idx")
+    counts = {r["_file"]: r["count"] for r in df.groupBy("_file").count().collect()}
+    offsets, total = {}, 0
+    for f in files:
+        offsets[f] = total
+        total += counts[f]
+    mapping_expr = F.create_map(*[x for f in files for x in (F.lit(f), F.lit(offsets[f]))])
+    return df.withColumn(ROW, mapping_expr[F.col("_file")] + F.col("_idx")).drop("_file", "_idx")
+
+
+def run_spark(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None,
+              master: str | None = None) -> JobResult:
+    """Score ``job`` on Spark; same outputs (scores, rejects, summary) as :func:`~.job.run_local`."""
+    from nextbest.batch.output import rejects_path
+
+    reporter = reporter or Reporter()
+    _quiet_pandas3_warnings()
+    output = Path(job.output)
+    fmt = job.fmt
+    manifest = Manifest.open(output, job.identity(models, "spark"), job.resume, note=reporter.info)
+    root = manifest.root
+    seconds: dict[str, float] = dict(manifest.state.get("seconds", {}))
+    started = time.perf_counter()
+    reporter.info("spark: starting the session")
+    spark, created = spark_session(master)
+    seconds["spark_start"] = time.perf_counter() - started
+    try:
+        with warnings.catch_warnings():
+            _quiet_pandas3_warnings()
+            return _run(job, models, reporter, manifest, spark, seconds, fmt, output, rejects_path(output))
+    finally:
+        if created:
+            spark.stop()
+        if not os.environ.get("NEXTBEST_KEEP_WORK") and root.exists() and manifest.state.get("finished"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path) -> JobResult:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType
+
+    root = manifest.root
+    sc = spark.sparkContext
+    t0 = time.perf_counter()
+    path = _input_path(job, root, reporter)
+    df = _with_rows(spark, path, job.source.mapping)
+    lacking = [c for c in ("customer_id", "timestamp", "amount") if c not in df.columns]
+    if lacking:
+        raise BatchError(f"transactions is missing required column(s) {lacking}; found {df.columns[:-1]}")
+    part = manifest.state.get("partition")
+    if not part:
+        stats = df.agg(F.count(F.lit(1)).alias("n"), F.approx_count_distinct("customer_id").alias("d"),
+                       F.max("timestamp").alias("last")).collect()[0]
+        if not stats["n"]:
+            raise BatchError(f"no transaction lines in {path}")
+        part = {"done": True, "n_rows": int(stats["n"]),
+                "n_buckets": max(1, math.ceil(int(stats["d"]) / job.chunk_size)),
+                "last_timestamp": None if stats["last"] is None else str(pd.Timestamp(stats["last"]))}
+        manifest.state["partition"] = part
+        manifest.save()
+    n_buckets = int(part["n_buckets"])
+    as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
+    reporter.info(f"spark: {part['n_rows']:,} lines in {n_buckets} chunk(s), as_of {as_of.date()}")
+    has_category = "category" in df.columns
+    setup = FeatureSetup.build(job.customers, models.catalog.categories, float(models.clv.time_unit_days),
+                               job.extras)
+
+    cust = job.customers.assign(**{BUCKET: bucket_of(job.customers["customer_id"], n_buckets)})
+    customers_bc = sc.broadcast(cust)
+    history = job.contact_history
+    history_bc = sc.broadcast(None if history is None else
+                              history.assign(**{BUCKET: bucket_of(history["customer_id"], n_buckets)}))
+    models_bc = sc.broadcast(models)
+    spark.conf.set("spark.sql.shuffle.partitions", str(n_buckets))
+
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf(LongType())
+    def bucket_udf(ids: pd.Series) -> pd.Series:
+        return pd.Series(bucket_of(ids, n_buckets))
+
+    stage_a = root / "stage_a"
+    seconds["spark_prepare"] = seconds.get("spark_prepare", 0.0) + time.perf_counter() - t0
+    if not manifest.state.get("stage_a"):
+        t0 = time.perf_counter()
+        reporter.info(f"spark: stage 1/2 - validate {n_buckets} chunk(s)")
+        keyed = df.withColumn(BUCKET, bucket_udf(F.col("customer_id").cast("string")))
+        fn = _validate_group(as_of, len(setup.categories), setup.categories, customers_bc)
+        (keyed.groupBy(BUCKET).applyInPandas(fn, STAGE_A_DDL)
+         .write.mode("overwrite").partitionBy("kind").parquet(str(stage_a)))
+        counts = pq.read_table(stage_a / "kind=count", columns=[BUCKET, "active", "buyers", "report"]).to_pylist()
+        manifest.state["stage_a"] = {"counts": counts}
+        manifest.save()
+        seconds["features"] = seconds.get("features", 0.0) + time.perf_counter() - t0
+    counts = manifest.state["stage_a"]["counts"]
+    k = len(setup.categories)
+    popularity = popularity_from_counts(setup.categories, sum(c["active"] for c in counts),
+                                        [sum(c["buyers"][j] for c in counts) for j in range(k)])
+    rejected: dict[str, int] = {}
+    for c in counts:
+        for reason, n in json.loads(c["report"])["rejected"].items():
+            rejected[reason] = rejected.get(reason, 0) + int(n)
+
+    stage_b = root / "stage_b"
+    if not manifest.state.get("stage_b"):
+        t0 = time.perf_counter()
+        reporter.info(f"spark: stage 2/2 - features and scores of {n_buckets} chunk(s)")
+        lines = spark.read.parquet(str(stage_a / "kind=line")).select(BUCKET, "row", *LINE_COLUMNS)
+        fn = _score_group(setup, as_of, job.horizon_days, popularity, n_buckets, customers_bc, models_bc,
+                          history_bc, has_category)
+        scored = lines.groupBy(BUCKET).applyInPandas(fn, spark_type_ddl())
+        target = str(stage_b) if not is_uri(job.output) else str(job.output)
+        scored.orderBy("customer_id").write.mode("overwrite").parquet(target)
+        manifest.state["stage_b"] = True
+        manifest.save()
+        seconds["scoring"] = seconds.get("scoring", 0.0) + time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    stats = merge_stats([])
+    if not is_uri(job.output):
+        parts = sorted(stage_b.glob("part-*.parquet"))
+        assemble_scores(parts, output, fmt)
+        for p in parts:
+            stats = merge_stats([stats, stats_of(pq.read_table(
+                p, columns=["predicted_clv", "consent_profiling", "action", "action_offer_id"]).to_pandas())])
+    reject_dir = stage_a / "kind=reject"
+    rej = assemble_rejects(_expand_rejects(reject_dir, root), rej_path) if reject_dir.exists() \
+        else assemble_rejects([], rej_path)
+    seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t0
+    manifest.state["finished"] = True
+    manifest.save()
+    return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats,
+                     dict(sorted(rejected.items(), key=lambda kv: -kv[1])), seconds)
+
+
+def _expand_rejects(reject_dir: Path, root: Path) -> list[Path]:
+    """Spark's reject rows (original columns as JSON) as Parquet parts shaped like the local engine's."""
+    out = []
+    for i, p in enumerate(sorted(reject_dir.glob("part-*.parquet"))):
+        t = pq.read_table(p, columns=["row", "column", "value", "reason", "payload"]).to_pandas()
+        if not len(t):
+            continue
+        extra = pd.DataFrame([json.loads(s) for s in t["payload"]], index=t.index)
+        frame = pd.concat([t.drop(columns="payload"), extra], axis=1).sort_values("row", kind="stable")
+        frame["row"] = frame["row"].astype("int64")
+        path = root / f"rejects-{i:05d}.parquet"
+        rejects_frame(frame).to_parquet(path, index=False)
+        out.append(path)
+    return out
+
+
+__all__ = ["run_spark", "spark_session", "spark_type_ddl", "MASTER_ENV"]

@@ -1,0 +1,93 @@
+"""Fixtures for the HTTP service: one trained NEXTBEST_HOME per session, the service in-process.
+
+The home is trained once (Complete Journey, three customers opted out of
+profiling) into a temporary directory; tests that change the registry work
+on a copy of it. The service runs in-process through BentoML's ASGI app
+(``NextBest.to_asgi()``) with Starlette's ``TestClient``, which also runs
+its lifespan (service ``__init__``, background state load).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from service_helpers import API_KEY, service_env, start_client, wait_ready
+
+
+@dataclass(frozen=True)
+class TrainedHome:
+    home: Path
+    opted_out: tuple[str, ...]
+    dataset: object
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prometheus_multiproc_dir(tmp_path_factory):
+    """BentoML's ``/metrics`` reads Prometheus multiprocess files, as under ``bentoml serve``.
+
+    Must be set before ``prometheus_client`` is first imported (the service
+    imports it when it is created).
+    """
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path_factory.mktemp("prometheus"))
+    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> TrainedHome:
+    """Champions of all three models and a snapshot, trained once on Complete Journey."""
+    from nextbest.config import Paths, load_config
+    from nextbest.data import Dataset, load_dataset
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.train.pipeline import train_all
+
+    home = tmp_path_factory.mktemp("service") / "home"
+    ds = load_dataset("completejourney")
+    if os.environ.get("NB_DEV_CACHE"):  # DEVHACK remove
+        opted_out = tuple(sorted(ds.customers["customer_id"])[-3:])
+        customers = ds.customers.assign(consent_profiling=~ds.customers["customer_id"].isin(opted_out))
+        ds = Dataset(ds.name, ds.transactions, customers, ds.extras, ds.default_as_of)
+        cache = Path(os.environ["NB_DEV_CACHE"])
+        if not cache.exists():
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("NEXTBEST_HOME", str(cache))
+                mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+                train_all(ds, {n: load_config(n) for n in ("clv", "churn", "nbo")}, load_catalog(), paths=Paths(cache))
+        shutil.copytree(cache, home)
+        return TrainedHome(home, opted_out, ds)
+    opted_out = tuple(sorted(ds.customers["customer_id"])[-3:])
+    customers = ds.customers.assign(consent_profiling=~ds.customers["customer_id"].isin(opted_out))
+    ds = Dataset(ds.name, ds.transactions, customers, ds.extras, ds.default_as_of)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXTBEST_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        configs = {name: load_config(name) for name in ("clv", "churn", "nbo")}
+        result = train_all(ds, configs, load_catalog(), paths=Paths(home))
+    assert all(result.promoted.values()), result.promoted
+    return TrainedHome(home, opted_out, ds)
+
+
+@pytest.fixture(scope="session")
+def client(trained_home):
+    """The service on the trained home, ready (no watcher)."""
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(trained_home.home)) as c:
+        wait_ready(c)
+        yield c
+
+
+@pytest.fixture()
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture()
+def home_copy(trained_home, tmp_path) -> Path:
+    """A private copy of the trained home (its registry can be changed freely)."""
+    dst = tmp_path / "home"
+    shutil.copytree(trained_home.home, dst, ignore=shutil.ignore_patterns("audit"))
+    return dst

@@ -1,0 +1,148 @@
+"""Reload without restart and without a failed request; start-up refusals; not-ready answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from service_helpers import service_env, start_client, wait_ready
+
+pytestmark = pytest.mark.slow
+
+AUTH = {"Authorization": "Bearer test-key"}
+HAMMER_MAX_REQUESTS = 20_000
+HAMMER_MAX_SECONDS = 300
+
+
+def new_champion(home, name: str = "nextbest-churn") -> str:
+    """Register a copy of the champion of ``name`` as a new version and promote it."""
+    from mlflow import MlflowClient
+
+    from nextbest import tracking
+    from nextbest.config import Paths
+
+    tracking.setup(Paths(home))
+    current = tracking.champion_version(name)
+    client = MlflowClient()
+    mv = client.create_model_version(name, current.source, run_id=current.run_id)
+    tracking.promote(name, mv.version)
+    return str(mv.version)
+
+
+class Hammer:
+    """Bounded background /predict load recording every status and the model versions answered with."""
+
+    def __init__(self, client, customer_id: str) -> None:
+        self.client, self.customer_id = client, customer_id
+        self.statuses: list[int] = []
+        self.versions: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + HAMMER_MAX_SECONDS
+        while not self._stop.is_set() and len(self.statuses) < HAMMER_MAX_REQUESTS and time.monotonic() < deadline:
+            r = self.client.post("/predict", json={"customer_id": self.customer_id}, headers=AUTH)
+            self.statuses.append(r.status_code)
+            if r.status_code == 200:
+                self.versions.append(r.json()["model_versions"]["nextbest-churn"])
+
+    def __enter__(self) -> "Hammer":
+        self._thread.start()
+        while not self.statuses:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_admin_reload_switches_champion_with_no_failed_request(home_copy):
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
+        wait_ready(client)
+        with Hammer(client, "1") as hammer:
+            version = new_champion(home_copy)
+            r = client.post("/admin/reload", json={}, headers=AUTH)
+            assert r.status_code == 200 and r.json()["outcome"] == "reloaded"
+            assert r.json()["model_versions"]["nextbest-churn"] == version
+            n_at_swap = len(hammer.statuses)
+            deadline = time.monotonic() + 30
+            while len(hammer.statuses) < n_at_swap + 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert hammer.statuses and set(hammer.statuses) == {200}, set(hammer.statuses)
+        assert hammer.versions[0] == "1" and hammer.versions[-1] == version
+        assert set(hammer.versions) == {"1", version}
+
+
+def test_watcher_picks_up_a_new_champion_without_restart(home_copy):
+    env = service_env(home_copy, NEXTBEST_RELOAD_SECONDS="1")
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, env) as client:
+        wait_ready(client)
+        version = new_champion(home_copy)
+        deadline = time.monotonic() + 120
+        seen = None
+        while time.monotonic() < deadline:
+            seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
+            if seen["nextbest-churn"] == version:
+                break
+            time.sleep(0.2)
+        assert seen["nextbest-churn"] == version
+
+
+def test_failed_reload_is_409_and_keeps_serving(home_copy):
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
+        wait_ready(client)
+        before = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()
+        (home_copy / "snapshots" / "features.parquet").write_bytes(b"this is not parquet")
+        r = client.post("/admin/reload", json={"force": True}, headers=AUTH)
+        assert r.status_code == 409
+        assert r.json()["error"].startswith("reload failed") and "parquet" in r.json()["detail"].lower()
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json() == before
+
+
+def test_not_ready_without_champions(tmp_path):
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(tmp_path / "empty")) as client:
+        assert client.get("/livez").status_code == 200
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]
+        r = client.post("/predict", json={"customer_id": "1"}, headers=AUTH)
+        assert r.status_code == 503 and r.json()["error"].startswith("service not ready")
+        r = client.post("/admin/reload", json={}, headers=AUTH)
+        assert r.status_code == 409 and "train" in r.json()["detail"]
+
+
+def test_service_refuses_to_start_without_api_key(tmp_path):
+    from nextbest.serving.settings import ConfigurationError
+
+    with pytest.MonkeyPatch.context() as mp:
+        client = start_client(mp, {"NEXTBEST_HOME": str(tmp_path)})
+        mp.delenv("NEXTBEST_API_KEY", raising=False)
+        with pytest.raises(ConfigurationError, match="NEXTBEST_API_KEY is not set"):
+            with client:
+                pass
+
+
+def test_no_auth_only_when_explicitly_allowed(trained_home):
+    env = {"NEXTBEST_HOME": str(trained_home.home), "NEXTBEST_ALLOW_NO_AUTH": "1", "NEXTBEST_RELOAD_SECONDS": "0"}
+    with pytest.MonkeyPatch.context() as mp:
+        client = start_client(mp, env)
+        mp.delenv("NEXTBEST_API_KEY", raising=False)
+        mp.setenv("NEXTBEST_ALLOW_NO_AUTH", "1")
+        with client:
+            wait_ready(client)
+            assert client.post("/predict", json={"customer_id": "1"}).status_code == 200
+
+
+def test_cli_serve_refuses_without_api_key(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nextbest.cli import app
+
+    monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NEXTBEST_API_KEY", raising=False)
+    monkeypatch.delenv("NEXTBEST_ALLOW_NO_AUTH", raising=False)
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2 and "NEXTBEST_API_KEY" in result.output

@@ -134,14 +134,15 @@ def audience_frames(table: pa.Table, catalog: Catalog) -> tuple[dict[str, pd.Dat
     })
     files: dict[str, pd.DataFrame] = {}
     skipped: dict[str, int] = {}
-    keys = pd.Series(action, dtype=object) + "\x00" + pd.Series(offer, dtype=object).fillna("")
-    for key, idx in sorted(keys.groupby(keys).groups.items()):
-        act, oid = key.split("\x00")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(action.tolist(), [o or "" for o in offer.tolist()])):
+        groups.setdefault(key, []).append(i)
+    for (act, oid), idx in sorted(groups.items()):
         if act == "no_action" or not oid:
             skipped[act] = skipped.get(act, 0) + len(idx)
             continue
-        rows = out.loc[idx].sort_values(["expected_value", "customer_id"], ascending=[False, True],
-                                        na_position="last", kind="stable")
+        rows = out.iloc[idx].sort_values(["expected_value", "customer_id"], ascending=[False, True],
+                                         na_position="last", kind="stable")
         files[f"{act}-{_safe(oid)}.csv"] = rows.reset_index(drop=True)
     return files, skipped, moved
 

@@ -27,7 +27,7 @@ import bentoml
 from starlette.responses import Response
 
 from nextbest.serving.auth import AuthMiddleware
-from nextbest.serving.errors import UnknownCustomer, handles_errors
+from nextbest.serving.errors import UnknownCustomer, handles_errors, json_response
 from nextbest.serving.http import BodyLimitMiddleware, ErrorEnvelopeMiddleware, request_id_var
 from nextbest.serving.schemas import (
     Decision, DecisionBatch, PredictBatchRequest, PredictFeaturesRequest, PredictRequest, ReloadRequest,
@@ -90,10 +90,11 @@ class NextBest:
             self.metrics.unknown_ids.labels(endpoint="predict").inc()
             raise UnknownCustomer(detail={
                 "customer_id": customer_id,
-                "hint": f"not in the snapshot as of {state.as_of.date()}; POST its transactions to /predict_features"})
+                "hint": f"not in the snapshot as of {state.as_of.date()}; "
+                        "POST its transactions to /predict_features"})
         row = state.table.row(i)
         self._record("predict", [row])
-        return Decision.model_validate(row)
+        return json_response(row)
 
     @bentoml.api(route="/predict_batch", input_spec=PredictBatchRequest, output_spec=DecisionBatch)
     @handles_errors
@@ -107,12 +108,13 @@ class NextBest:
         if not_found:
             self.metrics.unknown_ids.labels(endpoint="predict_batch").inc(len(not_found))
         self._record("predict_batch", decisions)
-        return DecisionBatch.model_validate({"decisions": decisions, "not_found": not_found})
+        return json_response({"decisions": decisions, "not_found": not_found})
 
     @bentoml.api(route="/predict_features", input_spec=PredictFeaturesRequest, output_spec=Decision)
     @handles_errors
-    def predict_features(self, customer_id: str, transactions: list[Transaction], consent_profiling: bool = True,
-                         as_of: dt.date | None = None, attributes: dict | None = None) -> Decision | Response:
+    def predict_features(self, customer_id: str, transactions: list[Transaction],
+                         consent_profiling: bool = True, as_of: dt.date | None = None,
+                         attributes: dict | None = None) -> Decision | Response:
         """Cold start: score a customer who is not in the snapshot from their posted transactions."""
         from nextbest.serving.coldstart import cold_start_decision
 
@@ -121,7 +123,7 @@ class NextBest:
             as_of=as_of, attributes=attributes or {})
         row = cold_start_decision(request, self.holder.current())
         self._record("predict_features", [row])
-        return Decision.model_validate(row)
+        return json_response(row)
 
     @bentoml.api(route="/admin/reload", input_spec=ReloadRequest, output_spec=ReloadResult)
     @handles_errors

@@ -99,6 +99,8 @@ def test_compare_report_names_the_winner_of_each_measure():
     html = render(ev)
     assert "Which model wins" in html and 'class="warn"' in html
     assert "<th>train</th><th>champion</th>" in html
+    assert html.count("<th>Winner</th>") == 1 + 4  # the summary and every evaluated section
+    assert "<th>recency (train)</th>" in html  # baselines of the first spec, labelled as such
 
 
 def test_metrics_json_has_every_value_beside_its_baselines(tmp_path):

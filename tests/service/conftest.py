@@ -47,18 +47,6 @@ def trained_home(tmp_path_factory) -> TrainedHome:
 
     home = tmp_path_factory.mktemp("service") / "home"
     ds = load_dataset("completejourney")
-    if os.environ.get("NB_DEV_CACHE"):  # DEVHACK remove
-        opted_out = tuple(sorted(ds.customers["customer_id"])[-3:])
-        customers = ds.customers.assign(consent_profiling=~ds.customers["customer_id"].isin(opted_out))
-        ds = Dataset(ds.name, ds.transactions, customers, ds.extras, ds.default_as_of)
-        cache = Path(os.environ["NB_DEV_CACHE"])
-        if not cache.exists():
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("NEXTBEST_HOME", str(cache))
-                mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-                train_all(ds, {n: load_config(n) for n in ("clv", "churn", "nbo")}, load_catalog(), paths=Paths(cache))
-        shutil.copytree(cache, home)
-        return TrainedHome(home, opted_out, ds)
     opted_out = tuple(sorted(ds.customers["customer_id"])[-3:])
     customers = ds.customers.assign(consent_profiling=~ds.customers["customer_id"].isin(opted_out))
     ds = Dataset(ds.name, ds.transactions, customers, ds.extras, ds.default_as_of)

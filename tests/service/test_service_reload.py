@@ -146,3 +146,29 @@ def test_cli_serve_refuses_without_api_key(tmp_path, monkeypatch):
     monkeypatch.delenv("NEXTBEST_ALLOW_NO_AUTH", raising=False)
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 2 and "NEXTBEST_API_KEY" in result.output
+
+
+def test_contact_history_caps_and_cooldowns_match_batch(trained_home, tmp_path):
+    import pandas as pd
+
+    from nextbest import tracking
+    from nextbest.config import Paths
+    from nextbest.scoring import score
+    from nextbest.train.pipeline import load_snapshot
+
+    features, meta = load_snapshot(Paths(trained_home.home))
+    as_of = pd.Timestamp(meta["as_of"])
+    capped = [as_of - pd.Timedelta(days=d) for d in (1, 3, 5, 7, 9)]  # 5 contacts in 30 days > cap of 4
+    history = pd.DataFrame({"customer_id": "1", "offer_id": "XS-MEAT", "timestamp": capped})
+    path = tmp_path / "contacts.csv"
+    history.to_csv(path, index=False)
+    tracking.setup(Paths(trained_home.home))
+    one = features[features["customer_id"] == "1"]
+    expected = score(one, tracking.load_bundle(), 365.0, meta["popularity"], history, as_of=as_of).iloc[0]
+    assert expected["action"] == "no_action"
+    env = service_env(trained_home.home, NEXTBEST_CONTACT_HISTORY=str(path))
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, env) as client:
+        wait_ready(client)
+        got = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()
+    assert got["action"] == "no_action" and got["reasons"] == expected["reasons"]
+    assert got["reasons"][0]["code"] == "CONTACT_CAP_REACHED"

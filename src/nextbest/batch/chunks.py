@@ -192,7 +192,7 @@ def scores_table(scores: pd.DataFrame) -> pa.Table:
 
 def stats_of(scores: pd.DataFrame) -> dict:
     """Counts for the run summary: customers, scored, opted out, actions and offers."""
-    offers = scores["action_offer_id"].fillna("(none)")
+    offers = scores["action_offer_id"].fillna("(no offer)")
     return {
         "customers": int(len(scores)),
         "scored": int(scores["predicted_clv"].notna().sum()),

@@ -68,6 +68,7 @@ class BatchJob:
     resume: bool = False
     catalog_digest: str = ""
     history_digest: str = ""
+    workers: int = 1
 
     @property
     def fmt(self) -> str:
@@ -266,6 +267,33 @@ def global_popularity(manifest: Manifest, categories: tuple[str, ...]) -> dict[s
 
 
 # -- pass 3 ------------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(models_blob: bytes) -> None:
+    """Worker process: unpickle the models once; one LightGBM thread each (the processes are the parallelism)."""
+    import pickle
+
+    models = pickle.loads(models_blob)
+    for m in (models.churn, models.nbo):
+        clf = getattr(m, "classifier_", None)
+        if clf is not None:  # this process's private copy; predictions do not depend on threads
+            clf.set_params(n_jobs=1)
+    _WORKER["models"] = models
+
+
+def _score_bucket(root: Path, b: int, horizon_days: float, popularity: dict, history, as_of,
+                  models: ModelBundle | None = None) -> tuple[int, dict, int]:
+    """Score chunk ``b`` from its features file and write its part; returns (b, stats, customers)."""
+    models = models or _WORKER["models"]
+    features = pd.read_parquet(root / "features" / _chunk_name("features", b, "parquet"))
+    if not len(features):
+        return b, merge_stats([]), 0
+    scores = score_chunk(features, models, horizon_days, popularity, history, as_of)
+    _write_parquet(scores_table(scores), root / "scores" / _chunk_name("scores", b, "parquet"))
+    return b, stats_of(scores), len(features)
+
+
 def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, popularity: dict[str, float],
                 as_of: pd.Timestamp, reporter: Reporter) -> None:
     root, done = manifest.root, manifest.section("scores")
@@ -276,22 +304,39 @@ def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, populari
     total = sum(c["customers"] for c in manifest.section("features").values())
     reporter.start("scoring", total, "customers")
     reporter.advance(done=sum(s["customers"] for s in done.values()))
+    todo = [b for b in range(n_buckets) if str(b) not in done]
+    args = [(root, b, job.horizon_days, popularity,
+             history[hist_bucket == b] if history is not None else None, as_of) for b in todo]
     finished_here = 0
-    for b in range(n_buckets):
-        if str(b) in done:
-            continue
-        features = pd.read_parquet(root / "features" / _chunk_name("features", b, "parquet"))
-        if len(features):
-            h = history[hist_bucket == b] if history is not None else None
-            scores = score_chunk(features, models, job.horizon_days, popularity, h, as_of)
-            _write_parquet(scores_table(scores), root / "scores" / _chunk_name("scores", b, "parquet"))
-            done[str(b)] = stats_of(scores)
-        else:
-            done[str(b)] = merge_stats([])
+
+    def record(b: int, stats: dict, n: int) -> None:
+        nonlocal finished_here
+        done[str(b)] = stats
         manifest.save()
         finished_here += 1
-        reporter.advance(len(features))
+        reporter.advance(n)
         _hold("scores", finished_here)
+
+    workers = min(job.workers, len(todo))
+    if workers <= 1:
+        for a in args:
+            record(*_score_bucket(*a, models=models))
+    else:
+        import multiprocessing as mp
+        import pickle
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        blob = pickle.dumps(models)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(blob,)) as pool:
+            pending = set()
+            queue = list(args)
+            while queue or pending:
+                while queue and len(pending) < workers:  # at most one chunk per worker in flight
+                    pending.add(pool.submit(_score_bucket, *queue.pop(0)))
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    record(*fut.result())
     reporter.finish()
 
 

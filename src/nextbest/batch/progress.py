@@ -51,9 +51,9 @@ class Reporter:
         elapsed = now - self._start
         if self._total:
             pct = min(1.0, self._done / self._total)
-            eta = elapsed / pct - elapsed if pct > 0 else float("nan")
+            eta = f"{elapsed / pct - elapsed:.0f}s" if pct > 0 else "?"
             return (f"{self._phase}: {self._done:,.0f}/{self._total:,.0f} {self._unit} ({pct:.0%}), "
-                    f"{elapsed:.1f}s elapsed, ETA {eta:.0f}s")
+                    f"{elapsed:.1f}s elapsed, ETA {eta}")
         return f"{self._phase}: {self._done:,.0f} {self._unit}, {elapsed:.1f}s elapsed"
 
 

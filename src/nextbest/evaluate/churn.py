@@ -87,16 +87,39 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
     raw = {name: sign * test[col].to_numpy(dtype=float) for name, (col, sign) in BASELINES.items()}
     probs = _baseline_probabilities(models, data, configs, h, test)
     m = classification_metrics(y, p)
+    lifts = {"model": lift_table(y, p), **{name: lift_table(y, s) for name, s in raw.items()}}
+    calib = {"model": calibration_table(y, p), **{name: calibration_table(y, q) for name, q in probs.items()}}
+    scores = _scores(y, m, raw, probs, lifts)
+    section = Section(
+        name="churn", title=TITLE,
+        intro=(f"{len(y):,} customers scored on {data.as_of.date()}; {int(y.sum()):,} ({m['base_rate']:.1%}) "
+               f"then made no purchase in the next {h} days. Baselines: days since the last purchase, "
+               "and 1 - P(alive) from the CLV model."),
+        scores=scores,
+        tables={**{f"lift_{k}": v for k, v in lifts.items()}, **{f"calibration_{k}": v for k, v in calib.items()}},
+    )
+    section.charts += _charts(calib, lifts)
+    if not 0.05 <= m["base_rate"] <= 0.9:
+        section.notes.append(
+            f"{m['base_rate']:.0%} of customers bought nothing in the {h}-day window: the label barely separates "
+            "customers, so no ranking can do much. Slower categories need a longer churn window "
+            "(--churn-horizon-days, models/churn.yaml).")
+    if not probs:
+        section.notes.append("The baselines' Brier score needs the window before as_of, which the data does not "
+                             "have: shown as n/a.")
+    return section
+
+
+def _scores(y: np.ndarray, m: dict, raw: dict[str, np.ndarray], probs: dict[str, np.ndarray],
+            lifts: dict[str, pd.DataFrame]) -> list[Score]:
     base = {name: classification_metrics(y, s) for name, s in raw.items()}
     brier = {name: classification_metrics(y, probs[name])["brier"] if name in probs else float("nan")
              for name in raw}
-    lifts = {"model": lift_table(y, p), **{name: lift_table(y, s) for name, s in raw.items()}}
-    calib = {"model": calibration_table(y, p), **{name: calibration_table(y, q) for name, q in probs.items()}}
 
     def top(name):
         return float(lifts[name]["lift"].iloc[0])
 
-    scores = [
+    return [
         Score("auc", "Ranking churners above buyers (AUC)", m["auc"], {k: v["auc"] for k, v in base.items()},
               HIGHER, True),
         Score("pr_auc", "Precision on churners (PR-AUC)", m["pr_auc"], {k: v["pr_auc"] for k, v in base.items()},
@@ -108,14 +131,9 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
               m["mean_prediction"] - m["base_rate"], {k: float(q.mean()) - m["base_rate"] for k, q in probs.items()},
               ZERO, False, "{:+.1%}"),
     ]
-    section = Section(
-        name="churn", title=TITLE,
-        intro=(f"{len(y):,} customers scored on {data.as_of.date()}; {int(y.sum()):,} ({m['base_rate']:.1%}) "
-               f"then made no purchase in the next {h} days. Baselines: days since the last purchase, "
-               "and 1 - P(alive) from the CLV model."),
-        scores=scores,
-        tables={**{f"lift_{k}": v for k, v in lifts.items()}, **{f"calibration_{k}": v for k, v in calib.items()}},
-    )
+
+
+def _charts(calib: dict[str, pd.DataFrame], lifts: dict[str, pd.DataFrame]) -> list[Chart]:
     shown = {k: v[v["n"] >= MIN_CLASS] for k, v in calib.items()}
     charts = [
         ("churn_calibration", "Predicted vs observed churn",
@@ -129,8 +147,4 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
          "The steeper the curve, the fewer customers a retention campaign must contact to reach most churners.",
          figures.gain_plot(lifts, "Cumulative gain: churners found")),
     ]
-    section.charts += [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]
-    if not probs:
-        section.notes.append("The baselines' Brier score needs the window before as_of, which the data does not "
-                             "have: shown as n/a.")
-    return section
+    return [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]

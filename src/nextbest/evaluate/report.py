@@ -13,7 +13,7 @@ from html import escape
 
 import pandas as pd
 
-from nextbest.evaluate.results import HIGHER, LOWER, Score, Section
+from nextbest.evaluate.results import HIGHER, LOWER, Score, Section, winner
 
 VERDICT = {"better": ("good", "better than {b}"), "worse": ("bad", "worse than {b}"),
            "tie": ("even", "on par with {b}"), "n/a": ("na", "no baseline")}
@@ -80,56 +80,71 @@ def _table(head: list[str], rows: list[str]) -> str:
     return f"<table><tr>{th}</tr>{''.join(rows)}</table>"
 
 
+def _values(result, sname: str, key: str) -> dict[str, float]:
+    """Each model spec's value of one measure (NaN where its section lacks it)."""
+    out = {}
+    for run in result.runs:
+        section = run.sections.get(sname)
+        score = section.score(key) if section else None
+        out[run.label] = score.value if score else float("nan")
+    return out
+
+
+def _listed(result) -> list[tuple[str, Section]]:
+    """Per area, the section whose measures are listed: the first evaluated one across model specs."""
+    out = []
+    for sname, first in result.runs[0].sections.items():
+        ok = [r.sections[sname] for r in result.runs if sname in r.sections and r.sections[sname].status == "ok"]
+        out.append((sname, ok[0] if ok else first))
+    return out
+
+
 def summary(result) -> str:
-    """The summary table: headline scores of every section (first model spec, or all with the winner)."""
-    runs = result.runs
-    first = runs[0]
+    """The summary table: headline scores of every section (one spec with verdicts, or all with the winner)."""
     rows = []
-    for sname, section in first.sections.items():
+    labels = [r.label for r in result.runs]
+    for sname, section in _listed(result):
         if section.status != "ok":
-            cells = f'<td class="l">{escape(section.title)}</td><td class="l" colspan="{len(runs) + 3}">' \
-                    f"not evaluated: {escape(section.notes[0] if section.notes else '')}</td>"
-            rows.append(f"<tr>{cells}</tr>")
+            rows.append(f'<tr><td class="l">{escape(section.title)}</td><td class="l" colspan="{len(labels) + 3}">'
+                        f"not evaluated: {escape(section.notes[0] if section.notes else '')}</td></tr>")
             continue
         for s in (x for x in section.scores if x.headline):
             name, base = s.best_baseline()
-            values = []
-            for run in runs:
-                other = run.sections.get(sname)
-                o = other.score(s.key) if other else None
-                values.append(f"<td>{fmt(s, o.value if o else None)}</td>")
+            got = _values(result, sname, s.key)
+            values = "".join(f"<td>{fmt(s, v)}</td>" for v in got.values())
             base_cell = f"<td>{fmt(s, base)}{f' ({escape(name)})' if name else ''}</td>"
-            if result.compare:
-                win = next((c["winner"] for c in result.comparison()
-                            if c["section"] == sname and c["metric"] == s.key), None)
-                last = f'<td class="l {"even" if win in (None, "tie") else "good"}">{escape(str(win or "n/a"))}</td>'
-            else:
-                last = _verdict_cell(s)
+            last = _winner_cell(got, s.better) if result.compare else _verdict_cell(s)
             rows.append(f'<tr><td class="l">{escape(section.title)}</td><td class="l">{escape(s.label)}</td>'
-                        f"{''.join(values)}{base_cell}{last}</tr>")
-    labels = [r.label for r in runs]
+                        f"{values}{base_cell}{last}</tr>")
     head = ["Area", "What is measured", *(labels if result.compare else ["Model"]),
             "Best baseline" + (f" ({labels[0]})" if result.compare else ""), "Winner" if result.compare else "Verdict"]
     return _table(head, rows)
 
 
+def _winner_cell(values: dict[str, float], better: str) -> str:
+    win = winner(values, better)
+    return f'<td class="l {"even" if win in (None, "tie") else "good"}">{escape(str(win or "n/a"))}</td>'
+
+
 def _section_table(section_runs: list[tuple[str, Section]], compare: bool) -> str:
+    """Every measure of a section: the model (or each compared spec), each baseline, the verdict (or winner)."""
     base = section_runs[0][1]
     names = list(dict.fromkeys(k for s in base.scores for k in s.baselines))
     refs = list(dict.fromkeys(k for s in base.scores for k in s.references))
     rows = []
     for s in base.scores:
-        values = []
-        for _, sec in section_runs:
-            o = sec.score(s.key)
-            values.append(f"<td>{fmt(s, o.value if o else None)}</td>")
+        found = {lab: sec.score(s.key) for lab, sec in section_runs}
+        got = {lab: o.value if o else float("nan") for lab, o in found.items()}
+        values = "".join(f"<td>{fmt(s, v)}</td>" for v in got.values())
         bases = "".join(f"<td>{fmt(s, s.baselines.get(n))}</td>" for n in names)
         bases += "".join(f"<td>{fmt(s, s.references.get(n)) if n in s.references else ''}</td>" for n in refs)
+        last = _winner_cell(got, s.better) if compare else _verdict_cell(s)
         rows.append(f'<tr><td class="l">{escape(s.label)}<br><small>{_direction(s)}</small></td>'
-                    f"{''.join(values)}{bases}{'' if compare else _verdict_cell(s)}</tr>")
-    head = ["Measure", *([lab for lab, _ in section_runs] if compare else ["Model"]), *names,
-            *(f"{r} (reference)" for r in refs)]
-    return _table(head + ([] if compare else ["Verdict"]), rows)
+                    f"{values}{bases}{last}</tr>")
+    labels = [lab for lab, _ in section_runs]
+    head = ["Measure", *(labels if compare else ["Model"]),
+            *(f"{n} ({labels[0]})" if compare else n for n in names), *(f"{r} (reference)" for r in refs)]
+    return _table(head + ["Winner" if compare else "Verdict"], rows)
 
 
 def _figure(chart, prefix: str = "") -> str:
@@ -199,20 +214,17 @@ def summary_rows(result) -> tuple[list[str], list[list[str]]]:
     labels = [r.label for r in result.runs]
     head = ["area", "measure", *(labels if result.compare else ["model"]), "best baseline",
             "winner" if result.compare else "verdict"]
-    winners = {(c["section"], c["metric"]): c["winner"] for c in result.comparison()}
     rows = []
-    for sname, section in result.runs[0].sections.items():
+    for sname, section in _listed(result):
         if section.status != "ok":
             rows.append([section.title, "not evaluated", *[""] * len(labels), "",
                          (section.notes[0] if section.notes else "")[:70]])
             continue
         for s in (x for x in section.scores if x.headline):
-            values = []
-            for run in result.runs:
-                o = run.sections[sname].score(s.key) if sname in run.sections else None
-                values.append(fmt(s, o.value if o else None))
+            got = _values(result, sname, s.key)
             name, base = s.best_baseline()
-            verdict = str(winners.get((sname, s.key)) or "n/a") if result.compare else \
+            verdict = str(winner(got, s.better) or "n/a") if result.compare else \
                 VERDICT[s.verdict()][1].format(b=name or "baseline")
-            rows.append([section.title, s.label, *values, f"{fmt(s, base)} ({name})" if name else "n/a", verdict])
+            rows.append([section.title, s.label, *(fmt(s, v) for v in got.values()),
+                         f"{fmt(s, base)} ({name})" if name else "n/a", verdict])
     return head, rows

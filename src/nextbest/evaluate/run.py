@@ -159,7 +159,8 @@ def evaluate_to_dir(dataset: Dataset, as_of, horizon_days: int, output: Path, co
             mlflow.log_params(tracking.flatten(f"config.{kind}", configs[kind]))
         result = evaluate(dataset, as_of, horizon_days, configs, catalog, specs, seed)
         result.run_id = run.info.run_id
-        mlflow.log_params({_metric_name(f"version.{r.label}.{k}"): v for r in result.runs for k, v in r.versions.items()})
+        mlflow.log_params({_metric_name(f"version.{r.label}.{k}"): v
+                           for r in result.runs for k, v in r.versions.items()})
         mlflow.log_metrics(flat_metrics(result))
         metrics_path, report_path = write_outputs(result, output)
         mlflow.log_artifact(str(metrics_path))

@@ -68,7 +68,8 @@ def _conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     return pd.DataFrame(out) if out else features.reset_index(drop=True)
 
 
-def cold_start_features(request: PredictFeaturesRequest, state: ServingState) -> tuple[pd.DataFrame, pd.Timestamp]:
+def cold_start_features(request: PredictFeaturesRequest,
+                        state: ServingState) -> tuple[pd.DataFrame, pd.Timestamp]:
     """One feature row for the posted customer, and the ``as_of`` it is computed at.
 
     Raises
@@ -106,6 +107,7 @@ def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) ->
     from nextbest.scoring import score
 
     features, as_of = cold_start_features(request, state)
-    scored = score(features, state.bundle, state.horizon_days, state.popularity, as_of=as_of)
+    scored = score(features, state.bundle, state.horizon_days, state.popularity, state.contact_history,
+                   as_of=as_of)
     versions = json.loads(scored["model_versions"].iat[0])
     return decision_table([scored], 1, state.bundle, versions, as_of, state.horizon_days).row(0)

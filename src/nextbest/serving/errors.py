@@ -66,6 +66,17 @@ def error_response(status: int, error: str, detail: Any = None,
                     headers=headers)
 
 
+def json_response(payload: dict, status: int = 200) -> Response:
+    """``payload`` (JSON-ready values; dates as ISO strings) as a compact JSON response.
+
+    Used for decisions: their shape is the pydantic ``output_spec`` of the API
+    (checked in the tests), but building and validating pydantic objects per
+    request would cost more than the lookup itself. NaN is refused, never sent.
+    """
+    body = json.dumps(payload, separators=(",", ":"), default=str, allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
 def handles_errors(func: Callable) -> Callable:
     """Decorate an API method so a raised :class:`ServiceError` becomes its JSON response.
 

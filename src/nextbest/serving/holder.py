@@ -14,6 +14,7 @@ Reload without restart and without a failed request:
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -40,14 +41,20 @@ class StateHolder:
         ``settings -> Fingerprint`` of what a build would load now.
     on_reload : callable, optional
         Called with ``"reloaded" | "unchanged" | "failed"`` after each attempt (metrics).
+    compact_heap : bool
+        After a swap, collect garbage and ``gc.freeze()`` what is left: the
+        long-lived models and tables then no longer slow down every later
+        garbage collection (fewer and shorter pauses per request).
     """
 
     def __init__(self, settings: ServiceSettings, build: Callable = build_state,
-                 fingerprint: Callable = current_fingerprint, on_reload: Callable | None = None) -> None:
+                 fingerprint: Callable = current_fingerprint, on_reload: Callable | None = None,
+                 compact_heap: bool = True) -> None:
         self.settings = settings
         self._build = build
         self._fingerprint = fingerprint
         self._on_reload = on_reload or (lambda outcome: None)
+        self._compact_heap = compact_heap
         self._state: ServingState | None = None
         self._build_lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,7 +93,9 @@ class StateHolder:
         with self._build_lock:
             current = self._state
             try:
-                if not force and current is not None and self._fingerprint(self.settings) == current.fingerprint:
+                unchanged = (not force and current is not None
+                             and self._fingerprint(self.settings) == current.fingerprint)
+                if unchanged:
                     self._on_reload("unchanged")
                     return "unchanged", current
                 new = self._build(self.settings)
@@ -98,9 +107,15 @@ class StateHolder:
                 raise ReloadFailed(detail=self.last_error) from exc
             self._state = new
             self.last_error = None
+            previous = current.versions if current is not None else None
+            current = None
+            if self._compact_heap:
+                gc.unfreeze()  # let the previous state's reference cycles be collected
+                gc.collect()
+                gc.freeze()
             self._on_reload("reloaded")
-            if current is not None:
-                log.info("reloaded: models %s -> %s", current.versions, new.versions)
+            if previous is not None:
+                log.info("reloaded: models %s -> %s", previous, new.versions)
             return "reloaded", new
 
     def request_reload_everywhere(self) -> None:

@@ -61,8 +61,8 @@ async def send_error(send, status: int, error: str, detail=None, headers: list |
     """Send a complete JSON error response."""
     body = error_body(error, detail)
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -92,7 +92,8 @@ class ErrorEnvelopeMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = _header(scope, b"x-request-id")
-        rid = given.decode("latin-1") if given and _REQUEST_ID.match(given.decode("latin-1")) else uuid.uuid4().hex
+        given = given.decode("latin-1") if given else ""
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(rid)
         if scope["path"] == "/docs" and scope["method"] in ("GET", "HEAD"):
             scope = {**scope, "path": "/", "raw_path": b"/"}
@@ -116,8 +117,10 @@ class ErrorEnvelopeMiddleware:
                 start = held.pop("start")
                 held["passed"] = True
                 body = envelope(start["status"], b"".join(chunks))
-                headers = [h for h in start["headers"] if h[0].lower() not in (b"content-length", b"content-type")]
-                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                headers = [h for h in start["headers"]
+                           if h[0].lower() not in (b"content-length", b"content-type")]
+                headers += [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]
                 await send({**start, "headers": headers})
                 return await send({"type": "http.response.body", "body": body})
             return await send(message)
@@ -161,7 +164,8 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                return await send_error(send, 413, "request body too large", f"at most {limit:,} bytes are accepted")
+                return await send_error(send, 413, "request body too large",
+                                        f"at most {limit:,} bytes are accepted")
             parts.append(body)
             if not message.get("more_body", False):
                 break

@@ -98,8 +98,9 @@ class PredictFeaturesRequest(BaseModel):
     customer_id: CustomerId
     transactions: list[Transaction] = Field(min_length=1, max_length=MAX_TRANSACTIONS,
                                             description=f"1 to {MAX_TRANSACTIONS:,} lines before as_of.")
-    consent_profiling: bool = Field(default=True, description="False: the customer objected to profiling; "
-                                                              "they get the non-personalised action and no scores.")
+    consent_profiling: bool = Field(
+        default=True,
+        description="False: the customer objected to profiling; non-personalised action, no scores.")
     as_of: dt.date | None = Field(default=None, ge=EARLIEST_DATE, le=LATEST_DATE,
                                   description="First day NOT observed; default: the snapshot's as_of.")
     attributes: dict[ShortText, AttributeValue] = Field(

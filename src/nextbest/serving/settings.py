@@ -11,6 +11,8 @@ variable                       meaning (default)
 ``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (50,000)
 ``NEXTBEST_MAX_BODY_BYTES``    largest request body accepted (2 MiB)
 ``NEXTBEST_AUDIT``             ``0`` to switch the audit log off (on)
+``NEXTBEST_CONTACT_HISTORY``   CSV/Parquet of past contacts (``customer_id, offer_id, timestamp``) for
+                               cooldowns and caps, as ``nextbest score --contact-history`` (none)
 =============================  ==========================================================
 """
 
@@ -90,6 +92,7 @@ class ServiceSettings:
     score_chunk: int = 50_000
     audit: bool = True
     catalog_path: Path | None = field(default=None)
+    contact_history: Path | None = None
 
     @property
     def audit_dir(self) -> Path:
@@ -123,4 +126,6 @@ class ServiceSettings:
             score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 50_000, 1.0)),
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
             catalog_path=models_dir() / "offers.yaml",
+            contact_history=Path(env["NEXTBEST_CONTACT_HISTORY"]).resolve()
+            if env.get("NEXTBEST_CONTACT_HISTORY", "").strip() else None,
         )

@@ -1,4 +1,4 @@
-"""One immutable serving state - champion models, snapshot metadata, precomputed decisions - and how to build it.
+"""One immutable serving state (champions, snapshot metadata, precomputed decisions) and how to build it.
 
 A state is built completely (models loaded, every snapshot customer scored)
 before anyone sees it; :class:`nextbest.serving.holder.StateHolder` then
@@ -54,6 +54,7 @@ class ServingState:
     attributes: tuple[str, ...]
     fingerprint: Fingerprint
     build_seconds: float
+    contact_history: pd.DataFrame | None = None
 
     @property
     def versions(self) -> dict[str, str]:
@@ -63,7 +64,8 @@ class ServingState:
 def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
     snaps = settings.paths.snapshots
     out = []
-    for path in (snaps / SNAPSHOT_FILE, snaps / SNAPSHOT_META, settings.catalog_path, settings.reload_marker):
+    for path in (snaps / SNAPSHOT_FILE, snaps / SNAPSHOT_META, settings.catalog_path, settings.reload_marker,
+                 settings.contact_history):
         if path is None:
             continue
         try:
@@ -151,6 +153,11 @@ def _build_once(settings: ServiceSettings) -> ServingState:
     meta = json.loads((settings.paths.snapshots / SNAPSHOT_META).read_text())
     as_of = pd.Timestamp(meta["as_of"])
     popularity = {str(k): float(v) for k, v in (meta.get("popularity") or {}).items()}
+    history = None
+    if settings.contact_history is not None:
+        from nextbest.data.files import read_table
+
+        history = read_table(settings.contact_history)
     n_rows, batches = _snapshot_batches(snap, settings.score_chunk)
     dtypes: dict[str, object] = {}
 
@@ -158,7 +165,7 @@ def _build_once(settings: ServiceSettings) -> ServingState:
         nonlocal dtypes
         for features in batches:
             dtypes = dtypes or features.dtypes.to_dict()
-            yield score(features, bundle, settings.horizon_days, popularity, as_of=as_of)
+            yield score(features, bundle, settings.horizon_days, popularity, history, as_of=as_of)
 
     table = decision_table(scored(), n_rows, bundle, bundle.versions, as_of, settings.horizon_days)
     attributes = tuple(c for c, d in dtypes.items()
@@ -171,4 +178,5 @@ def _build_once(settings: ServiceSettings) -> ServingState:
         bundle=bundle, table=table, popularity=popularity, as_of=as_of, horizon_days=settings.horizon_days,
         time_unit_days=float(meta.get("time_unit_days", bundle.clv.time_unit_days)), feature_dtypes=dtypes,
         attributes=attributes,
-        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats), build_seconds=seconds)
+        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats), build_seconds=seconds,
+        contact_history=history)

@@ -203,7 +203,11 @@ def model_work(settings, ids: list[str], reps: int = 20_000) -> dict:
 
 # -- memory for N customers ----------------------------------------------------------------------
 def replicate_snapshot(home: Path, dst: Path, n: int) -> None:
-    """A snapshot of ``n`` customers: the trained snapshot's rows repeated under new ids."""
+    """A snapshot of ``n`` customers: the trained snapshot's rows repeated under new ids.
+
+    Written in one ``write_table`` call like ``nextbest train`` writes it (one row group
+    of up to 1Mi rows), so reading it in chunks is measured as it happens in production.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -212,40 +216,40 @@ def replicate_snapshot(home: Path, dst: Path, n: int) -> None:
     shutil.copy(src / "features.json", dst / "snapshots" / "features.json")
     base = pq.read_table(src / "features.parquet")
     ids = base.column("customer_id").to_pylist()
-    with pq.ParquetWriter(dst / "snapshots" / "features.parquet", base.schema) as writer:
-        done, k = 0, 0
-        while done < n:
-            blocks = []
-            for _ in range(20):
-                take = min(len(ids), n - done)
-                if take <= 0:
-                    break
-                block = base.slice(0, take)
-                new_ids = pa.array([f"{c}-{k}" for c in ids[:take]], type=base.schema.field("customer_id").type)
-                blocks.append(block.set_column(0, "customer_id", new_ids))
-                done, k = done + take, k + 1
-            writer.write_table(pa.concat_tables(blocks))
+    id_type = base.schema.field("customer_id").type
+    blocks, done, k = [], 0, 0
+    while done < n:
+        take = min(len(ids), n - done)
+        new_ids = pa.array([f"{c}-{k}" for c in ids[:take]], type=id_type)
+        blocks.append(base.slice(0, take).set_column(0, "customer_id", new_ids))
+        done, k = done + take, k + 1
+    pq.write_table(pa.concat_tables(blocks), dst / "snapshots" / "features.parquet")
 
 
 def memory_child(home: Path) -> None:
-    """Run in a fresh process: build the state for the snapshot in ``home``; print memory as JSON."""
+    """Run in a fresh process: load the state as the service does, then reload it once; print memory."""
     import resource
 
     import psutil
 
     from nextbest.config import Paths
+    from nextbest.serving.holder import StateHolder
     from nextbest.serving.settings import ServiceSettings
-    from nextbest.serving.state import build_state
 
     rss0 = psutil.Process().memory_info().rss
-    settings = ServiceSettings(paths=Paths(home), api_keys=("bench",), horizon_days=365.0)
+    holder = StateHolder(ServiceSettings(paths=Paths(home), api_keys=("bench",), horizon_days=365.0))
     t0 = time.perf_counter()
-    state = build_state(settings)
-    print(json.dumps({"customers": len(state.table), "build_s": round(time.perf_counter() - t0, 1),
-                      "table_mb": round(state.table.nbytes / 1e6, 1),
-                      "rss_before_mb": round(rss0 / 1e6, 1),
-                      "rss_after_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1)}))
+    _, state = holder.reload(force=True)
+    build_s = time.perf_counter() - t0
+    rss1 = psutil.Process().memory_info().rss
+    peak1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    holder.reload(force=True)  # a reload builds the new state next to the old one
+    print(json.dumps({"customers": len(state.table), "build_s": round(build_s, 1),
+                      "table_mb": round(state.table.nbytes / 1e6, 1), "rss_before_mb": round(rss0 / 1e6, 1),
+                      "rss_loaded_mb": round(rss1 / 1e6, 1), "peak_rss_first_load_mb": round(peak1 / 1e6, 1),
+                      "rss_after_reload_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
+                      "peak_rss_with_reload_mb": round(
+                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1)}))
 
 
 def measure_memory(home: Path, n: int) -> dict:

@@ -35,6 +35,9 @@ from nextbest.serving.schemas import (
 )
 
 
+RELOAD_WAIT_SECONDS = 60.0  # below the traffic timeout: a longer reload answers 202 and goes on
+
+
 def _count_auth_failure() -> None:
     from nextbest.serving.metrics import get_metrics
 
@@ -48,8 +51,8 @@ class NextBest:
     def __init__(self) -> None:
         from nextbest.serving.audit import AuditLog
         from nextbest.serving.holder import StateHolder
-        from nextbest.serving.metrics import get_metrics
         from nextbest.serving.http import quiet_client_errors
+        from nextbest.serving.metrics import get_metrics
         from nextbest.serving.settings import ServiceSettings
 
         self.settings = ServiceSettings.from_env()  # refuses to start without an API key
@@ -130,15 +133,25 @@ class NextBest:
     async def admin_reload(self, force: bool = False) -> ReloadResult | Response:
         """Load a new champion / snapshot now; 409 (still serving the old state) if that fails.
 
-        With ``force`` every worker rebuilds (the others on their next watcher poll).
+        With ``force`` every worker rebuilds (the others on their next watcher poll). A
+        build that outlasts :data:`RELOAD_WAIT_SECONDS` goes on in the background: 202,
+        ``outcome = "in_progress"``, the versions still served.
         """
+        import anyio
         import anyio.to_thread
 
         if force:
             self.holder.request_reload_everywhere()
-        outcome, state = await anyio.to_thread.run_sync(self.holder.reload, force)
-        return ReloadResult(outcome=outcome, model_versions=state.versions, as_of=state.table.as_of,
-                            n_customers=len(state.table), build_seconds=round(state.build_seconds, 3))
+        result = None
+        with anyio.move_on_after(RELOAD_WAIT_SECONDS):
+            result = await anyio.to_thread.run_sync(self.holder.reload, force, abandon_on_cancel=True)
+        if result is None:
+            outcome, state, status = "in_progress", self.holder.current(), 202
+        else:
+            (outcome, state), status = result, 200
+        return json_response(ReloadResult(
+            outcome=outcome, model_versions=state.versions, as_of=state.table.as_of, n_customers=len(state.table),
+            build_seconds=round(state.build_seconds, 3)).model_dump(mode="json"), status)
 
 
 NextBest.add_asgi_middleware(ErrorEnvelopeMiddleware)

@@ -26,7 +26,7 @@ from nextbest.data.synthetic import generate_transactions, synthetic_as_of
 N_CUSTOMERS = 1500
 SEED = 7
 AS_OF = synthetic_as_of()  # 2024-12-30
-SMALL_FOREST = {"n_estimators": 25}
+SMALL_FOREST = {"n_estimators": 25, "n_jobs": 1}
 
 
 def configs() -> dict[str, dict]:

@@ -116,5 +116,6 @@ def test_export_replaces_an_earlier_export_but_not_other_directories(scored, bun
     with pytest.raises(SchemaError, match="not an earlier audience export"):
         export_audiences(scored, other, bundle.catalog)
     assert (other / "thesis.txt").read_text() == "precious"
+    (other / "orders.csv").write_text("customer_id,amount\nA,1\n")
     with pytest.raises(SchemaError, match="not a nextbest scores file"):
-        export_audiences(other / "thesis.txt", tmp_path / "x", bundle.catalog)
+        export_audiences(other / "orders.csv", tmp_path / "x", bundle.catalog)

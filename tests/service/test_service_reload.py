@@ -172,3 +172,22 @@ def test_contact_history_caps_and_cooldowns_match_batch(trained_home, tmp_path):
         got = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()
     assert got["action"] == "no_action" and got["reasons"] == expected["reasons"]
     assert got["reasons"][0]["code"] == "CONTACT_CAP_REACHED"
+
+
+def test_long_reload_answers_202_and_finishes_in_the_background(home_copy, monkeypatch):
+    import nextbest.service
+
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
+        wait_ready(client)
+        version = new_champion(home_copy)
+        monkeypatch.setattr(nextbest.service, "RELOAD_WAIT_SECONDS", 0.05)
+        r = client.post("/admin/reload", json={}, headers=AUTH)
+        assert r.status_code == 202 and r.json()["outcome"] == "in_progress"
+        assert r.json()["model_versions"]["nextbest-churn"] == "1"  # still serving the old one
+        deadline, seen = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
+            if seen["nextbest-churn"] == version:
+                break
+            time.sleep(0.2)
+        assert seen["nextbest-churn"] == version

@@ -113,6 +113,7 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.sql.shuffle.partitions", str(n_partitions))
                    .config("spark.sql.adaptive.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
                    .config("spark.jars.ivy", os.path.join(os.environ.get("TMPDIR", "/tmp"), "nextbest-ivy")))
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(os.environ.get("NEXTBEST_SPARK_LOG_LEVEL", "ERROR"))
@@ -165,6 +166,9 @@ def _validate_group(as_of, n_categories: int, categories: tuple[str, ...], custo
                 out[col] = None
         out["row"] = out["row"].astype("Int64")
         out["active"] = out["active"].astype("Int64")
+        # Missing cells of text and list columns must be None, not NaN, for Spark's Arrow conversion.
+        for col in ("customer_id", "category", "column", "value", "reason", "payload", "report", "buyers", "kind"):
+            out[col] = [v if isinstance(v, (str, list)) else None for v in out[col].tolist()]
         return out[[c.split(" ")[0] for c in STAGE_A_DDL.split(", ")]]
     return fn
 
@@ -196,16 +200,39 @@ def _score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: di
 
 
 # -- driver ---------------------------------------------------------------------------------------
+def _parse_timestamp_udf():
+    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.types import TimestampNTZType
+
+    from nextbest.data.schema import parse_timestamps
+
+    @pandas_udf(TimestampNTZType())
+    def parse(values: pd.Series) -> pd.Series:
+        return parse_timestamps(values).astype("datetime64[us]")
+
+    return parse
+
+
 def _input_path(job: BatchJob, root: Path, reporter: Reporter) -> str:
     """A Parquet path Spark can read: the file or URI given, else the input written as Parquet."""
     src = job.source
     if src.kind == "parquet" and src.path is not None:
-        return str(src.path.resolve()) if not is_uri(src.path) else str(src.path)
+        if is_uri(src.path):
+            return str(src.path)
+        import pyarrow.dataset as ds
+
+        schema = ds.dataset(src.path, format="parquet").schema
+        if not any(pa.types.is_timestamp(f.type) and f.type.unit == "ns" for f in schema):
+            return str(src.path.resolve())
+        why = "nanosecond timestamps (pandas' default), which Spark cannot read"
+    else:
+        why = "Spark reads Parquet" if src.kind == "csv" else "it is in memory"
     path = root / "input.parquet"
-    reporter.info(f"spark: writing {src.name} as Parquet for Spark ({path})")
+    reporter.info(f"spark: writing {src.name} as Parquet in the work directory ({why})")
     writer = None
     try:
         for batch in src.batches():
+            batch = _micros(batch)
             if writer is None:
                 writer = pq.ParquetWriter(path, batch.schema)
             writer.write_batch(batch)
@@ -213,6 +240,16 @@ def _input_path(job: BatchJob, root: Path, reporter: Reporter) -> str:
         if writer is not None:
             writer.close()
     return str(path)
+
+
+def _micros(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Nanosecond timestamp columns as microseconds (Spark's unit; days are all features use)."""
+    cols = []
+    for col, f in zip(batch.columns, batch.schema):
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns":
+            col = col.cast(pa.timestamp("us", f.type.tz), safe=False)
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def _with_rows(spark, path: str, mapping: dict[str, str]):
@@ -278,13 +315,16 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path)
         raise BatchError(f"transactions is missing required column(s) {lacking}; found {df.columns[:-1]}")
     part = manifest.state.get("partition")
     if not part:
-        stats = df.agg(F.count(F.lit(1)).alias("n"), F.approx_count_distinct("customer_id").alias("d"),
-                       F.max("timestamp").alias("last")).collect()[0]
+        aggs = [F.count(F.lit(1)).alias("n"), F.approx_count_distinct("customer_id").alias("d")]
+        if job.as_of is None:  # the default as_of needs the last timestamp as the validator parses it
+            aggs.append(F.max(_parse_timestamp_udf()(F.col("timestamp"))).alias("last"))
+        stats = df.agg(*aggs).collect()[0]
         if not stats["n"]:
             raise BatchError(f"no transaction lines in {path}")
         part = {"done": True, "n_rows": int(stats["n"]),
                 "n_buckets": max(1, math.ceil(int(stats["d"]) / job.chunk_size)),
-                "last_timestamp": None if stats["last"] is None else str(pd.Timestamp(stats["last"]))}
+                "last_timestamp": None if job.as_of is not None or stats["last"] is None
+                else str(pd.Timestamp(stats["last"]))}
         manifest.state["partition"] = part
         manifest.save()
     n_buckets = int(part["n_buckets"])

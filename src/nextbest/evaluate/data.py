@@ -73,6 +73,14 @@ def data_end(transactions: pd.DataFrame) -> pd.Timestamp:
     return default_as_of(transactions)
 
 
+def parse_as_of(value) -> pd.Timestamp:
+    """``--as-of`` as a day (raises :class:`ValueError` naming the flag)."""
+    try:
+        return as_of_date(value)
+    except ValueError as exc:
+        raise ValueError(f"--as-of {value!s}: expected a date YYYY-MM-DD ({exc})") from exc
+
+
 def default_backtest_as_of(dataset: Dataset, horizon_days: int) -> pd.Timestamp:
     """The latest ``as_of`` whose horizon still fits in the data: the data end minus ``horizon_days``."""
     return data_end(dataset.transactions) - pd.Timedelta(days=int(horizon_days))
@@ -89,7 +97,7 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
     """
     if horizon_days <= 0:
         raise ValueError(f"--horizon-days must be > 0, got {horizon_days}")
-    as_of = as_of_date(as_of)
+    as_of = parse_as_of(as_of)
     end = data_end(dataset.transactions)
     horizon_end = as_of + pd.Timedelta(days=int(horizon_days))
     if horizon_end > end:

@@ -23,7 +23,7 @@ from nextbest.data import Dataset
 from nextbest.decision.catalog import Catalog
 from nextbest.evaluate.churn import churn_section
 from nextbest.evaluate.clv import clv_section
-from nextbest.evaluate.data import BacktestData, default_backtest_as_of, prepare
+from nextbest.evaluate.data import BacktestData, default_backtest_as_of, parse_as_of, prepare
 from nextbest.evaluate.decision import decision_section
 from nextbest.evaluate.offers import campaign_section, offers_section
 from nextbest.evaluate.results import ModelRun, Section, comparison
@@ -149,7 +149,7 @@ def evaluate_to_dir(dataset: Dataset, as_of, horizon_days: int, output: Path, co
     from nextbest import tracking
 
     tracking.setup()
-    as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else pd.Timestamp(as_of)
+    as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else parse_as_of(as_of)
     name = f"evaluate-{dataset.name}-{as_of.date()}"
     with mlflow.start_run(run_name=name) as run:
         mlflow.set_tags({"stage": "evaluate", "dataset": dataset.name, "as_of": str(as_of.date())})

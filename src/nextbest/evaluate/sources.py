@@ -119,6 +119,9 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
 
     unit = float(config["time_unit_days"])
     candidates = list(config["count_models"])
+    unknown = [c for c in candidates if c not in COUNT_MODEL_NAMES]
+    if unknown or not candidates:
+        raise ValueError(f"unknown count model(s) {unknown}; choose from {sorted(COUNT_MODEL_NAMES)}")
     best, reason = candidates[0], f"CLV: {COUNT_MODEL_NAMES[candidates[0]]} (the only candidate)"
     if len(candidates) > 1:
         try:

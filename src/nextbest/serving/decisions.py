@@ -41,7 +41,7 @@ class DecisionTable:
     offer_p: np.ndarray          # (n, k) float64
     offer_ev: np.ndarray         # (n, k) float64
     consent: np.ndarray          # (n,) bool
-    reasons: bytes               # concatenated JSON arrays of {code, text}
+    reasons: bytes | bytearray   # concatenated JSON arrays of {code, text} (never modified)
     reason_offsets: np.ndarray   # (n + 1,) int64
     offer_ids: tuple[str, ...]
     offer_categories: tuple[str, ...]
@@ -172,7 +172,7 @@ class DecisionTableBuilder:
         self._ids.clear()
         order = None if n < 2 or bool(np.all(ids[:-1] <= ids[1:])) else np.argsort(ids, kind="stable")
         starts, ends = self.reason_offsets[:n], self.reason_offsets[1:n + 1]
-        reasons = bytes(self.reasons)
+        reasons = self.reasons  # kept as is: a bytes() copy would double it for a moment
         offsets = self.reason_offsets[:n + 1]
         if order is not None:
             ids = ids[order]

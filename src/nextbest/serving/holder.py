@@ -29,6 +29,24 @@ log = logging.getLogger(__name__)
 INITIAL_RETRY_SECONDS = 10.0
 
 
+def _compact_heap() -> None:
+    """Collect the previous state's garbage, freeze the survivors, give freed heap back to the OS.
+
+    ``gc.freeze()`` keeps the long-lived models and tables out of every later
+    collection; ``malloc_trim`` (glibc only, best effort) returns the memory
+    the build used for its temporary frames.
+    """
+    gc.unfreeze()  # the previous state's reference cycles become collectable again
+    gc.collect()
+    gc.freeze()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class StateHolder:
     """Owns the current state and the watcher thread.
 
@@ -110,9 +128,7 @@ class StateHolder:
             previous = current.versions if current is not None else None
             current = None
             if self._compact_heap:
-                gc.unfreeze()  # let the previous state's reference cycles be collected
-                gc.collect()
-                gc.freeze()
+                _compact_heap()
             self._on_reload("reloaded")
             if previous is not None:
                 log.info("reloaded: models %s -> %s", previous, new.versions)

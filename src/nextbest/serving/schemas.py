@@ -166,7 +166,8 @@ class DecisionBatch(BaseModel):
 
 
 class ReloadResult(BaseModel):
-    outcome: Literal["reloaded", "unchanged"]
+    outcome: Literal["reloaded", "unchanged", "in_progress"] = Field(
+        description="in_progress (HTTP 202): still building; the versions shown are the ones still served.")
     model_versions: dict[str, str]
     as_of: dt.date | None
     n_customers: int

@@ -8,7 +8,7 @@ variable                       meaning (default)
 ``NEXTBEST_ALLOW_NO_AUTH``     ``1`` to run without a key (development only; logged loudly)
 ``NEXTBEST_HORIZON_DAYS``      horizon of ``expected_purchases`` / ``predicted_clv`` (``models/clv.yaml``)
 ``NEXTBEST_RELOAD_SECONDS``    how often the watcher looks for a new champion or snapshot (30; 0 = off)
-``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (50,000)
+``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (20,000)
 ``NEXTBEST_MAX_BODY_BYTES``    largest request body accepted (2 MiB)
 ``NEXTBEST_AUDIT``             ``0`` to switch the audit log off (on)
 ``NEXTBEST_CONTACT_HISTORY``   CSV/Parquet of past contacts (``customer_id, offer_id, timestamp``) for
@@ -89,7 +89,7 @@ class ServiceSettings:
     api_keys: tuple[str, ...]
     horizon_days: float
     reload_seconds: float = 30.0
-    score_chunk: int = 50_000
+    score_chunk: int = 20_000
     audit: bool = True
     catalog_path: Path | None = field(default=None)
     contact_history: Path | None = None
@@ -123,7 +123,7 @@ class ServiceSettings:
             api_keys=keys,
             horizon_days=horizon,
             reload_seconds=_number(env, "NEXTBEST_RELOAD_SECONDS", 30.0, 0.0),
-            score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 50_000, 1.0)),
+            score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 20_000, 1.0)),
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
             catalog_path=models_dir() / "offers.yaml",
             contact_history=Path(env["NEXTBEST_CONTACT_HISTORY"]).resolve()

@@ -154,11 +154,13 @@ def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: 
     freq = np.arange(int(max_frequency) + 1, dtype="float64")
     rec = np.arange(int(np.floor(max_recency)) + 1, dtype="float64")
     f, r = np.meshgrid(freq, rec)
-    T = float(max_recency)
-    if kind == "p_alive":
-        z = model.conditional_probability_alive(f, r, T)
-    else:
-        z = model.conditional_expected_number_of_purchases_up_to_time(1.0, f, r, T)
+    # lifetimes' Pareto/NBD formulas only accept 1-D arrays: evaluate flat, then reshape.
+    T = np.full(f.size, float(max_recency))
+    with np.errstate(all="ignore"):
+        if kind == "p_alive":
+            z = model.conditional_probability_alive(f.ravel(), r.ravel(), T)
+        else:
+            z = model.conditional_expected_number_of_purchases_up_to_time(1.0, f.ravel(), r.ravel(), T)
     z = np.asarray(z, dtype="float64").reshape(f.shape)
     columns = pd.Index(freq.astype("int64"), name="frequency")
     return pd.DataFrame(z, index=pd.Index(rec, name="recency"), columns=columns)

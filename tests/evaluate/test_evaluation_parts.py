@@ -104,26 +104,25 @@ def test_too_little_history_degrades_to_clv_only():
 
 
 def test_p_alive_grid_works_for_pareto_nbd():
-    """lifetimes' Pareto/NBD fails on 2-D grids; the evaluation flattens them (same numbers as 1-D calls)."""
+    """lifetimes' Pareto/NBD fails on 2-D grids; the plot data flattens them (same numbers as 1-D calls)."""
     from lifetimes import ParetoNBDFitter
 
-    from nextbest.evaluate.clv import FlatGrid
     from nextbest.plots import frequency_recency_data
 
     fitter = ParetoNBDFitter()
     fitter.params_ = pd.Series({"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669})
-    grid = frequency_recency_data(FlatGrid(fitter), max_frequency=4, max_recency=10.0)
+    grid = frequency_recency_data(fitter, max_frequency=4, max_recency=10.0)
     assert grid.shape == (11, 5)
     expected = fitter.conditional_probability_alive(np.array([3.0]), np.array([7.0]), 10.0)
     assert grid.loc[7.0, 3] == pytest.approx(float(np.asarray(expected).ravel()[0]))
 
 
-def test_fast_rank_lists_equal_the_training_ones():
-    from nextbest.evaluate.offers import rank_lists
-    from nextbest.train.nbo import rank_lists as train_rank_lists
+def test_rank_lists_hand_computed():
+    from nextbest.models.evaluation import rank_lists
 
-    rng = np.random.default_rng(0)
-    pairs = pd.DataFrame({"customer_id": rng.choice(["c1", "c2", "c10", "c3"], 40),
-                          "offer_id": [f"o{i % 7}" for i in range(40)], "label": rng.integers(0, 2, 40)})
-    score = rng.choice([0.1, 0.2, 0.3], 40)  # many ties: their order must match too
-    assert rank_lists(pairs, score) == train_rank_lists(pairs, score)
+    pairs = pd.DataFrame({"customer_id": ["c2", "c1", "c1", "c2", "c1"],
+                          "offer_id": ["a", "a", "b", "b", "c"], "label": [0, 1, 0, 1, 1]})
+    score = np.array([0.9, 0.2, 0.5, 0.1, 0.5])  # c1: b and c tie at 0.5 -> row order (b first)
+    relevant, ranked = rank_lists(pairs, score)
+    assert relevant == [{"a", "c"}, {"b"}]
+    assert ranked == [["b", "c", "a"], ["a", "b"]]

@@ -261,10 +261,10 @@ def _with_rows(spark, path: str, mapping: dict[str, str]):
         if theirs not in df.columns:
             raise BatchError(f"{path}: mapped column(s) {[theirs]} not in file; found {df.columns}")
         df = df.withColumnRenamed(theirs, ours)
+    if len(df.inputFiles()) <= 1:
+        return df.withColumn(ROW, F.col("_metadata.row_index"))
     df = df.withColumn("_file", F.col("_metadata.file_path")).withColumn("_idx", F.col("_metadata.row_index"))
     files = sorted(r["_file"] for r in df.select("_file").distinct().collect())
-    if len(files) <= 1:
-        return df.withColumn(ROW, F.col("_idx")).drop("_file", "_idx")
     counts = {r["_file"]: r["count"] for r in df.groupBy("_file").count().collect()}
     offsets, total = {}, 0
     for f in files:

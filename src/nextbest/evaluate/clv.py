@@ -100,24 +100,6 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
     return section
 
 
-class FlatGrid:
-    """A count fitter that receives 1-D arrays: lifetimes' Pareto/NBD ``conditional_probability_alive``
-    raises on the 2-D grids of :func:`nextbest.plots.frequency_recency_data` (scipy ``logsumexp``
-    cannot broadcast its ``b=[sign, -sign]``), so grids are flattened here and reshaped back."""
-
-    def __init__(self, fitter) -> None:
-        self.fitter = fitter
-
-    def conditional_probability_alive(self, frequency, recency, T):
-        out = self.fitter.conditional_probability_alive(np.ravel(frequency), np.ravel(recency), T)
-        return np.asarray(out, dtype="float64").reshape(np.shape(frequency))
-
-    def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T):
-        out = self.fitter.conditional_expected_number_of_purchases_up_to_time(
-            t, np.ravel(frequency), np.ravel(recency), T)
-        return np.asarray(out, dtype="float64").reshape(np.shape(frequency))
-
-
 def _model_name(clv) -> str:
     from nextbest.models.clv import COUNT_MODEL_NAMES
 
@@ -151,7 +133,7 @@ def _charts(section: Section, clv, cal: pd.DataFrame, data: BacktestData, act_sp
          "Bright = probably still a customer, dark = probably gone. Recency is how late in their history the "
          "last purchase came, so the top of the chart bought recently; frequent buyers who then went quiet "
          "(bottom right) are the ones the model thinks have left.",
-         plots.frequency_recency_matrix(FlatGrid(fitter), max_frequency=max(max_f, 1),
+         plots.frequency_recency_matrix(fitter, max_frequency=max(max_f, 1),
                                         max_recency=float(cal["T"].max()), kind="p_alive", time_unit_days=unit)),
         ("value_capture", "How much revenue the top-ranked customers bring",
          "The higher the curve, the more of next period's revenue sits with the customers the model ranks first; "

@@ -219,3 +219,18 @@ def value_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]
     out["normalized_gini"] = normalized_gini(actual, predicted)
     out["decile_mape"] = decile_mape(actual, predicted)
     return out
+
+
+def rank_lists(pairs: pd.DataFrame, score: np.ndarray) -> tuple[list[set], list[list]]:
+    """Per customer: converted offers and offers ranked by ``score`` (ties keep row order).
+
+    ``pairs`` has ``customer_id``, ``offer_id`` and a 0/1 ``label``; customers come
+    out in sorted order. One sort, no per-customer group-by.
+    """
+    codes, _ = pd.factorize(pairs["customer_id"].astype(str), sort=True)
+    order = np.lexsort((-np.asarray(score, dtype="float64"), codes))
+    offers = pairs["offer_id"].to_numpy()[order]
+    labels = pairs["label"].to_numpy()[order] == 1
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    relevant = [set(o[lab]) for o, lab in zip(np.split(offers, cuts), np.split(labels, cuts))]
+    return relevant, [list(o) for o in np.split(offers, cuts)]

@@ -20,7 +20,7 @@ from nextbest.decision.catalog import Catalog
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
 from nextbest.models.base import NotApplicableError
-from nextbest.models.evaluation import classification_metrics, ranking_metrics
+from nextbest.models.evaluation import classification_metrics, rank_lists, ranking_metrics
 from nextbest.models.offers import (
     OfferModel,
     last_bought_scores,
@@ -62,18 +62,6 @@ def offer_examples(ctx: FeatureContext, cutoffs: list[pd.Timestamp], catalog: Ca
         days = pairs["cat_days_since"].to_numpy(dtype=float)
         frames.append(pairs[np.isnan(days) | (days > prior)])
     return pd.concat(frames, ignore_index=True)
-
-
-def rank_lists(pairs: pd.DataFrame, score: np.ndarray) -> tuple[list[set], list[list]]:
-    """Per customer: the set of converted offers and the offers ranked by ``score``."""
-    frame = pd.DataFrame({"customer_id": pairs["customer_id"].to_numpy(), "offer_id": pairs["offer_id"].to_numpy(),
-                          "label": pairs["label"].to_numpy(), "score": score})
-    frame = frame.sort_values(["customer_id", "score"], ascending=[True, False], kind="stable")
-    relevant, ranked = [], []
-    for _, g in frame.groupby("customer_id", sort=False):
-        relevant.append(set(g.loc[g["label"] == 1, "offer_id"]))
-        ranked.append(g["offer_id"].tolist())
-    return relevant, ranked
 
 
 def train_nbo(ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_unit_days: float) -> NboResult:

@@ -243,9 +243,11 @@ def memory_child(home: Path) -> None:
     build_s = time.perf_counter() - t0
     rss1 = psutil.Process().memory_info().rss
     peak1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    customers, table_mb = len(state.table), state.table.nbytes / 1e6
+    del state  # only the holder keeps it, as in the service
     holder.reload(force=True)  # a reload builds the new state next to the old one
-    print(json.dumps({"customers": len(state.table), "build_s": round(build_s, 1),
-                      "table_mb": round(state.table.nbytes / 1e6, 1), "rss_before_mb": round(rss0 / 1e6, 1),
+    print(json.dumps({"customers": customers, "build_s": round(build_s, 1),
+                      "table_mb": round(table_mb, 1), "rss_before_mb": round(rss0 / 1e6, 1),
                       "rss_loaded_mb": round(rss1 / 1e6, 1), "peak_rss_first_load_mb": round(peak1 / 1e6, 1),
                       "rss_after_reload_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
                       "peak_rss_with_reload_mb": round(

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, FeatureSetup, bucket_of, chunk_features, merge_stats,
                                    popularity_counts, popularity_from_counts, rejects_frame, score_chunk,
-                                   stats_of, validate_chunk)
+                                   validate_chunk)
 from nextbest.batch.job import BatchError, BatchJob, JobResult, assemble_rejects, assemble_scores, resolve_as_of
 from nextbest.batch.manifest import Manifest
 from nextbest.batch.progress import Reporter
@@ -385,13 +385,10 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path)
         seconds["scoring"] = seconds.get("scoring", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    stats = merge_stats([])
+    written = str(stage_b) if not is_uri(job.output) else str(job.output)
+    stats = _stats(spark.read.parquet(written))
     if not is_uri(job.output):
-        parts = sorted(stage_b.glob("part-*.parquet"))
-        assemble_scores(parts, output, fmt)
-        for p in parts:
-            stats = merge_stats([stats, stats_of(pq.read_table(
-                p, columns=["predicted_clv", "consent_profiling", "action", "action_offer_id"]).to_pandas())])
+        assemble_scores(sorted(stage_b.glob("part-*.parquet")), output, fmt)
     reject_dir = stage_a / "kind=reject"
     rej = assemble_rejects(_expand_rejects(reject_dir, root), rej_path) if reject_dir.exists() \
         else assemble_rejects([], rej_path)
@@ -400,6 +397,20 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path)
     manifest.save()
     return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats,
                      dict(sorted(rejected.items(), key=lambda kv: -kv[1])), seconds)
+
+
+def _stats(scores) -> dict:
+    """:func:`~.chunks.stats_of` of the whole scores table, aggregated by Spark."""
+    from pyspark.sql import functions as F
+
+    rows = (scores.groupBy("action", "action_offer_id")
+            .agg(F.count(F.lit(1)).alias("n"), F.count("predicted_clv").alias("scored"),
+                 F.sum(F.when(F.col("consent_profiling"), 0).otherwise(1)).alias("opted_out"))
+            .collect())
+    items = [{"customers": r["n"], "scored": r["scored"], "opted_out": int(r["opted_out"] or 0),
+              "actions": {r["action"]: r["n"]}, "offers": {r["action_offer_id"] or "(no offer)": r["n"]}}
+             for r in rows]
+    return merge_stats(items)
 
 
 def _expand_rejects(reject_dir: Path, root: Path) -> list[Path]:

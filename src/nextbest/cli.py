@@ -153,6 +153,7 @@ def score(
     engine: str = typer.Option("local", "--engine", help="local (this machine, streaming by chunks) or spark (pyspark; see README)."),
     chunk_size: int = typer.Option(100_000, "--chunk-size", min=1, help="Customers per chunk, approximately (memory grows with it)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its finished chunks (same inputs, as_of, horizon, models)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local engine: scoring processes, one chunk in memory each."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL (default $NEXTBEST_SPARK_MASTER, spark-submit's master, else local[*])."),
 ) -> None:
     """Score every customer with the champion models, in chunks; one decision per customer, rejects beside it."""
@@ -167,7 +168,7 @@ def score(
         cat = load_catalog(catalog)
         bundle = tracking.load_bundle(cat)
         job = build_job(dataset, transactions, customers, parse_mapping(mapping), as_of, horizon_days, output,
-                        contact_history, chunk_size, resume, cat)
+                        contact_history, chunk_size, resume, cat, workers)
         result = run_job(job, bundle, engine, make_reporter(console), spark_master)
     except LookupError as exc:
         _fail(str(exc).strip("'\""))

@@ -200,3 +200,13 @@ def test_plain_progress_lines_when_not_on_a_terminal():
     r.advance(100)
     assert lines[0].startswith("scoring: 100/200 customers (50%)") and "ETA" in lines[0]
     assert lines[-1].startswith("scoring: 200/200 customers (100%)")
+
+
+@pytest.mark.slow
+def test_worker_processes_write_the_same_bytes(batch_data, bundle, tmp_path):
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    run_local(_job(batch_data, bundle, one), bundle)
+    job = _job(batch_data, bundle, two)
+    job.workers = 2
+    result = run_local(job, bundle)
+    assert result.n_chunks >= 4 and two.read_bytes() == one.read_bytes()

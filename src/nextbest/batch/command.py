@@ -33,7 +33,7 @@ def catalog_digest(catalog) -> str:
 
 def build_job(dataset: str | None, transactions: Path | None, customers: Path | None,
               mapping: dict[str, str], as_of: str | None, horizon_days: float, output: Path,
-              contact_history: Path | None, chunk_size: int, resume: bool, catalog) -> BatchJob:
+              contact_history: Path | None, chunk_size: int, resume: bool, catalog, workers: int = 1) -> BatchJob:
     """Check the arguments and the inputs' columns (fatal problems raise before any work)."""
     from nextbest.data.files import read_table
     from nextbest.features.rfm import as_of_date
@@ -62,7 +62,8 @@ def build_job(dataset: str | None, transactions: Path | None, customers: Path | 
     job = BatchJob(source=source, customers=cust, output=Path(output), horizon_days=float(horizon_days),
                    as_of=cutoff, extras=extras, contact_history=history, chunk_size=int(chunk_size),
                    resume=resume, catalog_digest=catalog_digest(catalog),
-                   history_digest=file_digest(Path(contact_history)) if contact_history else "")
+                   history_digest=file_digest(Path(contact_history)) if contact_history else "",
+                   workers=int(workers))
     job.fmt  # raises on an unsupported output suffix
     return job
 

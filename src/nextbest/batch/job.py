@@ -270,16 +270,24 @@ def global_popularity(manifest: Manifest, categories: tuple[str, ...]) -> dict[s
 _WORKER: dict = {}
 
 
-def _init_worker(models_blob: bytes) -> None:
-    """Worker process: unpickle the models once; one LightGBM thread each (the processes are the parallelism)."""
-    import pickle
+def single_threaded(models: ModelBundle) -> ModelBundle:
+    """One LightGBM thread per process where processes (or Spark tasks) are the parallelism.
 
-    models = pickle.loads(models_blob)
+    Only for a worker's private copy of the models; predictions do not depend on threads,
+    but two processes with two OpenMP threads each on two cores slow each other down badly.
+    """
     for m in (models.churn, models.nbo):
         clf = getattr(m, "classifier_", None)
-        if clf is not None:  # this process's private copy; predictions do not depend on threads
+        if clf is not None:
             clf.set_params(n_jobs=1)
-    _WORKER["models"] = models
+    return models
+
+
+def _init_worker(models_blob: bytes) -> None:
+    """Worker process: unpickle the models once."""
+    import pickle
+
+    _WORKER["models"] = single_threaded(pickle.loads(models_blob))
 
 
 def _score_bucket(root: Path, b: int, horizon_days: float, popularity: dict, history, as_of,

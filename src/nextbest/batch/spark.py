@@ -43,7 +43,8 @@ import pyarrow.parquet as pq
 from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, FeatureSetup, bucket_of, chunk_features, merge_stats,
                                    popularity_counts, popularity_from_counts, rejects_frame, score_chunk,
                                    validate_chunk)
-from nextbest.batch.job import BatchError, BatchJob, JobResult, assemble_rejects, assemble_scores, resolve_as_of
+from nextbest.batch.job import (BatchError, BatchJob, JobResult, assemble_rejects, assemble_scores, resolve_as_of,
+                                single_threaded)
 from nextbest.batch.manifest import Manifest
 from nextbest.batch.progress import Reporter
 from nextbest.scoring import ModelBundle
@@ -192,7 +193,7 @@ def _score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: di
         history = history_bc.value
         if history is not None:
             history = history[history[BUCKET] == b].drop(columns=BUCKET)
-        scores = score_chunk(features, models_bc.value, horizon_days, popularity, history, as_of)
+        scores = score_chunk(features, single_threaded(models_bc.value), horizon_days, popularity, history, as_of)
         scores["as_of"] = scores["as_of"].to_numpy(dtype="datetime64[us]")
         scores["action_offer_id"] = scores["action_offer_id"].astype(object)
         return scores[list(SCORES_SCHEMA.names)]

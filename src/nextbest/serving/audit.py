@@ -16,12 +16,13 @@ does not fail the request.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
+
+import pydantic_core
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,11 @@ class AuditLog:
         """Append one line per decision (one ``write`` call for all of them)."""
         now = dt.datetime.now(dt.timezone.utc)
         stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        lines = [json.dumps(audit_record(d, request_id, endpoint, stamp), separators=(",", ":"), default=str)
+        lines = [pydantic_core.to_json(audit_record(d, request_id, endpoint, stamp), inf_nan_mode="null")
                  for d in decisions]
         if not lines:
             return
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        data = b"\n".join(lines) + b"\n"
         try:
             with self._lock:
                 fd = self._fd_for(now.strftime("%Y-%m-%d"))

@@ -266,7 +266,8 @@ def measure_memory(home: Path, n: int) -> dict:
 # -- main ----------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--home", type=Path, default=None, help="Trained NEXTBEST_HOME (default: $NEXTBEST_HOME or ./.nextbest)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="Trained NEXTBEST_HOME (default: $NEXTBEST_HOME or ./.nextbest)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--requests", type=int, default=6000, help="Measured requests per server and round.")
     p.add_argument("--warmup", type=int, default=300)

@@ -142,12 +142,12 @@ def train(
 @app.command()
 def score(
     dataset: Optional[str] = DatasetOpt,
-    transactions: Optional[Path] = TransactionsOpt,
+    transactions: Optional[str] = typer.Option(None, "--transactions", "-t", help="Your transactions file (.csv or .parquet); with --engine spark also a Parquet URI (hdfs://, s3a://)."),
     customers: Optional[Path] = CustomersOpt,
     mapping: Optional[list[str]] = MapOpt,
     as_of: Optional[str] = AsOfOpt,
     horizon_days: int = typer.Option(365, "--horizon-days", help="Horizon for expected purchases and CLV, in days."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output .parquet or .csv."),
+    output: str = typer.Option(..., "--output", "-o", help="Output .parquet or .csv; with --engine spark also a URI (a Parquet directory)."),
     catalog: Optional[Path] = CatalogOpt,
     contact_history: Optional[Path] = typer.Option(None, "--contact-history", help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps."),
     engine: str = typer.Option("local", "--engine", help="local (this machine, streaming by chunks) or spark (pyspark; see README)."),

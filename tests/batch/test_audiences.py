@@ -93,7 +93,7 @@ def test_a_personalised_row_of_an_opted_out_customer_is_never_exported_as_such(s
 def test_csv_scores_give_the_same_audiences(scored, bundle, tmp_path):
     table = pq.read_table(scored)
     csv = tmp_path / "scores.csv"
-    from nextbest.batch.job import csv_frame
+    from nextbest.batch.output import csv_frame
 
     csv_frame(table).to_csv(csv, index=False)
     a = _read(export_audiences(scored, tmp_path / "a", bundle.catalog).out_dir)

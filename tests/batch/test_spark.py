@@ -31,18 +31,29 @@ def text_input(batch_data, tmp_path_factory):
     return path
 
 
-def test_spark_local2_equals_the_local_engine(text_input, batch_data, bundle, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def spark():
+    """One local[2] session for the module (run_spark uses an active session and leaves it running)."""
+    from nextbest.batch.spark import spark_session
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXTBEST_SPARK_DRIVER_MEMORY", "1g")
+        session, _ = spark_session("local[2]", n_partitions=4)
+    yield session
+    session.stop()
+
+
+def _job(batch_data, bundle, source, out):
+    return build_job(None, source, batch_data["customers"], {}, AS_OF, 365, out, batch_data["history"], 400, False,
+                     bundle.catalog)
+
+
+def test_spark_local2_equals_the_local_engine(spark, text_input, batch_data, bundle, tmp_path):
     from nextbest.batch.spark import run_spark
 
-    monkeypatch.setenv("NEXTBEST_SPARK_DRIVER_MEMORY", "1g")
-
-    def job(out):
-        return build_job(None, text_input, batch_data["customers"], {}, AS_OF, 365, out, batch_data["history"],
-                         400, False, bundle.catalog)
-
     local_out, spark_out = tmp_path / "local.parquet", tmp_path / "spark.parquet"
-    local = run_local(job(local_out), bundle)
-    spark = run_spark(job(spark_out), bundle, master="local[2]")
+    local = run_local(_job(batch_data, bundle, text_input, local_out), bundle)
+    spark = run_spark(_job(batch_data, bundle, text_input, spark_out), bundle)
 
     a, b = read_scores(local_out), read_scores(spark_out)
     pd.testing.assert_frame_equal(a[list(SCORES_SCHEMA.names)], b[list(SCORES_SCHEMA.names)], check_exact=True)
@@ -51,3 +62,27 @@ def test_spark_local2_equals_the_local_engine(text_input, batch_data, bundle, tm
     assert ra[["row", "column", "reason"]].equals(rb[["row", "column", "reason"]])
     assert len(ra) == 6  # five bad lines and one exact duplicate
     assert not work_dir(spark_out).exists()
+
+
+def test_spark_reads_and_writes_uris(spark, batch_data, bundle, tmp_path, monkeypatch):
+    """A cluster path (here file://): Parquet directory out, rejects beside it, manifest on the driver."""
+    from nextbest.batch.spark import run_spark
+
+    monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path / "home"))
+    tx = batch_data["tx"].head(600)
+    src = tmp_path / "in"
+    src.mkdir()
+    tx.iloc[:300].assign(timestamp=tx["timestamp"].iloc[:300].astype("datetime64[us]")).to_parquet(src / "a.parquet")
+    bad = tx.iloc[300:].assign(timestamp=tx["timestamp"].iloc[300:].astype("datetime64[us]"))
+    bad.iloc[[5], bad.columns.get_loc("amount")] = float("nan")
+    bad.to_parquet(src / "b.parquet")
+    out = f"file://{tmp_path}/scores/"
+    result = run_spark(_job(batch_data, bundle, f"file://{src}", out), bundle)
+    got = read_scores(tmp_path / "scores")
+    local_out = tmp_path / "local.parquet"
+    run_local(_job(batch_data, bundle, src, local_out), bundle)
+    pd.testing.assert_frame_equal(got, read_scores(local_out), check_exact=True)
+    rejects = pd.read_parquet(tmp_path / "scores.rejects.parquet")
+    assert rejects[["row", "reason"]].values.tolist() == [[305, "missing, unparsable or non-finite amount"]]
+    assert result.n_rejects == 1 and result.stats["customers"] == len(got)
+    assert not (tmp_path / "scores.work").exists() and not list((tmp_path / "home").glob("batch-work/*"))

@@ -122,7 +122,8 @@ def test_predict_batch_keeps_order_dedupes_and_lists_unknown(client, auth, batch
     r = client.post("/predict_batch", json={"customer_ids": ids}, headers=auth)
     assert r.status_code == 200
     out = r.json()
-    assert [d["customer_id"] for d in out["decisions"]] == [scores.index[5], scores.index[0], trained_home.opted_out[0]]
+    expected_ids = [scores.index[5], scores.index[0], trained_home.opted_out[0]]
+    assert [d["customer_id"] for d in out["decisions"]] == expected_ids
     assert out["not_found"] == ["nope-1", "nope-2"]
     for d in out["decisions"]:
         assert_same_decision(d, scores.loc[d["customer_id"]])
@@ -142,7 +143,8 @@ def test_decisions_are_counted_by_action(client, auth, batch_scores):
     scores, _ = batch_scores
     ids = list(scores.index[:200])
     expected = scores.loc[ids, "action"].value_counts()
-    before = {a: metric(client, "nextbest_decisions_total", endpoint="predict_batch", action=a) for a in expected.index}
+    before = {a: metric(client, "nextbest_decisions_total", endpoint="predict_batch", action=a)
+              for a in expected.index}
     client.post("/predict_batch", json={"customer_ids": ids}, headers=auth)
     for action, n in expected.items():
         after = metric(client, "nextbest_decisions_total", endpoint="predict_batch", action=action)
@@ -161,7 +163,8 @@ def test_auth_is_required_on_every_api(client):
 
 
 def test_media_type_size_and_routes_give_json_errors(client, auth):
-    r = client.post("/predict", content=b"customer_id=1", headers={**auth, "content-type": "application/x-www-form-urlencoded"})
+    form = {**auth, "content-type": "application/x-www-form-urlencoded"}
+    r = client.post("/predict", content=b"customer_id=1", headers=form)
     assert r.status_code == 415
     big = json.dumps({"customer_ids": ["x" * 60] * 40_000}).encode()  # > 2 MiB
     r = client.post("/predict_batch", content=big, headers={**auth, "content-type": "application/json"})

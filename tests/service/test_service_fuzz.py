@@ -10,6 +10,7 @@ model. Seeds are fixed (derandomized) and no example database is written.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -64,8 +65,6 @@ shaped = {
                                           json_values)}),
     "/admin/reload": st.fixed_dictionaries({}, optional={"force": st.one_of(st.booleans(), json_values)}),
 }
-import datetime as dt  # noqa: E402
-
 plausible_line = st.fixed_dictionaries(
     {"timestamp": st.one_of(st.datetimes(dt.datetime(2015, 1, 1), dt.datetime(2018, 3, 1)),
                             st.datetimes(dt.datetime(2015, 1, 1), dt.datetime(2018, 3, 1), timezones=st.timezones())

@@ -135,7 +135,8 @@ def decision(cid: str, consent: bool) -> dict:
             "churn_probability": 0.2 if consent else None,
             "action": "cross_sell" if consent else "non_personalised",
             "action_offer_id": "XS-A" if consent else "NEWSLETTER",
-            "offers": [{"offer_id": "XS-A", "category": "A", "p_convert": 0.3, "expected_value": 1.0}] if consent else [],
+            "offers": ([{"offer_id": "XS-A", "category": "A", "p_convert": 0.3, "expected_value": 1.0}]
+                       if consent else []),
             "reasons": [], "model_versions": {"nextbest-clv": "1"}, "consent_profiling": consent,
             "as_of": "2018-01-02", "horizon_days": 365.0}
 

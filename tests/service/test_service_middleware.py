@@ -105,7 +105,8 @@ def test_bearer_token_parsing():
 
 def test_body_limit_and_json_only():
     c = make_client(max_body=1024)
-    assert c.post("/echo", content=b"x" * 1024, headers={**AUTH, "content-type": "application/json"}).json()["n"] == 1024
+    json_headers = {**AUTH, "content-type": "application/json"}
+    assert c.post("/echo", content=b"x" * 1024, headers=json_headers).json()["n"] == 1024
     r = c.post("/echo", content=b"x" * 1025, headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 413 and "1,024" in r.json()["detail"]
 

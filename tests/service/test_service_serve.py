@@ -41,8 +41,8 @@ def test_bentoml_serve_answers_on_localhost(trained_home, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR",
                                                              "NEXTBEST_ALLOW_NO_AUTH")}
-    env.update(NEXTBEST_HOME=str(trained_home.home), NEXTBEST_API_KEY="smoke-key", BENTOML_HOME=str(tmp_path / "bentoml"),
-               BENTOML_DO_NOT_TRACK="True", NEXTBEST_RELOAD_SECONDS="0")
+    env.update(NEXTBEST_HOME=str(trained_home.home), NEXTBEST_API_KEY="smoke-key",
+               BENTOML_HOME=str(tmp_path / "bentoml"), BENTOML_DO_NOT_TRACK="True", NEXTBEST_RELOAD_SECONDS="0")
     bentoml = Path(sys.executable).with_name("bentoml")
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([str(bentoml), "serve", "nextbest.service:NextBest", "--host", "127.0.0.1",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from nextbest.batch.job import BatchError, BatchJob, JobResult, run_local
+from nextbest.batch.manifest import is_uri
 from nextbest.batch.progress import Reporter, RichReporter
 from nextbest.batch.source import Source, file_digest
 from nextbest.data.schema import SchemaError, require_columns, validate_customers
@@ -49,6 +50,8 @@ def build_job(dataset: str | None, transactions: Path | None, customers: Path | 
 
         ds = load_dataset(dataset, None, customers, None)
         source, cust, extras = Source.from_frame(dataset, ds.transactions), ds.customers, ds.extras
+    elif is_uri(transactions):
+        source = Source.from_uri(str(transactions), mapping)
     else:
         source = Source.from_path(transactions, mapping)
         cust = (validate_customers(read_table(customers)) if customers is not None
@@ -59,7 +62,8 @@ def build_job(dataset: str | None, transactions: Path | None, customers: Path | 
     if contact_history is not None:
         history = read_table(contact_history)
         require_columns(history, ("customer_id", "offer_id", "timestamp"), "contact history")
-    job = BatchJob(source=source, customers=cust, output=Path(output), horizon_days=float(horizon_days),
+    job = BatchJob(source=source, customers=cust, output=str(output) if is_uri(output) else Path(output),
+                   horizon_days=float(horizon_days),
                    as_of=cutoff, extras=extras, contact_history=history, chunk_size=int(chunk_size),
                    resume=resume, catalog_digest=catalog_digest(catalog),
                    history_digest=file_digest(Path(contact_history)) if contact_history else "",

@@ -22,8 +22,6 @@ uninterrupted run's, byte for byte.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
 import sys
@@ -36,13 +34,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, ChunkData, FeatureSetup, bucket_of, chunk_features,
+from nextbest.batch.chunks import (ChunkData, FeatureSetup, bucket_of, chunk_features,
                                    merge_stats, popularity_counts, popularity_from_counts, rejects_frame,
                                    score_chunk, scores_table, stats_of, validate_chunk)
-from nextbest.batch.manifest import Manifest, atomic_write_text, work_dir
+from nextbest.batch.manifest import Manifest, is_uri, work_dir
+from nextbest.batch.output import assemble_rejects, assemble_scores
+from nextbest.batch.partition import EmptyInput, chunk_name, partition, read_bucket
 from nextbest.batch.progress import Reporter
-from nextbest.batch.source import Source, estimate_customers, frame_digest
-from nextbest.data.schema import SchemaError, ValidationReport, parse_timestamps
+from nextbest.batch.source import Source, frame_digest
+from nextbest.data.schema import ValidationReport
 from nextbest.scoring import ModelBundle
 
 DEFAULT_CHUNK_SIZE = 100_000
@@ -59,7 +59,7 @@ class BatchJob:
 
     source: Source
     customers: pd.DataFrame
-    output: Path
+    output: Path | str  # a str URI (hdfs://, s3a://) only with the Spark engine
     horizon_days: float
     as_of: pd.Timestamp | None = None
     extras: dict = field(default_factory=dict)
@@ -72,6 +72,8 @@ class BatchJob:
 
     @property
     def fmt(self) -> str:
+        if is_uri(self.output):
+            return "parquet"  # Spark's directory of part files
         suffix = Path(self.output).suffix.lower()
         if suffix not in (".parquet", ".csv"):
             raise BatchError(f"output {self.output} must end in .parquet or .csv")
@@ -80,7 +82,7 @@ class BatchJob:
     def identity(self, models: ModelBundle, engine: str) -> dict:
         """What must not change between a killed run and its ``--resume``."""
         return {
-            "input": str(self.source.path or self.source.name),
+            "input": str(self.source.uri or self.source.path or self.source.name),
             "input_fingerprint": self.source.fingerprint(),
             "mapping": dict(sorted(self.source.mapping.items())),
             "customers_fingerprint": frame_digest(self.customers),
@@ -126,10 +128,6 @@ def _hold(phase: str, done: int) -> None:
             time.sleep(3600)
 
 
-def _chunk_name(kind: str, b: int, ext: str) -> str:
-    return f"{kind}-{b:05d}.{ext}"
-
-
 def _write_parquet(frame_or_table, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if isinstance(frame_or_table, pa.Table):
@@ -137,68 +135,6 @@ def _write_parquet(frame_or_table, path: Path) -> None:
     else:
         frame_or_table.to_parquet(tmp, index=False)
     tmp.replace(path)
-
-
-# -- pass 1 ------------------------------------------------------------------------------------
-def partition(source: Source, root: Path, chunk_size: int, reporter: Reporter,
-              want_last_timestamp: bool) -> dict:
-    """Hash-partition the input lines into bucket files under ``root/buckets``."""
-    import pyarrow.ipc as ipc
-
-    buckets = root / "buckets"
-    if buckets.exists():
-        shutil.rmtree(buckets)
-    buckets.mkdir(parents=True)
-    columns = source.columns()
-    n_rows = source.n_rows()
-    reporter.start("reading", n_rows, "lines")
-    writers: list = []
-    n_buckets, offset, last = 1, 0, None
-    options = ipc.IpcWriteOptions(compression="lz4")
-    try:
-        for batch in source.batches():
-            ids = batch.column("customer_id").to_pandas()
-            if not writers:
-                n_buckets = max(1, math.ceil(estimate_customers(ids, n_rows, source) / chunk_size))
-                schema = batch.schema.append(pa.field(ROW, pa.int64()))
-                writers = [ipc.new_file(buckets / _chunk_name("bucket", b, "arrow"), schema, options=options)
-                           for b in range(n_buckets)]
-            n = batch.num_rows
-            batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype="int64")))
-            b = bucket_of(ids, n_buckets)
-            order = np.argsort(b, kind="stable")
-            counts = np.bincount(b, minlength=n_buckets)
-            ordered = batch.take(pa.array(order))
-            start = 0
-            for k, c in enumerate(counts):
-                if c:
-                    writers[k].write_batch(ordered.slice(start, int(c)))
-                    start += int(c)
-            if want_last_timestamp:
-                ts = parse_timestamps(batch.column("timestamp").to_pandas()).max()
-                if not pd.isna(ts) and (last is None or ts > last):
-                    last = ts
-            offset += n
-            reporter.advance(n)
-    finally:
-        for w in writers:
-            w.close()
-    reporter.finish()
-    if offset == 0:
-        raise BatchError(f"no transaction lines in {source.path or source.name}")
-    return {"done": True, "n_rows": offset, "n_buckets": n_buckets, "columns": columns,
-            "last_timestamp": None if last is None else str(last)}
-
-
-def read_bucket(root: Path, b: int) -> pd.DataFrame | None:
-    import pyarrow.ipc as ipc
-
-    path = root / "buckets" / _chunk_name("bucket", b, "arrow")
-    if not path.exists():
-        return None
-    with pa.memory_map(str(path)) as src:
-        table = ipc.open_file(src).read_all()
-    return table.to_pandas() if table.num_rows else None
 
 
 def resolve_as_of(as_of, last_timestamp: str | None) -> pd.Timestamp:
@@ -233,9 +169,9 @@ def features_pass(job: BatchJob, manifest: Manifest, setup: FeatureSetup, as_of:
         del raw
         customers = job.customers[cust_bucket == b]
         features, table = chunk_features(chunk.transactions, customers, setup, as_of)
-        _write_parquet(_storable(features), root / "features" / _chunk_name("features", b, "parquet"))
+        _write_parquet(_storable(features), root / "features" / chunk_name("features", b, "parquet"))
         if len(chunk.rejects):
-            _write_parquet(rejects_frame(chunk.rejects), root / "rejects" / _chunk_name("rejects", b, "parquet"))
+            _write_parquet(rejects_frame(chunk.rejects), root / "rejects" / chunk_name("rejects", b, "parquet"))
         active, buyers = popularity_counts(table, as_of, len(setup.categories))
         done[str(b)] = {"customers": int(len(features)), "lines": chunk.report.n_input,
                         "valid": chunk.report.n_valid, "rejected": chunk.report.rejected,
@@ -294,11 +230,11 @@ def _score_bucket(root: Path, b: int, horizon_days: float, popularity: dict, his
                   models: ModelBundle | None = None) -> tuple[int, dict, int]:
     """Score chunk ``b`` from its features file and write its part; returns (b, stats, customers)."""
     models = models or _WORKER["models"]
-    features = pd.read_parquet(root / "features" / _chunk_name("features", b, "parquet"))
+    features = pd.read_parquet(root / "features" / chunk_name("features", b, "parquet"))
     if not len(features):
         return b, merge_stats([]), 0
     scores = score_chunk(features, models, horizon_days, popularity, history, as_of)
-    _write_parquet(scores_table(scores), root / "scores" / _chunk_name("scores", b, "parquet"))
+    _write_parquet(scores_table(scores), root / "scores" / chunk_name("scores", b, "parquet"))
     return b, stats_of(scores), len(features)
 
 
@@ -348,58 +284,6 @@ def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, populari
     reporter.finish()
 
 
-# -- output ------------------------------------------------------------------------------------
-def assemble_scores(parts: list[Path], output: Path, fmt: str) -> Path:
-    """Concatenate the chunk files into ``<output>.tmp`` and rename it onto ``output``."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    if fmt == "parquet":
-        with pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
-            for p in parts:
-                writer.write_table(pq.read_table(p, schema=SCORES_SCHEMA))
-    else:
-        with open(tmp, "w", newline="") as fh:
-            for i, p in enumerate(parts):
-                csv_frame(pq.read_table(p, schema=SCORES_SCHEMA)).to_csv(fh, header=i == 0, index=False)
-    _fsync(tmp)
-    tmp.replace(output)
-    return output
-
-
-def csv_frame(table: pa.Table) -> pd.DataFrame:
-    """A scores table as a flat frame: ``offers`` and ``reasons`` as JSON text."""
-    frame = table.drop_columns(["offers", "reasons"]).to_pandas()
-    for col in ("offers", "reasons"):
-        values = [json.dumps(v) for v in table.column(col).to_pylist()]
-        frame.insert(SCORES_SCHEMA.names.index(col), col, values)
-    return frame
-
-
-def assemble_rejects(parts: list[Path], path: Path) -> Path | None:
-    """All chunks' rejected lines in one Parquet file (``row`` int64, other columns text)."""
-    if not parts:
-        path.unlink(missing_ok=True)  # a stale file of an earlier run would mislead
-        return None
-    schemas = [pq.read_schema(p) for p in parts]
-    names = list(dict.fromkeys(n for s in schemas for n in s.names))
-    schema = pa.schema([pa.field(n, pa.int64() if n == "row" else pa.string()) for n in names])
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for p in parts:
-            t = pq.read_table(p)
-            cols = [t.column(n).cast(schema.field(n).type) if n in t.column_names
-                    else pa.nulls(t.num_rows, schema.field(n).type) for n in names]
-            writer.write_table(pa.Table.from_arrays(cols, schema=schema))
-    _fsync(tmp)
-    tmp.replace(path)
-    return path
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def rejected_counts(manifest: Manifest) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in manifest.section("features").values():
@@ -414,6 +298,8 @@ def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
     from nextbest.batch.output import rejects_path
 
     reporter = reporter or Reporter()
+    if is_uri(job.output) or job.source.uri is not None:
+        raise BatchError("hdfs://, s3a:// and other URIs need --engine spark")
     output = Path(job.output)
     fmt = job.fmt
     manifest = Manifest.open(output, job.identity(models, "local"), job.resume, note=reporter.info)
@@ -431,8 +317,11 @@ def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
     if not manifest.state.get("partition", {}).get("done"):
         manifest.state.pop("features", None)
         manifest.state.pop("scores", None)
-        manifest.state["partition"] = timed("read", partition, job.source, manifest.root, job.chunk_size,
-                                            reporter, job.as_of is None)
+        try:
+            manifest.state["partition"] = timed("read", partition, job.source, manifest.root, job.chunk_size,
+                                                reporter, job.as_of is None)
+        except EmptyInput as exc:
+            raise BatchError(str(exc)) from exc
     part = manifest.state["partition"]
     as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
     setup = FeatureSetup.build(job.customers, models.catalog.categories, float(models.clv.time_unit_days),
@@ -444,10 +333,10 @@ def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
     start = time.perf_counter()
     n_buckets = part["n_buckets"]
     parts = [p for b in range(n_buckets)
-             if (p := manifest.root / "scores" / _chunk_name("scores", b, "parquet")).exists()]
+             if (p := manifest.root / "scores" / chunk_name("scores", b, "parquet")).exists()]
     assemble_scores(parts, output, fmt)
     rej_parts = [p for b in range(n_buckets)
-                 if (p := manifest.root / "rejects" / _chunk_name("rejects", b, "parquet")).exists()]
+                 if (p := manifest.root / "rejects" / chunk_name("rejects", b, "parquet")).exists()]
     rej = assemble_rejects(rej_parts, rejects_path(output))
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - start
     stats = merge_stats(list(manifest.section("scores").values()))
@@ -455,14 +344,6 @@ def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
     shutil.rmtree(manifest.root, ignore_errors=True)
     return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats, rejected, seconds,
                      resumed_chunks=resumed)
-
-
-def write_summary(result: JobResult, path: Path) -> None:
-    """Optional JSON summary next to the output (used by the benchmark)."""
-    atomic_write_text(path, json.dumps({
-        "output": str(result.output), "as_of": str(result.as_of.date()), "n_input": result.n_input,
-        "n_chunks": result.n_chunks, "stats": result.stats, "rejected": result.rejected,
-        "seconds": result.seconds}, indent=1))
 
 
 __all__ = ["BatchError", "BatchJob", "JobResult", "run_local", "work_dir", "DEFAULT_CHUNK_SIZE"]

@@ -23,8 +23,23 @@ class ResumeError(ValueError):
     """``--resume`` was asked for a job that is not the one in the work directory."""
 
 
-def work_dir(output: Path) -> Path:
-    """``scores.parquet`` -> ``scores.parquet.work`` (next to the output, same file system)."""
+def is_uri(path) -> bool:
+    """``hdfs://...``, ``s3a://...``, ``file://...``: a location only Spark reads and writes."""
+    return "://" in str(path)
+
+
+def work_dir(output) -> Path:
+    """``scores.parquet`` -> ``scores.parquet.work`` (next to the output, same file system).
+
+    For a URI output (Spark) the manifest lives on the driver, under
+    ``NEXTBEST_HOME/batch-work/<hash of the URI>``.
+    """
+    if is_uri(output):
+        import hashlib
+
+        from nextbest.config import home
+
+        return home() / "batch-work" / hashlib.sha256(str(output).encode()).hexdigest()[:16]
     output = Path(output)
     return output.with_name(output.name + ".work")
 

@@ -57,6 +57,7 @@ class Source:
     path: Path | None = None
     frame: pd.DataFrame | None = None
     mapping: dict[str, str] = field(default_factory=dict)
+    uri: str | None = None  # Parquet at hdfs://, s3a://, file://...: read by Spark only
 
     @classmethod
     def from_path(cls, path: str | Path, mapping: dict[str, str] | None = None) -> "Source":
@@ -69,6 +70,10 @@ class Source:
         return src
 
     @classmethod
+    def from_uri(cls, uri: str, mapping: dict[str, str] | None = None) -> "Source":
+        return cls(uri, uri=uri, mapping=dict(mapping or {}))
+
+    @classmethod
     def from_frame(cls, name: str, frame: pd.DataFrame) -> "Source":
         return cls(name, frame=frame)
 
@@ -76,12 +81,16 @@ class Source:
     def kind(self) -> str:
         if self.frame is not None:
             return "frame"
+        if self.uri is not None:
+            return "parquet"
         if self.path.is_dir():
             return "parquet"
         suffix = self.path.suffix.lower()
         return "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix in (".csv", ".txt", ".gz") else "?"
 
     def fingerprint(self) -> str:
+        if self.uri is not None:  # not read on the driver: --resume trusts the location
+            return f"uri:{self.uri}"
         return frame_digest(self.frame) if self.frame is not None else file_digest(self.path)
 
     # -- reading ---------------------------------------------------------------------------
@@ -95,8 +104,13 @@ class Source:
         with _open_text(self.path) as fh:
             return next(csv.reader(fh), [])
 
-    def columns(self) -> list[str]:
-        """Column names after the mapping; raises :class:`SchemaError` if a required one is missing."""
+    def columns(self) -> list[str] | None:
+        """Column names after the mapping; raises :class:`SchemaError` if a required one is missing.
+
+        ``None`` for a URI (Spark checks the columns when it reads them).
+        """
+        if self.uri is not None:
+            return None
         raw = self._raw_columns()
         missing = [c for c in self.mapping if c not in raw]
         if missing:
@@ -111,7 +125,7 @@ class Source:
         """Number of lines when known without reading the data (Parquet metadata, frames)."""
         if self.kind == "frame":
             return len(self.frame)
-        if self.kind == "parquet":
+        if self.kind == "parquet" and self.uri is None:
             import pyarrow.dataset as ds
 
             return int(ds.dataset(self.path, format="parquet").count_rows())
@@ -128,7 +142,7 @@ class Source:
         names = self.columns()
         for batch in self._batches(batch_rows):
             if batch.num_rows:
-                yield batch.rename_columns(names)
+                yield _plain(batch).rename_columns(names)
 
     def _batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         if self.kind == "frame":
@@ -150,6 +164,14 @@ class Source:
                     strings_can_be_null=True, quoted_strings_can_be_null=True))
             for batch in reader:
                 yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary-encoded (pandas categorical) columns decoded: every batch then has the same schema."""
+    if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
+        return batch
+    cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def _open_text(path: Path):

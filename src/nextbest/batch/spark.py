@@ -35,53 +35,21 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nextbest.batch.chunks import (ROW, SCORES_SCHEMA, FeatureSetup, bucket_of, chunk_features, merge_stats,
-                                   popularity_counts, popularity_from_counts, rejects_frame, score_chunk,
-                                   validate_chunk)
-from nextbest.batch.job import (BatchError, BatchJob, JobResult, assemble_rejects, assemble_scores, resolve_as_of,
-                                single_threaded)
-from nextbest.batch.manifest import Manifest
+from nextbest.batch.chunks import (ROW, FeatureSetup, bucket_of, merge_stats, popularity_from_counts,
+                                   rejects_frame)
+from nextbest.batch.job import BatchError, BatchJob, JobResult, resolve_as_of
+from nextbest.batch.output import assemble_scores
+from nextbest.batch.manifest import Manifest, is_uri
 from nextbest.batch.progress import Reporter
+from nextbest.batch.spark_stages import (BUCKET, LINE_COLUMNS, STAGE_A_DDL, quiet_pandas3_warnings, score_group,
+                                         spark_type_ddl, validate_group)
 from nextbest.scoring import ModelBundle
 
 MASTER_ENV = "NEXTBEST_SPARK_MASTER"
-BUCKET = "_bucket"
-LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category")
-STAGE_A_DDL = (f"kind string, {BUCKET} long, customer_id string, timestamp timestamp_ntz, amount double, "
-               "category string, row long, column string, value string, reason string, payload string, "
-               "active long, buyers array<long>, report string")
-
-
-def spark_type_ddl(schema: pa.Schema = SCORES_SCHEMA) -> str:
-    """Spark DDL of an Arrow schema (strings, doubles, booleans, timestamps, lists of structs)."""
-    def ddl(t: pa.DataType) -> str:
-        if pa.types.is_string(t):
-            return "string"
-        if pa.types.is_floating(t):
-            return "double"
-        if pa.types.is_boolean(t):
-            return "boolean"
-        if pa.types.is_integer(t):
-            return "long"
-        if pa.types.is_timestamp(t):
-            return "timestamp_ntz"
-        if pa.types.is_list(t):
-            return f"array<{ddl(t.value_type)}>"
-        if pa.types.is_struct(t):
-            return "struct<" + ",".join(f"{f.name}:{ddl(f.type)}" for f in t) + ">"
-        raise TypeError(f"no Spark type for {t}")
-    return ", ".join(f"`{f.name}` {ddl(f.type)}" for f in schema)
-
-
-def is_uri(path) -> bool:
-    return "://" in str(path)
-
-
 def spark_session(master: str | None = None, n_partitions: int = 8):
     """A Spark session for scoring (created if none is active).
 
@@ -121,85 +89,6 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
         return spark, True
 
 
-def _quiet_pandas3_warnings():
-    """PySpark 4.3 warns that pandas >= 3 is not fully supported (FutureWarning) and uses a
-    deprecated ``copy=`` keyword (Pandas4Warning); both are harmless here (see README)."""
-    warnings.filterwarnings("ignore", message=".*does not yet fully support pandas.*")
-    warnings.filterwarnings("ignore", message=".*copy keyword is deprecated.*")
-
-
-# -- stage A: validate ---------------------------------------------------------------------------
-def _validate_group(as_of, n_categories: int, categories: tuple[str, ...], customers_bc):
-    def fn(pdf: pd.DataFrame) -> pd.DataFrame:
-        _quiet_pandas3_warnings()
-        b = int(pdf[BUCKET].iloc[0])
-        chunk = validate_chunk(pdf.drop(columns=BUCKET), as_of)
-        tx = chunk.transactions
-        cust = customers_bc.value
-        opted = set(cust.loc[(cust[BUCKET] == b) & ~cust["consent_profiling"], "customer_id"])
-        keep = tx[~tx["customer_id"].isin(opted)] if opted else tx
-        from nextbest.features.customer import purchase_table
-
-        table = purchase_table(keep, categories) if len(keep) else None
-        active, buyers = popularity_counts(table, as_of, n_categories)
-        lines = pd.DataFrame({"kind": "line", BUCKET: b, "row": chunk.rows,
-                              "customer_id": tx["customer_id"].astype(str),
-                              "timestamp": tx["timestamp"].to_numpy(dtype="datetime64[us]"),
-                              "amount": tx["amount"].to_numpy(dtype="float64"),
-                              "category": (tx["category"].astype(object).where(tx["category"].notna(), None)
-                                           if "category" in tx.columns else None)})
-        parts = [lines]
-        if len(chunk.rejects):
-            rej = rejects_frame(chunk.rejects)
-            extra = rej.drop(columns=["row", "column", "value", "reason"])
-            parts.append(pd.DataFrame({
-                "kind": "reject", BUCKET: b, "row": rej["row"], "column": rej["column"], "value": rej["value"],
-                "reason": rej["reason"],
-                "payload": [json.dumps(r) for r in extra.to_dict(orient="records")]}))
-        report = {"n_input": chunk.report.n_input, "n_valid": chunk.report.n_valid,
-                  "rejected": chunk.report.rejected}
-        parts.append(pd.DataFrame({"kind": ["count"], BUCKET: [b], "active": [active], "buyers": [buyers],
-                                   "report": [json.dumps(report)]}))
-        out = pd.concat(parts, ignore_index=True)
-        for col in ("customer_id", "timestamp", "amount", "category", "row", "column", "value", "reason",
-                    "payload", "active", "buyers", "report"):
-            if col not in out.columns:
-                out[col] = None
-        out["row"] = out["row"].astype("Int64")
-        out["active"] = out["active"].astype("Int64")
-        # Missing cells of text and list columns must be None, not NaN, for Spark's Arrow conversion.
-        for col in ("customer_id", "category", "column", "value", "reason", "payload", "report", "buyers", "kind"):
-            out[col] = [v if isinstance(v, (str, list)) else None for v in out[col].tolist()]
-        return out[[c.split(" ")[0] for c in STAGE_A_DDL.split(", ")]]
-    return fn
-
-
-# -- stage B: features and scores ----------------------------------------------------------------
-def _score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: dict, n_buckets: int,
-                 customers_bc, models_bc, history_bc, has_category: bool):
-    def fn(pdf: pd.DataFrame) -> pd.DataFrame:
-        _quiet_pandas3_warnings()
-        b = int(pdf[BUCKET].iloc[0])
-        # Input order, as the local engine sees them (float sums per day depend on it).
-        tx = pdf.sort_values("row", kind="stable").drop(columns=[BUCKET, "row"])
-        if not has_category:
-            tx = tx.drop(columns="category")
-        tx = tx.assign(timestamp=tx["timestamp"].to_numpy(dtype="datetime64[ns]"),
-                       customer_id=tx["customer_id"].astype(str)).reset_index(drop=True)
-        cust = customers_bc.value
-        features, _ = chunk_features(tx, cust[cust[BUCKET] == b].drop(columns=BUCKET), setup, as_of)
-        if not len(features):
-            return pd.DataFrame({f.name: [] for f in SCORES_SCHEMA})
-        history = history_bc.value
-        if history is not None:
-            history = history[history[BUCKET] == b].drop(columns=BUCKET)
-        scores = score_chunk(features, single_threaded(models_bc.value), horizon_days, popularity, history, as_of)
-        scores["as_of"] = scores["as_of"].to_numpy(dtype="datetime64[us]")
-        scores["action_offer_id"] = scores["action_offer_id"].astype(object)
-        return scores[list(SCORES_SCHEMA.names)]
-    return fn
-
-
 # -- driver ---------------------------------------------------------------------------------------
 def _parse_timestamp_udf():
     from pyspark.sql.functions import pandas_udf
@@ -217,9 +106,9 @@ def _parse_timestamp_udf():
 def _input_path(job: BatchJob, root: Path, reporter: Reporter) -> str:
     """A Parquet path Spark can read: the file or URI given, else the input written as Parquet."""
     src = job.source
-    if src.kind == "parquet" and src.path is not None:
-        if is_uri(src.path):
-            return str(src.path)
+    if src.uri is not None:
+        return src.uri
+    if src.kind == "parquet":
         import pyarrow.dataset as ds
 
         schema = ds.dataset(src.path, format="parquet").schema
@@ -278,33 +167,43 @@ def _with_rows(spark, path: str, mapping: dict[str, str]):
 def run_spark(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None,
               master: str | None = None) -> JobResult:
     """Score ``job`` on Spark; same outputs (scores, rejects, summary) as :func:`~.job.run_local`."""
-    from nextbest.batch.output import rejects_path
-
     reporter = reporter or Reporter()
-    _quiet_pandas3_warnings()
-    output = Path(job.output)
     fmt = job.fmt
-    manifest = Manifest.open(output, job.identity(models, "spark"), job.resume, note=reporter.info)
-    root = manifest.root
-    seconds: dict[str, float] = dict(manifest.state.get("seconds", {}))
+    manifest = Manifest.open(job.output, job.identity(models, "spark"), job.resume, note=reporter.info)
     started = time.perf_counter()
     reporter.info("spark: starting the session")
     spark, created = spark_session(master)
+    seconds: dict[str, float] = dict(manifest.state.get("seconds", {}))
     seconds["spark_start"] = time.perf_counter() - started
+    # Spark's intermediate files: next to the manifest for a local output (local mode or a file
+    # system the executors share), next to the output for a URI.
+    stages = f"{str(job.output).rstrip('/')}.work" if is_uri(job.output) else str(manifest.root.resolve())
     try:
         with warnings.catch_warnings():
-            _quiet_pandas3_warnings()
-            return _run(job, models, reporter, manifest, spark, seconds, fmt, output, rejects_path(output))
+            quiet_pandas3_warnings()
+            result = _run(job, models, reporter, manifest, spark, seconds, fmt, stages)
+        if not os.environ.get("NEXTBEST_KEEP_WORK"):
+            if is_uri(job.output):
+                _delete(spark, stages)
+            shutil.rmtree(manifest.root, ignore_errors=True)
+        return result
     finally:
         if created:
             spark.stop()
-        if not os.environ.get("NEXTBEST_KEEP_WORK") and root.exists() and manifest.state.get("finished"):
-            shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path) -> JobResult:
+def _delete(spark, uri: str) -> None:
+    """Remove a directory through Spark's Hadoop file system (hdfs://, s3a://, file://)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+
+
+def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> JobResult:
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType
+
+    from nextbest.batch.output import rejects_path
 
     root = manifest.root
     sc = spark.sparkContext
@@ -349,16 +248,18 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path)
     def bucket_udf(ids: pd.Series) -> pd.Series:
         return pd.Series(bucket_of(ids, n_buckets))
 
-    stage_a = root / "stage_a"
+    stage_a, stage_b = f"{stages}/stage_a", f"{stages}/stage_b"
     seconds["spark_prepare"] = seconds.get("spark_prepare", 0.0) + time.perf_counter() - t0
     if not manifest.state.get("stage_a"):
         t0 = time.perf_counter()
         reporter.info(f"spark: stage 1/2 - validate {n_buckets} chunk(s)")
         keyed = df.withColumn(BUCKET, bucket_udf(F.col("customer_id").cast("string")))
-        fn = _validate_group(as_of, len(setup.categories), setup.categories, customers_bc)
+        fn = validate_group(as_of, len(setup.categories), setup.categories, customers_bc)
         (keyed.groupBy(BUCKET).applyInPandas(fn, STAGE_A_DDL)
-         .write.mode("overwrite").partitionBy("kind").parquet(str(stage_a)))
-        counts = pq.read_table(stage_a / "kind=count", columns=[BUCKET, "active", "buyers", "report"]).to_pylist()
+         .write.mode("overwrite").partitionBy("kind").parquet(stage_a))
+        counts = [{"active": int(r["active"]), "buyers": [int(b) for b in r["buyers"]], "report": r["report"]}
+                  for r in spark.read.parquet(f"{stage_a}/kind=count").select("active", "buyers", "report")
+                  .collect()]
         manifest.state["stage_a"] = {"counts": counts}
         manifest.save()
         seconds["features"] = seconds.get("features", 0.0) + time.perf_counter() - t0
@@ -371,33 +272,59 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, output, rej_path)
         for reason, n in json.loads(c["report"])["rejected"].items():
             rejected[reason] = rejected.get(reason, 0) + int(n)
 
-    stage_b = root / "stage_b"
+    target = str(job.output) if is_uri(job.output) else stage_b
     if not manifest.state.get("stage_b"):
         t0 = time.perf_counter()
         reporter.info(f"spark: stage 2/2 - features and scores of {n_buckets} chunk(s)")
-        lines = spark.read.parquet(str(stage_a / "kind=line")).select(BUCKET, "row", *LINE_COLUMNS)
-        fn = _score_group(setup, as_of, job.horizon_days, popularity, n_buckets, customers_bc, models_bc,
+        lines = spark.read.parquet(f"{stage_a}/kind=line").select(BUCKET, "row", *LINE_COLUMNS)
+        fn = score_group(setup, as_of, job.horizon_days, popularity, n_buckets, customers_bc, models_bc,
                           history_bc, has_category)
         scored = lines.groupBy(BUCKET).applyInPandas(fn, spark_type_ddl())
-        target = str(stage_b) if not is_uri(job.output) else str(job.output)
         scored.orderBy("customer_id").write.mode("overwrite").parquet(target)
         manifest.state["stage_b"] = True
         manifest.save()
         seconds["scoring"] = seconds.get("scoring", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    written = str(stage_b) if not is_uri(job.output) else str(job.output)
-    stats = _stats(spark.read.parquet(written))
-    if not is_uri(job.output):
-        assemble_scores(sorted(stage_b.glob("part-*.parquet")), output, fmt)
-    reject_dir = stage_a / "kind=reject"
-    rej = assemble_rejects(_expand_rejects(reject_dir, root), rej_path) if reject_dir.exists() \
-        else assemble_rejects([], rej_path)
+    stats = _stats(spark.read.parquet(target))
+    rejects = _rejects(spark, stage_a)
+    if is_uri(job.output):
+        output, rej = str(job.output), None
+        if rejects is not None:
+            rej = f"{str(job.output).rstrip('/')}.rejects.parquet"
+            ddl = ", ".join(f"`{c}` {'long' if c == 'row' else 'string'}" for c in rejects.columns)
+            spark.createDataFrame(rejects, schema=ddl).coalesce(1).write.mode("overwrite").parquet(rej)
+    else:
+        output = Path(job.output)
+        assemble_scores(sorted(Path(stage_b).glob("part-*.parquet")), output, fmt)
+        rej = rejects_path(output)
+        if rejects is None:
+            rej.unlink(missing_ok=True)
+            rej = None
+        else:
+            tmp = rej.with_name(rej.name + ".tmp")
+            rejects.to_parquet(tmp, index=False)
+            tmp.replace(rej)
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t0
-    manifest.state["finished"] = True
-    manifest.save()
     return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats,
                      dict(sorted(rejected.items(), key=lambda kv: -kv[1])), seconds)
+
+
+def _rejects(spark, stage_a: str) -> pd.DataFrame | None:
+    """All rejected lines, shaped like the local engine's file (original columns from their JSON)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        t = (spark.read.parquet(f"{stage_a}/kind=reject").select("row", "column", "value", "reason", "payload")
+             .toPandas())
+    except AnalysisException:  # no reject partition: nothing was rejected
+        return None
+    if not len(t):
+        return None
+    extra = pd.DataFrame([json.loads(s) for s in t["payload"]], index=t.index)
+    frame = pd.concat([t.drop(columns="payload"), extra], axis=1).sort_values("row", kind="stable")
+    frame["row"] = frame["row"].astype("int64")
+    return rejects_frame(frame.reset_index(drop=True))
 
 
 def _stats(scores) -> dict:
@@ -412,22 +339,6 @@ def _stats(scores) -> dict:
               "actions": {r["action"]: r["n"]}, "offers": {r["action_offer_id"] or "(no offer)": r["n"]}}
              for r in rows]
     return merge_stats(items)
-
-
-def _expand_rejects(reject_dir: Path, root: Path) -> list[Path]:
-    """Spark's reject rows (original columns as JSON) as Parquet parts shaped like the local engine's."""
-    out = []
-    for i, p in enumerate(sorted(reject_dir.glob("part-*.parquet"))):
-        t = pq.read_table(p, columns=["row", "column", "value", "reason", "payload"]).to_pandas()
-        if not len(t):
-            continue
-        extra = pd.DataFrame([json.loads(s) for s in t["payload"]], index=t.index)
-        frame = pd.concat([t.drop(columns="payload"), extra], axis=1).sort_values("row", kind="stable")
-        frame["row"] = frame["row"].astype("int64")
-        path = root / f"rejects-{i:05d}.parquet"
-        rejects_frame(frame).to_parquet(path, index=False)
-        out.append(path)
-    return out
 
 
 __all__ = ["run_spark", "spark_session", "spark_type_ddl", "MASTER_ENV"]

@@ -128,7 +128,8 @@ class ErrorEnvelopeMiddleware:
         try:
             await self.app(scope, receive, wrapped_send)
         except Exception:
-            log.exception("unhandled error on %s %s (request %s)", scope.get("method"), scope.get("path"), rid)
+            log.exception("unhandled error on %s %s (request %s)", scope.get("method"), scope.get("path"),
+                          rid)
             if "passed" not in held:
                 await send_error(send, 500, "internal error", {"request_id": rid}, [rid_header])
         finally:

@@ -176,25 +176,29 @@ def make_data(n: int, seed: int, lines_per_purchase: int, root: Path) -> Path:
         return path
     frame = generate_transactions(n, seed=seed)
     if lines_per_purchase <= 1:
-        frame.to_parquet(path, index=False)
+        frame.to_parquet(path.with_name(path.name + ".tmp"), index=False)
+        path.with_name(path.name + ".tmp").replace(path)
         return path
+    import pyarrow.compute as pc
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    cats = pa.array(list(DEFAULT_CATEGORIES))
+    cats = pa.array(list(DEFAULT_CATEGORIES), table.schema.field("category").type)
     rng = np.random.default_rng(seed)
-    with pq.ParquetWriter(path, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=500_000):
-            k = lines_per_purchase
-            idx = np.repeat(np.arange(batch.num_rows), k)
-            big = batch.take(pa.array(idx))
+    k = lines_per_purchase
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=250_000):
+            idx = pa.array(np.repeat(np.arange(batch.num_rows), k))
+            big = batch.take(idx)
             amount = np.round(np.repeat(batch.column("amount").to_numpy() / k, k), 2).clip(min=0.01)
-            order = pa.array(np.char.add(np.repeat(batch.column("order_id").to_numpy(zero_copy_only=False)
-                                                   .astype(str), k), np.tile([f"-{i}" for i in range(k)],
-                                                                             batch.num_rows)))
-            category = cats.take(pa.array(rng.integers(0, len(cats), big.num_rows)))
-            cols = {"amount": pa.array(amount), "order_id": order, "category": category}
-            big = pa.RecordBatch.from_arrays([cols.get(name, big.column(name)) for name in big.schema.names],
-                                             schema=big.schema)
-            writer.write_batch(big)
+            line = pc.cast(pa.array(np.tile(np.arange(k), batch.num_rows)), big.schema.field("order_id").type)
+            cols = {"amount": pa.array(amount),
+                    "order_id": pc.binary_join_element_wise(big.column("order_id"), line, "-"),
+                    "category": cats.take(pa.array(rng.integers(0, len(cats), big.num_rows)))}
+            arrays = [cols.get(name, big.column(name)) for name in big.schema.names]
+            arrays = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=big.schema))
+    tmp.replace(path)
     return path
 
 

@@ -50,10 +50,9 @@ def build_job(dataset: str | None, transactions: Path | None, customers: Path | 
 
         ds = load_dataset(dataset, None, customers, None)
         source, cust, extras = Source.from_frame(dataset, ds.transactions), ds.customers, ds.extras
-    elif is_uri(transactions):
-        source = Source.from_uri(str(transactions), mapping)
     else:
-        source = Source.from_path(transactions, mapping)
+        source = (Source.from_uri(str(transactions), mapping) if is_uri(transactions)
+                  else Source.from_path(transactions, mapping))
         cust = (validate_customers(read_table(customers)) if customers is not None
                 else pd.DataFrame({"customer_id": pd.Series([], dtype=object),
                                    "consent_profiling": pd.Series([], dtype=bool)}))

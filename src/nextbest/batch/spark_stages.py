@@ -48,14 +48,14 @@ def spark_type_ddl(schema: pa.Schema = SCORES_SCHEMA) -> str:
 
 
 def quietly(fn):
-    """Run ``fn`` with PySpark's pandas-3 warnings silenced (only around the call)."""
-    import functools
+    """A one-argument group function run with PySpark's pandas-3 warnings silenced around the call.
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    (Exactly one named argument: PySpark inspects the arity of ``applyInPandas`` functions.)
+    """
+    def wrapper(pdf: pd.DataFrame) -> pd.DataFrame:
         with warnings.catch_warnings():
             quiet_pandas3_warnings()
-            return fn(*args, **kwargs)
+            return fn(pdf)
     return wrapper
 
 

@@ -191,9 +191,10 @@ def make_data(n: int, seed: int, lines_per_purchase: int, root: Path) -> Path:
             idx = pa.array(np.repeat(np.arange(batch.num_rows), k))
             big = batch.take(idx)
             amount = np.round(np.repeat(batch.column("amount").to_numpy() / k, k), 2).clip(min=0.01)
-            line = pc.cast(pa.array(np.tile(np.arange(k), batch.num_rows)), big.schema.field("order_id").type)
+            line = pc.cast(pa.array(np.tile(np.arange(k), batch.num_rows)), pa.string())
+            order = pc.binary_join_element_wise(pc.cast(big.column("order_id"), pa.string()), line, "-")
             cols = {"amount": pa.array(amount),
-                    "order_id": pc.binary_join_element_wise(big.column("order_id"), line, "-"),
+                    "order_id": order.cast(big.schema.field("order_id").type),
                     "category": cats.take(pa.array(rng.integers(0, len(cats), big.num_rows)))}
             arrays = [cols.get(name, big.column(name)) for name in big.schema.names]
             arrays = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]

@@ -372,3 +372,11 @@ def test_customers_numeric_consent_read_from_csv_is_parsed():
     frame = pd.read_csv(io.StringIO("customer_id,consent_profiling\na,1\nb,0\nc,\n"))
     out = validate_customers(frame)
     assert out["consent_profiling"].tolist() == [True, False, True]
+
+
+def test_out_of_range_timestamps_are_rejected_not_fatal():
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c"], "timestamp": ["0001-01-01", "2024-01-01", "9999-12-31"],
+                          "amount": [1.0, 2.0, 3.0]})
+    result = validate_transactions(frame)
+    assert result.transactions["customer_id"].tolist() == ["b"]
+    assert result.report.rejected == {"missing or unparsable timestamp": 2}

@@ -277,8 +277,8 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
         t0 = time.perf_counter()
         reporter.info(f"spark: stage 2/2 - features and scores of {n_buckets} chunk(s)")
         lines = spark.read.parquet(f"{stage_a}/kind=line").select(BUCKET, "row", *LINE_COLUMNS)
-        fn = score_group(setup, as_of, job.horizon_days, popularity, n_buckets, customers_bc, models_bc,
-                          history_bc, has_category)
+        fn = score_group(setup, as_of, job.horizon_days, popularity, customers_bc, models_bc, history_bc,
+                         has_category)
         scored = lines.groupBy(BUCKET).applyInPandas(fn, spark_type_ddl())
         scored.orderBy("customer_id").write.mode("overwrite").parquet(target)
         manifest.state["stage_b"] = True

@@ -113,8 +113,8 @@ def validate_group(as_of, n_categories: int, categories: tuple[str, ...], custom
 
 
 # -- stage B: features and scores ----------------------------------------------------------------
-def score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: dict, n_buckets: int,
-                 customers_bc, models_bc, history_bc, has_category: bool):
+def score_group(setup: FeatureSetup, as_of, horizon_days: float, popularity: dict, customers_bc, models_bc,
+                history_bc, has_category: bool):
     @quietly
     def fn(pdf: pd.DataFrame) -> pd.DataFrame:
         b = int(pdf[BUCKET].iloc[0])

@@ -115,6 +115,9 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         return ts.astype("datetime64[ns]")
     ts = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    # pandas 3 may parse year 0001 or 9999 at a coarser resolution; such values cannot be
+    # nanosecond timestamps, so they become NaT (and the row is rejected) instead of raising.
+    ts = ts.where((ts.dt.year >= 1678) & (ts.dt.year <= 2261))
     return ts.dt.tz_localize(None).astype("datetime64[ns]")
 
 

@@ -77,10 +77,15 @@ def run_job(job: BatchJob, models, engine: str, reporter: Reporter, spark_master
     try:
         if engine == "spark":
             try:
+                from pyspark.errors import AnalysisException
+
                 from nextbest.batch.spark import run_spark
             except ImportError as exc:  # pragma: no cover - pyspark is the `spark` extra
                 raise BatchError(f"--engine spark needs pyspark (install nextbest[spark]): {exc}") from exc
-            return run_spark(job, models, reporter, master=spark_master)
+            try:
+                return run_spark(job, models, reporter, master=spark_master)
+            except AnalysisException as exc:  # a missing path, an unreadable file: its first line says it
+                raise BatchError(f"spark: {str(exc).strip().splitlines()[0]}") from exc
         return run_local(job, models, reporter)
     finally:
         reporter.close()

@@ -119,13 +119,3 @@ def top_customers(scores: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     """The ``n`` customers with the highest predicted CLV (opted-out customers excluded)."""
     ranked = scores.dropna(subset=["predicted_clv"]).sort_values("predicted_clv", ascending=False)
     return ranked.head(n).reset_index(drop=True)
-
-
-def to_file_frame(scores: pd.DataFrame, csv: bool) -> pd.DataFrame:
-    """Scores ready to write: nested columns as JSON text for CSV, kept nested for Parquet."""
-    if not csv:
-        return scores
-    out = scores.copy()
-    for col in ("offers", "reasons"):
-        out[col] = [json.dumps(v) for v in out[col]]
-    return out

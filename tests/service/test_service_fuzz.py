@@ -1,7 +1,7 @@
 """Property-based fuzz of every endpoint: nothing a client sends may give a 5xx.
 
-(Hypothesis stand-in for a schemathesis run of the OpenAPI, which is not
-installed.) Three families of requests: arbitrary JSON values, bodies
+Complements the schemathesis run of the published OpenAPI
+(``test_service_openapi.py``) with input no schema describes. Three families of requests: arbitrary JSON values, bodies
 shaped like each endpoint's schema with hostile values in every field, and
 arbitrary bytes under arbitrary content types. Every answer must be < 500;
 every error a JSON object with ``error``; every success a valid response

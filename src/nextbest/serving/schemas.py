@@ -29,14 +29,36 @@ CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)]
 Action = Literal["retention", "cross_sell", "no_action", "non_personalised"]
 
-_STRICT = ConfigDict(extra="forbid")
+
+
+def _openapi_30(example: dict | None = None):
+    """``json_schema_extra`` that keeps optional fields nullable in BentoML's OpenAPI 3.0 document.
+
+    BentoML flattens a field's ``anyOf`` to its first member when it builds
+    the OpenAPI paths, so ``float | None`` would be published as a plain
+    number and a client (or schemathesis) would believe null is never sent.
+    OpenAPI 3.0 spells "or null" as ``nullable: true``; it is added next to
+    the ``anyOf`` and survives the flattening.
+    """
+
+    def extra(schema: dict, _model) -> None:
+        for prop in schema.get("properties", {}).values():
+            if {"type": "null"} in prop.get("anyOf", []):
+                prop["nullable"] = True
+        if example is not None:
+            schema["example"] = example
+
+    return extra
+
+
+_STRICT = ConfigDict(extra="forbid", json_schema_extra=_openapi_30())
 
 
 # -- requests ------------------------------------------------------------------------------------
 class PredictRequest(BaseModel):
     """One customer id."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"customer_id": "1234"}})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({"customer_id": "1234"}))
 
     customer_id: CustomerId
 
@@ -44,8 +66,8 @@ class PredictRequest(BaseModel):
 class PredictBatchRequest(BaseModel):
     """Up to :data:`MAX_BATCH_IDS` customer ids (duplicates are answered once)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "example": {"customer_ids": ["1234", "2001", "no-such-customer"]}})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30(
+        {"customer_ids": ["1234", "2001", "no-such-customer"]}))
 
     customer_ids: list[CustomerId] = Field(min_length=1, max_length=MAX_BATCH_IDS,
                                            description=f"1 to {MAX_BATCH_IDS} customer ids.")
@@ -83,7 +105,7 @@ AttributeValue = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] |
 class PredictFeaturesRequest(BaseModel):
     """A customer who is not in the snapshot: their transactions, consent and attributes (cold start)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({
         "customer_id": "new-0001",
         "consent_profiling": True,
         "as_of": "2018-01-01",
@@ -93,7 +115,7 @@ class PredictFeaturesRequest(BaseModel):
             {"timestamp": "2017-12-18T09:05:00", "amount": 61.2, "category": "GROCERY", "order_id": "b3"},
         ],
         "attributes": {"income": "50-74K"},
-    }})
+    }))
 
     customer_id: CustomerId
     transactions: list[Transaction] = Field(min_length=1, max_length=MAX_TRANSACTIONS,
@@ -111,7 +133,7 @@ class PredictFeaturesRequest(BaseModel):
 class ReloadRequest(BaseModel):
     """Reload models and snapshot now."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"force": False}})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({"force": False}))
 
     force: bool = Field(default=False, description="Rebuild even if no champion or snapshot changed.")
 
@@ -132,14 +154,14 @@ class ReasonOut(BaseModel):
 class Decision(BaseModel):
     """The ``nextbest.scoring.score`` row of one customer (scores are null for opted-out customers)."""
 
-    model_config = ConfigDict(json_schema_extra={"example": {
+    model_config = ConfigDict(json_schema_extra=_openapi_30({
         "customer_id": "1234", "p_alive": 0.97, "expected_purchases": 41.3, "expected_spend": 38.2,
         "predicted_clv": 1478.5, "churn_probability": 0.06, "action": "cross_sell",
         "action_offer_id": "XS-DELI",
         "offers": [{"offer_id": "XS-DELI", "category": "DELI", "p_convert": 0.31, "expected_value": 0.94}],
         "reasons": [{"code": "CROSS_SELL_PROPENSITY", "text": "buys PRODUCE weekly, no DELI in 45 days"}],
         "model_versions": {"nextbest-churn": "1", "nextbest-clv": "1", "nextbest-nbo": "1"},
-        "consent_profiling": True, "as_of": "2018-01-01", "horizon_days": 365.0}})
+        "consent_profiling": True, "as_of": "2018-01-01", "horizon_days": 365.0}))
 
     customer_id: str
     p_alive: float | None = Field(description="P(still active at as_of).")
@@ -160,12 +182,16 @@ class Decision(BaseModel):
 class DecisionBatch(BaseModel):
     """Decisions for the known ids (request order) and the ids not in the snapshot."""
 
+    model_config = ConfigDict(json_schema_extra=_openapi_30())
+
     decisions: list[Decision]
     not_found: list[str] = Field(description="Requested ids with no snapshot row (answer them with "
                                              "/predict_features).")
 
 
 class ReloadResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_openapi_30())
+
     outcome: Literal["reloaded", "unchanged", "in_progress"] = Field(
         description="in_progress (HTTP 202): still building; the versions shown are the ones still served.")
     model_versions: dict[str, str]

@@ -116,7 +116,7 @@ def child_score(data: Path, n: int) -> None:
     from nextbest.batch.chunks import FeatureSetup, chunk_features, popularity_counts, popularity_from_counts
     from nextbest.data.schema import validate_transactions
     from nextbest.decision.catalog import load_catalog
-    from nextbest.decision.policy import decide
+    from nextbest.decision.policy import decide, gate_offers
     from nextbest.decision.reasons import build_reasons
     from nextbest.models.offers import offer_pairs
     from nextbest.scoring import _offer_lists, score
@@ -150,16 +150,18 @@ def child_score(data: Path, n: int) -> None:
     churn_in = features.assign(p_alive=clv["p_alive"].to_numpy(),
                                expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, features))
     churn = timed("churn", models.churn.predict_proba, churn_in)
-    pairs = timed("offer_pairs", offer_pairs, features, models.catalog.offers, pop)
-    m = len(models.catalog.offers)
-    p = timed("offer_model", models.nbo.predict_proba, pairs).reshape(m, len(features)).T
     consent = np.ones(len(features), dtype=bool)
     clv_v, pa_v = clv["predicted_clv"].to_numpy(), clv["p_alive"].to_numpy()
-    d = timed("decide", decide, features, models.catalog, p, clv_v, churn, pa_v, consent, None, as_of)
+    gate = timed("gate", gate_offers, features, models.catalog, clv_v, churn, pa_v, consent, None, as_of)
+    pairs = timed("offer_pairs", offer_pairs, features, models.catalog.offers, pop, mask=gate.ok)
+    p = np.zeros(gate.ok.shape)
+    offer_j, cust_i = np.nonzero(gate.ok.T)
+    p[cust_i, offer_j] = timed("offer_model", models.nbo.predict_proba, pairs)
+    d = timed("decide", decide, features, models.catalog, p, clv_v, churn, pa_v, consent, gate=gate)
     timed("reasons", build_reasons, features, models.catalog, d, clv_v, churn, pa_v, consent)
     timed("offer_lists", _offer_lists, models.catalog, d)
     print(json.dumps({"customers": len(scores), "features_s": features_s, "score_s": score_s, "parts": parts,
-                      "pairs": len(pairs), "nbo_trees": int(models.nbo.classifier_.booster_.num_trees())}))
+                      "pairs": len(pairs), "n_offers": len(models.catalog.offers), "nbo_trees": int(models.nbo.classifier_.booster_.num_trees())}))
 
 
 # -- data and models --------------------------------------------------------------------------------
@@ -278,7 +280,8 @@ def main() -> None:
     print(f"score() on {sc['customers']:,} in-memory feature rows: {sc['score_s']:.1f}s = "
           f"{sc['customers'] / sc['score_s']:,.0f} customers/s (features {sc['features_s']:.1f}s); parts: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in sc["parts"].items())
-          + f"; offer model: {sc['pairs']:,} pairs x {sc['nbo_trees']} trees")
+          + f"; offer model: {sc['pairs']:,} eligible pairs of {sc['customers'] * sc['n_offers']:,} "
+            f"x {sc['nbo_trees']} trees")
 
     print("\ngrowth and targets")
     for engine in sorted({r["engine"] for r in rows}):

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,25 @@ from typing import Any
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats: ``1e9`` and ``1.0e9`` are numbers, not strings."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(path: Path):
+    """Parse a YAML file (configs, catalogs) with :class:`_YamlLoader`."""
+    return yaml.load(path.read_text(), Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def home() -> Path:
@@ -152,13 +172,25 @@ def load_config(name: str, overrides: dict | None = None, path: Path | None = No
     path = path or models_dir() / f"{name}.yaml"
     from_file: dict = {}
     if path.exists():
-        from_file = yaml.safe_load(path.read_text()) or {}
+        from_file = read_yaml(path) or {}
         if not isinstance(from_file, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
         unknown = sorted(set(from_file) - set(defaults)) if defaults else []
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(defaults)}")
+        _check_numbers(defaults, from_file, path)
     return merge(merge(defaults, from_file), overrides)
+
+
+def _check_numbers(defaults: dict, given: dict, path: Path, prefix: str = "") -> None:
+    """A setting whose default is a number must be a number in the file too (named if not)."""
+    for key, value in given.items():
+        default = defaults.get(key)
+        if isinstance(default, dict) and isinstance(value, dict):
+            _check_numbers(default, value, path, f"{prefix}{key}.")
+        elif (isinstance(default, (int, float)) and not isinstance(default, bool) and value is not None
+              and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+            raise ValueError(f"{path}: {prefix}{key} must be a number, got {value!r}")
 
 
 def config_hash(config: dict) -> str:

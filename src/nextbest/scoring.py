@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.decision.catalog import Catalog
-from nextbest.decision.policy import decide
+from nextbest.decision.policy import decide, gate_offers
 from nextbest.decision.reasons import build_reasons
 from nextbest.models.offers import offer_pairs
 
@@ -77,11 +77,18 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
             churn_in = sub.assign(p_alive=clv["p_alive"].to_numpy(),
                                   expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub))
             scores["churn_probability"][allowed] = models.churn.predict_proba(churn_in)
-        if models.nbo is not None:
-            pairs = offer_pairs(sub, models.catalog.offers, popularity or {})
-            p_convert[allowed] = models.nbo.predict_proba(pairs).reshape(m, len(allowed)).T
+    gate = gate_offers(features, models.catalog, scores["predicted_clv"], scores["churn_probability"],
+                       scores["p_alive"], consent, contact_history, as_of)
+    if allowed.size and models.nbo is not None:
+        # Only pairs the policy could list are predicted (the same pairs the offer model was
+        # trained on: a category not bought lately); decide() never reads the others.
+        eligible = gate.ok[allowed]
+        if eligible.any():
+            pairs = offer_pairs(sub, models.catalog.offers, popularity or {}, mask=eligible)
+            offer_j, cust_i = np.nonzero(eligible.T)  # offer-major, the order offer_pairs builds
+            p_convert[allowed[cust_i], offer_j] = models.nbo.predict_proba(pairs)
     d = decide(features, models.catalog, p_convert, scores["predicted_clv"], scores["churn_probability"],
-               scores["p_alive"], consent, contact_history, as_of)
+               scores["p_alive"], consent, gate=gate)
     reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],
                             scores["churn_probability"], scores["p_alive"], consent)
     offers = _offer_lists(models.catalog, d)

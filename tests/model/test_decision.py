@@ -173,3 +173,39 @@ def test_default_catalog_has_ten_offers_over_distinct_categories():
     assert len(catalog.offers) >= 10
     assert len({o.category for o in catalog.offers}) == len(catalog.offers)
     assert catalog.default_action.offer_id and catalog.retention is not None
+
+
+@pytest.mark.parametrize("top_k", [0, 1, 2, 3, 10])
+def test_top_k_limits_the_list_but_not_the_choice(top_k):
+    catalog = parse_catalog({**RAW, "policy": {**RAW["policy"], "top_k": top_k}})
+    f = frame(2)
+    p = np.array([[0.3, 0.9, 0.5], [0.0, 0.0, 0.0]])
+    d = decide(f, catalog, p, np.array([200.0, 200.0]), np.array([0.1, 0.1]), np.ones(2), np.ones(2, bool),
+               None, AS_OF)
+    assert d.top_index.shape == (2, min(top_k, 3))
+    assert d.top_index[0].tolist() == [1, 0, 2][:top_k]  # EV 3.5, 2.0, 0.5
+    assert d.action.tolist() == ["cross_sell", "no_action"] and d.action_offer_id[0] == "B"
+    assert (d.top_index[1] == -1).all()
+
+
+@pytest.mark.parametrize("bad", [{"top_k": -1}, {"top_k": 1.5}, {"top_k": "3"}, {"min_expected_value": None},
+                                 {"max_contacts_30d": True}])
+def test_catalog_policy_values_are_checked(bad):
+    key = next(iter(bad))
+    with pytest.raises(SchemaError, match=f"policy.{key}"):
+        parse_catalog({**RAW, "policy": {**RAW["policy"], **bad}})
+
+
+def test_gate_given_to_decide_equals_gate_computed_inside():
+    from nextbest.decision.policy import gate_offers
+
+    f = frame(3, days_since_deli=[10.0, 45.0, np.nan])
+    history = pd.DataFrame({"customer_id": ["c1"], "offer_id": ["A"], "timestamp": ["2024-05-25"]})
+    args = (np.array([200.0, 20.0, 500.0]), np.array([0.1, 0.7, 0.9]), np.ones(3), np.array([True, True, False]))
+    p = np.full((3, 3), 0.6)
+    gate = gate_offers(f, CATALOG, *args, history, AS_OF)
+    assert not gate.ok[0, 0] and not gate.ok[1, 0] and not gate.ok[2].any()  # recent DELI; cooldown; consent
+    inside = decide(f, CATALOG, p, *args, history, AS_OF)
+    given_gate = decide(f, CATALOG, np.where(gate.ok, p, np.nan), *args, gate=gate)  # ruled-out p never read
+    for name in ("action", "action_offer_id", "top_index", "top_ev", "top_p", "retention_ev", "best_ev"):
+        np.testing.assert_array_equal(getattr(inside, name), getattr(given_gate, name), err_msg=name)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from lifetimes import BetaGeoFitter
+from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from scipy.optimize import check_grad
 
 from nextbest.features.rfm import rfm_summary
@@ -13,6 +14,7 @@ from nextbest.models.fast import (
     _Patterns,
     _SpendData,
     bgnbd_negative_log_likelihood as negative_log_likelihood,
+    expected_purchases_path,
     fit_bgnbd,
     fit_gamma_gamma,
     gamma_gamma_negative_log_likelihood,
@@ -70,3 +72,25 @@ def test_fast_gamma_gamma_equals_lifetimes_fit(rfm):
     plain = GammaGammaFitter().fit(rep["frequency"], rep["monetary"])
     fast = fit_gamma_gamma(rep["frequency"], rep["monetary"])
     np.testing.assert_allclose(fast.params_.to_numpy(), plain.params_.to_numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd"])
+@pytest.mark.parametrize("params", [(0.243, 4.414, 0.793, 2.426), (2.0, 0.5, 3.0, 0.2), (0.05, 30.0, 0.02, 40.0)])
+def test_expected_purchases_path_equals_lifetimes_step_by_step(rfm, kind, params):
+    fitter = {"bgnbd": BetaGeoFitter, "mbgnbd": ModifiedBetaGeoFitter}[kind]()
+    fitter.params_ = pd.Series(dict(zip(("r", "alpha", "a", "b"), params)))
+    x, tx, T = (rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    times = [0.5, 1.0, 13.0, 52.0, 520.0]
+    path = expected_purchases_path(fitter, times, x, tx, T)
+    assert path.shape == (len(times), len(x))
+    for k, t in enumerate(times):
+        with np.errstate(all="ignore"):
+            theirs = np.asarray(fitter.conditional_expected_number_of_purchases_up_to_time(t, x, tx, T))
+        np.testing.assert_allclose(path[k], theirs, rtol=1e-13, atol=0, equal_nan=True)
+    assert np.isfinite(path).all()
+    assert (np.diff(path, axis=0) >= 0).all()  # expected purchases never fall as the horizon grows
+
+
+def test_expected_purchases_path_leaves_pareto_to_lifetimes(rfm):
+    x, tx, T = (rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    assert expected_purchases_path(ParetoNBDFitter(), [1.0], x, tx, T) is None

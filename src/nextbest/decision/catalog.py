@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nextbest.config import models_dir
+from nextbest.config import models_dir, read_yaml
 from nextbest.data.schema import SchemaError
 
 ELIGIBILITY_KEYS = {"not_bought_category_days", "min_clv", "max_clv", "min_churn", "max_churn", "min_p_alive"}
@@ -128,6 +126,12 @@ def parse_catalog(raw: dict) -> Catalog:
     unknown = set(policy) - set(POLICY_DEFAULTS)
     if unknown:
         raise SchemaError(f"offer catalog: policy has unknown key(s) {sorted(unknown)}")
+    for key, value in policy.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise SchemaError(f"offer catalog: policy.{key} must be a number, got {value!r}")
+    if int(policy["top_k"]) != policy["top_k"] or policy["top_k"] < 0:
+        raise SchemaError(f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}")
+    policy["top_k"] = int(policy["top_k"])
     return Catalog(offers=tuple(offers), retention=retention,
                    default_action=DefaultAction(str(default["offer_id"]), str(default["name"]),
                                                 str(default.get("channel", "email"))),
@@ -139,4 +143,4 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     path = Path(path) if path else models_dir() / "offers.yaml"
     if not path.exists():
         raise SchemaError(f"offer catalog not found: {path}")
-    return parse_catalog(yaml.safe_load(path.read_text()))
+    return parse_catalog(read_yaml(path))

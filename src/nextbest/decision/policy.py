@@ -111,39 +111,73 @@ def _ranges(rules: dict, clv: np.ndarray, churn: np.ndarray, p_alive: np.ndarray
     return ok
 
 
-def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv: np.ndarray,
-           churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray,
-           contact_history: pd.DataFrame | None = None, as_of=None) -> Decisions:
-    """Choose one action per customer and rank the top-k eligible offers by expected value.
+@dataclass
+class OfferGate:
+    """Which cross-sell offers each customer may receive, and their contact state.
 
-    ``p_convert`` is (n customers x m catalog offers); ``clv``, ``churn``,
-    ``p_alive`` and ``consent`` are per customer (scores of opted-out
-    customers are ignored).
+    ``ok`` (n x m catalog offers) combines consent, the global 30-day cap,
+    eligibility rules and per-offer cooldowns and caps. Scoring computes it
+    before the offer model so that only pairs that can be listed are predicted.
     """
-    policy = catalog.policy
-    n, m = p_convert.shape
-    k = int(policy["top_k"])
+
+    ok: np.ndarray
+    capped: np.ndarray
+    days_since: np.ndarray      # (n, m + 1): the last column is the retention offer, if any
+    count_cust: np.ndarray
+
+
+def gate_offers(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn: np.ndarray,
+                p_alive: np.ndarray, consent: np.ndarray, contact_history: pd.DataFrame | None = None,
+                as_of=None) -> OfferGate:
+    """Eligibility and contact policy of every (customer, cross-sell offer), before any offer score."""
+    m = len(catalog.offers)
     ids = features["customer_id"].astype(str).to_numpy()
     offer_ids = [o.offer_id for o in catalog.offers]
     ret_id = catalog.retention.offer_id if catalog.retention else None
     all_ids = offer_ids + ([ret_id] if ret_id else [])
     days_since, count_pair, count_cust = contact_state(contact_history, ids, all_ids, as_of)
     ok = eligibility(features, catalog, clv, churn, p_alive, days_since[:, :m], count_pair[:, :m])
-    capped = count_cust >= float(policy["max_contacts_30d"])
+    capped = count_cust >= float(catalog.policy["max_contacts_30d"])
     ok &= ~capped[:, None] & consent[:, None]
+    return OfferGate(ok, capped, days_since, count_cust)
+
+
+def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv: np.ndarray,
+           churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray,
+           contact_history: pd.DataFrame | None = None, as_of=None, gate: OfferGate | None = None) -> Decisions:
+    """Choose one action per customer and rank the top-k eligible offers by expected value.
+
+    ``p_convert`` is (n customers x m catalog offers); ``clv``, ``churn``,
+    ``p_alive`` and ``consent`` are per customer (scores of opted-out
+    customers are ignored). ``gate`` is :func:`gate_offers` of the same
+    arguments when the caller already has it (``contact_history`` and
+    ``as_of`` are then not read again); ``p_convert`` of pairs it rules out
+    is never used.
+    """
+    policy = catalog.policy
+    n, m = p_convert.shape
+    k = min(int(policy["top_k"]), m)
+    offer_ids = [o.offer_id for o in catalog.offers]
+    ret_id = catalog.retention.offer_id if catalog.retention else None
+    if gate is None:
+        gate = gate_offers(features, catalog, clv, churn, p_alive, consent, contact_history, as_of)
+    ok, capped, days_since, count_cust = gate.ok, gate.capped, gate.days_since, gate.count_cust
 
     value = np.array([o.value for o in catalog.offers])
     cost = np.array([o.cost for o in catalog.offers])
     ev = p_convert * value[None, :] - cost[None, :]
     # Offers that lose money in expectation are never listed.
     ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
-    order = np.argsort(-ev_masked, axis=1, kind="stable")[:, :k]
-    top_ev = np.take_along_axis(ev_masked, order, axis=1)
-    top_p = np.take_along_axis(p_convert, order, axis=1)
-    top_index = np.where(np.isfinite(top_ev), order, -1)
-    top_ev = np.where(top_index >= 0, top_ev, np.nan)
-    top_p = np.where(top_index >= 0, top_p, np.nan)
-    best_ev = np.where(top_index[:, 0] >= 0, top_ev[:, 0], -np.inf) if k else np.full(n, -np.inf)
+    # Rank at least one offer: the best one is the cross-sell candidate even when top_k = 0
+    # (no list wanted); the listed offers are the first top_k of the ranking.
+    order = np.argsort(-ev_masked, axis=1, kind="stable")[:, :max(k, 1)]
+    ranked_ev = np.take_along_axis(ev_masked, order, axis=1)
+    ranked_index = np.where(np.isfinite(ranked_ev), order, -1)
+    best_index = ranked_index[:, 0] if m else np.full(n, -1)
+    best_ev = np.where(best_index >= 0, ranked_ev[:, 0], -np.inf) if m else np.full(n, -np.inf)
+    top_index = ranked_index[:, :k].copy()
+    top_ev = np.where(top_index >= 0, ranked_ev[:, :k], np.nan)
+    top_p = np.where(top_index >= 0, np.take_along_axis(p_convert, order[:, :k], axis=1), np.nan)
 
     retention_ev = np.full(n, -np.inf)
     if catalog.retention is not None:
@@ -163,7 +197,7 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     action[use_ret] = "retention"
     offer[use_ret] = ret_id
     action[use_xs] = "cross_sell"
-    offer[use_xs] = np.asarray(offer_ids, dtype=object)[top_index[use_xs, 0]]
+    offer[use_xs] = np.asarray(offer_ids, dtype=object)[best_index[use_xs]]
     action[~consent] = "non_personalised"
     offer[~consent] = catalog.default_action.offer_id
     top_index[~consent] = -1

@@ -45,6 +45,7 @@ from nextbest.models.btyd import (  # noqa: F401  (re-exported: the CLV model's 
     validate_rfm,
     validate_spend_input,
 )
+from nextbest.models.fast import expected_purchases_path
 
 
 def discount_factor_per_unit(discount_rate_annual: float, time_unit_days: float) -> float:
@@ -196,10 +197,13 @@ class ClvModel(BaseModel):
             n_steps = int(min(52, max(1, np.ceil(horizon_units))))
             step = horizon_units / n_steps
             d = discount_factor_per_unit(self.discount_rate_annual, step * self.time_unit_days)
+            times = [k * step for k in range(1, n_steps + 1)]
+            path = expected_purchases_path(cf, times, f, r, T)
             prev = np.zeros_like(f)
             clv = np.zeros_like(f)
             for k in range(1, n_steps + 1):
-                cur = np.asarray(cf.conditional_expected_number_of_purchases_up_to_time(k * step, f, r, T))
+                cur = (path[k - 1] if path is not None
+                       else np.asarray(cf.conditional_expected_number_of_purchases_up_to_time(k * step, f, r, T)))
                 clv += (cur - prev) / (1.0 + d) ** k
                 prev = cur
         return pd.DataFrame(

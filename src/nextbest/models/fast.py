@@ -176,3 +176,51 @@ def fit_gamma_gamma(frequency, monetary, weights=None, penalizer_coef: float = 0
     fitter.params_ = pd.Series(np.exp(out.x), index=["p", "q", "v"])
     fitter._negative_log_likelihood_ = out.fun
     return fitter
+
+
+# -- prediction: E[N(t)] at many horizons at once --------------------------------------------------
+def expected_purchases_path(fitter, times, frequency, recency, T) -> np.ndarray | None:
+    """``E[N(t) | x, t_x, T]`` for every ``t`` in ``times``: an array (len(times), n customers).
+
+    The same closed forms as lifetimes' ``conditional_expected_number_of_purchases_up_to_time``
+    of ``BetaGeoFitter`` (Fader, Hardie & Lee 2005a, eq. 10, with lifetimes' fallback when the
+    hypergeometric term overflows) and ``ModifiedBetaGeoFitter`` (Batislam et al. 2007), operation
+    for operation, so the values are identical. Two things make it fast for a CLV sum over 52
+    steps: the hypergeometric numerator depends only on ``(x, T)`` and is evaluated once per
+    distinct pair, and the ``t``-free denominator once per customer instead of once per step.
+
+    Returns ``None`` for other fitters (Pareto/NBD): the caller then uses lifetimes step by step.
+    """
+    from lifetimes import ModifiedBetaGeoFitter
+    from scipy.special import hyp2f1
+
+    kind = type(fitter)
+    if kind not in (BetaGeoFitter, ModifiedBetaGeoFitter):
+        return None
+    r, alpha, a, b = (float(fitter.params_[k]) for k in ("r", "alpha", "a", "b"))
+    pairs, inverse = np.unique(np.column_stack([frequency, T]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    xu, Tu = pairs[:, 0], pairs[:, 1]
+    times = np.asarray(times, dtype="float64")
+    out = np.empty((len(times), len(frequency)))
+    if kind is BetaGeoFitter:
+        x = frequency
+        denominator = 1 + (x > 0) * (a / (b + x - 1)) * ((alpha + T) / (alpha + recency)) ** (r + x)
+        _a, _b, _c = r + xu, b + xu, a + b + xu - 1
+        first_term = (a + b + xu - 1) / (a - 1)
+        for k, t in enumerate(times):
+            _z = t / (alpha + Tu + t)
+            ln_hyp_term = np.log(hyp2f1(_a, _b, _c, _z))
+            ln_hyp_term_alt = np.log(hyp2f1(_c - _a, _c - _b, _c, _z)) + (_c - _a - _b) * np.log(1 - _z)
+            ln_hyp_term = np.where(np.isinf(ln_hyp_term), ln_hyp_term_alt, ln_hyp_term)
+            second_term = 1 - np.exp(ln_hyp_term + (r + xu) * np.log((alpha + Tu) / (alpha + t + Tu)))
+            out[k] = (first_term * second_term)[inverse] / denominator
+    else:
+        x = frequency
+        denominator = 1 + (a / (b + x)) * ((alpha + T) / (alpha + recency)) ** (r + x)
+        first_term = (a + b + xu) / (a - 1)
+        for k, t in enumerate(times):
+            hyp_term = hyp2f1(r + xu, b + xu + 1, a + b + xu, t / (alpha + Tu + t))
+            second_term = 1 - hyp_term * ((alpha + Tu) / (alpha + t + Tu)) ** (r + xu)
+            out[k] = (first_term * second_term)[inverse] / denominator
+    return out

@@ -32,8 +32,13 @@ CUSTOMER_FEATURES = (
 PAIR_FEATURES = ("cat_share", "cat_days_since", "cat_ever_bought", "cat_popularity_30d", "cat_redemptions")
 
 
-def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float]) -> pd.DataFrame:
+def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float],
+                mask: np.ndarray | None = None) -> pd.DataFrame:
     """One row per (customer, offer) with customer, category and offer features.
+
+    Rows are offer-major: all customers for the first offer, then the second...
+    With ``mask`` (n customers x m offers, bool) only the pairs where it is
+    true are built, in the same order (scoring builds only eligible pairs).
 
     Parameters
     ----------
@@ -44,6 +49,8 @@ def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float]) ->
     offers : sequence of Offer
     popularity : dict
         Category -> share of customers who bought it in the last 30 days.
+    mask : numpy.ndarray, optional
+        Which (customer, offer) pairs to build; default all.
     """
     n = len(features)
     share_cols = [c for c in features.columns if c.startswith("share_")]
@@ -55,21 +62,27 @@ def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float]) ->
         if c != "customer_id":
             base[c] = features[c].to_numpy()
     parts = []
-    for offer in offers:
+    for j, offer in enumerate(offers):
+        rows = slice(None) if mask is None else np.flatnonzero(mask[:, j])
         key = category_key(offer.category)
-        days = features.get(f"days_since_{key}", pd.Series(np.nan, index=features.index)).to_numpy(dtype=float)
-        share = features.get(f"share_{key}", pd.Series(0.0, index=features.index)).to_numpy(dtype=float)
-        part = base.copy()
+        days = _column(features, f"days_since_{key}", np.nan)[rows]
+        part = base.iloc[rows] if mask is not None else base.copy()
+        part = part.reset_index(drop=True)
         part["offer_id"] = offer.offer_id
         part["category"] = offer.category
-        part["cat_share"] = share
+        part["cat_share"] = _column(features, f"share_{key}", 0.0)[rows]
         part["cat_days_since"] = days
         part["cat_ever_bought"] = (~np.isnan(days)).astype(float)
         part["cat_popularity_30d"] = float(popularity.get(offer.category, 0.0))
-        red_col = f"redemptions_{key}"
-        part["cat_redemptions"] = features[red_col].to_numpy(dtype=float) if red_col in features.columns else np.zeros(n)
+        part["cat_redemptions"] = _column(features, f"redemptions_{key}", 0.0)[rows]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def _column(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    if name in features.columns:
+        return features[name].to_numpy(dtype=float)
+    return np.full(len(features), default)
 
 
 def offer_feature_names(pairs: pd.DataFrame, demographics: list[str]) -> list[str]:

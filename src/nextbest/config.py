@@ -114,8 +114,8 @@ CLV_DEFAULTS: dict[str, Any] = {
 
 
 _LGBM_DEFAULTS: dict[str, Any] = {
-    "n_estimators": 300,
-    "learning_rate": 0.05,
+    "n_estimators": 80,
+    "learning_rate": 0.1,
     "num_leaves": 15,
     "min_child_samples": 40,
     "subsample": 0.8,

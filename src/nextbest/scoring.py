@@ -23,7 +23,6 @@ import pandas as pd
 from nextbest.decision.catalog import Catalog
 from nextbest.decision.policy import decide, gate_offers
 from nextbest.decision.reasons import build_reasons
-from nextbest.models.offers import offer_pairs
 
 SCORE_COLUMNS = ("customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv",
                  "churn_probability", "action", "action_offer_id", "offers", "reasons", "model_versions")
@@ -84,9 +83,9 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
         # trained on: a category not bought lately); decide() never reads the others.
         eligible = gate.ok[allowed]
         if eligible.any():
-            pairs = offer_pairs(sub, models.catalog.offers, popularity or {}, mask=eligible)
-            offer_j, cust_i = np.nonzero(eligible.T)  # offer-major, the order offer_pairs builds
-            p_convert[allowed[cust_i], offer_j] = models.nbo.predict_proba(pairs)
+            offer_j, cust_i = np.nonzero(eligible.T)  # offer-major, the order predict_offers returns
+            p_convert[allowed[cust_i], offer_j] = models.nbo.predict_offers(
+                sub, models.catalog.offers, popularity or {}, mask=eligible)
     d = decide(features, models.catalog, p_convert, scores["predicted_clv"], scores["churn_probability"],
                scores["p_alive"], consent, gate=gate)
     reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],

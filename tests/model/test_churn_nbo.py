@@ -187,3 +187,33 @@ def test_nbo_finds_the_known_best_offer():
     assert (chosen[meat] == "X-SEAFOOD").mean() > 0.9
     assert (chosen[pastry] == "X-DELI").mean() > 0.9
     assert result.metrics["model_hit_at_3"] >= result.metrics["baseline_popularity_hit_at_3"]
+
+
+def test_predict_offers_equals_pair_frame_predictions_on_complete_journey():
+    """The scoring fast path gives exactly the pair-frame probabilities (demographics, campaigns, masks)."""
+    from nextbest.config import load_config
+    from nextbest.data import load_dataset
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.features.build import category_popularity
+    from nextbest.models.offers import offer_pairs
+    from nextbest.train.nbo import train_nbo
+
+    ds = load_dataset("completejourney")
+    catalog = load_catalog()
+    as_of = pd.Timestamp("2017-10-01")
+    tx = ds.transactions[ds.transactions["timestamp"] < as_of]
+    ctx = build_context(tx, ds.customers, catalog.categories, ds.extras)
+    cfg = load_config("nbo", {"n_cutoffs": 3, "lightgbm": {"n_estimators": 40, "n_jobs": 1}})
+    model = train_nbo(ctx, as_of, cfg, catalog, 7.0).model
+    assert len([c for c in model.levels_ if c != "offer_id"]) >= 3  # demographics are categorical features
+    feats = features_at(ctx, as_of, 7.0)
+    feats.loc[feats.index[:5], "income"] = "never-seen-level"  # unseen levels become missing in both paths
+    pop = category_popularity(ctx, as_of)
+    rng = np.random.default_rng(0)
+    for mask in (None, rng.random((len(feats), len(catalog.offers))) < 0.3,
+                 np.zeros((len(feats), len(catalog.offers)), dtype=bool)):
+        fast = model.predict_offers(feats, catalog.offers, pop, mask=mask)
+        slow = model.predict_proba(offer_pairs(feats, catalog.offers, pop, mask=mask)) if (
+            mask is None or mask.any()) else np.empty(0)
+        assert fast.shape == slow.shape
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=0)

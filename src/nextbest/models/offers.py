@@ -52,31 +52,56 @@ def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float],
     mask : numpy.ndarray, optional
         Which (customer, offer) pairs to build; default all.
     """
-    n = len(features)
+    parts = []
+    base = _customer_base(features)
+    for j, offer in enumerate(offers):
+        rows = slice(None) if mask is None else np.flatnonzero(mask[:, j])
+        part = base.iloc[rows].reset_index(drop=True)
+        for name, value in _pair_values(features, offer, popularity).items():
+            part[name] = value[rows] if isinstance(value, np.ndarray) else value
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _customer_base(features: pd.DataFrame) -> pd.DataFrame:
+    """The customer part of every pair: behaviour, category mix, campaign response, demographics."""
     share_cols = [c for c in features.columns if c.startswith("share_")]
     base = features[["customer_id", *[c for c in CUSTOMER_FEATURES if c in features.columns], *share_cols]].copy()
     for c in CAMPAIGN_FEATURES:
         base[c] = features[c].to_numpy(dtype=float) if c in features.columns else 0.0
-    demo = [c for c in features.columns if features[c].dtype == object or isinstance(features[c].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(features[c])]
-    for c in demo:
-        if c != "customer_id":
+    for c in features.columns:
+        if c != "customer_id" and _is_text(features[c]):
             base[c] = features[c].to_numpy()
-    parts = []
-    for j, offer in enumerate(offers):
-        rows = slice(None) if mask is None else np.flatnonzero(mask[:, j])
-        key = category_key(offer.category)
-        days = _column(features, f"days_since_{key}", np.nan)[rows]
-        part = base.iloc[rows] if mask is not None else base.copy()
-        part = part.reset_index(drop=True)
-        part["offer_id"] = offer.offer_id
-        part["category"] = offer.category
-        part["cat_share"] = _column(features, f"share_{key}", 0.0)[rows]
-        part["cat_days_since"] = days
-        part["cat_ever_bought"] = (~np.isnan(days)).astype(float)
-        part["cat_popularity_30d"] = float(popularity.get(offer.category, 0.0))
-        part["cat_redemptions"] = _column(features, f"redemptions_{key}", 0.0)[rows]
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    return base.reset_index(drop=True)
+
+
+def _is_text(column: pd.Series) -> bool:
+    return (column.dtype == object or isinstance(column.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(column))
+
+
+def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) -> dict:
+    """The offer's own columns for every customer: arrays (n,) or scalars."""
+    key = category_key(offer.category)
+    days = _column(features, f"days_since_{key}", np.nan)
+    return {"offer_id": offer.offer_id, "category": offer.category,
+            "cat_share": _column(features, f"share_{key}", 0.0),
+            "cat_days_since": days,
+            "cat_ever_bought": (~np.isnan(days)).astype(float),
+            "cat_popularity_30d": float(popularity.get(offer.category, 0.0)),
+            "cat_redemptions": _column(features, f"redemptions_{key}", 0.0)}
+
+
+def _float_codes(X: pd.DataFrame) -> np.ndarray:
+    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes them."""
+    cols = {}
+    for c in X.columns:
+        if isinstance(X[c].dtype, pd.CategoricalDtype):
+            codes = X[c].cat.codes.to_numpy()
+            cols[c] = np.where(codes >= 0, codes, np.nan)
+        else:
+            cols[c] = X[c].to_numpy(dtype="float64")
+    return np.column_stack([cols[c] for c in X.columns]) if cols else np.empty((len(X), 0))
 
 
 def _column(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -129,6 +154,42 @@ class OfferModel(BaseModel):
         self._check_fitted()
         check_features(pairs, self.feature_names_, "offer pairs")
         return self.classifier_.predict_proba(as_matrix(pairs, self.feature_names_, self.levels_))[:, 1]
+
+    def predict_offers(self, features: pd.DataFrame, offers, popularity: dict[str, float],
+                       mask: np.ndarray | None = None) -> np.ndarray:
+        """P(convert) of (customer, offer) pairs straight from customer feature rows.
+
+        The same values as ``predict_proba(offer_pairs(features, offers, popularity, mask))``,
+        in the same (offer-major) order, without building the pair frame: customer columns are
+        encoded once per customer (not once per pair) and each offer's block is a float
+        matrix handed to the LightGBM booster. This is the scoring path (batch and service).
+        """
+        self._check_fitted()
+        names = self.feature_names_
+        pos = {name: i for i, name in enumerate(names)}
+        base = _customer_base(features)
+        pair_names = {"offer_id", "category", *PAIR_FEATURES}
+        customer_names = [c for c in names if c not in pair_names]
+        check_features(base, customer_names, "offer pairs")
+        customer_X = _float_codes(as_matrix(base, customer_names, self.levels_))
+        customer_pos = [pos[c] for c in customer_names]
+        booster = self.classifier_.booster_
+        out = []
+        for j, offer in enumerate(offers):
+            rows = np.arange(len(base)) if mask is None else np.flatnonzero(mask[:, j])
+            if not rows.size:
+                continue
+            X = np.empty((rows.size, len(names)))
+            X[:, customer_pos] = customer_X[rows]
+            for name, value in _pair_values(features, offer, popularity).items():
+                if name not in pos:
+                    continue
+                if name in self.levels_:  # categorical (offer_id): its code, missing if unseen
+                    levels = self.levels_[name]
+                    value = float(levels.index(str(value))) if str(value) in levels else np.nan
+                X[:, pos[name]] = value[rows] if isinstance(value, np.ndarray) else value
+            out.append(booster.predict(X))
+        return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """``customer_id``, ``offer_id``, ``p_convert``."""

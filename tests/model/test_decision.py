@@ -186,6 +186,10 @@ def test_top_k_limits_the_list_but_not_the_choice(top_k):
     assert d.top_index[0].tolist() == [1, 0, 2][:top_k]  # EV 3.5, 2.0, 0.5
     assert d.action.tolist() == ["cross_sell", "no_action"] and d.action_offer_id[0] == "B"
     assert (d.top_index[1] == -1).all()
+    reasons = build_reasons(f, catalog, d, np.array([200.0, 200.0]), np.array([0.1, 0.1]), np.ones(2),
+                            np.ones(2, bool))
+    assert "never bought MEAT" in reasons[0][0]["text"]  # the chosen offer B, listed or not
+    assert "expected value $3.50" in reasons[0][1]["text"]
 
 
 @pytest.mark.parametrize("bad", [{"top_k": -1}, {"top_k": 1.5}, {"top_k": "3"}, {"min_expected_value": None},

@@ -42,6 +42,8 @@ class Decisions:
     retention_ev: np.ndarray
     best_ev: np.ndarray
     contacts_30d: np.ndarray
+    best_index: np.ndarray      # best eligible cross-sell (-1 = none), whether or not top_k lists it
+    best_p: np.ndarray
 
 
 def contact_state(history: pd.DataFrame | None, customer_ids: np.ndarray, offer_ids: list[str],
@@ -175,6 +177,8 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     ranked_index = np.where(np.isfinite(ranked_ev), order, -1)
     best_index = ranked_index[:, 0] if m else np.full(n, -1)
     best_ev = np.where(best_index >= 0, ranked_ev[:, 0], -np.inf) if m else np.full(n, -np.inf)
+    best_p = np.where(best_index >= 0, p_convert[np.arange(n), np.maximum(best_index, 0)], np.nan) if m \
+        else np.full(n, np.nan)
     top_index = ranked_index[:, :k].copy()
     top_ev = np.where(top_index >= 0, ranked_ev[:, :k], np.nan)
     top_p = np.where(top_index >= 0, np.take_along_axis(p_convert, order[:, :k], axis=1), np.nan)
@@ -201,4 +205,4 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     action[~consent] = "non_personalised"
     offer[~consent] = catalog.default_action.offer_id
     top_index[~consent] = -1
-    return Decisions(action, offer, top_index, top_ev, top_p, retention_ev, best_ev, count_cust)
+    return Decisions(action, offer, top_index, top_ev, top_p, retention_ev, best_ev, count_cust, best_index, best_p)

@@ -67,10 +67,7 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
     offer_days = [features[c].to_numpy(dtype=float).tolist() if (c := f"days_since_{category_key(o.category)}")
                   in features.columns else None for o in offers]
     value_cost = [(money(o.value), money(o.cost)) for o in offers]
-    k = d.top_index.shape[1]
-    top0 = d.top_index[:, 0].tolist() if k else [-1] * n
-    top_p0 = d.top_p[:, 0].tolist() if k else [np.nan] * n
-    top_ev0 = d.top_ev[:, 0].tolist() if k else [np.nan] * n
+    top0, top_p0, top_ev0 = d.best_index.tolist(), d.best_p.tolist(), d.best_ev.tolist()
     consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
     contacts, best_ev = d.contacts_30d.tolist(), d.best_ev.tolist()
     clv_l, churn_l, p_alive_l, ipt_l = clv.tolist(), churn.tolist(), p_alive.tolist(), ipt.tolist()

@@ -118,7 +118,6 @@ def child_score(data: Path, n: int) -> None:
     from nextbest.decision.catalog import load_catalog
     from nextbest.decision.policy import decide, gate_offers
     from nextbest.decision.reasons import build_reasons
-    from nextbest.models.offers import offer_pairs
     from nextbest.scoring import _offer_lists, score
 
     tracking.setup()
@@ -153,15 +152,15 @@ def child_score(data: Path, n: int) -> None:
     consent = np.ones(len(features), dtype=bool)
     clv_v, pa_v = clv["predicted_clv"].to_numpy(), clv["p_alive"].to_numpy()
     gate = timed("gate", gate_offers, features, models.catalog, clv_v, churn, pa_v, consent, None, as_of)
-    pairs = timed("offer_pairs", offer_pairs, features, models.catalog.offers, pop, mask=gate.ok)
     p = np.zeros(gate.ok.shape)
     offer_j, cust_i = np.nonzero(gate.ok.T)
-    p[cust_i, offer_j] = timed("offer_model", models.nbo.predict_proba, pairs)
+    p[cust_i, offer_j] = timed("offer_model", models.nbo.predict_offers, features, models.catalog.offers, pop,
+                               mask=gate.ok)
     d = timed("decide", decide, features, models.catalog, p, clv_v, churn, pa_v, consent, gate=gate)
     timed("reasons", build_reasons, features, models.catalog, d, clv_v, churn, pa_v, consent)
     timed("offer_lists", _offer_lists, models.catalog, d)
     print(json.dumps({"customers": len(scores), "features_s": features_s, "score_s": score_s, "parts": parts,
-                      "pairs": len(pairs), "n_offers": len(models.catalog.offers), "nbo_trees": int(models.nbo.classifier_.booster_.num_trees())}))
+                      "pairs": int(gate.ok.sum()), "n_offers": len(models.catalog.offers), "nbo_trees": int(models.nbo.classifier_.booster_.num_trees())}))
 
 
 # -- data and models --------------------------------------------------------------------------------

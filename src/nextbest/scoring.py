@@ -106,19 +106,14 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
 
 
 def _offer_lists(catalog: Catalog, d) -> list[list[dict]]:
-    # Plain Python lists (tolist) instead of per-element numpy indexing: same values, ~5x faster.
+    # Plain Python lists (tolist) and numpy rounding instead of per-element work: same values, fast.
     ids = [o.offer_id for o in catalog.offers]
     cats = [o.category for o in catalog.offers]
-    out = []
-    for irow, prow, erow in zip(d.top_index.tolist(), d.top_p.tolist(), d.top_ev.tolist()):
-        row = []
-        for o, p, ev in zip(irow, prow, erow):
-            if o < 0:
-                break
-            row.append({"offer_id": ids[o], "category": cats[o], "p_convert": round(p, 6),
-                        "expected_value": round(ev, 4)})
-        out.append(row)
-    return out
+    p_rounded = np.round(d.top_p, 6).tolist()
+    ev_rounded = np.round(d.top_ev, 4).tolist()
+    return [[{"offer_id": ids[o], "category": cats[o], "p_convert": p, "expected_value": ev}
+             for o, p, ev in zip(irow, prow, erow) if o >= 0]  # -1 (none) only ever trails
+            for irow, prow, erow in zip(d.top_index.tolist(), p_rounded, ev_rounded)]
 
 
 def top_customers(scores: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Backtests end to end: the CDNOW paper's holdout through `nextbest evaluate`, and a synthetic
 dataset with categories (every section, registry versions, --compare).
 
-LightGBM gets 20 trees and 4 cutoffs instead of 300 and 6-7 (config override): the expensive
+LightGBM gets 20 trees and 4 cutoffs instead of 80 and 6-7 (config override): the expensive
 part, not what is tested.
 """
 

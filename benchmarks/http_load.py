@@ -37,7 +37,7 @@ import bentoml
 from nextbest.serving.schemas import Decision, PredictRequest
 
 HERE = Path(__file__).resolve().parent
-EXAMPLE = Decision.model_config["json_schema_extra"]["example"]
+EXAMPLE = Decision.model_json_schema()["example"]
 
 
 @bentoml.service(name="trivial", workers=1)

@@ -174,6 +174,8 @@ class OfferModel(BaseModel):
         customer_X = _float_codes(as_matrix(base, customer_names, self.levels_))
         customer_pos = [pos[c] for c in customer_names]
         booster = self.classifier_.booster_
+        n_jobs = self.classifier_.get_params().get("n_jobs")  # as predict_proba would use it
+        threads = {"num_threads": int(n_jobs)} if isinstance(n_jobs, int) and n_jobs > 0 else {}
         out = []
         for j, offer in enumerate(offers):
             rows = np.arange(len(base)) if mask is None else np.flatnonzero(mask[:, j])
@@ -188,7 +190,7 @@ class OfferModel(BaseModel):
                     levels = self.levels_[name]
                     value = float(levels.index(str(value))) if str(value) in levels else np.nan
                 X[:, pos[name]] = value[rows] if isinstance(value, np.ndarray) else value
-            out.append(booster.predict(X))
+            out.append(booster.predict(X, **threads))
         return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:

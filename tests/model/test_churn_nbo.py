@@ -102,6 +102,10 @@ def test_score_contract_and_consent(synthetic_world):
             seen.append(set(frame["customer_id"]))
             return self.model.predict_proba(frame, *args, **kwargs)
 
+        def predict_offers(self, frame, *args, **kwargs):
+            seen.append(set(frame["customer_id"]))
+            return self.model.predict_offers(frame, *args, **kwargs)
+
     from dataclasses import replace
 
     bundle = replace(w["bundle"], clv=Recorder(w["bundle"].clv), churn=Recorder(w["bundle"].churn),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from nextbest.data.schema import SchemaError
@@ -79,11 +80,23 @@ def check_features(frame: pd.DataFrame, feature_names: list[str], what: str) -> 
 
 
 def as_matrix(frame: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]) -> pd.DataFrame:
-    """Feature frame in the model's column order with categoricals encoded; numbers as float."""
-    X = encode_categoricals(frame[feature_names], {k: v for k, v in levels.items() if k in feature_names})
+    """Feature frame in the model's column order with categoricals encoded; numbers as float.
+
+    Built column by column into one new frame (no per-column assignment into a copy): on a
+    one-customer request most of the time was pandas bookkeeping, not the model.
+    """
+    cat_levels = {k: v for k, v in levels.items() if k in feature_names}
+    cats = encode_categoricals(frame[list(cat_levels)], cat_levels) if cat_levels else None
+    columns = {}
     for col in feature_names:
-        if col not in levels:
-            X[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
-    return X
+        if col in cat_levels:
+            columns[col] = cats[col]
+            continue
+        values = frame[col]
+        if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            columns[col] = values.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            columns[col] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(columns, index=frame.index, columns=feature_names)
 
 

@@ -13,6 +13,9 @@ from hypothesis import settings
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="nextbest-hypothesis-"))
 settings.register_profile("nextbest", database=None, derandomize=True, deadline=None, max_examples=60)
 settings.load_profile("nextbest")
+# Tests that do not ask for their own home (nb_home) still never write into the work tree
+# (e.g. the compiled-trees cache); .ci/run sets a temporary home too.
+os.environ.setdefault("NEXTBEST_HOME", tempfile.mkdtemp(prefix="nextbest-test-home-"))
 
 from nextbest.data.cdnow import load_cdnow
 

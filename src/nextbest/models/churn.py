@@ -19,7 +19,8 @@ from lightgbm import LGBMClassifier
 from sklearn.isotonic import IsotonicRegression
 
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features
+from nextbest.models import compiled
+from nextbest.models.tabular import as_matrix, check_features, float_codes
 
 # BTYD bookkeeping columns that only restate age; P(alive) already uses them.
 EXCLUDED_FEATURES = {"T", "tenure_days", "recency", "customer_id", "cutoff", "label", "consent_profiling",
@@ -89,8 +90,8 @@ class ChurnModel(BaseModel):
         return self
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        X = as_matrix(frame, self.feature_names_, self.levels_)
-        return self.classifier_.predict_proba(X)[:, 1]
+        X = float_codes(as_matrix(frame, self.feature_names_, self.levels_))
+        return compiled.predict_classifier(self.classifier_, X)
 
     def predict_proba(self, frame: pd.DataFrame, calibrated: bool = True) -> np.ndarray:
         """P(churn) per row of ``frame`` (calibrated unless told otherwise)."""

@@ -23,7 +23,8 @@ from lightgbm import LGBMClassifier
 from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features
+from nextbest.models import compiled
+from nextbest.models.tabular import as_matrix, check_features, float_codes
 
 CUSTOMER_FEATURES = (
     "days_since_last", "n_purchases", "avg_spend", "n_purchases_30d", "n_purchases_90d", "spend_90d",
@@ -92,18 +93,6 @@ def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) ->
             "cat_redemptions": _column(features, f"redemptions_{key}", 0.0)}
 
 
-def _float_codes(X: pd.DataFrame) -> np.ndarray:
-    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes them."""
-    cols = {}
-    for c in X.columns:
-        if isinstance(X[c].dtype, pd.CategoricalDtype):
-            codes = X[c].cat.codes.to_numpy()
-            cols[c] = np.where(codes >= 0, codes, np.nan)
-        else:
-            cols[c] = X[c].to_numpy(dtype="float64")
-    return np.column_stack([cols[c] for c in X.columns]) if cols else np.empty((len(X), 0))
-
-
 def _column(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
     if name in features.columns:
         return features[name].to_numpy(dtype=float)
@@ -162,7 +151,8 @@ class OfferModel(BaseModel):
         The same values as ``predict_proba(offer_pairs(features, offers, popularity, mask))``,
         in the same (offer-major) order, without building the pair frame: customer columns are
         encoded once per customer (not once per pair) and each offer's block is a float
-        matrix handed to the LightGBM booster. This is the scoring path (batch and service).
+        matrix handed to the compiled trees (:mod:`nextbest.models.compiled`, LightGBM as the
+        fallback). This is the scoring path (batch and service).
         """
         self._check_fitted()
         names = self.feature_names_
@@ -171,11 +161,8 @@ class OfferModel(BaseModel):
         pair_names = {"offer_id", "category", *PAIR_FEATURES}
         customer_names = [c for c in names if c not in pair_names]
         check_features(base, customer_names, "offer pairs")
-        customer_X = _float_codes(as_matrix(base, customer_names, self.levels_))
+        customer_X = float_codes(as_matrix(base, customer_names, self.levels_))
         customer_pos = [pos[c] for c in customer_names]
-        booster = self.classifier_.booster_
-        n_jobs = self.classifier_.get_params().get("n_jobs")  # as predict_proba would use it
-        threads = {"num_threads": int(n_jobs)} if isinstance(n_jobs, int) and n_jobs > 0 else {}
         out = []
         for j, offer in enumerate(offers):
             rows = np.arange(len(base)) if mask is None else np.flatnonzero(mask[:, j])
@@ -190,7 +177,7 @@ class OfferModel(BaseModel):
                     levels = self.levels_[name]
                     value = float(levels.index(str(value))) if str(value) in levels else np.nan
                 X[:, pos[name]] = value[rows] if isinstance(value, np.ndarray) else value
-            out.append(booster.predict(X, **threads))
+            out.append(compiled.predict_classifier(self.classifier_, X))
         return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:

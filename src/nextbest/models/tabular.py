@@ -100,3 +100,13 @@ def as_matrix(frame: pd.DataFrame, feature_names: list[str], levels: dict[str, l
     return pd.DataFrame(columns, index=frame.index, columns=feature_names)
 
 
+def float_codes(X: pd.DataFrame) -> np.ndarray:
+    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes them."""
+    cols = {}
+    for c in X.columns:
+        if isinstance(X[c].dtype, pd.CategoricalDtype):
+            codes = X[c].cat.codes.to_numpy()
+            cols[c] = np.where(codes >= 0, codes, np.nan)
+        else:
+            cols[c] = X[c].to_numpy(dtype="float64")
+    return np.column_stack([cols[c] for c in X.columns]) if cols else np.empty((len(X), 0))

@@ -14,7 +14,9 @@ non-personalised default action, an empty offer list and **no** model scores
 
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,9 +90,10 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
                 sub, models.catalog.offers, popularity or {}, mask=eligible)
     d = decide(features, models.catalog, p_convert, scores["predicted_clv"], scores["churn_probability"],
                scores["p_alive"], consent, gate=gate)
-    reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],
-                            scores["churn_probability"], scores["p_alive"], consent)
-    offers = _offer_lists(models.catalog, d)
+    with _no_cyclic_gc():
+        reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],
+                                scores["churn_probability"], scores["p_alive"], consent)
+        offers = _offer_lists(models.catalog, d)
     out = pd.DataFrame({"customer_id": features["customer_id"].astype(str).to_numpy()})
     for c in MODEL_SCORE_COLUMNS:
         out[c] = scores[c]
@@ -103,6 +106,23 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
     out["as_of"] = pd.Timestamp(as_of) if as_of is not None else pd.NaT
     out["horizon_days"] = float(horizon_days)
     return out
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """Pause the cyclic garbage collector while building millions of small acyclic objects.
+
+    Reasons and offer lists are plain dicts of strings and floats (no reference cycles), but
+    their sheer number triggers collections that rescan everything alive: about half of the
+    time of building them for 100k customers. Reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _offer_lists(catalog: Catalog, d) -> list[list[dict]]:

@@ -8,6 +8,8 @@ stable identifiers for reporting, texts are for people, e.g.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -30,7 +32,7 @@ def money(x: float) -> str:
 
 def cadence(ipt_days: float) -> str:
     """Plain words for a mean inter-purchase time in days."""
-    if not np.isfinite(ipt_days):
+    if not math.isfinite(ipt_days):
         return "once so far"
     if ipt_days <= 9:
         return "weekly"
@@ -84,8 +86,8 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
         elif action == "cross_sell":
             j = top0[i]
             offer = offers[j]
-            days = offer_days[j][i] if offer_days[j] is not None else np.nan
-            gap = "never bought " + offer.category if not np.isfinite(days) else \
+            days = offer_days[j][i] if offer_days[j] is not None else math.nan
+            gap = "never bought " + offer.category if not math.isfinite(days) else \
                 f"no {offer.category} in {int(days)} days"
             h = habit_of[i]
             habit = f"buys {names[h]} {cadence(ipt_l[i])}, " if h >= 0 else ""
@@ -99,7 +101,7 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
                                                          f"in 30 days (cap {cap})"})
         else:
             best = best_ev[i]
-            detail = f" (best {money(best)})" if np.isfinite(best) else " (no eligible offer)"
+            detail = f" (best {money(best)})" if math.isfinite(best) else " (no eligible offer)"
             reasons.append({"code": NO_OFFER, "text": no_offer + detail})
         if p_alive_l[i] < 0.1:
             reasons.append({"code": LAPSED, "text": f"probably lapsed: P(alive) {p_alive_l[i]:.2f}"})

@@ -65,8 +65,12 @@ def predict_classifier(classifier, X: np.ndarray) -> np.ndarray:
 
 
 def _compiled_model(booster):
-    text = booster.model_to_string()
-    key = hashlib.sha256(text.encode()).hexdigest()[:24]
+    key = getattr(booster, "_nextbest_tree_key", None)
+    text = None
+    if key is None:  # hash the model text once per booster object, not per call
+        text = booster.model_to_string()
+        key = hashlib.sha256(text.encode()).hexdigest()[:24]
+        booster._nextbest_tree_key = key
     with _lock:
         if key in _compiled:
             return _compiled[key]
@@ -77,6 +81,7 @@ def _compiled_model(booster):
             model_file = directory / f"{key}.txt"
             library = directory / f"{key}.so"
             if not model_file.exists():
+                text = text or booster.model_to_string()
                 tmp = model_file.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(text)
                 tmp.replace(model_file)

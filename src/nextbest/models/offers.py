@@ -161,23 +161,28 @@ class OfferModel(BaseModel):
         pair_names = {"offer_id", "category", *PAIR_FEATURES}
         customer_names = [c for c in names if c not in pair_names]
         check_features(base, customer_names, "offer pairs")
-        customer_X = float_codes(as_matrix(base, customer_names, self.levels_))
-        customer_pos = [pos[c] for c in customer_names]
+        # One customer matrix; each offer writes its own pair columns into it and is predicted on
+        # all customers when most are eligible (cheaper than copying the eligible rows out),
+        # on a copy of the eligible rows otherwise.
+        n = len(base)
+        X_all = np.full((n, len(names)), np.nan)
+        X_all[:, [pos[c] for c in customer_names]] = float_codes(as_matrix(base, customer_names, self.levels_))
         out = []
         for j, offer in enumerate(offers):
-            rows = np.arange(len(base)) if mask is None else np.flatnonzero(mask[:, j])
+            rows = np.arange(n) if mask is None else np.flatnonzero(mask[:, j])
             if not rows.size:
                 continue
-            X = np.empty((rows.size, len(names)))
-            X[:, customer_pos] = customer_X[rows]
+            dense = 2 * rows.size >= n
+            X = X_all if dense else X_all[rows]
             for name, value in _pair_values(features, offer, popularity).items():
                 if name not in pos:
                     continue
                 if name in self.levels_:  # categorical (offer_id): its code, missing if unseen
                     levels = self.levels_[name]
                     value = float(levels.index(str(value))) if str(value) in levels else np.nan
-                X[:, pos[name]] = value[rows] if isinstance(value, np.ndarray) else value
-            out.append(compiled.predict_classifier(self.classifier_, X))
+                X[:, pos[name]] = value if not isinstance(value, np.ndarray) else (value if dense else value[rows])
+            p = compiled.predict_classifier(self.classifier_, X)
+            out.append(p[rows] if dense and rows.size < n else p)
         return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:

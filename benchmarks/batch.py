@@ -118,7 +118,7 @@ def child_score(data: Path, n: int) -> None:
     from nextbest.decision.catalog import load_catalog
     from nextbest.decision.policy import decide, gate_offers
     from nextbest.decision.reasons import build_reasons
-    from nextbest.scoring import _offer_lists, score
+    from nextbest.scoring import _no_cyclic_gc, _offer_lists, score
 
     tracking.setup()
     models = tracking.load_bundle(load_catalog())
@@ -160,8 +160,9 @@ def child_score(data: Path, n: int) -> None:
     p[cust_i, offer_j] = timed("offer_model", models.nbo.predict_offers, features, models.catalog.offers, pop,
                                mask=gate.ok)
     d = timed("decide", decide, features, models.catalog, p, clv_v, churn, pa_v, consent, gate=gate)
-    timed("reasons", build_reasons, features, models.catalog, d, clv_v, churn, pa_v, consent)
-    timed("offer_lists", _offer_lists, models.catalog, d)
+    with _no_cyclic_gc():  # as score() builds them
+        timed("reasons", build_reasons, features, models.catalog, d, clv_v, churn, pa_v, consent)
+        timed("offer_lists", _offer_lists, models.catalog, d)
     print(json.dumps({"customers": len(scores), "features_s": features_s, "score_s": score_s, "parts": parts,
                       "warmup_s": warmup_s,
                       "pairs": int(gate.ok.sum()), "n_offers": len(models.catalog.offers), "nbo_trees": int(models.nbo.classifier_.booster_.num_trees())}))

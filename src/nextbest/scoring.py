@@ -70,7 +70,7 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
     m = len(models.catalog.offers)
     p_convert = np.zeros((n, m))
     if allowed.size:
-        sub = features.iloc[allowed]
+        sub = features if allowed.size == n else features.iloc[allowed]  # no copy when all consent
         clv = models.clv.predict(sub, horizon_days=horizon_days)
         for c in ("p_alive", "expected_purchases", "expected_spend", "predicted_clv"):
             scores[c][allowed] = clv[c].to_numpy()

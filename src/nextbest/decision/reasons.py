@@ -66,8 +66,11 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
         habit_of = np.where(filled.max(axis=1) > 0, filled.argmax(axis=1), -1).tolist()
     else:
         habit_of = [-1] * n
-    offer_days = [features[c].to_numpy(dtype=float).tolist() if (c := f"days_since_{category_key(o.category)}")
-                  in features.columns else None for o in offers]
+    # Days since the chosen offer's category, gathered for each customer's best offer only.
+    days_by_offer = np.column_stack(
+        [features[c].to_numpy(dtype=float) if (c := f"days_since_{category_key(o.category)}") in features.columns
+         else np.full(n, np.nan) for o in offers]) if offers else np.full((n, 1), np.nan)
+    best_days = days_by_offer[np.arange(n), np.maximum(d.best_index, 0)].tolist()
     value_cost = [(money(o.value), money(o.cost)) for o in offers]
     top0, top_p0, top_ev0 = d.best_index.tolist(), d.best_p.tolist(), d.best_ev.tolist()
     consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
@@ -86,7 +89,7 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
         elif action == "cross_sell":
             j = top0[i]
             offer = offers[j]
-            days = offer_days[j][i] if offer_days[j] is not None else math.nan
+            days = best_days[i]
             gap = "never bought " + offer.category if not math.isfinite(days) else \
                 f"no {offer.category} in {int(days)} days"
             h = habit_of[i]

@@ -198,9 +198,14 @@ def expected_purchases_path(fitter, times, frequency, recency, T) -> np.ndarray 
     if kind not in (BetaGeoFitter, ModifiedBetaGeoFitter):
         return None
     r, alpha, a, b = (float(fitter.params_[k]) for k in ("r", "alpha", "a", "b"))
-    pairs, inverse = np.unique(np.column_stack([frequency, T]), axis=0, return_inverse=True)
+    if len(frequency) == 0:
+        return np.empty((len(times), 0))
+    # Distinct (x, T) pairs through 1-D uniques (a 2-D np.unique sorts rows and is ~5x slower).
+    x_values, x_codes = np.unique(frequency, return_inverse=True)
+    T_values, T_codes = np.unique(T, return_inverse=True)
+    pair_keys, inverse = np.unique(T_codes.ravel() * len(x_values) + x_codes.ravel(), return_inverse=True)
     inverse = inverse.ravel()
-    xu, Tu = pairs[:, 0], pairs[:, 1]
+    xu, Tu = x_values[pair_keys % len(x_values)], T_values[pair_keys // len(x_values)]
     times = np.asarray(times, dtype="float64")
     out = np.empty((len(times), len(frequency)))
     if kind is BetaGeoFitter:

@@ -213,3 +213,12 @@ def test_gate_given_to_decide_equals_gate_computed_inside():
     given_gate = decide(f, CATALOG, np.where(gate.ok, p, np.nan), *args, gate=gate)  # ruled-out p never read
     for name in ("action", "action_offer_id", "top_index", "top_ev", "top_p", "retention_ev", "best_ev"):
         np.testing.assert_array_equal(getattr(inside, name), getattr(given_gate, name), err_msg=name)
+
+
+@pytest.mark.parametrize("ipt, words", [(np.nan, "once so far"), (np.inf, "once so far"), (7.0, "weekly"),
+                                        (9.0, "weekly"), (9.5, "every two weeks"), (18.0, "every two weeks"),
+                                        (30.0, "monthly"), (40.0, "monthly"), (41.0, "occasionally")])
+def test_cadence_words(ipt, words):
+    from nextbest.decision.reasons import cadence
+
+    assert cadence(ipt) == words

@@ -30,17 +30,18 @@ def money(x: float) -> str:
     return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
 
 
+CADENCES = ("once so far", "weekly", "every two weeks", "monthly", "occasionally")
+
+
 def cadence(ipt_days: float) -> str:
     """Plain words for a mean inter-purchase time in days."""
-    if not math.isfinite(ipt_days):
-        return "once so far"
-    if ipt_days <= 9:
-        return "weekly"
-    if ipt_days <= 18:
-        return "every two weeks"
-    if ipt_days <= 40:
-        return "monthly"
-    return "occasionally"
+    return CADENCES[int(_cadence_index(np.array([ipt_days], dtype=float))[0])]
+
+
+def _cadence_index(ipt_days: np.ndarray) -> np.ndarray:
+    """Index into :data:`CADENCES` per customer: unknown, <= 9, <= 18, <= 40 days, longer."""
+    with np.errstate(invalid="ignore"):
+        return np.select([~np.isfinite(ipt_days), ipt_days <= 9, ipt_days <= 18, ipt_days <= 40], [0, 1, 2, 3], 4)
 
 
 def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: np.ndarray,
@@ -76,6 +77,8 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
     consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
     contacts, best_ev = d.contacts_30d.tolist(), d.best_ev.tolist()
     clv_l, churn_l, p_alive_l, ipt_l = clv.tolist(), churn.tolist(), p_alive.tolist(), ipt.tolist()
+    cadence_of = _cadence_index(ipt).tolist()
+    habits: dict[tuple[int, int], str] = {}  # (category, cadence) -> "buys X weekly, ": few distinct texts
     out: list[list[dict]] = []
     for i in range(n):
         if not consent_l[i]:
@@ -93,7 +96,10 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
             gap = "never bought " + offer.category if not math.isfinite(days) else \
                 f"no {offer.category} in {int(days)} days"
             h = habit_of[i]
-            habit = f"buys {names[h]} {cadence(ipt_l[i])}, " if h >= 0 else ""
+            habit = ""
+            if h >= 0:
+                key = (h, cadence_of[i])
+                habit = habits.get(key) or habits.setdefault(key, f"buys {names[h]} {CADENCES[key[1]]}, ")
             reasons.append({"code": CROSS_SELL, "text": f"{habit}{gap}"})
             value, cost = value_cost[j]
             reasons.append({"code": "EXPECTED_VALUE", "text": (

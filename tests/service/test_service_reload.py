@@ -59,6 +59,17 @@ class Hammer:
         self._thread.join(30)
 
 
+
+def churn_version_served_within(client, version: str, seconds: float) -> str:
+    """Poll /predict until it answers with churn model ``version``; the version last seen."""
+    deadline, seen = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
+        if seen["nextbest-churn"] == version:
+            break
+        time.sleep(0.2)
+    return seen["nextbest-churn"]
+
 def test_admin_reload_switches_champion_with_no_failed_request(home_copy):
     with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
         wait_ready(client)
@@ -81,14 +92,7 @@ def test_watcher_picks_up_a_new_champion_without_restart(home_copy):
     with pytest.MonkeyPatch.context() as mp, start_client(mp, env) as client:
         wait_ready(client)
         version = new_champion(home_copy)
-        deadline = time.monotonic() + 120
-        seen = None
-        while time.monotonic() < deadline:
-            seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
-            if seen["nextbest-churn"] == version:
-                break
-            time.sleep(0.2)
-        assert seen["nextbest-churn"] == version
+        assert churn_version_served_within(client, version, 120) == version
 
 
 def test_failed_reload_is_409_and_keeps_serving(home_copy):
@@ -184,10 +188,4 @@ def test_long_reload_answers_202_and_finishes_in_the_background(home_copy, monke
         r = client.post("/admin/reload", json={}, headers=AUTH)
         assert r.status_code == 202 and r.json()["outcome"] == "in_progress"
         assert r.json()["model_versions"]["nextbest-churn"] == "1"  # still serving the old one
-        deadline, seen = time.monotonic() + 120, None
-        while time.monotonic() < deadline:
-            seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
-            if seen["nextbest-churn"] == version:
-                break
-            time.sleep(0.2)
-        assert seen["nextbest-churn"] == version
+        assert churn_version_served_within(client, version, 120) == version

@@ -26,37 +26,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nextbest.decision.policy import contact_state, eligibility
+from nextbest.decision.policy import gate_offers
 from nextbest.evaluate import figures
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.evaluate.sources import ModelSet
-from nextbest.features.build import add_clv_features, category_popularity, features_at
+from nextbest.features.build import category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
-from nextbest.models.offers import offer_pairs
 from nextbest.scoring import ModelBundle, score
 
 TITLE = "Decisions: who gets which offer"
 NONE, RETENTION = -1, -2
 
 
-def _inputs(models: ModelSet, data: BacktestData):
-    f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
-    f = f[f["consent_profiling"]].reset_index(drop=True)
-    clv = models.clv.predict(f, horizon_days=data.horizon_days)
-    churn = np.full(len(f), np.nan)
-    if models.churn is not None:
-        churn = models.churn.predict_proba(add_clv_features(f, models.clv, models.churn_horizon_days))
-    popularity = category_popularity(data.ctx_full, data.as_of)
-    m = len(models.catalog.offers)
-    p = models.nbo.predict_proba(offer_pairs(f, models.catalog.offers, popularity)).reshape(m, len(f)).T
-    return f, clv, churn, p, popularity
-
-
 def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed: int):
     """Per policy an int array per customer: catalog offer index, ``-2`` retention, ``-1`` nothing."""
     catalog = models.catalog
-    f, clv, churn, p, popularity = _inputs(models, data)
+    f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
+    f = f[f["consent_profiling"]].reset_index(drop=True)
+    popularity = category_popularity(data.ctx_full, data.as_of)
     bundle = ModelBundle(clv=models.clv, catalog=catalog, churn=models.churn, nbo=models.nbo,
                          churn_horizon_days=models.churn_horizon_days)
     decided = score(f, bundle, data.horizon_days, popularity, None, data.as_of)
@@ -64,11 +52,12 @@ def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed
     lookup = {oid: j for j, oid in enumerate(offer_ids)}
     ret_id = catalog.retention.offer_id if catalog.retention else None
     model = np.array([RETENTION if a == ret_id else lookup.get(a, NONE) for a in decided["action_offer_id"]])
+    # The baselines use the model scores score() already computed, and P(convert) of every pair.
+    pred_clv, churn, p_alive = (decided[c].to_numpy() for c in ("predicted_clv", "churn_probability", "p_alive"))
+    p = models.nbo.predict_offers(f, catalog.offers, popularity).reshape(len(offer_ids), len(f)).T
 
-    n, m = p.shape
-    days, pair, _ = contact_state(None, f["customer_id"].to_numpy(), offer_ids, data.as_of)
-    pred_clv, p_alive = clv["predicted_clv"].to_numpy(), clv["p_alive"].to_numpy()
-    ok = eligibility(f, catalog, pred_clv, churn, p_alive, days, pair)
+    n = len(f)
+    ok = gate_offers(f, catalog, pred_clv, churn, p_alive, np.ones(n, dtype=bool), None, data.as_of).ok
     rng = np.random.default_rng(seed)
     random = np.full(n, NONE)
     counts = ok.sum(axis=1)

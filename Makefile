@@ -9,7 +9,7 @@ UV     := $(VENV)/bin/uv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.synced
 
-.PHONY: install run test test-fast lock bench clean
+.PHONY: install run test test-fast lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/nextbest run
 	$(VENV)/bin/nextbest serve --generate-key --host 127.0.0.1 --port 3000
+
+lint: install
+	$(VENV)/bin/ruff check src tests training benchmarks
+	$(VENV)/bin/ruff format --check src tests training benchmarks
 
 test: install
 	$(PY) -m pytest -p no:cacheprovider

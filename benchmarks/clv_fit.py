@@ -35,7 +35,10 @@ def main() -> None:
     t1 = time.perf_counter()
     rfm = rfm_summary(tx, synthetic_as_of(), time_unit_days=7)
     t2 = time.perf_counter()
-    print(f"customers {len(rfm):,}  transactions {len(tx):,}  generate {t1 - t0:.2f}s  rfm {t2 - t1:.2f}s")
+    print(
+        f"customers {len(rfm):,}  transactions {len(tx):,}  generate {t1 - t0:.2f}s  rfm "
+        f"{t2 - t1:.2f}s"
+    )
 
     rows = []
     start = time.perf_counter()
@@ -44,7 +47,16 @@ def main() -> None:
     start = time.perf_counter()
     ours, attempts = fit_count_model("bgnbd", rfm, [0.0])
     ours_s = time.perf_counter() - start
-    rows.append(("BG/NBD", base_s, ours_s, base.params_.to_numpy(), ours.params_.to_numpy(), attempts[-1]["rows"]))
+    rows.append(
+        (
+            "BG/NBD",
+            base_s,
+            ours_s,
+            base.params_.to_numpy(),
+            ours.params_.to_numpy(),
+            attempts[-1]["rows"],
+        )
+    )
 
     rep = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)]
     start = time.perf_counter()
@@ -53,10 +65,21 @@ def main() -> None:
     start = time.perf_counter()
     gg, gg_attempts, _ = fit_spend_model(rfm, [0.0])
     gg_s = time.perf_counter() - start
-    rows.append(("Gamma-Gamma", gg_base_s, gg_s, gg_base.params_.to_numpy(), gg.params_.to_numpy(),
-                 gg_attempts[-1]["rows"]))
+    rows.append(
+        (
+            "Gamma-Gamma",
+            gg_base_s,
+            gg_s,
+            gg_base.params_.to_numpy(),
+            gg.params_.to_numpy(),
+            gg_attempts[-1]["rows"],
+        )
+    )
 
-    print(f"{'model':<12} {'rows fitted':>12} {'lifetimes s':>12} {'nextbest s':>11} {'speed-up':>9} {'max rel param diff':>19}")
+    print(
+        f"{'model':<12} {'rows fitted':>12} {'lifetimes s':>12} {'nextbest s':>11} {'speed-up':>9} "
+        f"{'max rel param diff':>19}"
+    )
     for name, b, o, pb, po, n_rows in rows:
         diff = float(np.max(np.abs(po / pb - 1)))
         print(f"{name:<12} {n_rows:>12,} {b:>12.2f} {o:>11.3f} {b / o:>8.1f}x {diff:>19.2e}")

@@ -1,7 +1,9 @@
-"""HTTP load: the nextbest service against a trivial BentoML service, same run, same concurrency and workers.
+"""HTTP load: the nextbest service against a trivial BentoML service, same run, same concurrency and
+workers.
 
     .venv/bin/python benchmarks/http_load.py [--concurrency 32] [--requests 6000] [--workers 1]
-    .venv/bin/python benchmarks/http_load.py --memory-customers 1000000   # memory of the decision table
+    .venv/bin/python benchmarks/http_load.py --memory-customers 1000000   # memory of the decision
+    table
 
 Needs a trained ``NEXTBEST_HOME`` (``nextbest train --dataset completejourney``). Both servers
 run with ``bentoml serve`` on 127.0.0.1, one after the other (``--rounds`` times, alternating),
@@ -46,7 +48,9 @@ class Trivial:
 
     def __init__(self) -> None:
         ids = Path(os.environ["TRIVIAL_IDS_FILE"]).read_text().split("\n")
-        self.table = {cid: Decision.model_validate({**EXAMPLE, "customer_id": cid}) for cid in ids if cid}
+        self.table = {
+            cid: Decision.model_validate({**EXAMPLE, "customer_id": cid}) for cid in ids if cid
+        }
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=Decision)
     async def predict(self, customer_id: str) -> Decision:
@@ -60,15 +64,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(target: str, name: str, env: dict, workers: int, log: Path, timeout_s: float = 1200):
+def start_server(
+    target: str, name: str, env: dict, workers: int, log: Path, timeout_s: float = 1200
+):
     """``bentoml serve`` in its own process group; returns (process, port) once /readyz is 200."""
     import httpx
 
     port = free_port()
-    env = {**env, "BENTOML_CONFIG_OPTIONS": f"services.{name}.workers={workers}", "BENTOML_DO_NOT_TRACK": "True"}
-    cmd = [str(Path(sys.executable).with_name("bentoml")), "serve", target, "--host", "127.0.0.1",
-           "--port", str(port), "--working-dir", str(HERE)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **env,
+        "BENTOML_CONFIG_OPTIONS": f"services.{name}.workers={workers}",
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("bentoml")),
+        "serve",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(HERE),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -113,7 +134,9 @@ async def _request(reader, writer, head: bytes, body: bytes) -> int:
     header = await reader.readuntil(b"\r\n\r\n")
     lines = header.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    fields = {
+        k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+    }
     if "content-length" in fields:
         await reader.readexactly(int(fields["content-length"]))
     elif fields.get("transfer-encoding") == "chunked":
@@ -135,8 +158,11 @@ async def _load(port: int, bodies: list[bytes], headers: str, concurrency: int, 
             for i in nxt:
                 if time.monotonic() > deadline:
                     break
-                head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
-                        f"Content-Length: {len(bodies[i])}\r\n\r\n").encode()
+                head = (
+                    "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                    f"application/json\r\n{headers}"
+                    f"Content-Length: {len(bodies[i])}\r\n\r\n"
+                ).encode()
                 t0 = time.perf_counter()
                 status = await asyncio.wait_for(_request(reader, writer, head, bodies[i]), 30)
                 latencies.append(time.perf_counter() - t0)
@@ -153,16 +179,25 @@ def run_load(proc, port, ids, headers, args) -> dict:
     bodies = [json.dumps({"customer_id": c}).encode() for c in ids]
     asyncio.run(_load(port, bodies[: args.warmup], headers, args.concurrency, args.seconds))
     cpu0 = cpu_seconds(proc.pid)
-    lat, statuses, wall = asyncio.run(_load(port, bodies[args.warmup:], headers, args.concurrency, args.seconds))
+    lat, statuses, wall = asyncio.run(
+        _load(port, bodies[args.warmup :], headers, args.concurrency, args.seconds)
+    )
     cpu = cpu_seconds(proc.pid) - cpu0
     q = statistics.quantiles(lat, n=100)
-    return {"n": len(lat), "rps": len(lat) / wall, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3,
-            "cpu_ms_per_req": cpu / max(len(lat), 1) * 1e3, "statuses": statuses}
+    return {
+        "n": len(lat),
+        "rps": len(lat) / wall,
+        "p50_ms": q[49] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "cpu_ms_per_req": cpu / max(len(lat), 1) * 1e3,
+        "statuses": statuses,
+    }
 
 
 # -- in-process cost of one request --------------------------------------------------------------
 def model_work(settings, ids: list[str], reps: int = 20_000) -> dict:
-    """µs per request: lookup, lookup + JSON response (what /predict does), audit line; and on-demand scoring."""
+    """µs per request: lookup, lookup + JSON response (what /predict does), audit line; and
+    on-demand scoring."""
     import pandas as pd
 
     from nextbest.scoring import score
@@ -185,18 +220,29 @@ def model_work(settings, ids: list[str], reps: int = 20_000) -> dict:
 
     audit = AuditLog(settings.audit_dir)
     row = table.row(0)
-    out = {"customers": len(table), "load_s": load_s, "table_mb": table.nbytes / 1e6,
-           "lookup_us": per_call(table.find),
-           "lookup_and_response_us": per_call(lambda c: json_response(table.row(table.find(c)))),
-           "pydantic_response_us": per_call(lambda c: Decision.model_validate(table.row(table.find(c))
-                                                                              ).model_dump_json()),
-           "audit_line_us": per_call(lambda c: audit.write([row], "bench", "predict"))}
+    out = {
+        "customers": len(table),
+        "load_s": load_s,
+        "table_mb": table.nbytes / 1e6,
+        "lookup_us": per_call(table.find),
+        "lookup_and_response_us": per_call(lambda c: json_response(table.row(table.find(c)))),
+        "pydantic_response_us": per_call(
+            lambda c: Decision.model_validate(table.row(table.find(c))).model_dump_json()
+        ),
+        "audit_line_us": per_call(lambda c: audit.write([row], "bench", "predict")),
+    }
     audit.close()
     features, meta = load_snapshot(settings.paths)
     one = features[features["consent_profiling"].astype(bool)].head(1)
     t0 = time.perf_counter()
     for _ in range(5):
-        score(one, state.bundle, state.horizon_days, state.popularity, as_of=pd.Timestamp(meta["as_of"]))
+        score(
+            one,
+            state.bundle,
+            state.horizon_days,
+            state.popularity,
+            as_of=pd.Timestamp(meta["as_of"]),
+        )
     out["score_one_customer_on_demand_ms"] = (time.perf_counter() - t0) / 5 * 1e3
     return out
 
@@ -227,7 +273,8 @@ def replicate_snapshot(home: Path, dst: Path, n: int) -> None:
 
 
 def memory_child(home: Path) -> None:
-    """Run in a fresh process: load the state as the service does, then reload it once; print memory."""
+    """Run in a fresh process: load the state as the service does, then reload it once; print
+    memory."""
     import resource
 
     import psutil
@@ -237,7 +284,9 @@ def memory_child(home: Path) -> None:
     from nextbest.serving.settings import ServiceSettings
 
     rss0 = psutil.Process().memory_info().rss
-    holder = StateHolder(ServiceSettings(paths=Paths(home), api_keys=("bench",), horizon_days=365.0))
+    holder = StateHolder(
+        ServiceSettings(paths=Paths(home), api_keys=("bench",), horizon_days=365.0)
+    )
     t0 = time.perf_counter()
     _, state = holder.reload(force=True)
     build_s = time.perf_counter() - t0
@@ -246,36 +295,63 @@ def memory_child(home: Path) -> None:
     customers, table_mb = len(state.table), state.table.nbytes / 1e6
     del state  # only the holder keeps it, as in the service
     holder.reload(force=True)  # a reload builds the new state next to the old one
-    print(json.dumps({"customers": customers, "build_s": round(build_s, 1),
-                      "table_mb": round(table_mb, 1), "rss_before_mb": round(rss0 / 1e6, 1),
-                      "rss_loaded_mb": round(rss1 / 1e6, 1), "peak_rss_first_load_mb": round(peak1 / 1e6, 1),
-                      "rss_after_reload_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
-                      "peak_rss_with_reload_mb": round(
-                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1)}))
+    print(
+        json.dumps(
+            {
+                "customers": customers,
+                "build_s": round(build_s, 1),
+                "table_mb": round(table_mb, 1),
+                "rss_before_mb": round(rss0 / 1e6, 1),
+                "rss_loaded_mb": round(rss1 / 1e6, 1),
+                "peak_rss_first_load_mb": round(peak1 / 1e6, 1),
+                "rss_after_reload_mb": round(psutil.Process().memory_info().rss / 1e6, 1),
+                "peak_rss_with_reload_mb": round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1
+                ),
+            }
+        )
+    )
 
 
 def measure_memory(home: Path, n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "home"
         replicate_snapshot(home, dst, n)
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(dst)], capture_output=True, text=True,
-                             env={**os.environ}, timeout=3 * 3600, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(dst)],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            timeout=3 * 3600,
+            check=True,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # -- main ----------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--home", type=Path, default=None,
-                   help="Trained NEXTBEST_HOME (default: $NEXTBEST_HOME or ./.nextbest)")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="Trained NEXTBEST_HOME (default: $NEXTBEST_HOME or ./.nextbest)",
+    )
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--requests", type=int, default=6000, help="Measured requests per server and round.")
+    p.add_argument(
+        "--requests", type=int, default=6000, help="Measured requests per server and round."
+    )
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--seconds", type=float, default=120, help="Time limit per load run.")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--memory-customers", type=int, default=0, help="Also measure memory for N synthetic customers.")
+    p.add_argument(
+        "--memory-customers",
+        type=int,
+        default=0,
+        help="Also measure memory for N synthetic customers.",
+    )
     p.add_argument("--memory-child", type=Path, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -295,28 +371,51 @@ def main(argv=None) -> None:
     from nextbest.config import Paths
     from nextbest.serving.settings import ServiceSettings
 
-    all_ids = pq.read_table(home / "snapshots" / "features.parquet", columns=["customer_id"]).column(0).to_pylist()
+    all_ids = (
+        pq.read_table(home / "snapshots" / "features.parquet", columns=["customer_id"])
+        .column(0)
+        .to_pylist()
+    )
     rng = random.Random(args.seed)
     ids = [rng.choice(all_ids) for _ in range(args.warmup + args.requests)]  # warm-up first
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bench_home = tmp / "home"  # audit lines of the benchmark land here, not in the real home
         shutil.copytree(home / "snapshots", bench_home / "snapshots")
-        work = model_work(ServiceSettings(paths=Paths(bench_home), api_keys=("bench",), horizon_days=365.0), all_ids)
-        print("per-request model work:", json.dumps({k: round(v, 3) for k, v in work.items()}), flush=True)
+        work = model_work(
+            ServiceSettings(paths=Paths(bench_home), api_keys=("bench",), horizon_days=365.0),
+            all_ids,
+        )
+        print(
+            "per-request model work:",
+            json.dumps({k: round(v, 3) for k, v in work.items()}),
+            flush=True,
+        )
         (tmp / "ids.txt").write_text("\n".join(all_ids))
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env["BENTOML_HOME"] = str(tmp / "bentoml")
         servers = {
-            "trivial": ("http_load:Trivial", "trivial", {**env, "TRIVIAL_IDS_FILE": str(tmp / "ids.txt")}, ""),
-            "nextbest": ("nextbest.service:NextBest", "nextbest",
-                         {**env, "NEXTBEST_HOME": str(bench_home), "NEXTBEST_API_KEY": "bench",
-                          "NEXTBEST_RELOAD_SECONDS": "0"},
-                         "Authorization: Bearer bench\r\n"),
+            "trivial": (
+                "http_load:Trivial",
+                "trivial",
+                {**env, "TRIVIAL_IDS_FILE": str(tmp / "ids.txt")},
+                "",
+            ),
+            "nextbest": (
+                "nextbest.service:NextBest",
+                "nextbest",
+                {
+                    **env,
+                    "NEXTBEST_HOME": str(bench_home),
+                    "NEXTBEST_API_KEY": "bench",
+                    "NEXTBEST_RELOAD_SECONDS": "0",
+                },
+                "Authorization: Bearer bench\r\n",
+            ),
         }
         results: dict[str, list[dict]] = {name: [] for name in servers}
         for r in range(args.rounds):
-            for name in (("trivial", "nextbest") if r % 2 == 0 else ("nextbest", "trivial")):
+            for name in ("trivial", "nextbest") if r % 2 == 0 else ("nextbest", "trivial"):
                 target, svc, senv, headers = servers[name]
                 proc, port = start_server(target, svc, senv, args.workers, tmp / f"{name}.log")
                 try:
@@ -324,21 +423,43 @@ def main(argv=None) -> None:
                 finally:
                     stop_server(proc)
                 results[name].append(res)
-                print(f"round {r + 1} {name:8s} " + json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
-                                                               for k, v in res.items()}), flush=True)
-    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")}
-           for name, rs in results.items()}
-    print(f"\n{'service':10s} {'rps':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU ms/req':>11s}   "
-          f"(median of {args.rounds} rounds, {args.concurrency} clients, {args.workers} worker(s))")
+                print(
+                    f"round {r + 1} {name:8s} "
+                    + json.dumps(
+                        {k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}
+                    ),
+                    flush=True,
+                )
+    med = {
+        name: {
+            k: statistics.median(r[k] for r in rs)
+            for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")
+        }
+        for name, rs in results.items()
+    }
+    print(
+        f"\n{'service':10s} {'rps':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU ms/req':>11s}   "
+        f"(median of {args.rounds} rounds, {args.concurrency} clients, {args.workers} worker(s))"
+    )
     for name, res in med.items():
-        print(f"{name:10s} {res['rps']:8.0f} {res['p50_ms']:8.1f} {res['p99_ms']:8.1f} {res['cpu_ms_per_req']:11.2f}")
+        print(
+            f"{name:10s} {res['rps']:8.0f} {res['p50_ms']:8.1f} {res['p99_ms']:8.1f} "
+            f"{res['cpu_ms_per_req']:11.2f}"
+        )
     per_round = [a["rps"] / b["rps"] for a, b in zip(results["nextbest"], results["trivial"])]
     ratio = statistics.median(per_round)
-    print(f"ratio nextbest / trivial: {ratio:.2f}x (median of rounds {', '.join(f'{r:.2f}' for r in per_round)}; "
-          f"target >= 0.8x) -> {'OK' if ratio >= 0.8 else 'BELOW TARGET'}")
-    print(f"model work per request: {work['lookup_and_response_us']:.0f} us (lookup {work['lookup_us']:.0f} us, "
-          f"+{work['audit_line_us']:.0f} us audit line) vs {work['score_one_customer_on_demand_ms']:.0f} ms to score "
-          "one customer on demand")
+    print(
+        f"ratio nextbest / trivial: {ratio:.2f}x (median of rounds "
+        f"{', '.join(f'{r:.2f}' for r in per_round)}; "
+        f"target >= 0.8x) -> {'OK' if ratio >= 0.8 else 'BELOW TARGET'}"
+    )
+    print(
+        f"model work per request: {work['lookup_and_response_us']:.0f} us (lookup "
+        f"{work['lookup_us']:.0f} us, "
+        f"+{work['audit_line_us']:.0f} us audit line) vs "
+        f"{work['score_one_customer_on_demand_ms']:.0f} ms to score "
+        "one customer on demand"
+    )
 
 
 if __name__ == "__main__":

@@ -8,16 +8,20 @@ import tempfile
 import pytest
 from hypothesis import settings
 
+from nextbest.data.cdnow import load_cdnow
+
 # Hypothesis keeps its example database and constants out of the work tree, and is
 # derandomised so a run is reproducible.
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="nextbest-hypothesis-"))
-settings.register_profile("nextbest", database=None, derandomize=True, deadline=None, max_examples=60)
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="nextbest-hypothesis-")
+)
+settings.register_profile(
+    "nextbest", database=None, derandomize=True, deadline=None, max_examples=60
+)
 settings.load_profile("nextbest")
 # Tests that do not ask for their own home (nb_home) still never write into the work tree
 # (e.g. the compiled-trees cache); .ci/run sets a temporary home too.
 os.environ.setdefault("NEXTBEST_HOME", tempfile.mkdtemp(prefix="nextbest-test-home-"))
-
-from nextbest.data.cdnow import load_cdnow
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +73,23 @@ def synthetic_world():
     light = {"lightgbm": {"n_estimators": 80, "n_jobs": 1}}
     churn = train_churn(ctx, as_of, load_config("churn", light), clv_cfg, "bgnbd")
     nbo = train_nbo(ctx, as_of, load_config("nbo", light), catalog, 7.0)
-    bundle = ModelBundle(clv=clv, catalog=catalog, churn=churn.model, nbo=nbo.model, churn_horizon_days=30,
-                         versions={"nextbest-clv": "t", "nextbest-churn": "t", "nextbest-nbo": "t"})
-    return {"transactions": tx, "customers": customers, "catalog": catalog, "ctx": ctx, "as_of": as_of,
-            "features": features, "popularity": category_popularity(ctx, as_of), "bundle": bundle,
-            "churn": churn, "nbo": nbo}
+    bundle = ModelBundle(
+        clv=clv,
+        catalog=catalog,
+        churn=churn.model,
+        nbo=nbo.model,
+        churn_horizon_days=30,
+        versions={"nextbest-clv": "t", "nextbest-churn": "t", "nextbest-nbo": "t"},
+    )
+    return {
+        "transactions": tx,
+        "customers": customers,
+        "catalog": catalog,
+        "ctx": ctx,
+        "as_of": as_of,
+        "features": features,
+        "popularity": category_popularity(ctx, as_of),
+        "bundle": bundle,
+        "churn": churn,
+        "nbo": nbo,
+    }

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python training/train_churn.py --dataset completejourney [--as-of 2018-01-02] [--horizon-days 30]
+    python training/train_churn.py --dataset completejourney [--as-of 2018-01-02] [--horizon-days
+    30]
 
 Uses the count model of the current CLV champion for the P(alive) features,
 builds examples at rolling cutoffs, evaluates on the newest against the
@@ -34,7 +35,10 @@ def main() -> None:
     parser.add_argument("--horizon-days", type=int, help="churn label window (days)")
     args = parser.parse_args()
 
-    configs = {"clv": load_config("clv"), "churn": load_config("churn", {"horizon_days": args.horizon_days})}
+    configs = {
+        "clv": load_config("clv"),
+        "churn": load_config("churn", {"horizon_days": args.horizon_days}),
+    }
     dataset = load_dataset(args.dataset, args.transactions, args.customers)
     as_of = args.as_of or default_as_of(dataset.transactions)
     tx = prepare_transactions(dataset, as_of)[0]
@@ -42,11 +46,23 @@ def main() -> None:
     champion = tracking.champion_version(tracking.CLV_MODEL_NAME)
     count_model = "bgnbd"
     if champion is not None:
-        count_model = tracking.unwrap(tracking.load_champion(tracking.CLV_MODEL_NAME)[0]).count_model_used_
+        count_model = tracking.unwrap(
+            tracking.load_champion(tracking.CLV_MODEL_NAME)[0]
+        ).count_model_used_
     ctx = build_context(tx, dataset.customers, load_catalog().categories, dataset.extras)
     result, version, promoted = run_churn(ctx, dataset.name, as_of, configs, count_model)
-    print(json.dumps({"version": version, "promoted": promoted, "metrics": result.metrics,
-                      "gate": result.gate}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "promoted": promoted,
+                "metrics": result.metrics,
+                "gate": result.gate,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

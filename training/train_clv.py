@@ -33,18 +33,26 @@ def main() -> None:
     parser.add_argument("--time-unit-days", type=float)
     args = parser.parse_args()
 
-    config = load_config("clv", {"horizon_days": args.horizon_days, "time_unit_days": args.time_unit_days})
+    config = load_config(
+        "clv", {"horizon_days": args.horizon_days, "time_unit_days": args.time_unit_days}
+    )
     dataset = load_dataset(args.dataset, args.transactions, args.customers)
     result = train_clv(dataset, config, as_of=args.as_of)
-    print(json.dumps({
-        "run_id": result.run_id,
-        "count_model": result.model.count_model_used_,
-        "params": result.model.params_,
-        "metrics": result.metrics,
-        "promoted": result.promoted,
-        "version": result.version,
-        "why": result.notes,
-    }, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "count_model": result.model.count_model_used_,
+                "params": result.model.params_,
+                "metrics": result.metrics,
+                "promoted": result.promoted,
+                "version": result.version,
+                "why": result.notes,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

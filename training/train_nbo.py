@@ -2,7 +2,8 @@
 
 Usage::
 
-    python training/train_nbo.py --dataset completejourney [--catalog models/offers.yaml] [--as-of 2018-01-02]
+    python training/train_nbo.py --dataset completejourney [--catalog models/offers.yaml] [--as-of
+    2018-01-02]
 
 Builds cross-sell pairs at rolling cutoffs, evaluates hit@k / MAP@k on the
 newest against popularity and last-bought baselines, logs to MLflow,
@@ -41,8 +42,18 @@ def main() -> None:
     tracking.setup()
     ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
     result, version, promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog)
-    print(json.dumps({"version": version, "promoted": promoted, "metrics": result.metrics,
-                      "gate": result.gate}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "promoted": promoted,
+                "metrics": result.metrics,
+                "gate": result.gate,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

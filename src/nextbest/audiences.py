@@ -39,16 +39,35 @@ from nextbest.data.schema import SchemaError
 from nextbest.decision.catalog import Catalog
 
 MARKER = "audiences.json"
-COLUMNS = ("customer_id", "offer_id", "offer_name", "channel", "expected_value", "reason_code", "reason")
-NEEDED = ("customer_id", "action", "action_offer_id", "offers", "reasons", "consent_profiling",
-          "churn_probability", "predicted_clv", "as_of", "horizon_days", "model_versions")
+COLUMNS = (
+    "customer_id",
+    "offer_id",
+    "offer_name",
+    "channel",
+    "expected_value",
+    "reason_code",
+    "reason",
+)
+NEEDED = (
+    "customer_id",
+    "action",
+    "action_offer_id",
+    "offers",
+    "reasons",
+    "consent_profiling",
+    "churn_probability",
+    "predicted_clv",
+    "as_of",
+    "horizon_days",
+    "model_versions",
+)
 
 
 @dataclass
 class ExportResult:
     out_dir: Path
-    files: dict[str, int]          # file name -> customers
-    not_exported: dict[str, int]   # action -> customers (no_action)
+    files: dict[str, int]  # file name -> customers
+    not_exported: dict[str, int]  # action -> customers (no_action)
     moved_to_non_personalised: int  # opted-out rows whose action was not non_personalised
 
 
@@ -64,43 +83,79 @@ def read_scores(path: str | Path) -> pa.Table:
             raise SchemaError(f"{path} is not a nextbest scores file: missing column(s) {missing}")
         return pq.read_table(path, columns=list(NEEDED))
     if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype={"customer_id": str, "action_offer_id": str}, keep_default_na=True)
+        frame = pd.read_csv(
+            path, dtype={"customer_id": str, "action_offer_id": str}, keep_default_na=True
+        )
         missing = [c for c in NEEDED if c not in frame.columns]
         if missing:
             raise SchemaError(f"{path} is not a nextbest scores file: missing column(s) {missing}")
         first = {}
-        for col, fields in (("offers", ("offer_id", "expected_value")), ("reasons", ("code", "text"))):
-            items = [json.loads(v)[0] if isinstance(v, str) and v.startswith("[{") else {} for v in frame[col]]
+        for col, fields in (
+            ("offers", ("offer_id", "expected_value")),
+            ("reasons", ("code", "text")),
+        ):
+            items = [
+                json.loads(v)[0] if isinstance(v, str) and v.startswith("[{") else {}
+                for v in frame[col]
+            ]
             first[col] = {f: [i.get(f) for i in items] for f in fields}
         consent = frame["consent_profiling"].astype(str).str.lower().isin(["true", "1"])
-        return pa.table({
-            "customer_id": frame["customer_id"].astype(str), "action": frame["action"].astype(str),
-            "action_offer_id": frame["action_offer_id"].astype(object).where(frame["action_offer_id"].notna(), None),
-            "top_offer_id": first["offers"]["offer_id"], "top_ev": pa.array(first["offers"]["expected_value"], pa.float64()),
-            "reason_code": first["reasons"]["code"], "reason": first["reasons"]["text"],
-            "consent_profiling": consent, "churn_probability": frame["churn_probability"].astype(float),
-            "predicted_clv": frame["predicted_clv"].astype(float), "as_of": frame["as_of"].astype(str),
-            "horizon_days": frame["horizon_days"].astype(float), "model_versions": frame["model_versions"].astype(str)})
+        return pa.table(
+            {
+                "customer_id": frame["customer_id"].astype(str),
+                "action": frame["action"].astype(str),
+                "action_offer_id": frame["action_offer_id"]
+                .astype(object)
+                .where(frame["action_offer_id"].notna(), None),
+                "top_offer_id": first["offers"]["offer_id"],
+                "top_ev": pa.array(first["offers"]["expected_value"], pa.float64()),
+                "reason_code": first["reasons"]["code"],
+                "reason": first["reasons"]["text"],
+                "consent_profiling": consent,
+                "churn_probability": frame["churn_probability"].astype(float),
+                "predicted_clv": frame["predicted_clv"].astype(float),
+                "as_of": frame["as_of"].astype(str),
+                "horizon_days": frame["horizon_days"].astype(float),
+                "model_versions": frame["model_versions"].astype(str),
+            }
+        )
     raise SchemaError(f"{path}: unsupported scores file type {path.suffix!r}; use .parquet or .csv")
 
 
 def _flat(table: pa.Table) -> pd.DataFrame:
     """One row per customer with the first offer and the first reason pulled out of the lists."""
     if "offers" in table.column_names:
-        top = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(table["offers"]), 0), table["offers"],
-                                         pa.nulls(len(table), table.schema.field("offers").type)), 0)
-        first = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(table["reasons"]), 0), table["reasons"],
-                                           pa.nulls(len(table), table.schema.field("reasons").type)), 0)
-        table = (table.drop_columns(["offers", "reasons"])
-                 .append_column("top_offer_id", pc.struct_field(top, "offer_id"))
-                 .append_column("top_ev", pc.struct_field(top, "expected_value"))
-                 .append_column("reason_code", pc.struct_field(first, "code"))
-                 .append_column("reason", pc.struct_field(first, "text")))
+        top = pc.list_element(
+            pc.if_else(
+                pc.greater(pc.list_value_length(table["offers"]), 0),
+                table["offers"],
+                pa.nulls(len(table), table.schema.field("offers").type),
+            ),
+            0,
+        )
+        first = pc.list_element(
+            pc.if_else(
+                pc.greater(pc.list_value_length(table["reasons"]), 0),
+                table["reasons"],
+                pa.nulls(len(table), table.schema.field("reasons").type),
+            ),
+            0,
+        )
+        table = (
+            table.drop_columns(["offers", "reasons"])
+            .append_column("top_offer_id", pc.struct_field(top, "offer_id"))
+            .append_column("top_ev", pc.struct_field(top, "expected_value"))
+            .append_column("reason_code", pc.struct_field(first, "code"))
+            .append_column("reason", pc.struct_field(first, "text"))
+        )
     return table.to_pandas()
 
 
-def audience_frames(table: pa.Table, catalog: Catalog) -> tuple[dict[str, pd.DataFrame], dict[str, int], int]:
-    """(file name -> rows, action -> customers not exported, opted-out rows moved to non-personalised)."""
+def audience_frames(
+    table: pa.Table, catalog: Catalog
+) -> tuple[dict[str, pd.DataFrame], dict[str, int], int]:
+    """(file name -> rows, action -> customers not exported, opted-out rows moved to
+    non-personalised)."""
     f = _flat(table)
     default = catalog.default_action
     consent = f["consent_profiling"].fillna(True).astype(bool).to_numpy()
@@ -120,18 +175,24 @@ def audience_frames(table: pa.Table, catalog: Catalog) -> tuple[dict[str, pd.Dat
     if catalog.retention is not None:
         r = catalog.retention
         ret = action == "retention"
-        ev[ret] = (f["churn_probability"].to_numpy(dtype=float) * r.uplift
-                   * f["predicted_clv"].to_numpy(dtype=float) - r.cost)[ret]
+        ev[ret] = (
+            f["churn_probability"].to_numpy(dtype=float)
+            * r.uplift
+            * f["predicted_clv"].to_numpy(dtype=float)
+            - r.cost
+        )[ret]
     personal = action != "non_personalised"
-    out = pd.DataFrame({
-        "customer_id": f["customer_id"].astype(str).to_numpy(),
-        "offer_id": offer,
-        "offer_name": [names.get(o, ("", ""))[0] for o in offer],
-        "channel": [names.get(o, ("", ""))[1] for o in offer],
-        "expected_value": np.round(ev, 4),
-        "reason_code": np.where(personal, f["reason_code"].astype(object).to_numpy(), None),
-        "reason": np.where(personal, f["reason"].astype(object).to_numpy(), None),
-    })
+    out = pd.DataFrame(
+        {
+            "customer_id": f["customer_id"].astype(str).to_numpy(),
+            "offer_id": offer,
+            "offer_name": [names.get(o, ("", ""))[0] for o in offer],
+            "channel": [names.get(o, ("", ""))[1] for o in offer],
+            "expected_value": np.round(ev, 4),
+            "reason_code": np.where(personal, f["reason_code"].astype(object).to_numpy(), None),
+            "reason": np.where(personal, f["reason"].astype(object).to_numpy(), None),
+        }
+    )
     files: dict[str, pd.DataFrame] = {}
     skipped: dict[str, int] = {}
     groups: dict[tuple[str, str], list[int]] = {}
@@ -141,8 +202,12 @@ def audience_frames(table: pa.Table, catalog: Catalog) -> tuple[dict[str, pd.Dat
         if act == "no_action" or not oid:
             skipped[act] = skipped.get(act, 0) + len(idx)
             continue
-        rows = out.iloc[idx].sort_values(["expected_value", "customer_id"], ascending=[False, True],
-                                         na_position="last", kind="stable")
+        rows = out.iloc[idx].sort_values(
+            ["expected_value", "customer_id"],
+            ascending=[False, True],
+            na_position="last",
+            kind="stable",
+        )
         files[f"{act}-{_safe(oid)}.csv"] = rows.reset_index(drop=True)
     return files, skipped, moved
 
@@ -151,7 +216,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def export_audiences(scores: str | Path, out_dir: str | Path, catalog: Catalog | None = None) -> ExportResult:
+def export_audiences(
+    scores: str | Path, out_dir: str | Path, catalog: Catalog | None = None
+) -> ExportResult:
     """Write one CSV per (action, offer) of ``scores`` into ``out_dir`` (see the module docstring).
 
     Raises
@@ -164,13 +231,20 @@ def export_audiences(scores: str | Path, out_dir: str | Path, catalog: Catalog |
 
     catalog = catalog or load_catalog()
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MARKER).exists())):
-        raise SchemaError(f"{out_dir} exists and is not an earlier audience export; choose an empty or new directory")
+    if out_dir.exists() and (
+        not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MARKER).exists())
+    ):
+        raise SchemaError(
+            f"{out_dir} exists and is not an earlier audience export; choose an empty or new "
+            "directory"
+        )
     table = read_scores(scores)
     files, skipped, moved = audience_frames(table, catalog)
     meta = {
         "scores": str(scores),
-        "as_of": str(pd.Series(table["as_of"].to_pandas()).dropna().astype(str).iloc[0]) if len(table) else None,
+        "as_of": str(pd.Series(table["as_of"].to_pandas()).dropna().astype(str).iloc[0])
+        if len(table)
+        else None,
         "horizon_days": float(table["horizon_days"][0].as_py()) if len(table) else None,
         "model_versions": json.loads(table["model_versions"][0].as_py()) if len(table) else {},
         "columns": list(COLUMNS),

@@ -34,17 +34,21 @@ class _YamlLoader(yaml.SafeLoader):
 
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                 |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                 |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def read_yaml(path: Path):
     """Parse a YAML file (configs, catalogs) with :class:`_YamlLoader`."""
-    return yaml.load(path.read_text(), Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(path.read_text(), Loader=_YamlLoader)
 
 
 def home() -> Path:
@@ -59,7 +63,7 @@ class Paths:
     root: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         return cls(home())
 
     @property
@@ -82,7 +86,7 @@ class Paths:
     def logs(self) -> Path:
         return self.root / "logs"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         for p in (self.root, self.mlflow_artifacts, self.snapshots, self.rejects, self.logs):
             p.mkdir(parents=True, exist_ok=True)
         return self
@@ -147,7 +151,11 @@ NBO_DEFAULTS: dict[str, Any] = {
     "thresholds": {"min_hit_gain_vs_baselines": 0.0},
 }
 
-DEFAULTS: dict[str, dict[str, Any]] = {"clv": CLV_DEFAULTS, "churn": CHURN_DEFAULTS, "nbo": NBO_DEFAULTS}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "clv": CLV_DEFAULTS,
+    "churn": CHURN_DEFAULTS,
+    "nbo": NBO_DEFAULTS,
+}
 
 
 def merge(defaults: dict, overrides: dict | None) -> dict:
@@ -188,8 +196,12 @@ def _check_numbers(defaults: dict, given: dict, path: Path, prefix: str = "") ->
         default = defaults.get(key)
         if isinstance(default, dict) and isinstance(value, dict):
             _check_numbers(default, value, path, f"{prefix}{key}.")
-        elif (isinstance(default, (int, float)) and not isinstance(default, bool) and value is not None
-              and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+        elif (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
             raise ValueError(f"{path}: {prefix}{key} must be a number, got {value!r}")
 
 

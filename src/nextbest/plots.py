@@ -26,7 +26,12 @@ def _unit_label(time_unit_days: float) -> str:
 
 
 def tracking_data(
-    days: pd.DataFrame, first_day: pd.Series, model, as_of_day: int, horizon_days: int, time_unit_days: float
+    days: pd.DataFrame,
+    first_day: pd.Series,
+    model,
+    as_of_day: int,
+    horizon_days: int,
+    time_unit_days: float,
 ) -> pd.DataFrame:
     """Weekly repeat purchases, actual vs model-expected, for a cohort.
 
@@ -67,7 +72,9 @@ def tracking_data(
         On an empty cohort, a non-positive length or an empty window.
     """
     if horizon_days <= 0 or time_unit_days <= 0:
-        raise ValueError(f"horizon_days and time_unit_days must be > 0, got {horizon_days}, {time_unit_days}")
+        raise ValueError(
+            f"horizon_days and time_unit_days must be > 0, got {horizon_days}, {time_unit_days}"
+        )
     if first_day.empty:
         raise ValueError("first_day is empty: no customers to track")
     start = int(first_day.min())
@@ -103,7 +110,12 @@ def tracking_data(
 
 
 def tracking_plot(
-    days: pd.DataFrame, first_day: pd.Series, model, as_of_day: int, horizon_days: int, time_unit_days: float
+    days: pd.DataFrame,
+    first_day: pd.Series,
+    model,
+    as_of_day: int,
+    horizon_days: int,
+    time_unit_days: float,
 ) -> Figure:
     """Tracking plot: weekly and cumulative repeat purchases, actual vs model.
 
@@ -115,7 +127,10 @@ def tracking_plot(
     cal_end = (int(as_of_day) - int(first_day.min())) / 7.0
     fig = Figure(figsize=(9, 7))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for ax, suffix, title in ((top, "", "Weekly repeat purchases"), (bottom, "_cum", "Cumulative repeat purchases")):
+    for ax, suffix, title in (
+        (top, "", "Weekly repeat purchases"),
+        (bottom, "_cum", "Cumulative repeat purchases"),
+    ):
         ax.plot(data["week"], data["actual" + suffix], label="actual")
         ax.plot(data["week"], data["expected" + suffix], linestyle="--", label="model")
         ax.axvline(cal_end, color="grey", linestyle=":", label="end of calibration")
@@ -126,7 +141,9 @@ def tracking_plot(
     return fig
 
 
-def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: str = "p_alive") -> pd.DataFrame:
+def frequency_recency_data(
+    model, max_frequency: int, max_recency: float, kind: str = "p_alive"
+) -> pd.DataFrame:
     """P(alive) or expected purchases in the next unit over a frequency x recency grid.
 
     Parameters
@@ -150,7 +167,9 @@ def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: 
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     if max_frequency < 0 or max_recency <= 0:
-        raise ValueError(f"need max_frequency >= 0 and max_recency > 0, got {max_frequency}, {max_recency}")
+        raise ValueError(
+            f"need max_frequency >= 0 and max_recency > 0, got {max_frequency}, {max_recency}"
+        )
     freq = np.arange(int(max_frequency) + 1, dtype="float64")
     rec = np.arange(int(np.floor(max_recency)) + 1, dtype="float64")
     f, r = np.meshgrid(freq, rec)
@@ -160,14 +179,20 @@ def frequency_recency_data(model, max_frequency: int, max_recency: float, kind: 
         if kind == "p_alive":
             z = model.conditional_probability_alive(f.ravel(), r.ravel(), T)
         else:
-            z = model.conditional_expected_number_of_purchases_up_to_time(1.0, f.ravel(), r.ravel(), T)
+            z = model.conditional_expected_number_of_purchases_up_to_time(
+                1.0, f.ravel(), r.ravel(), T
+            )
     z = np.asarray(z, dtype="float64").reshape(f.shape)
     columns = pd.Index(freq.astype("int64"), name="frequency")
     return pd.DataFrame(z, index=pd.Index(rec, name="recency"), columns=columns)
 
 
 def frequency_recency_matrix(
-    model, max_frequency: int, max_recency: float, kind: str = "p_alive", time_unit_days: float = 7.0
+    model,
+    max_frequency: int,
+    max_recency: float,
+    kind: str = "p_alive",
+    time_unit_days: float = 7.0,
 ) -> Figure:
     """Heatmap of :func:`frequency_recency_data` with a colour bar.
 
@@ -191,7 +216,9 @@ def frequency_recency_matrix(
     return fig
 
 
-def conditional_expectations_data(cal_holdout: pd.DataFrame, model, max_frequency: int = 7) -> pd.DataFrame:
+def conditional_expectations_data(
+    cal_holdout: pd.DataFrame, model, max_frequency: int = 7
+) -> pd.DataFrame:
     """Mean actual vs predicted holdout purchases by calibration frequency.
 
     Parameters
@@ -216,22 +243,37 @@ def conditional_expectations_data(cal_holdout: pd.DataFrame, model, max_frequenc
         raise ValueError(f"cal_holdout is missing columns {missing}")
     if cal_holdout.empty:
         raise ValueError("cal_holdout is empty")
-    args = (cal_holdout[c].to_numpy(dtype="float64") for c in ("duration_holdout", "frequency", "recency", "T"))
+    args = (
+        cal_holdout[c].to_numpy(dtype="float64")
+        for c in ("duration_holdout", "frequency", "recency", "T")
+    )
     predicted = model.conditional_expected_number_of_purchases_up_to_time(*args)
-    frame = pd.DataFrame({
-        "frequency": np.minimum(cal_holdout["frequency"].to_numpy(), max_frequency).astype("int64"),
-        "actual": cal_holdout["frequency_holdout"].to_numpy(dtype="float64"),
-        "predicted": np.asarray(predicted, dtype="float64").reshape(-1),
-    })
-    out = frame.groupby("frequency", sort=True).agg(
-        n_customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")
-    ).reset_index()
+    frame = pd.DataFrame(
+        {
+            "frequency": np.minimum(cal_holdout["frequency"].to_numpy(), max_frequency).astype(
+                "int64"
+            ),
+            "actual": cal_holdout["frequency_holdout"].to_numpy(dtype="float64"),
+            "predicted": np.asarray(predicted, dtype="float64").reshape(-1),
+        }
+    )
+    out = (
+        frame.groupby("frequency", sort=True)
+        .agg(
+            n_customers=("actual", "size"),
+            actual=("actual", "mean"),
+            predicted=("predicted", "mean"),
+        )
+        .reset_index()
+    )
     labels = out["frequency"].astype(str)
     out.insert(1, "label", labels.where(out["frequency"] < max_frequency, f"{max_frequency}+"))
     return out
 
 
-def conditional_expectations_plot(cal_holdout: pd.DataFrame, model, max_frequency: int = 7) -> Figure:
+def conditional_expectations_plot(
+    cal_holdout: pd.DataFrame, model, max_frequency: int = 7
+) -> Figure:
     """Bars of mean actual vs predicted holdout purchases by calibration frequency.
 
     Parameters are those of :func:`conditional_expectations_data`. Returns a

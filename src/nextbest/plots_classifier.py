@@ -11,7 +11,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def calibration_plot(tables: dict[str, pd.DataFrame], title: str = "Calibration on the test fold") -> Figure:
+def calibration_plot(
+    tables: dict[str, pd.DataFrame], title: str = "Calibration on the test fold"
+) -> Figure:
     """Observed rate vs mean prediction per bin, one line per model (from ``calibration_table``)."""
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
@@ -25,13 +27,17 @@ def calibration_plot(tables: dict[str, pd.DataFrame], title: str = "Calibration 
     return fig
 
 
-def lift_plot(tables: dict[str, pd.DataFrame], title: str = "Lift by decile (1 = highest score)") -> Figure:
+def lift_plot(
+    tables: dict[str, pd.DataFrame], title: str = "Lift by decile (1 = highest score)"
+) -> Figure:
     """Lift per score decile, one bar group per model (from ``lift_table``)."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     width = 0.8 / max(len(tables), 1)
     for i, (name, t) in enumerate(tables.items()):
-        ax.bar(t["decile"] + (i - (len(tables) - 1) / 2) * width, t["lift"], width=width, label=name)
+        ax.bar(
+            t["decile"] + (i - (len(tables) - 1) / 2) * width, t["lift"], width=width, label=name
+        )
     ax.axhline(1.0, color="grey", linestyle=":")
     ax.set_xlabel("decile")
     ax.set_ylabel("lift (rate / base rate)")
@@ -40,7 +46,9 @@ def lift_plot(tables: dict[str, pd.DataFrame], title: str = "Lift by decile (1 =
     return fig
 
 
-def importance_plot(importance: pd.DataFrame, top: int = 20, title: str = "Feature importance (gain)") -> Figure:
+def importance_plot(
+    importance: pd.DataFrame, top: int = 20, title: str = "Feature importance (gain)"
+) -> Figure:
     """Horizontal bars of the ``top`` features by gain."""
     t = importance.head(top).iloc[::-1]
     fig = Figure(figsize=(6, max(3, 0.3 * len(t))))

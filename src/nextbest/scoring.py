@@ -26,9 +26,26 @@ from nextbest.decision.catalog import Catalog
 from nextbest.decision.policy import decide, gate_offers
 from nextbest.decision.reasons import build_reasons
 
-SCORE_COLUMNS = ("customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv",
-                 "churn_probability", "action", "action_offer_id", "offers", "reasons", "model_versions")
-MODEL_SCORE_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "predicted_clv", "churn_probability")
+SCORE_COLUMNS = (
+    "customer_id",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "predicted_clv",
+    "churn_probability",
+    "action",
+    "action_offer_id",
+    "offers",
+    "reasons",
+    "model_versions",
+)
+MODEL_SCORE_COLUMNS = (
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "predicted_clv",
+    "churn_probability",
+)
 
 
 @dataclass
@@ -43,9 +60,14 @@ class ModelBundle:
     versions: dict[str, str] = field(default_factory=dict)
 
 
-def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
-          popularity: dict[str, float] | None = None, contact_history: pd.DataFrame | None = None,
-          as_of=None) -> pd.DataFrame:
+def score(
+    features: pd.DataFrame,
+    models: ModelBundle,
+    horizon_days: float,
+    popularity: dict[str, float] | None = None,
+    contact_history: pd.DataFrame | None = None,
+    as_of=None,
+) -> pd.DataFrame:
     """Score customers from their feature rows and decide one action each.
 
     Parameters
@@ -63,8 +85,11 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
         ``customer_id, offer_id, timestamp`` of past contacts (cooldowns, caps).
     """
     n = len(features)
-    consent = (features["consent_profiling"].fillna(True).astype(bool).to_numpy()
-               if "consent_profiling" in features.columns else np.ones(n, dtype=bool))
+    consent = (
+        features["consent_profiling"].fillna(True).astype(bool).to_numpy()
+        if "consent_profiling" in features.columns
+        else np.ones(n, dtype=bool)
+    )
     allowed = np.flatnonzero(consent)
     scores = {c: np.full(n, np.nan) for c in MODEL_SCORE_COLUMNS}
     m = len(models.catalog.offers)
@@ -75,24 +100,52 @@ def score(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
         for c in ("p_alive", "expected_purchases", "expected_spend", "predicted_clv"):
             scores[c][allowed] = clv[c].to_numpy()
         if models.churn is not None:
-            churn_in = sub.assign(p_alive=clv["p_alive"].to_numpy(),
-                                  expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub))
+            churn_in = sub.assign(
+                p_alive=clv["p_alive"].to_numpy(),
+                expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub),
+            )
             scores["churn_probability"][allowed] = models.churn.predict_proba(churn_in)
-    gate = gate_offers(features, models.catalog, scores["predicted_clv"], scores["churn_probability"],
-                       scores["p_alive"], consent, contact_history, as_of)
+    gate = gate_offers(
+        features,
+        models.catalog,
+        scores["predicted_clv"],
+        scores["churn_probability"],
+        scores["p_alive"],
+        consent,
+        contact_history,
+        as_of,
+    )
     if allowed.size and models.nbo is not None:
         # Only pairs the policy could list are predicted (the same pairs the offer model was
         # trained on: a category not bought lately); decide() never reads the others.
         eligible = gate.ok[allowed]
         if eligible.any():
-            offer_j, cust_i = np.nonzero(eligible.T)  # offer-major, the order predict_offers returns
+            offer_j, cust_i = np.nonzero(
+                eligible.T
+            )  # offer-major, the order predict_offers returns
             p_convert[allowed[cust_i], offer_j] = models.nbo.predict_offers(
-                sub, models.catalog.offers, popularity or {}, mask=eligible)
-    d = decide(features, models.catalog, p_convert, scores["predicted_clv"], scores["churn_probability"],
-               scores["p_alive"], consent, gate=gate)
+                sub, models.catalog.offers, popularity or {}, mask=eligible
+            )
+    d = decide(
+        features,
+        models.catalog,
+        p_convert,
+        scores["predicted_clv"],
+        scores["churn_probability"],
+        scores["p_alive"],
+        consent,
+        gate=gate,
+    )
     with _no_cyclic_gc():
-        reasons = build_reasons(features, models.catalog, d, scores["predicted_clv"],
-                                scores["churn_probability"], scores["p_alive"], consent)
+        reasons = build_reasons(
+            features,
+            models.catalog,
+            d,
+            scores["predicted_clv"],
+            scores["churn_probability"],
+            scores["p_alive"],
+            consent,
+        )
         offers = _offer_lists(models.catalog, d)
     out = pd.DataFrame({"customer_id": features["customer_id"].astype(str).to_numpy()})
     for c in MODEL_SCORE_COLUMNS:
@@ -131,9 +184,14 @@ def _offer_lists(catalog: Catalog, d) -> list[list[dict]]:
     cats = [o.category for o in catalog.offers]
     p_rounded = np.round(d.top_p, 6).tolist()
     ev_rounded = np.round(d.top_ev, 4).tolist()
-    return [[{"offer_id": ids[o], "category": cats[o], "p_convert": p, "expected_value": ev}
-             for o, p, ev in zip(irow, prow, erow) if o >= 0]  # -1 (none) only ever trails
-            for irow, prow, erow in zip(d.top_index.tolist(), p_rounded, ev_rounded)]
+    return [
+        [
+            {"offer_id": ids[o], "category": cats[o], "p_convert": p, "expected_value": ev}
+            for o, p, ev in zip(irow, prow, erow)
+            if o >= 0
+        ]  # -1 (none) only ever trails
+        for irow, prow, erow in zip(d.top_index.tolist(), p_rounded, ev_rounded)
+    ]
 
 
 def top_customers(scores: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -4,9 +4,11 @@ Thin and typed: every answer is a row of :func:`nextbest.scoring.score`, the
 same function batch scoring uses. Start it with ``nextbest serve`` (trains
 first if a champion is missing) or ``bentoml serve nextbest.service:NextBest``.
 
-* ``POST /predict`` ``{"customer_id": ...}`` -> :class:`~nextbest.serving.schemas.Decision` (404 if unknown);
+* ``POST /predict`` ``{"customer_id": ...}`` -> :class:`~nextbest.serving.schemas.Decision` (404 if
+unknown);
 * ``POST /predict_batch`` ``{"customer_ids": [...]}`` (at most 1,000) -> decisions + ids not found;
-* ``POST /predict_features`` - cold start from posted transactions (:mod:`nextbest.serving.coldstart`);
+* ``POST /predict_features`` - cold start from posted transactions
+(:mod:`nextbest.serving.coldstart`);
 * ``POST /admin/reload`` - pick up a new champion / snapshot now (a watcher also does it every
   ``NEXTBEST_RELOAD_SECONDS``);
 * ``/livez``, ``/readyz`` (503 until models and snapshot are loaded), ``/metrics``, ``/docs``.
@@ -30,10 +32,15 @@ from nextbest.serving.auth import AuthMiddleware
 from nextbest.serving.errors import UnknownCustomer, handles_errors, json_response
 from nextbest.serving.http import BodyLimitMiddleware, ErrorEnvelopeMiddleware, request_id_var
 from nextbest.serving.schemas import (
-    Decision, DecisionBatch, PredictBatchRequest, PredictFeaturesRequest, PredictRequest, ReloadRequest,
-    ReloadResult, Transaction,
+    Decision,
+    DecisionBatch,
+    PredictBatchRequest,
+    PredictFeaturesRequest,
+    PredictRequest,
+    ReloadRequest,
+    ReloadResult,
+    Transaction,
 )
-
 
 RELOAD_WAIT_SECONDS = 60.0  # below the traffic timeout: a longer reload answers 202 and goes on
 
@@ -58,8 +65,11 @@ class NextBest:
         self.settings = ServiceSettings.from_env()  # refuses to start without an API key
         quiet_client_errors()
         self.metrics = get_metrics()
-        self.audit = AuditLog(self.settings.audit_dir, self.metrics.audit_failures.inc) \
-            if self.settings.audit else None
+        self.audit = (
+            AuditLog(self.settings.audit_dir, self.metrics.audit_failures.inc)
+            if self.settings.audit
+            else None
+        )
         self.holder = StateHolder(self.settings, on_reload=self._reloaded)
         self.holder.start()
 
@@ -91,10 +101,13 @@ class NextBest:
         i = state.table.find(customer_id)
         if i < 0:
             self.metrics.unknown_ids.labels(endpoint="predict").inc()
-            raise UnknownCustomer(detail={
-                "customer_id": customer_id,
-                "hint": f"not in the snapshot as of {state.as_of.date()}; "
-                        "POST its transactions to /predict_features"})
+            raise UnknownCustomer(
+                detail={
+                    "customer_id": customer_id,
+                    "hint": f"not in the snapshot as of {state.as_of.date()}; "
+                    "POST its transactions to /predict_features",
+                }
+            )
         row = state.table.row(i)
         self._record("predict", [row])
         return json_response(row)
@@ -102,7 +115,8 @@ class NextBest:
     @bentoml.api(route="/predict_batch", input_spec=PredictBatchRequest, output_spec=DecisionBatch)
     @handles_errors
     async def predict_batch(self, customer_ids: list[str]) -> DecisionBatch | Response:
-        """Decisions for up to 1,000 ids, in request order (each id once); unknown ids listed apart."""
+        """Decisions for up to 1,000 ids, in request order (each id once); unknown ids listed
+        apart."""
         state = self.holder.current()
         ids = list(dict.fromkeys(customer_ids))
         rows = state.table.find_many(ids)
@@ -115,15 +129,25 @@ class NextBest:
 
     @bentoml.api(route="/predict_features", input_spec=PredictFeaturesRequest, output_spec=Decision)
     @handles_errors
-    def predict_features(self, customer_id: str, transactions: list[Transaction],
-                         consent_profiling: bool = True, as_of: dt.date | None = None,
-                         attributes: dict | None = None) -> Decision | Response:
-        """Cold start: score a customer who is not in the snapshot from their posted transactions."""
+    def predict_features(
+        self,
+        customer_id: str,
+        transactions: list[Transaction],
+        consent_profiling: bool = True,
+        as_of: dt.date | None = None,
+        attributes: dict | None = None,
+    ) -> Decision | Response:
+        """Cold start: score a customer who is not in the snapshot from their posted
+        transactions."""
         from nextbest.serving.coldstart import cold_start_decision
 
         request = PredictFeaturesRequest.model_construct(
-            customer_id=customer_id, transactions=transactions, consent_profiling=consent_profiling,
-            as_of=as_of, attributes=attributes or {})
+            customer_id=customer_id,
+            transactions=transactions,
+            consent_profiling=consent_profiling,
+            as_of=as_of,
+            attributes=attributes or {},
+        )
         row = cold_start_decision(request, self.holder.current())
         self._record("predict_features", [row])
         return json_response(row)
@@ -144,14 +168,23 @@ class NextBest:
             self.holder.request_reload_everywhere()
         result = None
         with anyio.move_on_after(RELOAD_WAIT_SECONDS):
-            result = await anyio.to_thread.run_sync(self.holder.reload, force, abandon_on_cancel=True)
+            result = await anyio.to_thread.run_sync(
+                self.holder.reload, force, abandon_on_cancel=True
+            )
         if result is None:
             outcome, state, status = "in_progress", self.holder.current(), 202
         else:
             (outcome, state), status = result, 200
-        return json_response(ReloadResult(
-            outcome=outcome, model_versions=state.versions, as_of=state.table.as_of, n_customers=len(state.table),
-            build_seconds=round(state.build_seconds, 3)).model_dump(mode="json"), status)
+        return json_response(
+            ReloadResult(
+                outcome=outcome,
+                model_versions=state.versions,
+                as_of=state.table.as_of,
+                n_customers=len(state.table),
+                build_seconds=round(state.build_seconds, 3),
+            ).model_dump(mode="json"),
+            status,
+        )
 
 
 NextBest.add_asgi_middleware(ErrorEnvelopeMiddleware)

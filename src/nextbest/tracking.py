@@ -40,7 +40,9 @@ def setup(paths: Paths | None = None, experiment: str = EXPERIMENT) -> str:
     mlflow.set_registry_uri(paths.tracking_uri())
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
-        exp_id = mlflow.create_experiment(experiment, artifact_location=paths.mlflow_artifacts.as_uri())
+        exp_id = mlflow.create_experiment(
+            experiment, artifact_location=paths.mlflow_artifacts.as_uri()
+        )
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
@@ -49,11 +51,15 @@ def setup(paths: Paths | None = None, experiment: str = EXPERIMENT) -> str:
 
 def data_fingerprint(transactions: pd.DataFrame) -> str:
     """SHA-256 (first 16 hex digits) of the customer ids, timestamps and amounts, in row order."""
-    canonical = pd.DataFrame({
-        "customer_id": transactions["customer_id"].astype(str).to_numpy(dtype=object),
-        "timestamp": pd.to_datetime(transactions["timestamp"]).to_numpy(dtype="datetime64[ns]").astype("int64"),
-        "amount": transactions["amount"].to_numpy(dtype="float64"),
-    })
+    canonical = pd.DataFrame(
+        {
+            "customer_id": transactions["customer_id"].astype(str).to_numpy(dtype=object),
+            "timestamp": pd.to_datetime(transactions["timestamp"])
+            .to_numpy(dtype="datetime64[ns]")
+            .astype("int64"),
+            "amount": transactions["amount"].to_numpy(dtype="float64"),
+        }
+    )
     hashed = pd.util.hash_pandas_object(canonical, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
@@ -126,8 +132,16 @@ NBO_MODEL_NAME = "nextbest-nbo"
 MODEL_NAMES = (CLV_MODEL_NAME, CHURN_MODEL_NAME, NBO_MODEL_NAME)
 
 
-def log_model(python_model, model_obj, example: pd.DataFrame, output: pd.DataFrame, name: str,
-              promote_if: bool, register: bool = True, metadata: dict | None = None) -> tuple[str | None, bool]:
+def log_model(
+    python_model,
+    model_obj,
+    example: pd.DataFrame,
+    output: pd.DataFrame,
+    name: str,
+    promote_if: bool,
+    register: bool = True,
+    metadata: dict | None = None,
+) -> tuple[str | None, bool]:
     """Pickle ``model_obj``, log it as a pyfunc with a signature, register it and maybe promote it.
 
     Returns ``(version, promoted)``; the version is ``None`` when not registering.
@@ -140,18 +154,29 @@ def log_model(python_model, model_obj, example: pd.DataFrame, output: pd.DataFra
     from nextbest.models.base import library_versions
 
     libs = library_versions()
-    reqs = [f"{p}=={libs[p]}" for p in ("lifetimes", "lightgbm", "scikit-learn", "pandas", "numpy") if p in libs]
+    reqs = [
+        f"{p}=={libs[p]}"
+        for p in ("lifetimes", "lightgbm", "scikit-learn", "pandas", "numpy")
+        if p in libs
+    ]
     # Integers are declared as doubles: MLflow rejects float input for an integer column later.
-    example = example.astype({c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
+    example = example.astype(
+        {c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = model_obj.save(Path(tmp) / "model.pkl")
         signature = infer_signature(example, output)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = mlflow.pyfunc.log_model(
-                name=name.replace("nextbest-", ""), python_model=python_model, artifacts={"model": str(path)},
-                signature=signature, input_example=example, registered_model_name=name if register else None,
-                pip_requirements=reqs, metadata=metadata or {},
+                name=name.replace("nextbest-", ""),
+                python_model=python_model,
+                artifacts={"model": str(path)},
+                signature=signature,
+                input_example=example,
+                registered_model_name=name if register else None,
+                pip_requirements=reqs,
+                metadata=metadata or {},
             )
     if not register:
         return None, False
@@ -195,12 +220,24 @@ def load_bundle(catalog=None):
         versions[name] = str(version.version)
     nbo = loaded.get(NBO_MODEL_NAME)
     if nbo is None:
-        log.warning("no '%s' version of %s: decisions are retention or no action only", CHAMPION, NBO_MODEL_NAME)
+        log.warning(
+            "no '%s' version of %s: decisions are retention or no action only",
+            CHAMPION,
+            NBO_MODEL_NAME,
+        )
     known = set(nbo.levels_.get("offer_id", [])) if nbo is not None else set()
     unknown = [o.offer_id for o in catalog.offers if o.offer_id not in known]
     if nbo is not None and unknown:
-        raise SchemaError(f"offer catalog names offer(s) {unknown} that the champion {NBO_MODEL_NAME} "
-                          f"v{versions[NBO_MODEL_NAME]} was not trained on; retrain with `nextbest train`")
+        raise SchemaError(
+            f"offer catalog names offer(s) {unknown} that the champion {NBO_MODEL_NAME} "
+            f"v{versions[NBO_MODEL_NAME]} was not trained on; retrain with `nextbest train`"
+        )
     churn = loaded[CHURN_MODEL_NAME]
-    return ModelBundle(clv=loaded[CLV_MODEL_NAME], catalog=catalog, churn=churn, nbo=nbo,
-                       churn_horizon_days=float(getattr(churn, "horizon_days_", 30)), versions=versions)
+    return ModelBundle(
+        clv=loaded[CLV_MODEL_NAME],
+        catalog=catalog,
+        churn=churn,
+        nbo=nbo,
+        churn_horizon_days=float(getattr(churn, "horizon_days_", 30)),
+        versions=versions,
+    )

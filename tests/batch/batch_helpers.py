@@ -29,13 +29,21 @@ def comparable(scores: pd.DataFrame) -> pd.DataFrame:
     """In-memory ``score()`` output shaped like a scores file (for exact comparisons)."""
     out = scores.sort_values("customer_id", ignore_index=True).copy()
     out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
-    out["action_offer_id"] = out["action_offer_id"].astype(object).where(out["action_offer_id"].notna(), None)
+    out["action_offer_id"] = (
+        out["action_offer_id"].astype(object).where(out["action_offer_id"].notna(), None)
+    )
     return out
 
 
 def cli_env(home: Path, **extra) -> dict:
     """Environment for a ``nextbest`` subprocess using ``home``."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update({"NEXTBEST_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                "PYTHONWARNINGS": "ignore"}, **extra)
+    env.update(
+        {
+            "NEXTBEST_HOME": str(home),
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "PYTHONWARNINGS": "ignore",
+        },
+        **extra,
+    )
     return env

@@ -30,12 +30,28 @@ SMALL_FOREST = {"n_estimators": 25, "n_jobs": 1}
 
 
 def configs() -> dict[str, dict]:
-    """The shipped configs with lenient gates, BG/NBD only and small forests (fast, always promoted)."""
-    clv = load_config("clv", {"count_models": ["bgnbd"], "thresholds": {
-        "max_abs_aggregate_error": 1e9, "max_holdout_mae_ratio_vs_baseline": 1e9}})
-    churn = load_config("churn", {"lightgbm": SMALL_FOREST, "thresholds": {
-        "min_auc_gain_vs_baselines": -1.0, "max_brier": 1.0}})
-    nbo = load_config("nbo", {"lightgbm": SMALL_FOREST, "thresholds": {"min_hit_gain_vs_baselines": -1.0}})
+    """The shipped configs with lenient gates, BG/NBD only and small forests (fast, always
+    promoted)."""
+    clv = load_config(
+        "clv",
+        {
+            "count_models": ["bgnbd"],
+            "thresholds": {
+                "max_abs_aggregate_error": 1e9,
+                "max_holdout_mae_ratio_vs_baseline": 1e9,
+            },
+        },
+    )
+    churn = load_config(
+        "churn",
+        {
+            "lightgbm": SMALL_FOREST,
+            "thresholds": {"min_auc_gain_vs_baselines": -1.0, "max_brier": 1.0},
+        },
+    )
+    nbo = load_config(
+        "nbo", {"lightgbm": SMALL_FOREST, "thresholds": {"min_hit_gain_vs_baselines": -1.0}}
+    )
     return {"clv": clv, "churn": churn, "nbo": nbo}
 
 
@@ -47,13 +63,23 @@ def batch_data(tmp_path_factory) -> dict:
     ids = np.sort(tx["customer_id"].unique())
     rng = np.random.default_rng(SEED)
     opted_out = rng.random(ids.size) < 0.10
-    customers = pd.DataFrame({"customer_id": ids, "consent_profiling": np.where(opted_out, "no", "yes")})
+    customers = pd.DataFrame(
+        {"customer_id": ids, "consent_profiling": np.where(opted_out, "no", "yes")}
+    )
     offers = ["XS-PRODUCE", "XS-MEAT", "XS-DELI", "RET-WINBACK", "XS-FLORAL"]
     n = 3000
-    history = pd.DataFrame({"customer_id": rng.choice(ids, n), "offer_id": rng.choice(offers, n),
-                            "timestamp": AS_OF - pd.to_timedelta(rng.integers(1, 45, n), unit="D")})
-    paths = {"transactions": root / "tx.parquet", "customers": root / "customers.csv",
-             "history": root / "history.csv"}
+    history = pd.DataFrame(
+        {
+            "customer_id": rng.choice(ids, n),
+            "offer_id": rng.choice(offers, n),
+            "timestamp": AS_OF - pd.to_timedelta(rng.integers(1, 45, n), unit="D"),
+        }
+    )
+    paths = {
+        "transactions": root / "tx.parquet",
+        "customers": root / "customers.csv",
+        "history": root / "history.csv",
+    }
     tx.to_parquet(paths["transactions"], index=False)
     customers.to_csv(paths["customers"], index=False)
     history.to_csv(paths["history"], index=False)
@@ -64,7 +90,9 @@ def _dataset(batch_data) -> Dataset:
     from nextbest.data.files import read_table
     from nextbest.data.schema import validate_customers
 
-    return Dataset("synthetic", batch_data["tx"], validate_customers(read_table(batch_data["customers"])))
+    return Dataset(
+        "synthetic", batch_data["tx"], validate_customers(read_table(batch_data["customers"]))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +115,14 @@ def bundle(batch_data):
     ctx = build_context(tx, ds.customers, catalog.categories)
     churn = train_churn(ctx, AS_OF, cfg["churn"], cfg["clv"], "bgnbd").model
     nbo = train_nbo(ctx, AS_OF, cfg["nbo"], catalog, 7.0).model
-    return ModelBundle(clv=clv, catalog=catalog, churn=churn, nbo=nbo,
-                       churn_horizon_days=float(churn.horizon_days_) if hasattr(churn, "horizon_days_") else 30.0,
-                       versions={"nextbest-clv": "t1", "nextbest-churn": "t1", "nextbest-nbo": "t1"})
+    return ModelBundle(
+        clv=clv,
+        catalog=catalog,
+        churn=churn,
+        nbo=nbo,
+        churn_horizon_days=float(churn.horizon_days_) if hasattr(churn, "horizon_days_") else 30.0,
+        versions={"nextbest-clv": "t1", "nextbest-churn": "t1", "nextbest-nbo": "t1"},
+    )
 
 
 @pytest.fixture(scope="session")

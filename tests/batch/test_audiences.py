@@ -20,15 +20,28 @@ from nextbest.data.synthetic import synthetic_as_of
 @pytest.fixture(scope="module")
 def scored(batch_data, bundle, tmp_path_factory):
     out = tmp_path_factory.mktemp("aud") / "scores.parquet"
-    job = build_job(None, batch_data["transactions"], batch_data["customers"], {}, str(synthetic_as_of().date()),
-                    365, out, None, 100_000, False, bundle.catalog)
+    job = build_job(
+        None,
+        batch_data["transactions"],
+        batch_data["customers"],
+        {},
+        str(synthetic_as_of().date()),
+        365,
+        out,
+        None,
+        100_000,
+        False,
+        bundle.catalog,
+    )
     run_local(job, bundle)
     return out
 
 
 def _read(out_dir):
-    return {p.name: pd.read_csv(p, dtype={"customer_id": str, "reason_code": str, "reason": str})
-            for p in sorted(out_dir.glob("*.csv"))}
+    return {
+        p.name: pd.read_csv(p, dtype={"customer_id": str, "reason_code": str, "reason": str})
+        for p in sorted(out_dir.glob("*.csv"))
+    }
 
 
 def test_one_file_per_action_and_offer_with_values_and_reasons(scored, bundle, tmp_path):
@@ -36,8 +49,13 @@ def test_one_file_per_action_and_offer_with_values_and_reasons(scored, bundle, t
     result = export_audiences(scored, tmp_path / "aud", bundle.catalog)
     files = _read(tmp_path / "aud")
     assert set(files) == set(result.files)
-    expected = (scores[scores["action"] != "no_action"]
-                .groupby(["action", "action_offer_id"]).size().rename("n").reset_index())
+    expected = (
+        scores[scores["action"] != "no_action"]
+        .groupby(["action", "action_offer_id"])
+        .size()
+        .rename("n")
+        .reset_index()
+    )
     assert {f"{a}-{o}.csv": n for a, o, n in expected.itertuples(index=False)} == result.files
     assert result.not_exported == {"no_action": int((scores["action"] == "no_action").sum())}
     by_id = scores.set_index("customer_id")
@@ -46,7 +64,9 @@ def test_one_file_per_action_and_offer_with_values_and_reasons(scored, bundle, t
         assert frame["customer_id"].is_unique
         action = name.split("-", 1)[0]
         rows = by_id.loc[frame["customer_id"]]
-        assert (rows["action"] == action).all() and (rows["action_offer_id"].to_numpy() == frame["offer_id"]).all()
+        assert (rows["action"] == action).all() and (
+            rows["action_offer_id"].to_numpy() == frame["offer_id"]
+        ).all()
         if action == "cross_sell":
             top = np.array([o[0]["expected_value"] for o in rows["offers"]])
             np.testing.assert_allclose(frame["expected_value"], top)
@@ -63,19 +83,24 @@ def test_one_file_per_action_and_offer_with_values_and_reasons(scored, bundle, t
     assert meta["model_versions"] == bundle.versions
 
 
-def test_opted_out_customers_only_in_the_non_personalised_list(scored, batch_data, bundle, tmp_path):
+def test_opted_out_customers_only_in_the_non_personalised_list(
+    scored, batch_data, bundle, tmp_path
+):
     files = _read(export_audiences(scored, tmp_path / "aud", bundle.catalog).out_dir)
     opted_out = batch_data["opted_out"]
     default = files.pop(f"non_personalised-{bundle.catalog.default_action.offer_id}.csv")
     assert opted_out <= set(default["customer_id"])
-    assert default["expected_value"].isna().all() and default["reason"].isna().all()  # no model output
+    assert (
+        default["expected_value"].isna().all() and default["reason"].isna().all()
+    )  # no model output
     assert default["reason_code"].isna().all()
     for frame in files.values():
         assert not opted_out & set(frame["customer_id"])
 
 
-def test_a_personalised_row_of_an_opted_out_customer_is_never_exported_as_such(scored, batch_data, bundle,
-                                                                                 tmp_path):
+def test_a_personalised_row_of_an_opted_out_customer_is_never_exported_as_such(
+    scored, batch_data, bundle, tmp_path
+):
     table = pq.read_table(scored).to_pandas()
     victim = sorted(batch_data["opted_out"])[0]
     i = table.index[table["customer_id"] == victim][0]
@@ -87,7 +112,9 @@ def test_a_personalised_row_of_an_opted_out_customer_is_never_exported_as_such(s
     files = _read(tmp_path / "aud")
     assert result.moved_to_non_personalised == 1
     assert victim in set(files["non_personalised-NEWSLETTER.csv"]["customer_id"])
-    assert all(victim not in set(f["customer_id"]) for n, f in files.items() if not n.startswith("non_"))
+    assert all(
+        victim not in set(f["customer_id"]) for n, f in files.items() if not n.startswith("non_")
+    )
 
 
 def test_csv_scores_give_the_same_audiences(scored, bundle, tmp_path):

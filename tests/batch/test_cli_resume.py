@@ -1,4 +1,5 @@
-"""``nextbest score`` / ``export-audiences`` end to end with MLflow champions, and a real kill + resume."""
+"""``nextbest score`` / ``export-audiences`` end to end with MLflow champions, and a real kill +
+resume."""
 
 from __future__ import annotations
 
@@ -35,9 +36,24 @@ def test_no_champion_is_fatal_with_one_message(nb_home, batch_data, tmp_path):
 
 
 def _score_args(batch_data, out, *extra):
-    return ["score", "-t", batch_data["transactions"], "--customers", batch_data["customers"],
-            "--contact-history", batch_data["history"], "--as-of", AS_OF, "--horizon-days", 180,
-            "--chunk-size", 300, "-o", out, *extra]
+    return [
+        "score",
+        "-t",
+        batch_data["transactions"],
+        "--customers",
+        batch_data["customers"],
+        "--contact-history",
+        batch_data["history"],
+        "--as-of",
+        AS_OF,
+        "--horizon-days",
+        180,
+        "--chunk-size",
+        300,
+        "-o",
+        out,
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -47,8 +63,11 @@ def test_score_then_export_audiences_from_the_command_line(champion_home, batch_
     assert result.exit_code == 0, result.output
     scores = read_scores(out)
     assert scores["customer_id"].is_unique and (scores["horizon_days"] == 180).all()
-    assert json.loads(scores["model_versions"][0]) == {"nextbest-clv": "1", "nextbest-churn": "1",
-                                                       "nextbest-nbo": "1"}
+    assert json.loads(scores["model_versions"][0]) == {
+        "nextbest-clv": "1",
+        "nextbest-churn": "1",
+        "nextbest-nbo": "1",
+    }
     text = result.output
     assert f"scored {scores['predicted_clv'].notna().sum():,} customers" in text
     assert "actions: " in text and "offers: " in text and "rejected 0 lines" in text
@@ -76,15 +95,21 @@ def test_missing_column_is_fatal_from_the_command_line(champion_home, batch_data
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_byte_identical_output(champion_home, batch_data, tmp_path):
-    """SIGKILL a real `nextbest score` after 2 scored chunks; --resume gives the uninterrupted bytes."""
+    """SIGKILL a real `nextbest score` after 2 scored chunks; --resume gives the uninterrupted
+    bytes."""
     reference = tmp_path / "reference.parquet"
     assert invoke(*_score_args(batch_data, reference)).exit_code == 0
 
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"last week's scores")
     cmd = [sys.executable, "-m", "nextbest.cli", *map(str, _score_args(batch_data, out))]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env=cli_env(champion_home, NEXTBEST_TEST_HOLD_AFTER="scores:2"))
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=cli_env(champion_home, NEXTBEST_TEST_HOLD_AFTER="scores:2"),
+    )
     watchdog = threading.Timer(240, proc.kill)
     watchdog.start()
     try:
@@ -106,8 +131,14 @@ def test_killed_run_resumes_to_byte_identical_output(champion_home, batch_data, 
     manifest = json.loads((work_dir(out) / "manifest.json").read_text())
     assert len(manifest["scores"]) == 2 and len(manifest["features"]) >= 4
 
-    changed = invoke(*_score_args(batch_data, out, "--resume")[:-1], "--horizon-days", 90, "--resume")
-    assert changed.exit_code == 2 and "cannot resume" in changed.output and "horizon_days" in changed.output
+    changed = invoke(
+        *_score_args(batch_data, out, "--resume")[:-1], "--horizon-days", 90, "--resume"
+    )
+    assert (
+        changed.exit_code == 2
+        and "cannot resume" in changed.output
+        and "horizon_days" in changed.output
+    )
 
     result = invoke(*_score_args(batch_data, out, "--resume"))
     assert result.exit_code == 0, result.output

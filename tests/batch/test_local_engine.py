@@ -24,11 +24,31 @@ from nextbest.data.synthetic import synthetic_as_of
 AS_OF = synthetic_as_of()
 
 
-def _job(batch_data, bundle, output, *, chunk_size=300, history=True, resume=False, horizon=365,
-         transactions=None, customers=True):
-    return build_job(None, transactions or batch_data["transactions"],
-                     batch_data["customers"] if customers else None, {}, str(AS_OF.date()), horizon, output,
-                     batch_data["history"] if history else None, chunk_size, resume, bundle.catalog)
+def _job(
+    batch_data,
+    bundle,
+    output,
+    *,
+    chunk_size=300,
+    history=True,
+    resume=False,
+    horizon=365,
+    transactions=None,
+    customers=True,
+):
+    return build_job(
+        None,
+        transactions or batch_data["transactions"],
+        batch_data["customers"] if customers else None,
+        {},
+        str(AS_OF.date()),
+        horizon,
+        output,
+        batch_data["history"] if history else None,
+        chunk_size,
+        resume,
+        bundle.catalog,
+    )
 
 
 def test_chunked_run_equals_in_memory_scoring(batch_data, bundle, tmp_path):
@@ -37,10 +57,18 @@ def test_chunked_run_equals_in_memory_scoring(batch_data, bundle, tmp_path):
     result = run_local(_job(batch_data, bundle, out), bundle)
     assert result.n_chunks >= 4
     got = read_scores(out)
-    ds = Dataset("synthetic", batch_data["tx"], validate_customers(read_table(batch_data["customers"])))
-    expected = comparable(score_dataset(ds, bundle, AS_OF, 365, read_table(batch_data["history"])).scores)
-    pd.testing.assert_frame_equal(got[list(SCORES_SCHEMA.names)], expected[list(SCORES_SCHEMA.names)],
-                                  check_exact=True, check_dtype=False)
+    ds = Dataset(
+        "synthetic", batch_data["tx"], validate_customers(read_table(batch_data["customers"]))
+    )
+    expected = comparable(
+        score_dataset(ds, bundle, AS_OF, 365, read_table(batch_data["history"])).scores
+    )
+    pd.testing.assert_frame_equal(
+        got[list(SCORES_SCHEMA.names)],
+        expected[list(SCORES_SCHEMA.names)],
+        check_exact=True,
+        check_dtype=False,
+    )
     assert pq.read_schema(out).equals(SCORES_SCHEMA)
     assert (got["as_of"] == AS_OF).all() and (got["horizon_days"] == 365.0).all()
     assert json.loads(got["model_versions"].iloc[0]) == bundle.versions
@@ -54,8 +82,15 @@ def test_opted_out_customers_get_the_default_and_no_scores(batch_data, bundle, t
     got = read_scores(out)
     gone = got[got["customer_id"].isin(batch_data["opted_out"])]
     assert len(gone) == len(batch_data["opted_out"]) and not gone["consent_profiling"].any()
-    assert (gone["action"] == "non_personalised").all() and (gone["action_offer_id"] == "NEWSLETTER").all()
-    assert gone[["p_alive", "expected_purchases", "predicted_clv", "churn_probability"]].isna().all().all()
+    assert (gone["action"] == "non_personalised").all() and (
+        gone["action_offer_id"] == "NEWSLETTER"
+    ).all()
+    assert (
+        gone[["p_alive", "expected_purchases", "predicted_clv", "churn_probability"]]
+        .isna()
+        .all()
+        .all()
+    )
     assert all(o == [] for o in gone["offers"])
     assert all(r[0]["code"] == "CONSENT_OBJECTED" for r in gone["reasons"])
     kept = got[got["consent_profiling"]]
@@ -78,21 +113,42 @@ BAD_ROWS = [  # (customer_id, timestamp, amount, expected reason, column)
 
 
 def test_each_reject_reason_lands_in_the_rejects_file(batch_data, bundle, tmp_path):
-    """Bad lines spread over a CSV: each reason, column and input row number is reported; the job carries on."""
-    good = batch_data["tx"].head(400).astype(str)[["customer_id", "timestamp", "amount", "category"]]
+    """Bad lines spread over a CSV: each reason, column and input row number is reported; the job
+    carries on."""
+    good = (
+        batch_data["tx"].head(400).astype(str)[["customer_id", "timestamp", "amount", "category"]]
+    )
     rows = [dict(r, _expect=None) for r in good.to_dict("records")]
     for k, (cid, ts, amount, reason, column) in enumerate(BAD_ROWS):
-        rows.insert(20 + 37 * k, {"customer_id": cid, "timestamp": ts, "amount": amount, "category": "PRODUCE",
-                                  "_expect": (column, reason)})
-    rows.insert(300, {"customer_id": "R5", "timestamp": "2024-03-02", "amount": "10", "category": "MEAT",
-                      "_expect": None})  # the purchase the R5 refund exceeds
+        rows.insert(
+            20 + 37 * k,
+            {
+                "customer_id": cid,
+                "timestamp": ts,
+                "amount": amount,
+                "category": "PRODUCE",
+                "_expect": (column, reason),
+            },
+        )
+    rows.insert(
+        300,
+        {
+            "customer_id": "R5",
+            "timestamp": "2024-03-02",
+            "amount": "10",
+            "category": "MEAT",
+            "_expect": None,
+        },
+    )  # the purchase the R5 refund exceeds
     rows.insert(350, dict(rows[100], _expect=("customer_id", "exact duplicate row")))
     expected = [(i, *r["_expect"]) for i, r in enumerate(rows) if r["_expect"]]
     frame = pd.DataFrame(rows).drop(columns="_expect")
     src = tmp_path / "tx.csv"
     frame.to_csv(src, index=False)
     out = tmp_path / "scores.parquet"
-    result = run_local(_job(batch_data, bundle, out, transactions=src, chunk_size=30, history=False), bundle)
+    result = run_local(
+        _job(batch_data, bundle, out, transactions=src, chunk_size=30, history=False), bundle
+    )
 
     rejects = pd.read_parquet(rejects_path(out))
     got = sorted(zip(rejects["row"].tolist(), rejects["column"], rejects["reason"]))
@@ -101,11 +157,17 @@ def test_each_reject_reason_lands_in_the_rejects_file(batch_data, bundle, tmp_pa
     # Same rows, columns and reasons as validating the whole file at once.
     whole = validate_transactions(read_table(src), as_of=AS_OF).rejects
     assert sorted(zip(whole["row"].astype(int), whole["column"], whole["reason"])) == got
-    assert {"row", "column", "value", "reason", "customer_id", "timestamp", "amount"} <= set(rejects.columns)
+    assert {"row", "column", "value", "reason", "customer_id", "timestamp", "amount"} <= set(
+        rejects.columns
+    )
     assert rejects["row"].dtype == np.int64
     assert result.n_rejects == len(expected) and result.n_input == len(frame)
-    assert result.n_chunks > 1 and out.exists() and result.stats["customers"] > 0  # the job carried on
-    assert any(f"rejected {len(expected):,} lines" in line for line in summary_lines(result, bundle))
+    assert (
+        result.n_chunks > 1 and out.exists() and result.stats["customers"] > 0
+    )  # the job carried on
+    assert any(
+        f"rejected {len(expected):,} lines" in line for line in summary_lines(result, bundle)
+    )
 
 
 def test_missing_required_column_is_fatal_before_any_work(batch_data, bundle, tmp_path):
@@ -141,8 +203,9 @@ def _fail_on_chunk(monkeypatch, k: int) -> None:
     monkeypatch.setattr(job_module, "score_chunk", flaky)
 
 
-def test_failed_run_leaves_the_old_output_and_resume_finishes_identically(batch_data, bundle, tmp_path,
-                                                                            monkeypatch):
+def test_failed_run_leaves_the_old_output_and_resume_finishes_identically(
+    batch_data, bundle, tmp_path, monkeypatch
+):
     fresh = tmp_path / "fresh.parquet"
     run_local(_job(batch_data, bundle, fresh), bundle)
 
@@ -164,7 +227,9 @@ def test_failed_run_leaves_the_old_output_and_resume_finishes_identically(batch_
     assert not work_dir(out).exists()
 
 
-def test_a_new_run_without_resume_discards_unfinished_work(batch_data, bundle, tmp_path, monkeypatch):
+def test_a_new_run_without_resume_discards_unfinished_work(
+    batch_data, bundle, tmp_path, monkeypatch
+):
     out = tmp_path / "scores.parquet"
     _fail_on_chunk(monkeypatch, 2)
     with pytest.raises(RuntimeError):
@@ -185,7 +250,10 @@ def test_csv_output_has_the_same_scores_with_json_lists(batch_data, bundle, tmp_
     a, b = read_scores(pq_out), read_scores(csv_out)
     assert list(b.columns) == list(SCORES_SCHEMA.names)
     assert a["customer_id"].tolist() == b["customer_id"].tolist()
-    assert a["offers"].tolist() == b["offers"].tolist() and a["reasons"].tolist() == b["reasons"].tolist()
+    assert (
+        a["offers"].tolist() == b["offers"].tolist()
+        and a["reasons"].tolist() == b["reasons"].tolist()
+    )
     np.testing.assert_allclose(a["predicted_clv"], b["predicted_clv"], rtol=1e-12)
     assert (b["model_versions"] == a["model_versions"]).all()
 

@@ -22,10 +22,17 @@ AS_OF = str(synthetic_as_of().date())
 def text_input(batch_data, tmp_path_factory):
     """The test transactions as all-text Parquet (as exported from a CSV) with a few bad lines."""
     frame = batch_data["tx"][["customer_id", "timestamp", "amount", "category"]].astype(str)
-    bad = pd.DataFrame({"customer_id": ["", "S0001", "S0002", "S0003", "Z9"],
-                        "timestamp": ["2024-05-01", "garbage", "2024-05-01", "2025-03-01", "2024-04-01"],
-                        "amount": ["3", "4", "lots", "5", "-2"], "category": ["PRODUCE"] * 5})
-    rows = pd.concat([frame.iloc[:1000], bad, frame.iloc[1000:], frame.iloc[[7]]], ignore_index=True)
+    bad = pd.DataFrame(
+        {
+            "customer_id": ["", "S0001", "S0002", "S0003", "Z9"],
+            "timestamp": ["2024-05-01", "garbage", "2024-05-01", "2025-03-01", "2024-04-01"],
+            "amount": ["3", "4", "lots", "5", "-2"],
+            "category": ["PRODUCE"] * 5,
+        }
+    )
+    rows = pd.concat(
+        [frame.iloc[:1000], bad, frame.iloc[1000:], frame.iloc[[7]]], ignore_index=True
+    )
     path = tmp_path_factory.mktemp("spark") / "tx.parquet"
     rows.to_parquet(path, index=False)
     return path
@@ -33,7 +40,8 @@ def text_input(batch_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark():
-    """One local[2] session for the module (run_spark uses an active session and leaves it running)."""
+    """One local[2] session for the module (run_spark uses an active session and leaves it
+    running)."""
     from nextbest.batch.spark import spark_session
 
     with pytest.MonkeyPatch.context() as mp:
@@ -44,8 +52,19 @@ def spark():
 
 
 def _job(batch_data, bundle, source, out):
-    return build_job(None, source, batch_data["customers"], {}, AS_OF, 365, out, batch_data["history"], 400, False,
-                     bundle.catalog)
+    return build_job(
+        None,
+        source,
+        batch_data["customers"],
+        {},
+        AS_OF,
+        365,
+        out,
+        batch_data["history"],
+        400,
+        False,
+        bundle.catalog,
+    )
 
 
 def test_spark_local2_equals_the_local_engine(spark, text_input, batch_data, bundle, tmp_path):
@@ -56,23 +75,31 @@ def test_spark_local2_equals_the_local_engine(spark, text_input, batch_data, bun
     spark = run_spark(_job(batch_data, bundle, text_input, spark_out), bundle)
 
     a, b = read_scores(local_out), read_scores(spark_out)
-    pd.testing.assert_frame_equal(a[list(SCORES_SCHEMA.names)], b[list(SCORES_SCHEMA.names)], check_exact=True)
+    pd.testing.assert_frame_equal(
+        a[list(SCORES_SCHEMA.names)], b[list(SCORES_SCHEMA.names)], check_exact=True
+    )
     assert spark.stats == local.stats and spark.rejected == local.rejected
-    ra, rb = (pd.read_parquet(rejects_path(p)).sort_values("row", ignore_index=True) for p in (local_out, spark_out))
+    ra, rb = (
+        pd.read_parquet(rejects_path(p)).sort_values("row", ignore_index=True)
+        for p in (local_out, spark_out)
+    )
     assert ra[["row", "column", "reason"]].equals(rb[["row", "column", "reason"]])
     assert len(ra) == 6  # five bad lines and one exact duplicate
     assert not work_dir(spark_out).exists()
 
 
 def test_spark_reads_and_writes_uris(spark, batch_data, bundle, tmp_path, monkeypatch):
-    """A cluster path (here file://): Parquet directory out, rejects beside it, manifest on the driver."""
+    """A cluster path (here file://): Parquet directory out, rejects beside it, manifest on the
+    driver."""
     from nextbest.batch.spark import run_spark
 
     monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path / "home"))
     tx = batch_data["tx"].head(600)
     src = tmp_path / "in"
     src.mkdir()
-    tx.iloc[:300].assign(timestamp=tx["timestamp"].iloc[:300].astype("datetime64[us]")).to_parquet(src / "a.parquet")
+    tx.iloc[:300].assign(timestamp=tx["timestamp"].iloc[:300].astype("datetime64[us]")).to_parquet(
+        src / "a.parquet"
+    )
     bad = tx.iloc[300:].assign(timestamp=tx["timestamp"].iloc[300:].astype("datetime64[us]"))
     bad.iloc[[5], bad.columns.get_loc("amount")] = float("nan")
     bad.to_parquet(src / "b.parquet")
@@ -83,6 +110,10 @@ def test_spark_reads_and_writes_uris(spark, batch_data, bundle, tmp_path, monkey
     run_local(_job(batch_data, bundle, src, local_out), bundle)
     pd.testing.assert_frame_equal(got, read_scores(local_out), check_exact=True)
     rejects = pd.read_parquet(tmp_path / "scores.rejects.parquet")
-    assert rejects[["row", "reason"]].values.tolist() == [[305, "missing, unparsable or non-finite amount"]]
+    assert rejects[["row", "reason"]].values.tolist() == [
+        [305, "missing, unparsable or non-finite amount"]
+    ]
     assert result.n_rejects == 1 and result.stats["customers"] == len(got)
-    assert not (tmp_path / "scores.work").exists() and not list((tmp_path / "home").glob("batch-work/*"))
+    assert not (tmp_path / "scores.work").exists() and not list(
+        (tmp_path / "home").glob("batch-work/*")
+    )

@@ -116,7 +116,9 @@ def test_load_config_of_a_model_without_code_defaults_is_the_file(tmp_path):
     path = tmp_path / "other.yaml"
     path.write_text("alpha: 1\nnested: {b: 2}\n")
     assert load_config("other", overrides={"nested": {"c": 3}}, path=path) == {
-        "alpha": 1, "nested": {"b": 2, "c": 3}}
+        "alpha": 1,
+        "nested": {"b": 2, "c": 3},
+    }
 
 
 def test_the_repository_clv_yaml_loads():

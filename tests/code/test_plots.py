@@ -81,7 +81,9 @@ def test_tracking_data_matches_hand_computed_weeks(days, first_day):
     #   t=6:  0.5/7 * (6 + 6 + 4 + 0)   = 8/7
     #   t=13: 0.5/7 * (13 + 13 + 11 + 5) = 3
     #   t=20: 0.5/7 * (20 + 20 + 18 + 12) = 5
-    out = plots.tracking_data(days, first_day, LinearModel(), as_of_day=14, horizon_days=7, time_unit_days=7.0)
+    out = plots.tracking_data(
+        days, first_day, LinearModel(), as_of_day=14, horizon_days=7, time_unit_days=7.0
+    )
     assert list(out.columns) == ["week", "actual", "expected", "actual_cum", "expected_cum"]
     np.testing.assert_allclose(out["week"], [1.0, 2.0, 3.0])
     assert out["actual"].tolist() == [1, 1, 1]
@@ -93,7 +95,8 @@ def test_tracking_data_matches_hand_computed_weeks(days, first_day):
 def test_tracking_data_groups_customers_by_birth_day(days, first_day):
     model = LinearModel()
     plots.tracking_data(days, first_day, model, as_of_day=14, horizon_days=7, time_unit_days=7.0)
-    # one vectorised call, on the positive (week, birth day) cells only: 3 birth days, c unborn in week 0
+    # one vectorised call, on the positive (week, birth day) cells only: 3 birth days, c unborn in
+    # week 0
     assert len(model.calls) == 1
     assert model.calls[0].size == 3 * 3 - 1
     assert (model.calls[0] > 0).all()
@@ -101,22 +104,30 @@ def test_tracking_data_groups_customers_by_birth_day(days, first_day):
 
 def test_tracking_data_partial_last_week_and_time_unit(days, first_day):
     # window [0, 19): weeks end on days 6, 13, 18; unit 1 day -> E = 0.5 * days elapsed
-    out = plots.tracking_data(days, first_day, LinearModel(), as_of_day=14, horizon_days=5, time_unit_days=1.0)
+    out = plots.tracking_data(
+        days, first_day, LinearModel(), as_of_day=14, horizon_days=5, time_unit_days=1.0
+    )
     np.testing.assert_allclose(out["week"], [1.0, 2.0, 19 / 7])
     assert out["actual"].tolist() == [1, 1, 1]
     np.testing.assert_allclose(out["expected_cum"][2], 0.5 * (18 + 18 + 16 + 10))
 
 
 def test_tracking_data_bgnbd_equals_sum_of_per_customer_expectations(days, first_day, bgnbd):
-    out = plots.tracking_data(days, first_day, bgnbd, as_of_day=14, horizon_days=7, time_unit_days=7.0)
-    by_hand = sum(float(bgnbd.expected_number_of_purchases_up_to_time((20 - d0) / 7.0)) for d0 in first_day)
+    out = plots.tracking_data(
+        days, first_day, bgnbd, as_of_day=14, horizon_days=7, time_unit_days=7.0
+    )
+    by_hand = sum(
+        float(bgnbd.expected_number_of_purchases_up_to_time((20 - d0) / 7.0)) for d0 in first_day
+    )
     np.testing.assert_allclose(out["expected_cum"].iloc[-1], by_hand)
     assert (np.diff(out["expected_cum"]) > 0).all()
 
 
 def test_tracking_data_does_not_modify_inputs(days, first_day):
     before_days, before_first = days.copy(), first_day.copy()
-    plots.tracking_data(days, first_day, LinearModel(), as_of_day=14, horizon_days=7, time_unit_days=7.0)
+    plots.tracking_data(
+        days, first_day, LinearModel(), as_of_day=14, horizon_days=7, time_unit_days=7.0
+    )
     pd.testing.assert_frame_equal(days, before_days)
     pd.testing.assert_series_equal(first_day, before_first)
 
@@ -129,13 +140,17 @@ def test_tracking_data_rejects_bad_input(days, first_day):
 
 
 def test_tracking_plot_has_two_labelled_panels_and_calibration_line(days, first_day, bgnbd):
-    fig = plots.tracking_plot(days, first_day, bgnbd, as_of_day=14, horizon_days=7, time_unit_days=7.0)
+    fig = plots.tracking_plot(
+        days, first_day, bgnbd, as_of_day=14, horizon_days=7, time_unit_days=7.0
+    )
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert ax.get_title() and ax.get_ylabel()
         assert len(ax.get_lines()) == 3
-        assert [2.0, 2.0] in [list(np.asarray(line.get_xdata(), dtype=float)) for line in ax.get_lines()]
+        assert [2.0, 2.0] in [
+            list(np.asarray(line.get_xdata(), dtype=float)) for line in ax.get_lines()
+        ]
     assert fig.axes[1].get_xlabel() == "weeks since first purchase in data"
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [1, 1, 1])
 
@@ -169,7 +184,9 @@ def test_frequency_recency_data_rejects_unknown_kind(bgnbd):
         plots.frequency_recency_data(bgnbd, 3, 5, kind="clv")
 
 
-@pytest.mark.parametrize(("unit", "label"), [(7.0, "recency (weeks)"), (30.0, "recency (units of 30 days)")])
+@pytest.mark.parametrize(
+    ("unit", "label"), [(7.0, "recency (weeks)"), (30.0, "recency (units of 30 days)")]
+)
 def test_frequency_recency_matrix_labels_units(bgnbd, unit, label):
     fig = plots.frequency_recency_matrix(bgnbd, 4, 6, kind="expected", time_unit_days=unit)
     assert len(fig.axes) == 2  # heatmap and colour bar
@@ -177,7 +194,8 @@ def test_frequency_recency_matrix_labels_units(bgnbd, unit, label):
     assert ax.get_ylabel() == label
     assert ax.get_xlabel() and ax.get_title()
     np.testing.assert_allclose(
-        ax.get_images()[0].get_array(), plots.frequency_recency_data(bgnbd, 4, 6, "expected").to_numpy()
+        ax.get_images()[0].get_array(),
+        plots.frequency_recency_data(bgnbd, 4, 6, "expected").to_numpy(),
     )
 
 
@@ -201,7 +219,9 @@ def test_conditional_expectations_data_bgnbd_is_mean_of_row_predictions(cal_hold
     by_hand = np.mean(
         [
             bgnbd.conditional_expected_number_of_purchases_up_to_time(d, f, r, T)
-            for d, f, r, T in zip(rows["duration_holdout"], rows["frequency"], rows["recency"], rows["T"])
+            for d, f, r, T in zip(
+                rows["duration_holdout"], rows["frequency"], rows["recency"], rows["T"]
+            )
         ]
     )
     np.testing.assert_allclose(out["predicted"].iloc[0], by_hand)

@@ -29,12 +29,15 @@ def epoch_day(date: str) -> int:
 def tx(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     """Validated-style transactions: str id, datetime64[ns] timestamp, float amount."""
     cid, ts, amount = zip(*rows) if rows else ((), (), ())
-    return pd.DataFrame({
-        "customer_id": pd.Series(cid, dtype=object).astype(str),
-        "timestamp": pd.to_datetime(pd.Series(ts, dtype=object), format="ISO8601")
-        .astype("datetime64[ns]"),
-        "amount": pd.Series(amount, dtype="float64"),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(cid, dtype=object).astype(str),
+            "timestamp": pd.to_datetime(pd.Series(ts, dtype=object), format="ISO8601").astype(
+                "datetime64[ns]"
+            ),
+            "amount": pd.Series(amount, dtype="float64"),
+        }
+    )
 
 
 @pytest.fixture
@@ -46,17 +49,19 @@ def calibration() -> pd.DataFrame:
     C: 01-14 23:59 (20)                    -> f=0, recency 0,   T 0,    monetary 0
     D: 01-15 00:00 exactly, E: 01-20       -> not observed at as_of
     """
-    return tx([
-        ("B", "2024-01-12 08:00", 10.0),
-        ("A", "2024-01-08 18:00", 7.0),
-        ("A", "2024-01-01 12:00", 10.0),
-        ("B", "2024-01-03 09:00", 4.0),
-        ("C", "2024-01-14 23:59", 20.0),
-        ("A", "2024-01-08 09:00", 5.0),
-        ("D", "2024-01-15 00:00", 99.0),
-        ("B", "2024-01-05 10:00", 6.0),
-        ("E", "2024-01-20 10:00", 50.0),
-    ])
+    return tx(
+        [
+            ("B", "2024-01-12 08:00", 10.0),
+            ("A", "2024-01-08 18:00", 7.0),
+            ("A", "2024-01-01 12:00", 10.0),
+            ("B", "2024-01-03 09:00", 4.0),
+            ("C", "2024-01-14 23:59", 20.0),
+            ("A", "2024-01-08 09:00", 5.0),
+            ("D", "2024-01-15 00:00", 99.0),
+            ("B", "2024-01-05 10:00", 6.0),
+            ("E", "2024-01-20 10:00", 50.0),
+        ]
+    )
 
 
 # --- customer_days ---------------------------------------------------------------------
@@ -65,8 +70,17 @@ def calibration() -> pd.DataFrame:
 def test_customer_days_merges_lines_of_a_customer_day_and_sorts(calibration):
     days = customer_days(calibration, as_of=AS_OF)
     assert days["customer_id"].tolist() == ["A", "A", "B", "B", "B", "C"]
-    assert days["day"].tolist() == [epoch_day(d) for d in (
-        "2024-01-01", "2024-01-08", "2024-01-03", "2024-01-05", "2024-01-12", "2024-01-14")]
+    assert days["day"].tolist() == [
+        epoch_day(d)
+        for d in (
+            "2024-01-01",
+            "2024-01-08",
+            "2024-01-03",
+            "2024-01-05",
+            "2024-01-12",
+            "2024-01-14",
+        )
+    ]
     assert days["amount"].tolist() == [10.0, 12.0, 4.0, 6.0, 10.0, 20.0]
     assert days["day"].dtype == np.dtype("int64")
     assert days["amount"].dtype == np.dtype("float64")
@@ -139,19 +153,28 @@ def test_non_positive_time_unit_raises(calibration, unit):
 
 def test_same_day_lines_are_one_purchase():
     one_line = tx([("A", "2024-01-01", 1.0), ("A", "2024-01-05 09:00", 30.0)])
-    three_lines = tx([("A", "2024-01-01", 1.0), ("A", "2024-01-05 09:00", 10.0),
-                      ("A", "2024-01-05 12:00", 15.0), ("A", "2024-01-05 23:59:59", 5.0)])
-    pd.testing.assert_frame_equal(rfm_summary(one_line, AS_OF, 7),
-                                  rfm_summary(three_lines, AS_OF, 7))
+    three_lines = tx(
+        [
+            ("A", "2024-01-01", 1.0),
+            ("A", "2024-01-05 09:00", 10.0),
+            ("A", "2024-01-05 12:00", 15.0),
+            ("A", "2024-01-05 23:59:59", 5.0),
+        ]
+    )
+    pd.testing.assert_frame_equal(
+        rfm_summary(one_line, AS_OF, 7), rfm_summary(three_lines, AS_OF, 7)
+    )
     assert rfm_summary(three_lines, AS_OF, 7)["frequency"].tolist() == [1]
 
 
 def test_refunds_netted_by_validation_reduce_the_purchase_day_spend():
-    raw = pd.DataFrame({
-        "customer_id": ["A", "A", "A"],
-        "timestamp": ["2024-01-01", "2024-01-08 10:00", "2024-01-08 16:00"],
-        "amount": [10.0, 12.0, -2.0],
-    })
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "A"],
+            "timestamp": ["2024-01-01", "2024-01-08 10:00", "2024-01-08 16:00"],
+            "amount": [10.0, 12.0, -2.0],
+        }
+    )
     clean = validate_transactions(raw, as_of=AS_OF).transactions
     s = rfm_summary(clean, AS_OF, 7)
     assert s["frequency"].tolist() == [1]
@@ -161,8 +184,9 @@ def test_refunds_netted_by_validation_reduce_the_purchase_day_spend():
 def test_result_does_not_depend_on_input_row_order(calibration):
     shuffled = calibration.sample(frac=1.0, random_state=np.random.RandomState(7))
     shuffled.index = range(100, 100 + len(shuffled))
-    pd.testing.assert_frame_equal(rfm_summary(shuffled, AS_OF, 7),
-                                  rfm_summary(calibration, AS_OF, 7))
+    pd.testing.assert_frame_equal(
+        rfm_summary(shuffled, AS_OF, 7), rfm_summary(calibration, AS_OF, 7)
+    )
 
 
 def test_empty_calibration_window_raises(calibration):
@@ -190,17 +214,22 @@ def test_as_of_with_a_time_of_day_never_gives_recency_above_T():
 
 # --- leakage ---------------------------------------------------------------------------
 
+
 def _random_future(rng: np.random.Generator) -> pd.DataFrame:
     """Up to 12 lines on or after as_of: old and new customers, refunds, midnight exactly."""
     n = int(rng.integers(1, 13))
     minutes = rng.integers(0, 60 * 24 * 60, size=n)
     minutes[0] = 0  # always one line exactly at as_of midnight
-    return tx([
-        (str(rng.choice(["A", "B", "C", "D", "Z"])),
-         str(pd.Timestamp(AS_OF) + pd.Timedelta(minutes=int(m))),
-         float(rng.uniform(-100, 1000)))
-        for m in minutes
-    ])
+    return tx(
+        [
+            (
+                str(rng.choice(["A", "B", "C", "D", "Z"])),
+                str(pd.Timestamp(AS_OF) + pd.Timedelta(minutes=int(m))),
+                float(rng.uniform(-100, 1000)),
+            )
+            for m in minutes
+        ]
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -211,8 +240,10 @@ def test_transactions_on_or_after_as_of_do_not_change_the_summary(calibration, s
     if seed % 2:  # drop the lines already on/after as_of ...
         base = calibration.loc[~future]
     else:  # ... or rewrite them
-        base = calibration.assign(amount=np.where(future, -1.0, calibration["amount"]),
-                                  customer_id=np.where(future, "A", calibration["customer_id"]))
+        base = calibration.assign(
+            amount=np.where(future, -1.0, calibration["amount"]),
+            customer_id=np.where(future, "A", calibration["customer_id"]),
+        )
     changed = pd.concat([_random_future(rng), base], ignore_index=True)
     pd.testing.assert_frame_equal(rfm_summary(changed, AS_OF, 7), expected)
 
@@ -230,14 +261,22 @@ def with_holdout(calibration) -> pd.DataFrame:
     F: first seen 01-16 -> not in the calibration, excluded
     (D at 01-15 and E at 01-20 are first seen in the holdout too.)
     """
-    return pd.concat([calibration, tx([
-        ("A", "2024-01-15 00:00", 3.0),
-        ("A", "2024-01-15 18:00", 2.0),
-        ("A", "2024-01-20 10:00", 7.0),
-        ("B", "2024-01-29 00:00", 100.0),
-        ("C", "2024-01-28 23:59", 9.0),
-        ("F", "2024-01-16 10:00", 40.0),
-    ])], ignore_index=True)
+    return pd.concat(
+        [
+            calibration,
+            tx(
+                [
+                    ("A", "2024-01-15 00:00", 3.0),
+                    ("A", "2024-01-15 18:00", 2.0),
+                    ("A", "2024-01-20 10:00", 7.0),
+                    ("B", "2024-01-29 00:00", 100.0),
+                    ("C", "2024-01-28 23:59", 9.0),
+                    ("F", "2024-01-16 10:00", 40.0),
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
 
 
 def test_calibration_holdout_counts_and_means_per_customer(with_holdout):
@@ -260,8 +299,9 @@ def test_calibration_holdout_duration_is_in_time_units(with_holdout):
 def test_calibration_holdout_ignores_transactions_after_the_window(with_holdout):
     after_window = tx([("A", "2024-01-29 00:00", 1000.0), ("C", "2024-03-01", 5.0)])
     later = pd.concat([with_holdout, after_window], ignore_index=True)
-    pd.testing.assert_frame_equal(calibration_holdout(later, AS_OF, 14, 7),
-                                  calibration_holdout(with_holdout, AS_OF, 14, 7))
+    pd.testing.assert_frame_equal(
+        calibration_holdout(later, AS_OF, 14, 7), calibration_holdout(with_holdout, AS_OF, 14, 7)
+    )
 
 
 def test_calibration_holdout_empty_calibration_raises(with_holdout):
@@ -293,13 +333,15 @@ def test_calibration_holdout_does_not_mutate_the_callers_frame(with_holdout):
 
 @pytest.fixture
 def rfm() -> pd.DataFrame:
-    return pd.DataFrame({
-        "customer_id": ["a", "b"],
-        "frequency": [2, 0],
-        "recency": [3.0, 0.0],
-        "T": [5.0, 4.0],
-        "monetary": [10.0, 0.0],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "frequency": [2, 0],
+            "recency": [3.0, 0.0],
+            "T": [5.0, 4.0],
+            "monetary": [10.0, 0.0],
+        }
+    )
 
 
 def raises_naming(exc_info, *parts: str) -> None:

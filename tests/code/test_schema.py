@@ -68,8 +68,13 @@ def test_schema_error_is_a_value_error():
 
 
 def test_clean_lines_are_typed_and_pass_through_extra_columns():
-    frame = lines([1, " b "], ["2024-01-01 10:00", "2024-01-02"], ["12.5", 3],
-                  category=["food", "toys"], note=["x", "y"])
+    frame = lines(
+        [1, " b "],
+        ["2024-01-01 10:00", "2024-01-02"],
+        ["12.5", 3],
+        category=["food", "toys"],
+        note=["x", "y"],
+    )
     result = validate_transactions(frame)
     out = result.transactions
     assert out["customer_id"].tolist() == ["1", "b"]  # ints become str, blanks stripped
@@ -83,7 +88,11 @@ def test_clean_lines_are_typed_and_pass_through_extra_columns():
     assert list(result.rejects.columns) == list(REJECT_COLUMNS)
     assert result.rejects.empty
     assert result.report.as_dict() == {
-        "n_input": 2, "n_valid": 2, "n_rejected": 0, "rejected": {}, "refunds_netted": 0,
+        "n_input": 2,
+        "n_valid": 2,
+        "n_rejected": 0,
+        "rejected": {},
+        "refunds_netted": 0,
     }
 
 
@@ -122,8 +131,9 @@ def test_missing_or_unparsable_timestamp_is_rejected_with_its_value():
 
 
 def test_string_amount_is_parsed_and_garbage_is_rejected():
-    frame = lines(["a", "b", "c", "d", "e"], ["2024-01-01"] * 5,
-                  ["12.5", "abc", None, np.nan, np.inf])
+    frame = lines(
+        ["a", "b", "c", "d", "e"], ["2024-01-01"] * 5, ["12.5", "abc", None, np.nan, np.inf]
+    )
     result = validate_transactions(frame)
     bad = rejected(result, BAD_AMOUNT)
     assert bad["row"].tolist() == [1, 2, 3, 4]
@@ -145,8 +155,9 @@ def test_negative_infinity_is_not_a_refund():
 
 
 def test_rows_on_or_after_as_of_are_rejected_as_future():
-    frame = lines(["a", "b", "c"],
-                  ["2024-01-14 23:59:59", "2024-01-15 00:00:00", "2024-02-01"], [1, 2, 3])
+    frame = lines(
+        ["a", "b", "c"], ["2024-01-14 23:59:59", "2024-01-15 00:00:00", "2024-02-01"], [1, 2, 3]
+    )
     result = validate_transactions(frame, as_of="2024-01-15")
     reason = "timestamp on or after as_of 2024-01-15"
     bad = rejected(result, reason)
@@ -184,8 +195,9 @@ def test_identical_lines_with_distinct_order_ids_are_kept():
 
 
 def test_lines_differing_in_any_column_are_not_duplicates():
-    frame = lines(["a", "a", "a"], ["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 10:00"],
-                  [5, 5, 6])
+    frame = lines(
+        ["a", "a", "a"], ["2024-01-01 10:00", "2024-01-01 10:01", "2024-01-01 10:00"], [5, 5, 6]
+    )
     assert validate_transactions(frame).report.rejected == {}
 
 
@@ -227,9 +239,11 @@ def test_refund_without_a_same_day_purchase_by_that_customer_is_rejected():
 
 
 def test_refund_larger_than_the_days_spend_is_rejected():
-    frame = lines(["a", "a", "a", "a"],
-                  ["2024-01-01 09:00", "2024-01-01 12:00", "2024-01-02", "2024-01-02"],
-                  [5.0, -8.0, 6.0, -1.0])
+    frame = lines(
+        ["a", "a", "a", "a"],
+        ["2024-01-01 09:00", "2024-01-01 12:00", "2024-01-02", "2024-01-02"],
+        [5.0, -8.0, 6.0, -1.0],
+    )
     result = validate_transactions(frame)
     bad = rejected(result, REFUND_TOO_BIG)
     assert bad["row"].tolist() == [1]
@@ -318,11 +332,25 @@ def test_customers_consent_defaults_to_true_when_the_column_is_absent():
 
 def test_customers_consent_strings_are_parsed_and_missing_means_true():
     raw = ["yes", "no", "1", "0", " TRUE ", "f", "Y", None, np.nan, True, False]
-    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(raw))],
-                          "consent_profiling": pd.Series(raw, dtype=object)})
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(len(raw))],
+            "consent_profiling": pd.Series(raw, dtype=object),
+        }
+    )
     out = validate_customers(frame)
     assert out["consent_profiling"].tolist() == [
-        True, False, True, False, True, False, True, True, True, True, False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
     ]
     assert out["consent_profiling"].dtype == np.dtype(bool)
 
@@ -375,8 +403,13 @@ def test_customers_numeric_consent_read_from_csv_is_parsed():
 
 
 def test_out_of_range_timestamps_are_rejected_not_fatal():
-    frame = pd.DataFrame({"customer_id": ["a", "b", "c"], "timestamp": ["0001-01-01", "2024-01-01", "9999-12-31"],
-                          "amount": [1.0, 2.0, 3.0]})
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "timestamp": ["0001-01-01", "2024-01-01", "9999-12-31"],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
     result = validate_transactions(frame)
     assert result.transactions["customer_id"].tolist() == ["b"]
     assert result.report.rejected == {"missing or unparsable timestamp": 2}

@@ -54,7 +54,9 @@ def test_completejourney_mapping():
 def test_user_csv_with_column_mapping(tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text("HH,WHEN,VALUE\n007,2024-01-01,10.5\n007,2024-01-09,4\n012,2024-01-03,oops\n")
-    ds = load_dataset(transactions=path, mapping={"HH": "customer_id", "WHEN": "timestamp", "VALUE": "amount"})
+    ds = load_dataset(
+        transactions=path, mapping={"HH": "customer_id", "WHEN": "timestamp", "VALUE": "amount"}
+    )
     assert ds.transactions["customer_id"].tolist() == ["007", "007", "012"]  # leading zeros kept
     result = validate_transactions(ds.transactions)
     assert result.report.rejected == {"missing, unparsable or non-finite amount": 1}
@@ -63,7 +65,9 @@ def test_user_csv_with_column_mapping(tmp_path):
 
 def test_user_files_with_customers_and_errors(tmp_path):
     tx = tmp_path / "tx.parquet"
-    pd.DataFrame({"customer_id": ["a"], "timestamp": [pd.Timestamp("2024-01-01")], "amount": [1.0]}).to_parquet(tx)
+    pd.DataFrame(
+        {"customer_id": ["a"], "timestamp": [pd.Timestamp("2024-01-01")], "amount": [1.0]}
+    ).to_parquet(tx)
     cust = tmp_path / "c.csv"
     cust.write_text("customer_id,consent_profiling\na,no\n")
     ds = load_dataset(transactions=tx, customers=cust)

@@ -25,7 +25,8 @@ runner = CliRunner()
 
 @pytest.fixture()
 def light_configs(tmp_path):
-    """models/*.yaml with small LightGBM models, 4 cutoffs and BG/NBD only, in a private config dir."""
+    """models/*.yaml with small LightGBM models, 4 cutoffs and BG/NBD only, in a private config
+    dir."""
     out = tmp_path / "configs"
     out.mkdir()
     for name in ("clv", "churn", "nbo"):
@@ -43,13 +44,29 @@ def _invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(nb_home, tmp_path, light_configs):
-    """As of 1997-10-01, 273 days (weeks 40-78): 1,882 actual repeat purchases, BG/NBD predicts about 1,653."""
+def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(
+    nb_home, tmp_path, light_configs
+):
+    """As of 1997-10-01, 273 days (weeks 40-78): 1,882 actual repeat purchases, BG/NBD predicts
+    about 1,653."""
     import mlflow
 
     out = tmp_path / "report"
-    result = _invoke("evaluate", "--dataset", "cdnow", "--as-of", "1997-10-01", "--horizon-days", 273,
-                     "--count-model", "bgnbd", "--config-dir", light_configs, "--output", out)
+    result = _invoke(
+        "evaluate",
+        "--dataset",
+        "cdnow",
+        "--as-of",
+        "1997-10-01",
+        "--horizon-days",
+        273,
+        "--count-model",
+        "bgnbd",
+        "--config-dir",
+        light_configs,
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "metrics.json").read_text())
     clv = data["models"]["train"]["sections"]["clv"]
@@ -58,14 +75,24 @@ def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(nb_home, tmp_
     assert totals["model"] == pytest.approx(1653, abs=2)
     error = clv["metrics"]["purchases_aggregate_error"]
     assert error["model"] == pytest.approx(-0.12, abs=0.005) and error["verdict"] == "better"
-    for key in ("purchases_mae", "spend_mae", "spend_spearman", "spend_normalized_gini", "spend_decile_mape"):
+    for key in (
+        "purchases_mae",
+        "spend_mae",
+        "spend_spearman",
+        "spend_normalized_gini",
+        "spend_decile_mape",
+    ):
         assert clv["metrics"][key]["baselines"]["historic rate"] is not None, key
-    # CDNOW has no product categories: offers and decisions are skipped with the reason, not a crash.
+    # CDNOW has no product categories: offers and decisions are skipped with the reason, not a
+    # crash.
     sections = data["models"]["train"]["sections"]
     assert sections["nbo"]["status"] == "skipped" and "categories" in sections["nbo"]["notes"][0]
     assert sections["decision"]["status"] == "skipped"
     assert any("no product categories" in n for n in data["notes"])
-    assert "Backtest on cdnow: 273 days from 1997-10-01" in result.output and "better than" in result.output
+    assert (
+        "Backtest on cdnow: 273 days from 1997-10-01" in result.output
+        and "better than" in result.output
+    )
 
     html = (out / "report.html").read_text()
     for section in ("summary", "clv", "churn", "nbo", "decision"):
@@ -77,12 +104,16 @@ def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(nb_home, tmp_
     run = mlflow.get_run(data["mlflow_run_id"])
     assert run.data.tags["stage"] == "evaluate"
     assert run.data.metrics["clv.purchases_aggregate_error"] == pytest.approx(error["model"])
-    assert run.data.metrics["clv.purchases_mae.baseline_historic_rate"] > run.data.metrics["clv.purchases_mae"]
+    assert (
+        run.data.metrics["clv.purchases_mae.baseline_historic_rate"]
+        > run.data.metrics["clv.purchases_mae"]
+    )
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"metrics.json", "report.html", "figures"} <= artifacts
 
 
-# The CLV champion by alias, the others by version (the offer model may miss its gate on this small data).
+# The CLV champion by alias, the others by version (the offer model may miss its gate on this small
+# data).
 REGISTERED = "clv=champion,churn=1,nbo=1"
 
 
@@ -95,31 +126,56 @@ def _synthetic_dataset(tmp_path):
     return path, tx
 
 
-def test_synthetic_backtest_every_section_and_compare_with_registered_versions(nb_home, tmp_path, light_configs):
+def test_synthetic_backtest_every_section_and_compare_with_registered_versions(
+    nb_home, tmp_path, light_configs
+):
     path, tx = _synthetic_dataset(tmp_path)
     as_of = (tx["timestamp"].max().normalize() + pd.Timedelta(days=1 - 60)).date()
     result = _invoke("train", "--transactions", path, "--config-dir", light_configs)
     assert result.exit_code == 0, result.output
 
     out = tmp_path / "compare"
-    result = _invoke("evaluate", "--transactions", path, "--as-of", as_of, "--horizon-days", 60,
-                     "--config-dir", light_configs, "--compare", "train", REGISTERED, "--output", out)
+    result = _invoke(
+        "evaluate",
+        "--transactions",
+        path,
+        "--as-of",
+        as_of,
+        "--horizon-days",
+        60,
+        "--config-dir",
+        light_configs,
+        "--compare",
+        "train",
+        REGISTERED,
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "metrics.json").read_text())
     for label in ("train", REGISTERED):
         sections = data["models"][label]["sections"]
         assert {k: s["status"] for k, s in sections.items()} == {
-            "clv": "ok", "churn": "ok", "nbo": "ok", "decision": "ok"}, label
+            "clv": "ok",
+            "churn": "ok",
+            "nbo": "ok",
+            "decision": "ok",
+        }, label
     train = data["models"]["train"]["sections"]
     assert set(train["churn"]["metrics"]["auc"]["baselines"]) == {"recency", "P(alive)"}
     assert set(train["nbo"]["metrics"]["hit_at_3"]["baselines"]) == {"popularity", "last bought"}
     policies = {r["policy"]: r for r in train["decision"]["tables"]["policies"]}
     assert set(policies) == {"model", "random offer", "rule"}
     assert all(r["contacted"] <= r["customers"] for r in policies.values())
-    # The registered models were trained on all the data: the report must say they have seen the horizon.
+    # The registered models were trained on all the data: the report must say they have seen the
+    # horizon.
     registered = data["models"][REGISTERED]
     assert sum(n.startswith("WARNING") and "leakage" in n for n in registered["notes"]) == 3
-    assert registered["versions"] == {"nextbest-clv": "1", "nextbest-churn": "1", "nextbest-nbo": "1"}
+    assert registered["versions"] == {
+        "nextbest-clv": "1",
+        "nextbest-churn": "1",
+        "nextbest-nbo": "1",
+    }
     winners = {(c["section"], c["metric"]): c["winner"] for c in data["comparison"]}
     assert winners[("churn", "auc")] in {"train", REGISTERED, "tie"}
     assert len(winners) >= 15

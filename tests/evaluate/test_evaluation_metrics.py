@@ -33,7 +33,8 @@ def test_spearman_is_nan_for_a_constant_prediction():
 
 
 def test_normalized_gini_by_hand():
-    # ordered by prediction: actual 3, 1, 2, 0 -> Lorenz 3/6, 4/6, 6/6, 6/6 -> G = 19/24 - 5/8 = 1/6;
+    # ordered by prediction: actual 3, 1, 2, 0 -> Lorenz 3/6, 4/6, 6/6, 6/6 -> G = 19/24 - 5/8 =
+    # 1/6;
     # perfect order 3, 2, 1, 0 -> G = 20/24 - 5/8 = 5/24; normalised = (1/6) / (5/24) = 0.8
     actual = np.array([0.0, 1.0, 2.0, 3.0])
     assert normalized_gini(actual, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.8)
@@ -42,7 +43,8 @@ def test_normalized_gini_by_hand():
 
 def test_normalized_gini_ties_share_their_groups_value():
     actual = np.array([0.0, 1.0, 2.0, 3.0])
-    # tie groups {0, 1} (mean 0.5) first, then {2, 3} (mean 2.5): Lorenz 1/12, 2/12, 7/12, 1 -> G = -1/6
+    # tie groups {0, 1} (mean 0.5) first, then {2, 3} (mean 2.5): Lorenz 1/12, 2/12, 7/12, 1 -> G =
+    # -1/6
     assert normalized_gini(actual, np.array([1.0, 1.0, 0.0, 0.0])) == pytest.approx(-0.8)
     # a constant prediction carries no ranking at all, whatever the row order
     assert normalized_gini(actual, np.zeros(4)) == pytest.approx(0.0)
@@ -54,7 +56,8 @@ def test_normalized_gini_nan_without_value():
 
 
 def test_decile_mape_by_hand():
-    # two groups by prediction: {8, 6} -> predicted 7 vs actual 7.5 (1/15); {2, 1} -> 1.5 vs 2.5 (0.4)
+    # two groups by prediction: {8, 6} -> predicted 7 vs actual 7.5 (1/15); {2, 1} -> 1.5 vs 2.5
+    # (0.4)
     actual, predicted = np.array([10.0, 0.0, 5.0, 5.0]), np.array([8.0, 1.0, 6.0, 2.0])
     table = decile_table(actual, predicted, n_groups=2)
     assert table["predicted_mean"].tolist() == [7.0, 1.5]
@@ -81,15 +84,22 @@ def test_lift_and_gain_by_hand():
 def test_hit_and_map_at_k_by_hand():
     relevant = [{"a"}, {"b", "c"}, set()]
     ranked = [["a", "b", "c"], ["a", "b", "c"], ["a"]]
-    # user 1: hit, AP = 1; user 2: hit at rank 2, AP = (1/2) / 2; user 3 has nothing relevant: skipped
+    # user 1: hit, AP = 1; user 2: hit at rank 2, AP = (1/2) / 2; user 3 has nothing relevant:
+    # skipped
     out = ranking_metrics(relevant, ranked, k=2)
     assert out == {"hit@2": 1.0, "map@2": pytest.approx(0.625), "n_users": 2.0}
     assert ranking_metrics(relevant, ranked, k=1) == {"hit@1": 0.5, "map@1": 0.5, "n_users": 2.0}
 
 
 def test_holdout_metrics_and_historic_baselines_by_hand():
-    cal = pd.DataFrame({"frequency": [2, 0, 3], "T": [4.0, 2.0, 0.0], "monetary": [10.0, 0.0, 5.0],
-                        "duration_holdout": [2.0, 2.0, 2.0]})
+    cal = pd.DataFrame(
+        {
+            "frequency": [2, 0, 3],
+            "T": [4.0, 2.0, 0.0],
+            "monetary": [10.0, 0.0, 5.0],
+            "duration_holdout": [2.0, 2.0, 2.0],
+        }
+    )
     np.testing.assert_allclose(historic_rate_baseline(cal), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(historic_spend_baseline(cal), [10.0, 0.0, 0.0])
     m = holdout_metrics(np.array([2.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]))
@@ -99,7 +109,9 @@ def test_holdout_metrics_and_historic_baselines_by_hand():
 
 def test_value_metrics_has_every_clv_measure():
     out = value_metrics(np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.1, 0.4, 0.35, 0.8]))
-    assert {"mae", "rmse", "aggregate_error", "spearman", "normalized_gini", "decile_mape"} <= set(out)
+    assert {"mae", "rmse", "aggregate_error", "spearman", "normalized_gini", "decile_mape"} <= set(
+        out
+    )
     assert out["normalized_gini"] == pytest.approx(0.8)
 
 

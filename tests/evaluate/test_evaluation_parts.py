@@ -1,4 +1,5 @@
-"""Pieces of the backtest on tiny frames: split checks, model specs, campaign targets, policy accounting."""
+"""Pieces of the backtest on tiny frames: split checks, model specs, campaign targets, policy
+accounting."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from nextbest.evaluate.sources import parse_spec
 
 def _dataset(tx: pd.DataFrame, name: str = "tiny") -> Dataset:
     ids = sorted(tx["customer_id"].astype(str).unique())
-    return Dataset(name=name, transactions=tx, customers=pd.DataFrame({"customer_id": ids, "consent_profiling": True}))
+    return Dataset(
+        name=name,
+        transactions=tx,
+        customers=pd.DataFrame({"customer_id": ids, "consent_profiling": True}),
+    )
 
 
 def test_parse_spec():
@@ -33,16 +38,29 @@ def test_parse_spec():
 
 
 def test_horizon_past_the_end_of_the_data_is_a_clear_error():
-    tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "amount": [1.0, 2.0, 3.0],
-                       "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"])})
-    expected = r"runs to 2024-03-30, past the last day of the data \(tiny: 2024-03-01\).*at most 2024-02-01"
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "amount": [1.0, 2.0, 3.0],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+        }
+    )
+    expected = (
+        r"runs to 2024-03-30, past the last day of the data \(tiny: 2024-03-01\)"
+        r".*at most 2024-02-01"
+    )
     with pytest.raises(ValueError, match=expected):
         prepare(_dataset(tx), "2024-03-01", 30, load_catalog())
 
 
 def test_opted_out_customers_are_never_measured():
-    tx = pd.DataFrame({"customer_id": ["a", "a", "b", "b"], "amount": [1.0, 2.0, 3.0, 4.0],
-                       "timestamp": pd.to_datetime(["2024-01-01", "2024-02-10", "2024-01-05", "2024-02-11"])})
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b"],
+            "amount": [1.0, 2.0, 3.0, 4.0],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-02-10", "2024-01-05", "2024-02-11"]),
+        }
+    )
     ds = _dataset(tx)
     ds.customers["consent_profiling"] = [True, False]
     data = prepare(ds, "2024-02-01", 10, load_catalog())
@@ -52,20 +70,43 @@ def test_opted_out_customers_are_never_measured():
 
 def test_campaign_targets_map_coupons_to_offer_categories():
     extras = {
-        "campaign_descriptions": pd.DataFrame({"campaign_id": [1, 2, 3], "start_date": pd.to_datetime(
-            ["2017-09-01", "2017-10-05", "2017-10-20"])}),
-        "campaigns": pd.DataFrame({"campaign_id": [1, 2, 2, 3], "customer_id": ["h1", "h1", "h2", "h2"]}),
-        "coupon_redemptions": pd.DataFrame({"campaign_id": [2, 2, 1], "coupon_upc": ["c-meat", "c-groc", "c-old"],
-                                            "customer_id": ["h1", "h2", "h1"]}),
+        "campaign_descriptions": pd.DataFrame(
+            {
+                "campaign_id": [1, 2, 3],
+                "start_date": pd.to_datetime(["2017-09-01", "2017-10-05", "2017-10-20"]),
+            }
+        ),
+        "campaigns": pd.DataFrame(
+            {"campaign_id": [1, 2, 2, 3], "customer_id": ["h1", "h1", "h2", "h2"]}
+        ),
+        "coupon_redemptions": pd.DataFrame(
+            {
+                "campaign_id": [2, 2, 1],
+                "coupon_upc": ["c-meat", "c-groc", "c-old"],
+                "customer_id": ["h1", "h2", "h1"],
+            }
+        ),
     }
-    dept = pd.DataFrame({"campaign_id": [1, 2, 2, 3], "coupon_upc": ["c-old", "c-meat", "c-groc", "c-fl"],
-                         "category": ["MEAT", "MEAT", "GROCERY", "FLORAL"]})
-    data = SimpleNamespace(extras=extras, ctx_full=SimpleNamespace(coupon_dept=dept),
-                           as_of=pd.Timestamp("2017-10-01"), horizon_days=90)
+    dept = pd.DataFrame(
+        {
+            "campaign_id": [1, 2, 2, 3],
+            "coupon_upc": ["c-old", "c-meat", "c-groc", "c-fl"],
+            "category": ["MEAT", "MEAT", "GROCERY", "FLORAL"],
+        }
+    )
+    data = SimpleNamespace(
+        extras=extras,
+        ctx_full=SimpleNamespace(coupon_dept=dept),
+        as_of=pd.Timestamp("2017-10-01"),
+        horizon_days=90,
+    )
     out = campaign_targets(data, ("MEAT", "FLORAL")).sort_values(["customer_id", "campaign_id"])
     # campaign 1 started before as_of; GROCERY is not an offer category
     assert out[["customer_id", "campaign_id", "category", "redeemed"]].values.tolist() == [
-        ["h1", 2, "MEAT", 1], ["h2", 2, "MEAT", 0], ["h2", 3, "FLORAL", 0]]
+        ["h1", 2, "MEAT", 1],
+        ["h2", 2, "MEAT", 0],
+        ["h2", 3, "FLORAL", 0],
+    ]
 
 
 def test_policy_accounting_by_hand():
@@ -74,11 +115,18 @@ def test_policy_accounting_by_hand():
     converted = np.array([[True, False], [False, False], [False, True]])
     ret_ev = np.array([0.0, 0.0, 2.5])
     choices = {"model": np.array([0, 1, RETENTION]), "rule": np.array([1, NONE, 1])}
-    t = policy_table(choices, p, ret_ev, converted, np.array([10.0, 4.0]), np.array([1.0, 1.0])).set_index("policy")
-    # model: EV 0.5*10-1 + 0.9*4-1 + 2.5 = 4 + 2.6 + 2.5; realised (10-1) + (-1) = 8; retention not realised
+    t = policy_table(
+        choices, p, ret_ev, converted, np.array([10.0, 4.0]), np.array([1.0, 1.0])
+    ).set_index("policy")
+    # model: EV 0.5*10-1 + 0.9*4-1 + 2.5 = 4 + 2.6 + 2.5; realised (10-1) + (-1) = 8; retention not
+    # realised
     assert t.loc["model", "expected_value"] == pytest.approx(9.1)
     assert t.loc["model", "realised_cross_sell_value"] == pytest.approx(8.0)
-    assert (t.loc["model", "contacted"], t.loc["model", "cross_sell"], t.loc["model", "retention"]) == (3, 2, 1)
+    assert (
+        t.loc["model", "contacted"],
+        t.loc["model", "cross_sell"],
+        t.loc["model", "retention"],
+    ) == (3, 2, 1)
     assert t.loc["model", "cross_sell_conversion_rate"] == pytest.approx(0.5)
     # rule: offer 1 to customers 0 and 2: EV (0.2*4-1) + (0.3*4-1) = 0; realised -1 + 3 = 2
     assert t.loc["rule", "expected_value"] == pytest.approx(0.0)
@@ -104,7 +152,8 @@ def test_too_little_history_degrades_to_clv_only():
 
 
 def test_p_alive_grid_works_for_pareto_nbd():
-    """lifetimes' Pareto/NBD fails on 2-D grids; the plot data flattens them (same numbers as 1-D calls)."""
+    """lifetimes' Pareto/NBD fails on 2-D grids; the plot data flattens them (same numbers as 1-D
+    calls)."""
     from lifetimes import ParetoNBDFitter
 
     from nextbest.plots import frequency_recency_data
@@ -120,8 +169,13 @@ def test_p_alive_grid_works_for_pareto_nbd():
 def test_rank_lists_hand_computed():
     from nextbest.models.evaluation import rank_lists
 
-    pairs = pd.DataFrame({"customer_id": ["c2", "c1", "c1", "c2", "c1"],
-                          "offer_id": ["a", "a", "b", "b", "c"], "label": [0, 1, 0, 1, 1]})
+    pairs = pd.DataFrame(
+        {
+            "customer_id": ["c2", "c1", "c1", "c2", "c1"],
+            "offer_id": ["a", "a", "b", "b", "c"],
+            "label": [0, 1, 0, 1, 1],
+        }
+    )
     score = np.array([0.9, 0.2, 0.5, 0.1, 0.5])  # c1: b and c tie at 0.5 -> row order (b first)
     relevant, ranked = rank_lists(pairs, score)
     assert relevant == [{"a", "c"}, {"b"}]

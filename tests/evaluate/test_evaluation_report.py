@@ -1,4 +1,5 @@
-"""report.html and metrics.json from a hand-made evaluation: every section, self-contained, valid JSON."""
+"""report.html and metrics.json from a hand-made evaluation: every section, self-contained, valid
+JSON."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from nextbest.evaluate.report import render, summary_rows
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, ModelRun, Score, Section
 from nextbest.evaluate.run import Evaluation, flat_metrics
 
-SECTIONS = {"clv": "Customer lifetime value", "churn": "Churn risk", "nbo": "Next best offer",
-            "campaigns": "Coupon campaigns after the cut-off", "decision": "Decisions: who gets which offer"}
+SECTIONS = {
+    "clv": "Customer lifetime value",
+    "churn": "Churn risk",
+    "nbo": "Next best offer",
+    "campaigns": "Coupon campaigns after the cut-off",
+    "decision": "Decisions: who gets which offer",
+}
 
 
 def _chart(name: str) -> Chart:
@@ -27,50 +33,133 @@ def _chart(name: str) -> Chart:
 
 
 def _sections(shift: float = 0.0) -> dict[str, Section]:
-    clv = Section("clv", SECTIONS["clv"], "CLV intro", charts=[_chart("tracking")], scores=[
-        Score("purchases_aggregate_error", "Total purchases: error", -0.12 + shift, {"historic rate": 0.56},
-              ZERO, True, "{:+.1%}"),
-        Score("spend_spearman", "Ranking by value", 0.43 + shift, {"historic rate": 0.48}, HIGHER, True),
-    ], tables={"totals": pd.DataFrame({"quantity": ["purchases"], "actual": [1882.0], "model": [1653.0]})})
-    churn = Section("churn", SECTIONS["churn"], "Churn intro", charts=[_chart("churn_lift")], scores=[
-        Score("auc", "AUC", 0.80 - shift, {"recency": 0.79, "P(alive)": 0.34}, HIGHER, True),
-        Score("brier", "Brier", 0.05, {"recency": float("nan")}, LOWER, True, "{:.4f}"),
-    ])
-    nbo = Section("nbo", SECTIONS["nbo"], "NBO intro", charts=[_chart("nbo_rankings")], scores=[
-        Score("hit_at_3", "hit@3", 0.88, {"popularity": 0.85, "last bought": 0.86}, HIGHER, True, "{:.1%}")])
+    clv = Section(
+        "clv",
+        SECTIONS["clv"],
+        "CLV intro",
+        charts=[_chart("tracking")],
+        scores=[
+            Score(
+                "purchases_aggregate_error",
+                "Total purchases: error",
+                -0.12 + shift,
+                {"historic rate": 0.56},
+                ZERO,
+                True,
+                "{:+.1%}",
+            ),
+            Score(
+                "spend_spearman",
+                "Ranking by value",
+                0.43 + shift,
+                {"historic rate": 0.48},
+                HIGHER,
+                True,
+            ),
+        ],
+        tables={
+            "totals": pd.DataFrame(
+                {"quantity": ["purchases"], "actual": [1882.0], "model": [1653.0]}
+            )
+        },
+    )
+    churn = Section(
+        "churn",
+        SECTIONS["churn"],
+        "Churn intro",
+        charts=[_chart("churn_lift")],
+        scores=[
+            Score("auc", "AUC", 0.80 - shift, {"recency": 0.79, "P(alive)": 0.34}, HIGHER, True),
+            Score("brier", "Brier", 0.05, {"recency": float("nan")}, LOWER, True, "{:.4f}"),
+        ],
+    )
+    nbo = Section(
+        "nbo",
+        SECTIONS["nbo"],
+        "NBO intro",
+        charts=[_chart("nbo_rankings")],
+        scores=[
+            Score(
+                "hit_at_3",
+                "hit@3",
+                0.88,
+                {"popularity": 0.85, "last bought": 0.86},
+                HIGHER,
+                True,
+                "{:.1%}",
+            )
+        ],
+    )
     campaigns = Section.skipped("campaigns", SECTIONS["campaigns"], "too few redemptions")
-    decision = Section("decision", SECTIONS["decision"], "Decision intro", charts=[_chart("decision_value")],
-                       scores=[Score("realised_cross_sell_value", "Realised value ($)", 1200.0,
-                                     {"random offer": -300.0, "rule": 150.0}, HIGHER, True, "{:,.0f}")])
+    decision = Section(
+        "decision",
+        SECTIONS["decision"],
+        "Decision intro",
+        charts=[_chart("decision_value")],
+        scores=[
+            Score(
+                "realised_cross_sell_value",
+                "Realised value ($)",
+                1200.0,
+                {"random offer": -300.0, "rule": 150.0},
+                HIGHER,
+                True,
+                "{:,.0f}",
+            )
+        ],
+    )
     return {"clv": clv, "churn": churn, "nbo": nbo, "campaigns": campaigns, "decision": decision}
 
 
 def _evaluation(compare: bool = False) -> Evaluation:
     runs = [ModelRun("train", {"nextbest-clv": "trained now"}, _sections(), ["CLV: BG/NBD chosen"])]
     if compare:
-        runs.append(ModelRun("champion", {"nextbest-clv": "4"}, _sections(shift=0.05),
-                             ["WARNING: nextbest-clv v4 was trained on data up to 2018-01-01 (leakage)."]))
-    return Evaluation("cdnow", pd.Timestamp("1997-10-01"), 273, runs, notes=["a dataset note <b>escaped</b>"],
-                      run_id="abc123")
+        runs.append(
+            ModelRun(
+                "champion",
+                {"nextbest-clv": "4"},
+                _sections(shift=0.05),
+                ["WARNING: nextbest-clv v4 was trained on data up to 2018-01-01 (leakage)."],
+            )
+        )
+    return Evaluation(
+        "cdnow",
+        pd.Timestamp("1997-10-01"),
+        273,
+        runs,
+        notes=["a dataset note <b>escaped</b>"],
+        run_id="abc123",
+    )
 
 
 def _images(html: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+    return [
+        base64.b64decode(m)
+        for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    ]
 
 
 @pytest.mark.parametrize("compare", [False, True])
 def test_report_has_every_section_and_no_external_reference(compare):
     html = render(_evaluation(compare))
     assert html.startswith("<!DOCTYPE html>") and html.endswith("</html>")
-    assert html.index('id="summary"') < html.index('id="clv"') < html.index('id="churn"') \
-        < html.index('id="nbo"') < html.index('id="campaigns"') < html.index('id="decision"')
+    assert (
+        html.index('id="summary"')
+        < html.index('id="clv"')
+        < html.index('id="churn"')
+        < html.index('id="nbo"')
+        < html.index('id="campaigns"')
+        < html.index('id="decision"')
+    )
     for title in SECTIONS.values():
         assert title in html
     assert "Not evaluated: too few redemptions" in html
     assert not re.search(r"https?://", html, re.IGNORECASE)
     assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert all(src.startswith("data:image/png;base64,") or src.startswith("#")
-               for src in re.findall(r'(?:src|href)="([^"]*)"', html))
+    assert all(
+        src.startswith("data:image/png;base64,") or src.startswith("#")
+        for src in re.findall(r'(?:src|href)="([^"]*)"', html)
+    )
     images = _images(html)
     assert len(images) == 4 * (2 if compare else 1)
     assert all(img.startswith(b"\x89PNG\r\n\x1a\n") and b"http" not in img for img in images)
@@ -79,15 +168,20 @@ def test_report_has_every_section_and_no_external_reference(compare):
 
 def test_summary_table_comes_first_with_model_baseline_and_verdict():
     html = render(_evaluation())
-    summary = html[html.index('id="summary"'):html.index('id="clv"')]
+    summary = html[html.index('id="summary"') : html.index('id="clv"')]
     assert "<th>Model</th>" in summary and "Best baseline" in summary and "Verdict" in summary
     assert "+56.0% (historic rate)" in summary and "better than historic rate" in summary
     assert "worse than historic rate" in summary  # Spearman 0.43 < 0.48
     assert "1,200" in summary and "150 (rule)" in summary
     head, rows = summary_rows(_evaluation())
     assert head == ["area", "measure", "model", "best baseline", "verdict"]
-    assert ["Customer lifetime value", "Total purchases: error", "-12.0%", "+56.0% (historic rate)",
-            "better than historic rate"] in rows
+    assert [
+        "Customer lifetime value",
+        "Total purchases: error",
+        "-12.0%",
+        "+56.0% (historic rate)",
+        "better than historic rate",
+    ] in rows
 
 
 def test_compare_report_names_the_winner_of_each_measure():
@@ -111,10 +205,16 @@ def test_metrics_json_has_every_value_beside_its_baselines(tmp_path):
     clv = data["models"]["train"]["sections"]["clv"]["metrics"]["purchases_aggregate_error"]
     assert clv["model"] == pytest.approx(-0.12) and clv["baselines"] == {"historic rate": 0.56}
     assert clv["verdict"] == "better" and clv["best_baseline"] == "historic rate"
-    assert data["models"]["train"]["sections"]["churn"]["metrics"]["brier"]["baselines"] == {"recency": None}
+    assert data["models"]["train"]["sections"]["churn"]["metrics"]["brier"]["baselines"] == {
+        "recency": None
+    }
     assert data["models"]["train"]["sections"]["campaigns"]["status"] == "skipped"
     assert data["models"]["train"]["sections"]["clv"]["tables"]["totals"][0]["actual"] == 1882.0
-    assert {c["metric"] for c in data["comparison"]} >= {"auc", "hit_at_3", "realised_cross_sell_value"}
+    assert {c["metric"] for c in data["comparison"]} >= {
+        "auc",
+        "hit_at_3",
+        "realised_cross_sell_value",
+    }
     flat = flat_metrics(ev)
     assert flat["train.clv.purchases_aggregate_error"] == pytest.approx(-0.12)
     assert flat["champion.churn.auc.baseline_P_alive_"] == pytest.approx(0.34)

@@ -1,4 +1,5 @@
-"""Churn and next-best-offer models: leakage, consent, behaviour, known answers, the scoring contract."""
+"""Churn and next-best-offer models: leakage, consent, behaviour, known answers, the scoring
+contract."""
 
 from __future__ import annotations
 
@@ -22,11 +23,18 @@ def test_features_at_a_cutoff_ignore_everything_after_it(synthetic_world):
     changed = tx.copy()
     changed.loc[later.index, "amount"] = rng.uniform(1, 500, len(later))
     changed.loc[later.index, "category"] = rng.choice(list(w["catalog"].categories), len(later))
-    extra = pd.DataFrame({"customer_id": ["NEW1", tx["customer_id"].iloc[0]],
-                          "timestamp": [cutoff, cutoff + pd.Timedelta(hours=5)],
-                          "amount": [99.0, 42.0], "category": ["DELI", "MEAT"]})
+    extra = pd.DataFrame(
+        {
+            "customer_id": ["NEW1", tx["customer_id"].iloc[0]],
+            "timestamp": [cutoff, cutoff + pd.Timedelta(hours=5)],
+            "amount": [99.0, 42.0],
+            "category": ["DELI", "MEAT"],
+        }
+    )
     changed = pd.concat([changed, extra], ignore_index=True)
-    after = features_at(build_context(changed, w["customers"], w["catalog"].categories), cutoff, 7.0)
+    after = features_at(
+        build_context(changed, w["customers"], w["catalog"].categories), cutoff, 7.0
+    )
     pd.testing.assert_frame_equal(before, after)
 
 
@@ -60,7 +68,9 @@ def test_just_bought_is_not_riskier_than_the_same_customer_60_days_later(synthet
     frozen = tx[tx["timestamp"] < cutoff]  # nothing happens after the cutoff
     ctx = build_context(frozen, w["customers"], w["catalog"].categories)
     now = features_at(ctx, cutoff, 7.0, bundle.clv, bundle.churn_horizon_days)
-    later = features_at(ctx, cutoff + pd.Timedelta(days=60), 7.0, bundle.clv, bundle.churn_horizon_days)
+    later = features_at(
+        ctx, cutoff + pd.Timedelta(days=60), 7.0, bundle.clv, bundle.churn_horizon_days
+    )
     recent = now[now["days_since_last"] <= 7].set_index("customer_id")
     later = later.set_index("customer_id").loc[recent.index]
     p_now = bundle.churn.predict_proba(recent.reset_index())
@@ -108,13 +118,30 @@ def test_score_contract_and_consent(synthetic_world):
 
     from dataclasses import replace
 
-    bundle = replace(w["bundle"], clv=Recorder(w["bundle"].clv), churn=Recorder(w["bundle"].churn),
-                     nbo=Recorder(w["bundle"].nbo))
+    bundle = replace(
+        w["bundle"],
+        clv=Recorder(w["bundle"].clv),
+        churn=Recorder(w["bundle"].churn),
+        nbo=Recorder(w["bundle"].nbo),
+    )
     out = score(features, bundle, 365, w["popularity"], as_of=w["as_of"])
     assert list(out.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
     assert len(seen) == 3 and all(not (s & set(opted_out)) for s in seen)
     gone = out[out["customer_id"].isin(opted_out)]
-    assert gone[["p_alive", "expected_purchases", "expected_spend", "predicted_clv", "churn_probability"]].isna().all().all()
+    assert (
+        gone[
+            [
+                "p_alive",
+                "expected_purchases",
+                "expected_spend",
+                "predicted_clv",
+                "churn_probability",
+            ]
+        ]
+        .isna()
+        .all()
+        .all()
+    )
     assert (gone["action"] == "non_personalised").all()
     assert (gone["action_offer_id"] == w["catalog"].default_action.offer_id).all()
     assert all(o == [] for o in gone["offers"])
@@ -125,11 +152,15 @@ def test_score_contract_and_consent(synthetic_world):
         assert len(offers) <= w["catalog"].policy["top_k"]
         evs = [o["expected_value"] for o in offers]
         assert evs == sorted(evs, reverse=True)
-        assert all(set(o) == {"offer_id", "category", "p_convert", "expected_value"} for o in offers)
+        assert all(
+            set(o) == {"offer_id", "category", "p_convert", "expected_value"} for o in offers
+        )
         assert reasons and all(r["text"] for r in reasons)
     # Scoring the same rows again gives the same answer.
     again = score(features, w["bundle"], 365, w["popularity"], as_of=w["as_of"])
-    pd.testing.assert_frame_equal(out.drop(columns=["offers", "reasons"]), again.drop(columns=["offers", "reasons"]))
+    pd.testing.assert_frame_equal(
+        out.drop(columns=["offers", "reasons"]), again.drop(columns=["offers", "reasons"])
+    )
 
 
 def _segment_world(n_per_segment: int = 300, seed: int = 3) -> pd.DataFrame:
@@ -166,14 +197,27 @@ def test_nbo_finds_the_known_best_offer():
     from nextbest.train.nbo import train_nbo
 
     tx = _segment_world()
-    customers = pd.DataFrame({"customer_id": sorted(tx["customer_id"].unique()), "consent_profiling": True})
+    customers = pd.DataFrame(
+        {"customer_id": sorted(tx["customer_id"].unique()), "consent_profiling": True}
+    )
     cats = ["SEAFOOD", "DELI", "FLORAL", "COSMETICS"]
-    catalog = parse_catalog({
-        "default_action": {"offer_id": "D", "name": "newsletter"},
-        "policy": {"top_k": 2, "min_expected_value": 0.1},
-        "offers": [{"offer_id": f"X-{c}", "name": c, "category": c, "value": 5.0, "cost": 0.5,
-                    "eligibility": {"not_bought_category_days": 30}} for c in cats],
-    })
+    catalog = parse_catalog(
+        {
+            "default_action": {"offer_id": "D", "name": "newsletter"},
+            "policy": {"top_k": 2, "min_expected_value": 0.1},
+            "offers": [
+                {
+                    "offer_id": f"X-{c}",
+                    "name": c,
+                    "category": c,
+                    "value": 5.0,
+                    "cost": 0.5,
+                    "eligibility": {"not_bought_category_days": 30},
+                }
+                for c in cats
+            ],
+        }
+    )
     as_of = pd.Timestamp("2024-12-30")
     ctx = build_context(tx, customers, catalog.categories)
     cfg = load_config("nbo", {"lightgbm": {"n_estimators": 80, "n_jobs": 1}})
@@ -182,11 +226,25 @@ def test_nbo_finds_the_known_best_offer():
     pairs = offer_pairs(feats, catalog.offers, category_popularity(ctx, as_of))
     p = result.model.predict_proba(pairs).reshape(len(catalog.offers), len(feats)).T
     n = len(feats)
-    d = decide(feats, catalog, p, np.full(n, 500.0), np.full(n, 0.1), np.ones(n), np.ones(n, bool), None, as_of)
+    d = decide(
+        feats,
+        catalog,
+        p,
+        np.full(n, 500.0),
+        np.full(n, 0.1),
+        np.ones(n),
+        np.ones(n, bool),
+        None,
+        as_of,
+    )
     chosen = pd.Series(d.action_offer_id, index=feats["customer_id"])
     days = feats.set_index("customer_id")
-    meat = [c for c in chosen.index if c.startswith("M") and not days.loc[c, "days_since_seafood"] <= 30]
-    pastry = [c for c in chosen.index if c.startswith("P") and not days.loc[c, "days_since_deli"] <= 30]
+    meat = [
+        c for c in chosen.index if c.startswith("M") and not days.loc[c, "days_since_seafood"] <= 30
+    ]
+    pastry = [
+        c for c in chosen.index if c.startswith("P") and not days.loc[c, "days_since_deli"] <= 30
+    ]
     assert len(meat) > 20 and len(pastry) > 20
     assert (chosen[meat] == "X-SEAFOOD").mean() > 0.9
     assert (chosen[pastry] == "X-DELI").mean() > 0.9
@@ -194,7 +252,8 @@ def test_nbo_finds_the_known_best_offer():
 
 
 def test_predict_offers_equals_pair_frame_predictions_on_complete_journey():
-    """The scoring fast path gives exactly the pair-frame probabilities (demographics, campaigns, masks)."""
+    """The scoring fast path gives exactly the pair-frame probabilities (demographics, campaigns,
+    masks)."""
     from nextbest.config import load_config
     from nextbest.data import load_dataset
     from nextbest.decision.catalog import load_catalog
@@ -209,15 +268,25 @@ def test_predict_offers_equals_pair_frame_predictions_on_complete_journey():
     ctx = build_context(tx, ds.customers, catalog.categories, ds.extras)
     cfg = load_config("nbo", {"n_cutoffs": 3, "lightgbm": {"n_estimators": 40, "n_jobs": 1}})
     model = train_nbo(ctx, as_of, cfg, catalog, 7.0).model
-    assert len([c for c in model.levels_ if c != "offer_id"]) >= 3  # demographics are categorical features
+    assert (
+        len([c for c in model.levels_ if c != "offer_id"]) >= 3
+    )  # demographics are categorical features
     feats = features_at(ctx, as_of, 7.0)
-    feats.loc[feats.index[:5], "income"] = "never-seen-level"  # unseen levels become missing in both paths
+    feats.loc[feats.index[:5], "income"] = (
+        "never-seen-level"  # unseen levels become missing in both paths
+    )
     pop = category_popularity(ctx, as_of)
     rng = np.random.default_rng(0)
-    for mask in (None, rng.random((len(feats), len(catalog.offers))) < 0.3,
-                 np.zeros((len(feats), len(catalog.offers)), dtype=bool)):
+    for mask in (
+        None,
+        rng.random((len(feats), len(catalog.offers))) < 0.3,
+        np.zeros((len(feats), len(catalog.offers)), dtype=bool),
+    ):
         fast = model.predict_offers(feats, catalog.offers, pop, mask=mask)
-        slow = model.predict_proba(offer_pairs(feats, catalog.offers, pop, mask=mask)) if (
-            mask is None or mask.any()) else np.empty(0)
+        slow = (
+            model.predict_proba(offer_pairs(feats, catalog.offers, pop, mask=mask))
+            if (mask is None or mask.any())
+            else np.empty(0)
+        )
         assert fast.shape == slow.shape
         np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=0)

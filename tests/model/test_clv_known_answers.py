@@ -28,9 +28,13 @@ def test_calibration_summary_matches_Hardie_summary_file(cdnow_tx, cal):
 
     path = resources.files("lifetimes") / "datasets" / "cdnow_customers_summary.csv"
     hardie = pd.read_csv(path)
-    raw = pd.read_csv(resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt", sep=r"\s+",
-                      header=None, names=["customer_id", "sample_id", "d", "n", "v"],
-                      dtype={"customer_id": str})
+    raw = pd.read_csv(
+        resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt",
+        sep=r"\s+",
+        header=None,
+        names=["customer_id", "sample_id", "d", "n", "v"],
+        dtype={"customer_id": str},
+    )
     ids = raw.drop_duplicates("sample_id")[["customer_id", "sample_id"]]
     hardie = hardie.merge(ids, left_on="ID", right_on="sample_id").set_index("customer_id")
     ours = cal.set_index("customer_id").loc[hardie.index]
@@ -48,8 +52,9 @@ def test_holdout_has_1882_repeat_purchases(cal):
 def test_bgnbd_params_out_is_close_to_Hardie_paper(cal):
     fitter, attempts = fit_count_model("bgnbd", cal, [0.0])
     assert attempts[-1]["outcome"] == "ok"
-    np.testing.assert_allclose(fitter.params_[["r", "alpha", "a", "b"]].to_numpy(),
-                               [0.243, 4.414, 0.793, 2.426], rtol=2e-3)
+    np.testing.assert_allclose(
+        fitter.params_[["r", "alpha", "a", "b"]].to_numpy(), [0.243, 4.414, 0.793, 2.426], rtol=2e-3
+    )
     ll = count_log_likelihood("bgnbd", fitter, cal["frequency"], cal["recency"], cal["T"])
     assert ll == pytest.approx(-9582.4, abs=0.1)
 
@@ -58,8 +63,11 @@ def test_bgnbd_params_out_is_close_to_Hardie_paper(cal):
 def test_pareto_nbd_params_out_is_close_to_Hardie_paper(cal):
     fitter, attempts = fit_count_model("pareto", cal, [0.0])
     assert attempts[-1]["outcome"] == "ok"
-    np.testing.assert_allclose(fitter.params_[["r", "alpha", "s", "beta"]].to_numpy(),
-                               [0.553, 10.578, 0.606, 11.669], rtol=2e-3)
+    np.testing.assert_allclose(
+        fitter.params_[["r", "alpha", "s", "beta"]].to_numpy(),
+        [0.553, 10.578, 0.606, 11.669],
+        rtol=2e-3,
+    )
     ll = count_log_likelihood("pareto", fitter, cal["frequency"], cal["recency"], cal["T"])
     assert ll == pytest.approx(-9595.0, abs=0.1)
 

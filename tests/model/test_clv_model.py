@@ -24,18 +24,26 @@ def fitted_from_known_params(**kwargs) -> ClvModel:
     return model
 
 
-RFM = pd.DataFrame({
-    "customer_id": ["a", "b", "c", "d"],
-    "frequency": [0, 2, 2, 10],
-    "recency": [0.0, 30.0, 5.0, 38.0],
-    "T": [38.0, 38.0, 38.0, 38.0],
-    "monetary": [0.0, 20.0, 20.0, 50.0],
-})
+RFM = pd.DataFrame(
+    {
+        "customer_id": ["a", "b", "c", "d"],
+        "frequency": [0, 2, 2, 10],
+        "recency": [0.0, 30.0, 5.0, 38.0],
+        "T": [38.0, 38.0, 38.0, 38.0],
+        "monetary": [0.0, 20.0, 20.0, 50.0],
+    }
+)
 
 
 def test_predict_columns_and_ranges():
     out = fitted_from_known_params().predict(RFM, horizon_days=365)
-    assert list(out.columns) == ["customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv"]
+    assert list(out.columns) == [
+        "customer_id",
+        "p_alive",
+        "expected_purchases",
+        "expected_spend",
+        "predicted_clv",
+    ]
     assert out["customer_id"].tolist() == ["a", "b", "c", "d"]
     assert out["p_alive"].between(0, 1).all()
     assert (out["expected_purchases"] >= 0).all() and (out["predicted_clv"] >= 0).all()
@@ -60,13 +68,17 @@ def test_expected_spend_is_gamma_gamma_conditional_mean():
 def test_undiscounted_clv_is_spend_times_expected_purchases():
     model = fitted_from_known_params(discount_rate_annual=0.0)
     out = model.predict(RFM, horizon_days=365)
-    np.testing.assert_allclose(out["predicted_clv"], out["expected_spend"] * out["expected_purchases"])
+    np.testing.assert_allclose(
+        out["predicted_clv"], out["expected_spend"] * out["expected_purchases"]
+    )
 
 
 def test_discounting_and_margin_lower_clv():
     base = fitted_from_known_params(discount_rate_annual=0.0).predict(RFM, 365)["predicted_clv"]
     disc = fitted_from_known_params(discount_rate_annual=0.3).predict(RFM, 365)["predicted_clv"]
-    marg = fitted_from_known_params(discount_rate_annual=0.0, margin=0.25).predict(RFM, 365)["predicted_clv"]
+    marg = fitted_from_known_params(discount_rate_annual=0.0, margin=0.25).predict(RFM, 365)[
+        "predicted_clv"
+    ]
     assert (disc[1:] < base[1:]).all()
     np.testing.assert_allclose(marg, 0.25 * base)
 

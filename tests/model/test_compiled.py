@@ -18,12 +18,21 @@ def classifier():
     """A binary LightGBM with a categorical feature and missing values, like the offer model."""
     rng = np.random.default_rng(7)
     n = 6_000
-    X = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.exponential(size=n),
-                      "offer": pd.Categorical(rng.choice(list("abcdefg"), size=n), categories=list("abcdefg"))})
+    X = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.exponential(size=n),
+            "offer": pd.Categorical(
+                rng.choice(list("abcdefg"), size=n), categories=list("abcdefg")
+            ),
+        }
+    )
     X.loc[rng.random(n) < 0.1, "x2"] = np.nan
     logit = X["x1"] - X["x2"].fillna(1) + (X["offer"].cat.codes % 3 - 1)
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    clf = LGBMClassifier(n_estimators=40, num_leaves=15, learning_rate=0.1, random_state=1, n_jobs=1, verbose=-1)
+    clf = LGBMClassifier(
+        n_estimators=40, num_leaves=15, learning_rate=0.1, random_state=1, n_jobs=1, verbose=-1
+    )
     clf.fit(X, y, categorical_feature=["offer"])
     codes = X["offer"].cat.codes.to_numpy().astype(float)
     codes[:50] = np.nan  # unseen / missing category
@@ -43,7 +52,9 @@ def test_compiled_predictions_equal_lightgbm(classifier, fresh):
     clf, X = classifier
     ours = compiled.predict_classifier(clf, X)
     theirs = clf.booster_.predict(X)
-    assert compiled._compiled and all(m is not None for m in compiled._compiled.values())  # it did compile
+    assert compiled._compiled and all(
+        m is not None for m in compiled._compiled.values()
+    )  # it did compile
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
     assert np.isfinite(ours).all() and ((ours > 0) & (ours < 1)).all()
 
@@ -64,14 +75,18 @@ def test_compiled_library_is_cached_on_disk_and_reused(classifier, fresh, monkey
 def test_small_batches_and_switched_off_use_lightgbm(classifier, fresh, monkeypatch):
     clf, X = classifier
     small = X[: compiled.MIN_ROWS - 1]
-    np.testing.assert_array_equal(compiled.predict_classifier(clf, small), clf.booster_.predict(small))
+    np.testing.assert_array_equal(
+        compiled.predict_classifier(clf, small), clf.booster_.predict(small)
+    )
     assert compiled._compiled == {}
     monkeypatch.setenv("NEXTBEST_COMPILED_TREES", "0")
     np.testing.assert_array_equal(compiled.predict_classifier(clf, X), clf.booster_.predict(X))
     assert compiled._compiled == {}
 
 
-def test_compile_failure_falls_back_to_lightgbm_with_one_warning(classifier, fresh, monkeypatch, caplog):
+def test_compile_failure_falls_back_to_lightgbm_with_one_warning(
+    classifier, fresh, monkeypatch, caplog
+):
     clf, X = classifier
     monkeypatch.setitem(sys.modules, "lleaves", None)  # import fails, as without the package
     with caplog.at_level(logging.WARNING, logger="nextbest.models.compiled"):

@@ -22,7 +22,9 @@ def test_generator_is_seeded_and_well_formed():
     assert a["timestamp"].min() >= pd.Timestamp(SyntheticParams().start)
     assert a["timestamp"].max() < synthetic_as_of()
     assert a["order_id"].is_unique
-    assert set(a["category"]).issubset(set(__import__("nextbest.data.synthetic", fromlist=["x"]).DEFAULT_CATEGORIES))
+    assert set(a["category"]).issubset(
+        set(__import__("nextbest.data.synthetic", fromlist=["x"]).DEFAULT_CATEGORIES)
+    )
 
 
 def test_rejects_non_positive_customer_count():
@@ -39,7 +41,13 @@ def test_bgnbd_and_gamma_gamma_parameters_recovered():
     p = model.params_
     # Timestamps are floored to whole days and same-day purchases merged, so
     # recovery is close but not exact: 10% on each parameter.
-    np.testing.assert_allclose([p["bgnbd_r"], p["bgnbd_alpha"], p["bgnbd_a"], p["bgnbd_b"]],
-                               [truth.r, truth.alpha, truth.a, truth.b], rtol=0.10)
-    np.testing.assert_allclose([p["gammagamma_p"], p["gammagamma_q"], p["gammagamma_v"]],
-                               [truth.p, truth.q, truth.gamma], rtol=0.10)
+    np.testing.assert_allclose(
+        [p["bgnbd_r"], p["bgnbd_alpha"], p["bgnbd_a"], p["bgnbd_b"]],
+        [truth.r, truth.alpha, truth.a, truth.b],
+        rtol=0.10,
+    )
+    np.testing.assert_allclose(
+        [p["gammagamma_p"], p["gammagamma_q"], p["gammagamma_v"]],
+        [truth.p, truth.q, truth.gamma],
+        rtol=0.10,
+    )

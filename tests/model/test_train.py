@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 def _cdnow_dataset(cdnow_tx, opted_out=()):
     ids = sorted(cdnow_tx["customer_id"].unique())
-    customers = pd.DataFrame({"customer_id": ids, "consent_profiling": [i not in set(opted_out) for i in ids]})
+    customers = pd.DataFrame(
+        {"customer_id": ids, "consent_profiling": [i not in set(opted_out) for i in ids]}
+    )
     return Dataset(name="cdnow", transactions=cdnow_tx, customers=customers)
 
 
@@ -29,12 +31,19 @@ def test_train_logs_registers_and_promotes(nb_home, cdnow_tx):
     run = mlflow.get_run(result.run_id)
     assert run.data.params["count_model"] in {"bgnbd", "pareto", "mbgnbd"}
     assert run.data.params["data_fingerprint"] == tracking.data_fingerprint(cdnow_tx)
-    for metric in ("log_likelihood", "inner_holdout_mae", "inner_holdout_aggregate_error",
-                   "baseline_holdout_mae"):
+    for metric in (
+        "log_likelihood",
+        "inner_holdout_mae",
+        "inner_holdout_aggregate_error",
+        "baseline_holdout_mae",
+    ):
         assert np.isfinite(run.data.metrics[metric])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
-    assert {"plots/tracking_calibration_holdout.png", "plots/p_alive_matrix.png",
-            "plots/conditional_expectations_by_frequency.png"} <= artifacts
+    assert {
+        "plots/tracking_calibration_holdout.png",
+        "plots/p_alive_matrix.png",
+        "plots/conditional_expectations_by_frequency.png",
+    } <= artifacts
     # The champion pyfunc gives the same numbers as the in-memory model.
     model, version = tracking.load_champion(tracking.CLV_MODEL_NAME)
     assert str(version.version) == "1"
@@ -62,8 +71,9 @@ def test_gate_failure_registers_but_does_not_promote(nb_home, cdnow_tx):
 def test_opted_out_customers_never_enter_training(nb_home, cdnow_tx):
     ids = sorted(cdnow_tx["customer_id"].unique())
     opted_out = ids[:100]
-    result = train_clv(_cdnow_dataset(cdnow_tx, opted_out), load_config("clv"), as_of="1998-07-01",
-                       register=False)
+    result = train_clv(
+        _cdnow_dataset(cdnow_tx, opted_out), load_config("clv"), as_of="1998-07-01", register=False
+    )
     assert result.metrics["n_customers"] == len(ids) - 100
     snapshot = pd.read_parquet(result.snapshot_path)
     assert not set(opted_out) & set(snapshot["customer_id"])
@@ -79,7 +89,8 @@ def test_completejourney_converges_untouched(nb_home):
 
 
 def test_completejourney_in_day_units_still_converges(nb_home):
-    """Day units on Complete Journey: a fit that fails is retried (penalizer, fallback) and recorded."""
+    """Day units on Complete Journey: a fit that fails is retried (penalizer, fallback) and
+    recorded."""
     from nextbest.features.rfm import rfm_summary
 
     ds = load_dataset("completejourney")

@@ -13,8 +13,11 @@ READY_TIMEOUT_S = 300
 
 
 def service_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {"NEXTBEST_HOME": str(home), "NEXTBEST_API_KEY": f"{API_KEY},{ROTATED_KEY}",
-           "NEXTBEST_RELOAD_SECONDS": "0"}
+    env = {
+        "NEXTBEST_HOME": str(home),
+        "NEXTBEST_API_KEY": f"{API_KEY},{ROTATED_KEY}",
+        "NEXTBEST_RELOAD_SECONDS": "0",
+    }
     env.update(extra)
     return env
 

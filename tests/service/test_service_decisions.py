@@ -21,20 +21,43 @@ def scored(ids, consent=None) -> pd.DataFrame:
     consent = [True] * n if consent is None else consent
     rows = []
     for i, (cid, ok) in enumerate(zip(ids, consent)):
-        rows.append({
-            "customer_id": cid,
-            "p_alive": 0.5 + i / 100 if ok else np.nan, "expected_purchases": 1.0 + i if ok else np.nan,
-            "expected_spend": 10.25 if ok else np.nan, "predicted_clv": 100.0 / 3 + i if ok else np.nan,
-            "churn_probability": 0.1 if ok else np.nan,
-            "action": "cross_sell" if ok else "non_personalised",
-            "action_offer_id": "XS-B" if ok else "NEWSLETTER",
-            "offers": ([{"offer_id": "XS-B", "category": "B", "p_convert": 0.123457, "expected_value": 0.4321},
-                        {"offer_id": "XS-A", "category": "A", "p_convert": 0.1, "expected_value": -0.1}]
-                       if ok else []),
-            "reasons": [{"code": "CROSS_SELL_PROPENSITY", "text": f"customer {cid} \u00e9t\u00e9"}],
-            "model_versions": '{"nextbest-clv": "3"}', "consent_profiling": ok,
-            "as_of": pd.Timestamp("2018-01-02"), "horizon_days": 365.0,
-        })
+        rows.append(
+            {
+                "customer_id": cid,
+                "p_alive": 0.5 + i / 100 if ok else np.nan,
+                "expected_purchases": 1.0 + i if ok else np.nan,
+                "expected_spend": 10.25 if ok else np.nan,
+                "predicted_clv": 100.0 / 3 + i if ok else np.nan,
+                "churn_probability": 0.1 if ok else np.nan,
+                "action": "cross_sell" if ok else "non_personalised",
+                "action_offer_id": "XS-B" if ok else "NEWSLETTER",
+                "offers": (
+                    [
+                        {
+                            "offer_id": "XS-B",
+                            "category": "B",
+                            "p_convert": 0.123457,
+                            "expected_value": 0.4321,
+                        },
+                        {
+                            "offer_id": "XS-A",
+                            "category": "A",
+                            "p_convert": 0.1,
+                            "expected_value": -0.1,
+                        },
+                    ]
+                    if ok
+                    else []
+                ),
+                "reasons": [
+                    {"code": "CROSS_SELL_PROPENSITY", "text": f"customer {cid} \u00e9t\u00e9"}
+                ],
+                "model_versions": '{"nextbest-clv": "3"}',
+                "consent_profiling": ok,
+                "as_of": pd.Timestamp("2018-01-02"),
+                "horizon_days": 365.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -47,7 +70,10 @@ def build(*frames, n=None, max_id_chars=64):
 
 
 def test_rows_round_trip_exactly_and_sorted_lookup_works_across_chunks():
-    first, second = scored(["0042", "b", "a"]), scored(["zz", "0001", "\u00e9-id"], consent=[True, False, True])
+    first, second = (
+        scored(["0042", "b", "a"]),
+        scored(["zz", "0001", "\u00e9-id"], consent=[True, False, True]),
+    )
     table = build(first, second)
     assert len(table) == 6
     assert list(table.ids) == sorted(table.ids)
@@ -55,14 +81,26 @@ def test_rows_round_trip_exactly_and_sorted_lookup_works_across_chunks():
         for rec in frame.to_dict("records"):
             row = table.row(table.find(rec["customer_id"]))
             assert row["customer_id"] == rec["customer_id"]
-            for col in ("p_alive", "expected_purchases", "expected_spend", "predicted_clv", "churn_probability"):
+            for col in (
+                "p_alive",
+                "expected_purchases",
+                "expected_spend",
+                "predicted_clv",
+                "churn_probability",
+            ):
                 expected = rec[col]
-                assert (row[col] is None) if math.isnan(expected) else row[col] == expected  # bit-exact
+                assert (
+                    (row[col] is None) if math.isnan(expected) else row[col] == expected
+                )  # bit-exact
             assert row["offers"] == rec["offers"][:3]
             assert row["reasons"] == rec["reasons"]
-            assert row["action"] == rec["action"] and row["action_offer_id"] == rec["action_offer_id"]
+            assert (
+                row["action"] == rec["action"] and row["action_offer_id"] == rec["action_offer_id"]
+            )
             assert row["consent_profiling"] is rec["consent_profiling"]
-            assert row["as_of"] == dt.date(2018, 1, 2) and row["model_versions"] == {"nextbest-clv": "3"}
+            assert row["as_of"] == dt.date(2018, 1, 2) and row["model_versions"] == {
+                "nextbest-clv": "3"
+            }
 
 
 def test_unknown_and_unrepresentable_ids_are_not_found():

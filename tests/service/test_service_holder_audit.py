@@ -1,4 +1,5 @@
-"""StateHolder (atomic swap, failed builds keep the old state, watcher) and the audit log, with fakes."""
+"""StateHolder (atomic swap, failed builds keep the old state, watcher) and the audit log, with
+fakes."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ class FakeState:
 
 
 def settings(tmp_path: Path, reload_seconds: float = 0.0) -> ServiceSettings:
-    return ServiceSettings(paths=Paths(tmp_path), api_keys=("k",), horizon_days=365.0, reload_seconds=reload_seconds)
+    return ServiceSettings(
+        paths=Paths(tmp_path), api_keys=("k",), horizon_days=365.0, reload_seconds=reload_seconds
+    )
 
 
 class Registry:
@@ -130,15 +133,26 @@ def test_reload_marker_is_touched_for_other_workers(tmp_path):
 
 
 def decision(cid: str, consent: bool) -> dict:
-    return {"customer_id": cid, "p_alive": 0.9 if consent else None, "expected_purchases": 3.0 if consent else None,
-            "expected_spend": 10.0 if consent else None, "predicted_clv": 30.0 if consent else None,
-            "churn_probability": 0.2 if consent else None,
-            "action": "cross_sell" if consent else "non_personalised",
-            "action_offer_id": "XS-A" if consent else "NEWSLETTER",
-            "offers": ([{"offer_id": "XS-A", "category": "A", "p_convert": 0.3, "expected_value": 1.0}]
-                       if consent else []),
-            "reasons": [], "model_versions": {"nextbest-clv": "1"}, "consent_profiling": consent,
-            "as_of": "2018-01-02", "horizon_days": 365.0}
+    return {
+        "customer_id": cid,
+        "p_alive": 0.9 if consent else None,
+        "expected_purchases": 3.0 if consent else None,
+        "expected_spend": 10.0 if consent else None,
+        "predicted_clv": 30.0 if consent else None,
+        "churn_probability": 0.2 if consent else None,
+        "action": "cross_sell" if consent else "non_personalised",
+        "action_offer_id": "XS-A" if consent else "NEWSLETTER",
+        "offers": (
+            [{"offer_id": "XS-A", "category": "A", "p_convert": 0.3, "expected_value": 1.0}]
+            if consent
+            else []
+        ),
+        "reasons": [],
+        "model_versions": {"nextbest-clv": "1"},
+        "consent_profiling": consent,
+        "as_of": "2018-01-02",
+        "horizon_days": 365.0,
+    }
 
 
 def test_audit_log_one_line_per_decision_and_no_scores_for_opted_out(tmp_path):
@@ -153,8 +167,18 @@ def test_audit_log_one_line_per_decision_and_no_scores_for_opted_out(tmp_path):
     assert [x["request_id"] for x in lines] == ["req-1", "req-1", "req-2"]
     a, b = lines[0], lines[1]
     assert a["scores"]["predicted_clv"] == 30.0 and a["offers"] == ["XS-A"] and a["model_versions"]
-    assert "scores" not in b and b["action"] == "non_personalised" and b["consent_profiling"] is False
-    assert {"time", "request_id", "endpoint", "customer_id", "action", "offers", "model_versions"} <= set(b)
+    assert (
+        "scores" not in b and b["action"] == "non_personalised" and b["consent_profiling"] is False
+    )
+    assert {
+        "time",
+        "request_id",
+        "endpoint",
+        "customer_id",
+        "action",
+        "offers",
+        "model_versions",
+    } <= set(b)
     assert a["time"].endswith("Z")
 
 
@@ -162,5 +186,7 @@ def test_audit_write_failure_is_counted_not_raised(tmp_path):
     blocker = tmp_path / "audit"
     blocker.write_text("a file where the directory should be")
     failures = []
-    AuditLog(blocker, on_error=lambda: failures.append(1)).write([decision("a", True)], "r", "predict")
+    AuditLog(blocker, on_error=lambda: failures.append(1)).write(
+        [decision("a", True)], "r", "predict"
+    )
     assert failures == [1]

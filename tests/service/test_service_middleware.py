@@ -13,7 +13,12 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from nextbest.serving.auth import AuthMiddleware, bearer_token
-from nextbest.serving.http import BodyLimitMiddleware, ErrorEnvelopeMiddleware, envelope, request_id_var
+from nextbest.serving.http import (
+    BodyLimitMiddleware,
+    ErrorEnvelopeMiddleware,
+    envelope,
+    request_id_var,
+)
 from nextbest.serving.settings import ConfigurationError, ServiceSettings, api_keys_from_env
 
 
@@ -35,8 +40,15 @@ async def boom(request: Request):
 
 
 def make_client(keys=("k1", "k2"), max_body=1024, on_failure=None) -> TestClient:
-    app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/array", array_error),
-                            Route("/plain", plain), Route("/boom", boom), Route("/livez", plain)])
+    app = Starlette(
+        routes=[
+            Route("/echo", echo, methods=["POST"]),
+            Route("/array", array_error),
+            Route("/plain", plain),
+            Route("/boom", boom),
+            Route("/livez", plain),
+        ]
+    )
     app = BodyLimitMiddleware(app, max_body_bytes=max_body)
     app = AuthMiddleware(app, keys=keys, on_failure=on_failure)
     return TestClient(ErrorEnvelopeMiddleware(app), raise_server_exceptions=False)
@@ -45,14 +57,20 @@ def make_client(keys=("k1", "k2"), max_body=1024, on_failure=None) -> TestClient
 AUTH = {"Authorization": "Bearer k1"}
 
 
-@pytest.mark.parametrize(("status", "body", "expected"), [
-    (400, b'[{"error": "x"}]', {"error": "x", "detail": None}),
-    (400, b'{"error": "1 validation error for PredictRequestIODescriptor", "detail": [1]}',
-     {"error": "1 validation error for PredictRequest", "detail": [1]}),
-    (404, b"Not Found", {"error": "Not Found", "detail": None}),
-    (500, b"", {"error": "Internal Server Error", "detail": None}),
-    (422, b'{"foo": 1}', {"error": HTTPStatus(422).phrase, "detail": {"foo": 1}}),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, b'[{"error": "x"}]', {"error": "x", "detail": None}),
+        (
+            400,
+            b'{"error": "1 validation error for PredictRequestIODescriptor", "detail": [1]}',
+            {"error": "1 validation error for PredictRequest", "detail": [1]},
+        ),
+        (404, b"Not Found", {"error": "Not Found", "detail": None}),
+        (500, b"", {"error": "Internal Server Error", "detail": None}),
+        (422, b'{"foo": 1}', {"error": HTTPStatus(422).phrase, "detail": {"foo": 1}}),
+    ],
+)
 def test_envelope_makes_every_error_body_one_object(status, body, expected):
     assert json.loads(envelope(status, body)) == expected
 
@@ -74,19 +92,31 @@ def test_request_id_is_echoed_when_well_formed_and_visible_to_the_app():
     r = c.post("/echo", json={}, headers={**AUTH, "X-Request-ID": "req-123.a:b"})
     assert r.headers["x-request-id"] == "req-123.a:b" and r.json()["request_id"] == "req-123.a:b"
     r = c.post("/echo", json={}, headers={**AUTH, "X-Request-ID": "bad id with spaces"})
-    assert r.headers["x-request-id"] != "bad id with spaces" and r.json()["request_id"] == r.headers["x-request-id"]
+    assert (
+        r.headers["x-request-id"] != "bad id with spaces"
+        and r.json()["request_id"] == r.headers["x-request-id"]
+    )
 
 
 def test_auth_requires_a_valid_bearer_key_and_counts_failures():
     failures = []
     c = make_client(on_failure=lambda: failures.append(1))
     assert c.post("/echo", json={}, headers=AUTH).status_code == 200
-    assert c.post("/echo", json={}, headers={"Authorization": "Bearer k2"}).status_code == 200  # rotated key
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic k1"},
-                    {"Authorization": "Bearer"}, {"Authorization": "k1"}):
+    assert (
+        c.post("/echo", json={}, headers={"Authorization": "Bearer k2"}).status_code == 200
+    )  # rotated key
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic k1"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "k1"},
+    ):
         r = c.post("/echo", json={}, headers=headers)
         assert r.status_code == 401, headers
-        assert r.json()["error"] == "unauthorized" and r.headers["www-authenticate"].startswith("Bearer")
+        assert r.json()["error"] == "unauthorized" and r.headers["www-authenticate"].startswith(
+            "Bearer"
+        )
     assert len(failures) == 5
     assert c.get("/livez").status_code == 418  # public path: no key needed
 
@@ -116,17 +146,32 @@ def test_body_limit_and_json_only():
 
     r = c.post("/echo", content=chunks(), headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 413  # no content-length: counted while reading
-    for ctype in ("text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded",
-                  "application/vnd.bentoml+pickle"):
+    for ctype in (
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/vnd.bentoml+pickle",
+    ):
         r = c.post("/echo", content=b"{}", headers={**AUTH, "content-type": ctype})
         assert r.status_code == 415 and r.json()["error"] == "unsupported media type"
-    assert c.post("/echo", content=b"{}", headers={**AUTH, "content-type": "application/json; charset=utf-8"}
-                  ).status_code == 200
+    assert (
+        c.post(
+            "/echo",
+            content=b"{}",
+            headers={**AUTH, "content-type": "application/json; charset=utf-8"},
+        ).status_code
+        == 200
+    )
 
 
 def test_unauthenticated_large_bodies_are_refused_before_being_read():
     c = make_client(max_body=1024)
-    assert c.post("/echo", content=b"x" * 5000, headers={"content-type": "application/json"}).status_code == 401
+    assert (
+        c.post(
+            "/echo", content=b"x" * 5000, headers={"content-type": "application/json"}
+        ).status_code
+        == 401
+    )
 
 
 def test_missing_api_key_refuses_to_start_unless_explicitly_allowed(caplog):
@@ -140,8 +185,14 @@ def test_missing_api_key_refuses_to_start_unless_explicitly_allowed(caplog):
     assert api_keys_from_env({"NEXTBEST_API_KEY": "a, b,,"}) == ("a", "b")
 
 
-@pytest.mark.parametrize(("name", "value"), [("NEXTBEST_RELOAD_SECONDS", "-1"), ("NEXTBEST_HORIZON_DAYS", "abc"),
-                                             ("NEXTBEST_SCORE_CHUNK", "0")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NEXTBEST_RELOAD_SECONDS", "-1"),
+        ("NEXTBEST_HORIZON_DAYS", "abc"),
+        ("NEXTBEST_SCORE_CHUNK", "0"),
+    ],
+)
 def test_malformed_numbers_are_configuration_errors(name, value):
     with pytest.raises(ConfigurationError, match=name):
         ServiceSettings.from_env({"NEXTBEST_API_KEY": "k", name: value})

@@ -24,8 +24,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.core import NotSet
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NotSet
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 pytestmark = pytest.mark.slow
@@ -33,8 +33,13 @@ pytestmark = pytest.mark.slow
 AUTH = {"Authorization": "Bearer test-key"}
 OPERATIONS = ("/predict", "/predict_batch", "/predict_features", "/admin/reload")
 EXAMPLES = {"/admin/reload": 15}  # a forced reload rebuilds the whole state: keep it short
-FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,9 @@ def test_published_schema_documents_every_endpoint(api_schema):
     paths = set(api_schema.raw_schema["paths"])
     assert set(OPERATIONS) <= paths, paths
     for path in OPERATIONS:
-        body = api_schema.raw_schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        body = api_schema.raw_schema["paths"][path]["post"]["requestBody"]["content"][
+            "application/json"
+        ]
         assert body.get("schema"), path
 
 
@@ -63,13 +70,21 @@ def _send(client, case):
         body["content"] = kwargs["data"]
     elif kwargs.get("data") is not None:
         body["data"] = kwargs["data"]
-    return client.request(kwargs["method"], kwargs["url"], headers=kwargs.get("headers"),
-                          params=kwargs.get("params"), **body)
+    return client.request(
+        kwargs["method"],
+        kwargs["url"],
+        headers=kwargs.get("headers"),
+        params=kwargs.get("params"),
+        **body,
+    )
 
 
 def _error_is_json_object(response, where):
     body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], (where, body)
+    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], (
+        where,
+        body,
+    )
 
 
 @pytest.mark.parametrize("path", OPERATIONS)
@@ -90,8 +105,12 @@ def test_openapi_fuzz_gives_no_server_error(client, api_schema, path, mode):
         else:
             # The one deliberate leniency: ``POST /admin/reload`` with no body at all means {}.
             no_body_reload = path == "/admin/reload" and isinstance(case.body, NotSet)
-            assert mode is GenerationMode.POSITIVE or no_body_reload, f"schema-violating body accepted: {where}"
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            assert mode is GenerationMode.POSITIVE or no_body_reload, (
+                f"schema-violating body accepted: {where}"
+            )
+            case.validate_response(
+                response, checks=[not_a_server_error, response_schema_conformance]
+            )
 
     run()
     print(path, mode, dict(statuses))

@@ -31,7 +31,8 @@ def new_champion(home, name: str = "nextbest-churn") -> str:
 
 
 class Hammer:
-    """Bounded background /predict load recording every status and the model versions answered with."""
+    """Bounded background /predict load recording every status and the model versions answered
+    with."""
 
     def __init__(self, client, customer_id: str) -> None:
         self.client, self.customer_id = client, customer_id
@@ -42,13 +43,17 @@ class Hammer:
 
     def _run(self) -> None:
         deadline = time.monotonic() + HAMMER_MAX_SECONDS
-        while not self._stop.is_set() and len(self.statuses) < HAMMER_MAX_REQUESTS and time.monotonic() < deadline:
+        while (
+            not self._stop.is_set()
+            and len(self.statuses) < HAMMER_MAX_REQUESTS
+            and time.monotonic() < deadline
+        ):
             r = self.client.post("/predict", json={"customer_id": self.customer_id}, headers=AUTH)
             self.statuses.append(r.status_code)
             if r.status_code == 200:
                 self.versions.append(r.json()["model_versions"]["nextbest-churn"])
 
-    def __enter__(self) -> "Hammer":
+    def __enter__(self) -> Hammer:
         self._thread.start()
         while not self.statuses:
             time.sleep(0.01)
@@ -59,16 +64,18 @@ class Hammer:
         self._thread.join(30)
 
 
-
 def churn_version_served_within(client, version: str, seconds: float) -> str:
     """Poll /predict until it answers with churn model ``version``; the version last seen."""
     deadline, seen = time.monotonic() + seconds, None
     while time.monotonic() < deadline:
-        seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()["model_versions"]
+        seen = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()[
+            "model_versions"
+        ]
         if seen["nextbest-churn"] == version:
             break
         time.sleep(0.2)
     return seen["nextbest-churn"]
+
 
 def test_admin_reload_switches_champion_with_no_failed_request(home_copy):
     with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
@@ -102,13 +109,19 @@ def test_failed_reload_is_409_and_keeps_serving(home_copy):
         (home_copy / "snapshots" / "features.parquet").write_bytes(b"this is not parquet")
         r = client.post("/admin/reload", json={"force": True}, headers=AUTH)
         assert r.status_code == 409
-        assert r.json()["error"].startswith("reload failed") and "parquet" in r.json()["detail"].lower()
+        assert (
+            r.json()["error"].startswith("reload failed")
+            and "parquet" in r.json()["detail"].lower()
+        )
         assert client.get("/readyz").status_code == 200
         assert client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json() == before
 
 
 def test_not_ready_without_champions(tmp_path):
-    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(tmp_path / "empty")) as client:
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        start_client(mp, service_env(tmp_path / "empty")) as client,
+    ):
         assert client.get("/livez").status_code == 200
         r = client.get("/readyz")
         assert r.status_code == 503 and r.json()["error"]
@@ -130,7 +143,11 @@ def test_service_refuses_to_start_without_api_key(tmp_path):
 
 
 def test_no_auth_only_when_explicitly_allowed(trained_home):
-    env = {"NEXTBEST_HOME": str(trained_home.home), "NEXTBEST_ALLOW_NO_AUTH": "1", "NEXTBEST_RELOAD_SECONDS": "0"}
+    env = {
+        "NEXTBEST_HOME": str(trained_home.home),
+        "NEXTBEST_ALLOW_NO_AUTH": "1",
+        "NEXTBEST_RELOAD_SECONDS": "0",
+    }
     with pytest.MonkeyPatch.context() as mp:
         client = start_client(mp, env)
         mp.delenv("NEXTBEST_API_KEY", raising=False)
@@ -162,13 +179,17 @@ def test_contact_history_caps_and_cooldowns_match_batch(trained_home, tmp_path):
 
     features, meta = load_snapshot(Paths(trained_home.home))
     as_of = pd.Timestamp(meta["as_of"])
-    capped = [as_of - pd.Timedelta(days=d) for d in (1, 3, 5, 7, 9)]  # 5 contacts in 30 days > cap of 4
+    capped = [
+        as_of - pd.Timedelta(days=d) for d in (1, 3, 5, 7, 9)
+    ]  # 5 contacts in 30 days > cap of 4
     history = pd.DataFrame({"customer_id": "1", "offer_id": "XS-MEAT", "timestamp": capped})
     path = tmp_path / "contacts.csv"
     history.to_csv(path, index=False)
     tracking.setup(Paths(trained_home.home))
     one = features[features["customer_id"] == "1"]
-    expected = score(one, tracking.load_bundle(), 365.0, meta["popularity"], history, as_of=as_of).iloc[0]
+    expected = score(
+        one, tracking.load_bundle(), 365.0, meta["popularity"], history, as_of=as_of
+    ).iloc[0]
     assert expected["action"] == "no_action"
     env = service_env(trained_home.home, NEXTBEST_CONTACT_HISTORY=str(path))
     with pytest.MonkeyPatch.context() as mp, start_client(mp, env) as client:

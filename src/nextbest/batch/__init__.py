@@ -22,7 +22,14 @@ from nextbest.data.schema import ValidationReport, validate_transactions
 from nextbest.features.build import build_context, category_popularity, features_at
 from nextbest.scoring import ModelBundle, score
 
-__all__ = ["BatchResult", "customer_rows", "score_dataset", "write_scores", "rejects_path", "write_rejects"]
+__all__ = [
+    "BatchResult",
+    "customer_rows",
+    "score_dataset",
+    "write_scores",
+    "rejects_path",
+    "write_rejects",
+]
 
 
 @dataclass
@@ -50,16 +57,24 @@ def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tu
     features = features_at(ctx, as_of, time_unit_days)
     if seen_opted_out:
         gone = pd.DataFrame({"customer_id": seen_opted_out, "consent_profiling": False})
-        features = pd.concat([features, gone], ignore_index=True).sort_values("customer_id", ignore_index=True)
+        features = pd.concat([features, gone], ignore_index=True).sort_values(
+            "customer_id", ignore_index=True
+        )
     return features, category_popularity(ctx, as_of), checked.rejects, checked.report
 
 
-def score_dataset(dataset: Dataset, models: ModelBundle, as_of, horizon_days: float,
-                  contact_history: pd.DataFrame | None = None) -> BatchResult:
+def score_dataset(
+    dataset: Dataset,
+    models: ModelBundle,
+    as_of,
+    horizon_days: float,
+    contact_history: pd.DataFrame | None = None,
+) -> BatchResult:
     """Score every customer of ``dataset`` seen before ``as_of`` (all in memory)."""
     started = time.perf_counter()
     as_of = pd.Timestamp(as_of)
     features, popularity, rejects, report = customer_rows(
-        dataset, as_of, float(models.clv.time_unit_days), models.catalog.categories)
+        dataset, as_of, float(models.clv.time_unit_days), models.catalog.categories
+    )
     scores = score(features, models, horizon_days, popularity, contact_history, as_of)
     return BatchResult(scores, rejects, report, as_of, time.perf_counter() - started)

@@ -24,30 +24,39 @@ from nextbest.features.customer import PurchaseTable, day_number, purchase_table
 from nextbest.scoring import ModelBundle, score
 
 ROW = "__nextbest_row__"  # global 0-based input row number carried through partitioning
-OFFER_TYPE = pa.struct([("offer_id", pa.string()), ("category", pa.string()),
-                        ("p_convert", pa.float64()), ("expected_value", pa.float64())])
+OFFER_TYPE = pa.struct(
+    [
+        ("offer_id", pa.string()),
+        ("category", pa.string()),
+        ("p_convert", pa.float64()),
+        ("expected_value", pa.float64()),
+    ]
+)
 REASON_TYPE = pa.struct([("code", pa.string()), ("text", pa.string())])
-SCORES_SCHEMA = pa.schema([
-    ("customer_id", pa.string()),
-    ("p_alive", pa.float64()),
-    ("expected_purchases", pa.float64()),
-    ("expected_spend", pa.float64()),
-    ("predicted_clv", pa.float64()),
-    ("churn_probability", pa.float64()),
-    ("action", pa.string()),
-    ("action_offer_id", pa.string()),
-    ("offers", pa.list_(OFFER_TYPE)),
-    ("reasons", pa.list_(REASON_TYPE)),
-    ("model_versions", pa.string()),
-    ("consent_profiling", pa.bool_()),
-    ("as_of", pa.timestamp("us")),
-    ("horizon_days", pa.float64()),
-])
+SCORES_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("p_alive", pa.float64()),
+        ("expected_purchases", pa.float64()),
+        ("expected_spend", pa.float64()),
+        ("predicted_clv", pa.float64()),
+        ("churn_probability", pa.float64()),
+        ("action", pa.string()),
+        ("action_offer_id", pa.string()),
+        ("offers", pa.list_(OFFER_TYPE)),
+        ("reasons", pa.list_(REASON_TYPE)),
+        ("model_versions", pa.string()),
+        ("consent_profiling", pa.bool_()),
+        ("as_of", pa.timestamp("us")),
+        ("horizon_days", pa.float64()),
+    ]
+)
 """The scores file, whatever the engine (Parquet; CSV holds ``offers``/``reasons`` as JSON text)."""
 
 
 def normalise_ids(values: pd.Series) -> pd.Series:
-    """``customer_id`` as the validator sees it: text, surrounding whitespace removed, missing as ``""``."""
+    """``customer_id`` as the validator sees it: text, surrounding whitespace removed, missing as
+    ``""``."""
     return values.astype("string").str.strip().fillna("")
 
 
@@ -89,7 +98,9 @@ def validate_chunk(raw: pd.DataFrame, as_of) -> ChunkData:
         local = rejects["row"].to_numpy(dtype="int64")
         # The validator keeps clean lines in input order, so they are the lines not rejected.
         clean_rows = np.delete(rows, local)
-        rejects = rejects.assign(row=rows[local]).sort_values("row", kind="stable").reset_index(drop=True)
+        rejects = (
+            rejects.assign(row=rows[local]).sort_values("row", kind="stable").reset_index(drop=True)
+        )
     return ChunkData(checked.transactions, rejects, checked.report, clean_rows)
 
 
@@ -104,18 +115,29 @@ class FeatureSetup:
     demographics: list[str]
 
     @classmethod
-    def build(cls, customers: pd.DataFrame, categories: tuple[str, ...], time_unit_days: float,
-              extras: dict | None = None) -> "FeatureSetup":
+    def build(
+        cls,
+        customers: pd.DataFrame,
+        categories: tuple[str, ...],
+        time_unit_days: float,
+        extras: dict | None = None,
+    ) -> FeatureSetup:
         from nextbest.features.campaigns import coupon_departments
         from nextbest.models.tabular import demographic_columns
 
         extras = extras or {}
-        return cls(tuple(categories), float(time_unit_days), extras,
-                   coupon_departments(extras) if extras else None, demographic_columns(customers))
+        return cls(
+            tuple(categories),
+            float(time_unit_days),
+            extras,
+            coupon_departments(extras) if extras else None,
+            demographic_columns(customers),
+        )
 
 
-def chunk_features(transactions: pd.DataFrame, customers: pd.DataFrame, setup: FeatureSetup,
-                   as_of) -> tuple[pd.DataFrame, PurchaseTable | None]:
+def chunk_features(
+    transactions: pd.DataFrame, customers: pd.DataFrame, setup: FeatureSetup, as_of
+) -> tuple[pd.DataFrame, PurchaseTable | None]:
     """Feature rows at ``as_of`` of one chunk, opted-out customers as rows with no features.
 
     Same rows as :func:`nextbest.batch.customer_rows` on the whole data:
@@ -131,20 +153,23 @@ def chunk_features(transactions: pd.DataFrame, customers: pd.DataFrame, setup: F
     if opted_out:
         tx = tx[~tx["customer_id"].isin(opted_out)]
     table = None
-    features = pd.DataFrame({"customer_id": pd.Series([], dtype=object), "consent_profiling": pd.Series([], dtype=bool)})
+    features = pd.DataFrame(
+        {"customer_id": pd.Series([], dtype=object), "consent_profiling": pd.Series([], dtype=bool)}
+    )
     if len(tx):
         table = purchase_table(tx, setup.categories)
         ctx = FeatureContext(table, cust, setup.extras, setup.coupon_dept, setup.demographics)
         features = features_at(ctx, as_of, setup.time_unit_days)
     if seen_opted_out:
         gone = pd.DataFrame({"customer_id": seen_opted_out, "consent_profiling": False})
-        features = (pd.concat([features, gone], ignore_index=True) if len(features) else gone)
+        features = pd.concat([features, gone], ignore_index=True) if len(features) else gone
         features = features.sort_values("customer_id", ignore_index=True)
     return features, table
 
 
-def popularity_counts(table: PurchaseTable | None, as_of, n_categories: int,
-                      days: int = 30) -> tuple[int, list[int]]:
+def popularity_counts(
+    table: PurchaseTable | None, as_of, n_categories: int, days: int = 30
+) -> tuple[int, list[int]]:
     """Active customers and buyers per category in the ``days`` before ``as_of`` (one chunk).
 
     Summed over chunks and divided (:func:`popularity_from_counts`) this is
@@ -155,7 +180,9 @@ def popularity_counts(table: PurchaseTable | None, as_of, n_categories: int,
         return 0, [0] * n_categories
     cutoff = day_number(as_of)
     m = (table.cat_day >= cutoff - days) & (table.cat_day < cutoff)
-    active = int(np.unique(table.day_cust[(table.day_day >= cutoff - days) & (table.day_day < cutoff)]).size)
+    active = int(
+        np.unique(table.day_cust[(table.day_day >= cutoff - days) & (table.day_day < cutoff)]).size
+    )
     buyers = np.zeros(n_categories, dtype="int64")
     if m.any() and n_categories:
         pairs = np.unique(table.cat_cust[m] * n_categories + table.cat_code[m])
@@ -163,13 +190,24 @@ def popularity_counts(table: PurchaseTable | None, as_of, n_categories: int,
     return active, [int(b) for b in buyers]
 
 
-def popularity_from_counts(categories: tuple[str, ...], active: int, buyers: list[int]) -> dict[str, float]:
+def popularity_from_counts(
+    categories: tuple[str, ...], active: int, buyers: list[int]
+) -> dict[str, float]:
     """Category popularity from counts summed over all chunks."""
-    return {name: float(float(buyers[j]) / active) if active else 0.0 for j, name in enumerate(categories)}
+    return {
+        name: float(float(buyers[j]) / active) if active else 0.0
+        for j, name in enumerate(categories)
+    }
 
 
-def score_chunk(features: pd.DataFrame, models: ModelBundle, horizon_days: float,
-                popularity: dict[str, float], contact_history: pd.DataFrame | None, as_of) -> pd.DataFrame:
+def score_chunk(
+    features: pd.DataFrame,
+    models: ModelBundle,
+    horizon_days: float,
+    popularity: dict[str, float],
+    contact_history: pd.DataFrame | None,
+    as_of,
+) -> pd.DataFrame:
     """:func:`nextbest.scoring.score` on one chunk (the same function as the HTTP service)."""
     return score(features, models, horizon_days, popularity, contact_history, as_of)
 
@@ -183,10 +221,18 @@ def scores_table(scores: pd.DataFrame) -> pa.Table:
             values = pd.to_datetime(col).to_numpy(dtype="datetime64[us]")
             arrays.append(pa.array(values, type=f.type, mask=pd.isna(col).to_numpy()))
         elif f.type == pa.string():
-            arrays.append(pa.array(col.astype(object).where(col.notna(), None).tolist(), type=f.type))
+            arrays.append(
+                pa.array(col.astype(object).where(col.notna(), None).tolist(), type=f.type)
+            )
         else:
-            arrays.append(pa.array(col.tolist() if f.type.num_fields or pa.types.is_list(f.type)
-                                   else col.to_numpy(), type=f.type))
+            arrays.append(
+                pa.array(
+                    col.tolist()
+                    if f.type.num_fields or pa.types.is_list(f.type)
+                    else col.to_numpy(),
+                    type=f.type,
+                )
+            )
     return pa.Table.from_arrays(arrays, schema=SCORES_SCHEMA)
 
 
@@ -217,13 +263,18 @@ def merge_stats(items: list[dict]) -> dict:
 
 
 def rejects_frame(rejects: pd.DataFrame) -> pd.DataFrame:
-    """Rejects ready to write: ``row`` as int64, every other column as text (missing stays missing)."""
+    """Rejects ready to write: ``row`` as int64, every other column as text (missing stays
+    missing)."""
     out = pd.DataFrame({"row": rejects["row"].to_numpy(dtype="int64")})
     for col in rejects.columns:
         if col != "row":
             values = rejects[col]
-            out[col] = values.astype(object).where(values.notna(), None).map(
-                lambda v: v if v is None or isinstance(v, str) else str(v)).astype(object)
+            out[col] = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda v: v if v is None or isinstance(v, str) else str(v))
+                .astype(object)
+            )
     return out
 
 

@@ -34,9 +34,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nextbest.batch.chunks import (ChunkData, FeatureSetup, bucket_of, chunk_features,
-                                   merge_stats, popularity_counts, popularity_from_counts, rejects_frame,
-                                   score_chunk, scores_table, stats_of, validate_chunk)
+from nextbest.batch.chunks import (
+    ChunkData,
+    FeatureSetup,
+    bucket_of,
+    chunk_features,
+    merge_stats,
+    popularity_counts,
+    popularity_from_counts,
+    rejects_frame,
+    score_chunk,
+    scores_table,
+    stats_of,
+    validate_chunk,
+)
 from nextbest.batch.manifest import Manifest, is_uri, work_dir
 from nextbest.batch.output import assemble_rejects, assemble_scores
 from nextbest.batch.partition import EmptyInput, chunk_name, partition, read_bucket
@@ -46,7 +57,9 @@ from nextbest.data.schema import ValidationReport
 from nextbest.scoring import ModelBundle
 
 DEFAULT_CHUNK_SIZE = 100_000
-HOLD_ENV = "NEXTBEST_TEST_HOLD_AFTER"  # test hook: "features:K" / "scores:K" parks the job after K chunks
+HOLD_ENV = (
+    "NEXTBEST_TEST_HOLD_AFTER"  # test hook: "features:K" / "scores:K" parks the job after K chunks
+)
 
 
 class BatchError(ValueError):
@@ -147,8 +160,9 @@ def resolve_as_of(as_of, last_timestamp: str | None) -> pd.Timestamp:
 
 
 # -- pass 2 ------------------------------------------------------------------------------------
-def features_pass(job: BatchJob, manifest: Manifest, setup: FeatureSetup, as_of: pd.Timestamp,
-                  reporter: Reporter) -> None:
+def features_pass(
+    job: BatchJob, manifest: Manifest, setup: FeatureSetup, as_of: pd.Timestamp, reporter: Reporter
+) -> None:
     root, done = manifest.root, manifest.section("features")
     n_buckets = manifest.state["partition"]["n_buckets"]
     (root / "features").mkdir(exist_ok=True)
@@ -162,28 +176,43 @@ def features_pass(job: BatchJob, manifest: Manifest, setup: FeatureSetup, as_of:
             continue
         raw = read_bucket(root, b)
         if raw is None:
-            chunk = ChunkData(pd.DataFrame(columns=["customer_id"]), pd.DataFrame(), ValidationReport(0, 0),
-                              np.zeros(0, dtype="int64"))
+            chunk = ChunkData(
+                pd.DataFrame(columns=["customer_id"]),
+                pd.DataFrame(),
+                ValidationReport(0, 0),
+                np.zeros(0, dtype="int64"),
+            )
         else:
             chunk = validate_chunk(raw, as_of)
         del raw
         customers = job.customers[cust_bucket == b]
         features, table = chunk_features(chunk.transactions, customers, setup, as_of)
-        _write_parquet(_storable(features), root / "features" / chunk_name("features", b, "parquet"))
+        _write_parquet(
+            _storable(features), root / "features" / chunk_name("features", b, "parquet")
+        )
         if len(chunk.rejects):
-            _write_parquet(rejects_frame(chunk.rejects), root / "rejects" / chunk_name("rejects", b, "parquet"))
+            _write_parquet(
+                rejects_frame(chunk.rejects), root / "rejects" / chunk_name("rejects", b, "parquet")
+            )
         active, buyers = popularity_counts(table, as_of, len(setup.categories))
-        done[str(b)] = {"customers": int(len(features)), "lines": chunk.report.n_input,
-                        "valid": chunk.report.n_valid, "rejected": chunk.report.rejected,
-                        "active_30d": active, "buyers_30d": buyers}
+        done[str(b)] = {
+            "customers": int(len(features)),
+            "lines": chunk.report.n_input,
+            "valid": chunk.report.n_valid,
+            "rejected": chunk.report.rejected,
+            "active_30d": active,
+            "buyers_30d": buyers,
+        }
         manifest.save()
         finished_here += 1
         reporter.advance(1)
         _hold("features", finished_here)
     reporter.finish()
     if not sum(c["customers"] for c in done.values()):
-        raise BatchError(f"no valid transactions before as_of {as_of.date()}: nothing to score "
-                         f"(see the rejects for why lines were refused)")
+        raise BatchError(
+            f"no valid transactions before as_of {as_of.date()}: nothing to score "
+            f"(see the rejects for why lines were refused)"
+        )
 
 
 def _storable(features: pd.DataFrame) -> pd.DataFrame:
@@ -226,9 +255,17 @@ def _init_worker(models_blob: bytes) -> None:
     _WORKER["models"] = single_threaded(pickle.loads(models_blob))
 
 
-def _score_bucket(root: Path, b: int, horizon_days: float, popularity: dict, history, as_of,
-                  models: ModelBundle | None = None) -> tuple[int, dict, int]:
-    """Score chunk ``b`` from its features file and write its part; returns (b, stats, customers)."""
+def _score_bucket(
+    root: Path,
+    b: int,
+    horizon_days: float,
+    popularity: dict,
+    history,
+    as_of,
+    models: ModelBundle | None = None,
+) -> tuple[int, dict, int]:
+    """Score chunk ``b`` from its features file and write its part; returns (b, stats,
+    customers)."""
     models = models or _WORKER["models"]
     features = pd.read_parquet(root / "features" / chunk_name("features", b, "parquet"))
     if not len(features):
@@ -238,8 +275,14 @@ def _score_bucket(root: Path, b: int, horizon_days: float, popularity: dict, his
     return b, stats_of(scores), len(features)
 
 
-def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, popularity: dict[str, float],
-                as_of: pd.Timestamp, reporter: Reporter) -> None:
+def scores_pass(
+    job: BatchJob,
+    manifest: Manifest,
+    models: ModelBundle,
+    popularity: dict[str, float],
+    as_of: pd.Timestamp,
+    reporter: Reporter,
+) -> None:
     root, done = manifest.root, manifest.section("scores")
     n_buckets = manifest.state["partition"]["n_buckets"]
     (root / "scores").mkdir(exist_ok=True)
@@ -249,8 +292,17 @@ def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, populari
     reporter.start("scoring", total, "customers")
     reporter.advance(done=sum(s["customers"] for s in done.values()))
     todo = [b for b in range(n_buckets) if str(b) not in done]
-    args = [(root, b, job.horizon_days, popularity,
-             history[hist_bucket == b] if history is not None else None, as_of) for b in todo]
+    args = [
+        (
+            root,
+            b,
+            job.horizon_days,
+            popularity,
+            history[hist_bucket == b] if history is not None else None,
+            as_of,
+        )
+        for b in todo
+    ]
     finished_here = 0
 
     def record(b: int, stats: dict, n: int) -> None:
@@ -271,8 +323,9 @@ def scores_pass(job: BatchJob, manifest: Manifest, models: ModelBundle, populari
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         blob = pickle.dumps(models)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(blob,)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(blob,)
+        ) as pool:
             pending = set()
             queue = list(args)
             while queue or pending:
@@ -294,7 +347,8 @@ def rejected_counts(manifest: Manifest) -> dict[str, int]:
 
 # -- the job -----------------------------------------------------------------------------------
 def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None) -> JobResult:
-    """Score every customer of ``job.source`` with ``models``; write ``job.output`` and its rejects."""
+    """Score every customer of ``job.source`` with ``models``; write ``job.output`` and its
+    rejects."""
     from nextbest.batch.output import rejects_path
 
     reporter = reporter or Reporter()
@@ -318,32 +372,55 @@ def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
         manifest.state.pop("features", None)
         manifest.state.pop("scores", None)
         try:
-            manifest.state["partition"] = timed("read", partition, job.source, manifest.root, job.chunk_size,
-                                                reporter, job.as_of is None)
+            manifest.state["partition"] = timed(
+                "read",
+                partition,
+                job.source,
+                manifest.root,
+                job.chunk_size,
+                reporter,
+                job.as_of is None,
+            )
         except EmptyInput as exc:
             raise BatchError(str(exc)) from exc
     part = manifest.state["partition"]
     as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
-    setup = FeatureSetup.build(job.customers, models.catalog.categories, float(models.clv.time_unit_days),
-                               job.extras)
+    setup = FeatureSetup.build(
+        job.customers, models.catalog.categories, float(models.clv.time_unit_days), job.extras
+    )
     timed("features", features_pass, job, manifest, setup, as_of, reporter)
     popularity = global_popularity(manifest, setup.categories)
     timed("scoring", scores_pass, job, manifest, models, popularity, as_of, reporter)
 
     start = time.perf_counter()
     n_buckets = part["n_buckets"]
-    parts = [p for b in range(n_buckets)
-             if (p := manifest.root / "scores" / chunk_name("scores", b, "parquet")).exists()]
+    parts = [
+        p
+        for b in range(n_buckets)
+        if (p := manifest.root / "scores" / chunk_name("scores", b, "parquet")).exists()
+    ]
     assemble_scores(parts, output, fmt)
-    rej_parts = [p for b in range(n_buckets)
-                 if (p := manifest.root / "rejects" / chunk_name("rejects", b, "parquet")).exists()]
+    rej_parts = [
+        p
+        for b in range(n_buckets)
+        if (p := manifest.root / "rejects" / chunk_name("rejects", b, "parquet")).exists()
+    ]
     rej = assemble_rejects(rej_parts, rejects_path(output))
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - start
     stats = merge_stats(list(manifest.section("scores").values()))
     rejected = rejected_counts(manifest)
     shutil.rmtree(manifest.root, ignore_errors=True)
-    return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats, rejected, seconds,
-                     resumed_chunks=resumed)
+    return JobResult(
+        output,
+        rej,
+        as_of,
+        int(part["n_rows"]),
+        n_buckets,
+        stats,
+        rejected,
+        seconds,
+        resumed_chunks=resumed,
+    )
 
 
 __all__ = ["BatchError", "BatchJob", "JobResult", "run_local", "work_dir", "DEFAULT_CHUNK_SIZE"]

@@ -66,15 +66,23 @@ class Manifest:
         return self.path.parent
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps({"format": FORMAT, "job": self.job, **self.state},
-                                                indent=1, sort_keys=True, default=str))
+        atomic_write_text(
+            self.path,
+            json.dumps(
+                {"format": FORMAT, "job": self.job, **self.state},
+                indent=1,
+                sort_keys=True,
+                default=str,
+            ),
+        )
 
     def section(self, name: str) -> dict:
         return self.state.setdefault(name, {})
 
     @classmethod
-    def open(cls, output: Path, job: dict, resume: bool, note=print) -> "Manifest":
-        """Start a job in ``<output>.work``: fresh, or continued when ``resume`` and the job matches.
+    def open(cls, output: Path, job: dict, resume: bool, note=print) -> Manifest:
+        """Start a job in ``<output>.work``: fresh, or continued when ``resume`` and the job
+        matches.
 
         Raises
         ------
@@ -87,17 +95,24 @@ class Manifest:
             saved = json.loads(path.read_text())
             old = saved.get("job", {})
             if saved.get("format") != FORMAT:
-                raise ResumeError(f"cannot resume: {root} was written by another nextbest version; "
-                                  "run again without --resume to start over")
+                raise ResumeError(
+                    f"cannot resume: {root} was written by another nextbest version; "
+                    "run again without --resume to start over"
+                )
             diff = sorted(k for k in set(old) | set(job) if old.get(k) != job.get(k))
             if diff:
                 detail = "; ".join(f"{k}: was {old.get(k)!r}, now {job.get(k)!r}" for k in diff)
-                raise ResumeError(f"cannot resume {root}: the job changed ({detail}); "
-                                  "run again without --resume to start over")
+                raise ResumeError(
+                    f"cannot resume {root}: the job changed ({detail}); "
+                    "run again without --resume to start over"
+                )
             state = {k: v for k, v in saved.items() if k not in ("format", "job")}
             return cls(path, job, state)
         if root.exists():
-            note(f"discarding the unfinished run in {root}" + ("" if resume else " (use --resume to continue one)"))
+            note(
+                f"discarding the unfinished run in {root}"
+                + ("" if resume else " (use --resume to continue one)")
+            )
             shutil.rmtree(root)
         elif resume:
             note(f"nothing to resume in {root}: starting a new run")

@@ -39,7 +39,8 @@ def rejects_path(output: Path) -> Path:
 
 
 def write_rejects(rejects: pd.DataFrame, output: Path) -> Path | None:
-    """Rejected rows next to ``output`` (``row`` as int64, other columns as text); ``None`` if none."""
+    """Rejected rows next to ``output`` (``row`` as int64, other columns as text); ``None`` if
+    none."""
     path = rejects_path(output)
     if rejects.empty:
         path.unlink(missing_ok=True)
@@ -61,7 +62,9 @@ def assemble_scores(parts: list[Path], output: Path, fmt: str) -> Path:
     else:
         with open(tmp, "w", newline="") as fh:
             for i, p in enumerate(parts):
-                csv_frame(pq.read_table(p, schema=SCORES_SCHEMA)).to_csv(fh, header=i == 0, index=False)
+                csv_frame(pq.read_table(p, schema=SCORES_SCHEMA)).to_csv(
+                    fh, header=i == 0, index=False
+                )
     _fsync(tmp)
     tmp.replace(output)
     return output
@@ -88,8 +91,12 @@ def assemble_rejects(parts: list[Path], path: Path) -> Path | None:
     with pq.ParquetWriter(tmp, schema) as writer:
         for p in parts:
             t = pq.read_table(p)
-            cols = [t.column(n).cast(schema.field(n).type) if n in t.column_names
-                    else pa.nulls(t.num_rows, schema.field(n).type) for n in names]
+            cols = [
+                t.column(n).cast(schema.field(n).type)
+                if n in t.column_names
+                else pa.nulls(t.num_rows, schema.field(n).type)
+                for n in names
+            ]
             writer.write_table(pa.Table.from_arrays(cols, schema=schema))
     _fsync(tmp)
     tmp.replace(path)

@@ -31,8 +31,9 @@ def chunk_name(kind: str, b: int, ext: str) -> str:
     return f"{kind}-{b:05d}.{ext}"
 
 
-def partition(source: Source, root: Path, chunk_size: int, reporter: Reporter,
-              want_last_timestamp: bool) -> dict:
+def partition(
+    source: Source, root: Path, chunk_size: int, reporter: Reporter, want_last_timestamp: bool
+) -> dict:
     """Hash-partition the input lines into bucket files under ``root/buckets``."""
     import pyarrow.ipc as ipc
 
@@ -52,8 +53,12 @@ def partition(source: Source, root: Path, chunk_size: int, reporter: Reporter,
             if not writers:
                 n_buckets = max(1, math.ceil(estimate_customers(ids, n_rows, source) / chunk_size))
                 schema = batch.schema.append(pa.field(ROW, pa.int64()))
-                writers = [ipc.new_file(buckets / chunk_name("bucket", b, "arrow"), schema, options=options)
-                           for b in range(n_buckets)]
+                writers = [
+                    ipc.new_file(
+                        buckets / chunk_name("bucket", b, "arrow"), schema, options=options
+                    )
+                    for b in range(n_buckets)
+                ]
             n = batch.num_rows
             batch = batch.append_column(ROW, pa.array(np.arange(offset, offset + n, dtype="int64")))
             b = bucket_of(ids, n_buckets)
@@ -77,8 +82,13 @@ def partition(source: Source, root: Path, chunk_size: int, reporter: Reporter,
     reporter.finish()
     if offset == 0:
         raise EmptyInput(f"no transaction lines in {source.path or source.name}")
-    return {"done": True, "n_rows": offset, "n_buckets": n_buckets, "columns": columns,
-            "last_timestamp": None if last is None else str(last)}
+    return {
+        "done": True,
+        "n_rows": offset,
+        "n_buckets": n_buckets,
+        "columns": columns,
+        "last_timestamp": None if last is None else str(last),
+    }
 
 
 def read_bucket(root: Path, b: int) -> pd.DataFrame | None:

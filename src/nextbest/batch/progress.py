@@ -1,10 +1,11 @@
-"""Progress of a batch job: a rich progress bar with ETA on a terminal, plain log lines otherwise."""
+"""Progress of a batch job: a rich progress bar with ETA on a terminal, plain log lines
+otherwise."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("nextbest.batch")
 
@@ -16,7 +17,9 @@ class Reporter:
     ``nextbest.batch`` logger at INFO.
     """
 
-    def __init__(self, write: Callable[[str], None] | None = None, every_seconds: float = 0.0) -> None:
+    def __init__(
+        self, write: Callable[[str], None] | None = None, every_seconds: float = 0.0
+    ) -> None:
         self.write = write or log.info
         self.every = every_seconds
         self._phase = ""
@@ -52,8 +55,10 @@ class Reporter:
         if self._total:
             pct = min(1.0, self._done / self._total)
             eta = f"{elapsed / pct - elapsed:.0f}s" if pct > 0 else "?"
-            return (f"{self._phase}: {self._done:,.0f}/{self._total:,.0f} {self._unit} ({pct:.0%}), "
-                    f"{elapsed:.1f}s elapsed, ETA {eta}")
+            return (
+                f"{self._phase}: {self._done:,.0f}/{self._total:,.0f} {self._unit} ({pct:.0%}), "
+                f"{elapsed:.1f}s elapsed, ETA {eta}"
+            )
         return f"{self._phase}: {self._done:,.0f} {self._unit}, {elapsed:.1f}s elapsed"
 
 
@@ -61,13 +66,27 @@ class RichReporter(Reporter):
     """A rich progress bar (description, bar, done/total, elapsed, ETA) on ``console``."""
 
     def __init__(self, console) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         super().__init__(lambda m: console.print(m, markup=False, highlight=False))
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), console=console, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
         self.progress.start()
         self.task = None
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -22,8 +22,27 @@ from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, SchemaError
 
 BATCH_ROWS = 1 << 20
 # pandas' default NA strings (read_csv keep_default_na=True), for the CSV reader.
-NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-              "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+NA_STRINGS = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 
 
 def file_digest(path: Path, block: int = 1 << 23) -> str:
@@ -60,21 +79,23 @@ class Source:
     uri: str | None = None  # Parquet at hdfs://, s3a://, file://...: read by Spark only
 
     @classmethod
-    def from_path(cls, path: str | Path, mapping: dict[str, str] | None = None) -> "Source":
+    def from_path(cls, path: str | Path, mapping: dict[str, str] | None = None) -> Source:
         path = Path(path)
         if not path.exists():
             raise SchemaError(f"file not found: {path}")
         src = cls(path.name, path=path, mapping=dict(mapping or {}))
         if src.kind not in ("parquet", "csv"):
-            raise SchemaError(f"{path}: unsupported file type {path.suffix.lower()!r}; use .csv or .parquet")
+            raise SchemaError(
+                f"{path}: unsupported file type {path.suffix.lower()!r}; use .csv or .parquet"
+            )
         return src
 
     @classmethod
-    def from_uri(cls, uri: str, mapping: dict[str, str] | None = None) -> "Source":
+    def from_uri(cls, uri: str, mapping: dict[str, str] | None = None) -> Source:
         return cls(uri, uri=uri, mapping=dict(mapping or {}))
 
     @classmethod
-    def from_frame(cls, name: str, frame: pd.DataFrame) -> "Source":
+    def from_frame(cls, name: str, frame: pd.DataFrame) -> Source:
         return cls(name, frame=frame)
 
     @property
@@ -86,7 +107,13 @@ class Source:
         if self.path.is_dir():
             return "parquet"
         suffix = self.path.suffix.lower()
-        return "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix in (".csv", ".txt", ".gz") else "?"
+        return (
+            "parquet"
+            if suffix in (".parquet", ".pq")
+            else "csv"
+            if suffix in (".csv", ".txt", ".gz")
+            else "?"
+        )
 
     def fingerprint(self) -> str:
         if self.uri is not None:  # not read on the driver: --resume trusts the location
@@ -134,8 +161,11 @@ class Source:
     def size_bytes(self) -> int:
         if self.path is None:
             return 0
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() \
+        return (
+            sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+            if self.path.is_dir()
             else self.path.stat().st_size
+        )
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Record batches in input order, columns renamed by the mapping."""
@@ -160,14 +190,19 @@ class Source:
                 self.path,
                 read_options=pcsv.ReadOptions(block_size=1 << 24),
                 convert_options=pcsv.ConvertOptions(
-                    column_types={c: pa.string() for c in raw}, null_values=NA_STRINGS,
-                    strings_can_be_null=True, quoted_strings_can_be_null=True))
+                    column_types={c: pa.string() for c in raw},
+                    null_values=NA_STRINGS,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
             for batch in reader:
                 yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Dictionary-encoded (pandas categorical) columns decoded: every batch then has the same schema."""
+    """Dictionary-encoded (pandas categorical) columns decoded: every batch then has the same
+    schema."""
     if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
         return batch
     cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
@@ -183,7 +218,8 @@ def _open_text(path: Path):
 
 
 def estimate_customers(first: pd.Series, n_rows: int | None, source: Source) -> int:
-    """Rough number of customers from the first batch's ids (lines per customer) and the input size."""
+    """Rough number of customers from the first batch's ids (lines per customer) and the input
+    size."""
     from nextbest.batch.chunks import normalise_ids
 
     seen = max(1, normalise_ids(first).nunique())

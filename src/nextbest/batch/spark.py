@@ -39,17 +39,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nextbest.batch.chunks import (ROW, FeatureSetup, bucket_of, merge_stats, popularity_from_counts,
-                                   rejects_frame)
+from nextbest.batch.chunks import (
+    ROW,
+    FeatureSetup,
+    bucket_of,
+    merge_stats,
+    popularity_from_counts,
+    rejects_frame,
+)
 from nextbest.batch.job import BatchError, BatchJob, JobResult, resolve_as_of
-from nextbest.batch.output import assemble_scores
 from nextbest.batch.manifest import Manifest, is_uri
+from nextbest.batch.output import assemble_scores
 from nextbest.batch.progress import Reporter
-from nextbest.batch.spark_stages import (BUCKET, LINE_COLUMNS, STAGE_A_DDL, quiet_pandas3_warnings, score_group,
-                                         spark_type_ddl, validate_group)
+from nextbest.batch.spark_stages import (
+    BUCKET,
+    LINE_COLUMNS,
+    STAGE_A_DDL,
+    quiet_pandas3_warnings,
+    score_group,
+    spark_type_ddl,
+    validate_group,
+)
 from nextbest.scoring import ModelBundle
 
 MASTER_ENV = "NEXTBEST_SPARK_MASTER"
+
+
 def spark_session(master: str | None = None, n_partitions: int = 8):
     """A Spark session for scoring (created if none is active).
 
@@ -74,16 +89,21 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
             builder = builder.master(master)
         if master and master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            builder = (builder.config("spark.ui.enabled", "false")
-                       .config("spark.driver.host", "127.0.0.1")
-                       .config("spark.driver.memory", os.environ.get("NEXTBEST_SPARK_DRIVER_MEMORY", "2g")))
-        builder = (builder
-                   .config("spark.sql.session.timeZone", "UTC")
-                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                   .config("spark.sql.shuffle.partitions", str(n_partitions))
-                   .config("spark.sql.adaptive.enabled", "false")
-                   .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-                   .config("spark.jars.ivy", os.path.join(os.environ.get("TMPDIR", "/tmp"), "nextbest-ivy")))
+            builder = (
+                builder.config("spark.ui.enabled", "false")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.memory", os.environ.get("NEXTBEST_SPARK_DRIVER_MEMORY", "2g"))
+            )
+        builder = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.shuffle.partitions", str(n_partitions))
+            .config("spark.sql.adaptive.enabled", "false")
+            .config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
+            .config(
+                "spark.jars.ivy", os.path.join(os.environ.get("TMPDIR", "/tmp"), "nextbest-ivy")
+            )
+        )
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(os.environ.get("NEXTBEST_SPARK_LOG_LEVEL", "ERROR"))
         return spark, True
@@ -143,7 +163,8 @@ def _micros(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def _with_rows(spark, path: str, mapping: dict[str, str]):
-    """Input lines with their global row number: offset of the file (files in path order) + row index."""
+    """Input lines with their global row number: offset of the file (files in path order) + row
+    index."""
     from pyspark.sql import functions as F
 
     df = spark.read.parquet(path)
@@ -153,7 +174,9 @@ def _with_rows(spark, path: str, mapping: dict[str, str]):
         df = df.withColumnRenamed(theirs, ours)
     if len(df.inputFiles()) <= 1:
         return df.withColumn(ROW, F.col("_metadata.row_index"))
-    df = df.withColumn("_file", F.col("_metadata.file_path")).withColumn("_idx", F.col("_metadata.row_index"))
+    df = df.withColumn("_file", F.col("_metadata.file_path")).withColumn(
+        "_idx", F.col("_metadata.row_index")
+    )
     files = sorted(r["_file"] for r in df.select("_file").distinct().collect())
     counts = {r["_file"]: r["count"] for r in df.groupBy("_file").count().collect()}
     offsets, total = {}, 0
@@ -164,12 +187,16 @@ def _with_rows(spark, path: str, mapping: dict[str, str]):
     return df.withColumn(ROW, mapping_expr[F.col("_file")] + F.col("_idx")).drop("_file", "_idx")
 
 
-def run_spark(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None,
-              master: str | None = None) -> JobResult:
-    """Score ``job`` on Spark; same outputs (scores, rejects, summary) as :func:`~.job.run_local`."""
+def run_spark(
+    job: BatchJob, models: ModelBundle, reporter: Reporter | None = None, master: str | None = None
+) -> JobResult:
+    """Score ``job`` on Spark; same outputs (scores, rejects, summary) as
+    :func:`~.job.run_local`."""
     reporter = reporter or Reporter()
     fmt = job.fmt
-    manifest = Manifest.open(job.output, job.identity(models, "spark"), job.resume, note=reporter.info)
+    manifest = Manifest.open(
+        job.output, job.identity(models, "spark"), job.resume, note=reporter.info
+    )
     started = time.perf_counter()
     reporter.info("spark: starting the session")
     spark, created = spark_session(master)
@@ -177,7 +204,11 @@ def run_spark(job: BatchJob, models: ModelBundle, reporter: Reporter | None = No
     seconds["spark_start"] = time.perf_counter() - started
     # Spark's intermediate files: next to the manifest for a local output (local mode or a file
     # system the executors share), next to the output for a URI.
-    stages = f"{str(job.output).rstrip('/')}.work" if is_uri(job.output) else str(manifest.root.resolve())
+    stages = (
+        f"{str(job.output).rstrip('/')}.work"
+        if is_uri(job.output)
+        else str(manifest.root.resolve())
+    )
     try:
         with warnings.catch_warnings():
             quiet_pandas3_warnings()
@@ -212,33 +243,45 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
     df = _with_rows(spark, path, job.source.mapping)
     lacking = [c for c in ("customer_id", "timestamp", "amount") if c not in df.columns]
     if lacking:
-        raise BatchError(f"transactions is missing required column(s) {lacking}; found {df.columns[:-1]}")
+        raise BatchError(
+            f"transactions is missing required column(s) {lacking}; found {df.columns[:-1]}"
+        )
     part = manifest.state.get("partition")
     if not part:
         aggs = [F.count(F.lit(1)).alias("n"), F.approx_count_distinct("customer_id").alias("d")]
-        if job.as_of is None:  # the default as_of needs the last timestamp as the validator parses it
+        if (
+            job.as_of is None
+        ):  # the default as_of needs the last timestamp as the validator parses it
             aggs.append(F.max(_parse_timestamp_udf()(F.col("timestamp"))).alias("last"))
         stats = df.agg(*aggs).collect()[0]
         if not stats["n"]:
             raise BatchError(f"no transaction lines in {path}")
-        part = {"done": True, "n_rows": int(stats["n"]),
-                "n_buckets": max(1, math.ceil(int(stats["d"]) / job.chunk_size)),
-                "last_timestamp": None if job.as_of is not None or stats["last"] is None
-                else str(pd.Timestamp(stats["last"]))}
+        part = {
+            "done": True,
+            "n_rows": int(stats["n"]),
+            "n_buckets": max(1, math.ceil(int(stats["d"]) / job.chunk_size)),
+            "last_timestamp": None
+            if job.as_of is not None or stats["last"] is None
+            else str(pd.Timestamp(stats["last"])),
+        }
         manifest.state["partition"] = part
         manifest.save()
     n_buckets = int(part["n_buckets"])
     as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
     reporter.info(f"spark: {part['n_rows']:,} lines in {n_buckets} chunk(s), as_of {as_of.date()}")
     has_category = "category" in df.columns
-    setup = FeatureSetup.build(job.customers, models.catalog.categories, float(models.clv.time_unit_days),
-                               job.extras)
+    setup = FeatureSetup.build(
+        job.customers, models.catalog.categories, float(models.clv.time_unit_days), job.extras
+    )
 
     cust = job.customers.assign(**{BUCKET: bucket_of(job.customers["customer_id"], n_buckets)})
     customers_bc = sc.broadcast(cust)
     history = job.contact_history
-    history_bc = sc.broadcast(None if history is None else
-                              history.assign(**{BUCKET: bucket_of(history["customer_id"], n_buckets)}))
+    history_bc = sc.broadcast(
+        None
+        if history is None
+        else history.assign(**{BUCKET: bucket_of(history["customer_id"], n_buckets)})
+    )
     models_bc = sc.broadcast(models)
     spark.conf.set("spark.sql.shuffle.partitions", str(n_buckets))
 
@@ -255,18 +298,33 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
         reporter.info(f"spark: stage 1/2 - validate {n_buckets} chunk(s)")
         keyed = df.withColumn(BUCKET, bucket_udf(F.col("customer_id").cast("string")))
         fn = validate_group(as_of, len(setup.categories), setup.categories, customers_bc)
-        (keyed.groupBy(BUCKET).applyInPandas(fn, STAGE_A_DDL)
-         .write.mode("overwrite").partitionBy("kind").parquet(stage_a))
-        counts = [{"active": int(r["active"]), "buyers": [int(b) for b in r["buyers"]], "report": r["report"]}
-                  for r in spark.read.parquet(f"{stage_a}/kind=count").select("active", "buyers", "report")
-                  .collect()]
+        (
+            keyed.groupBy(BUCKET)
+            .applyInPandas(fn, STAGE_A_DDL)
+            .write.mode("overwrite")
+            .partitionBy("kind")
+            .parquet(stage_a)
+        )
+        counts = [
+            {
+                "active": int(r["active"]),
+                "buyers": [int(b) for b in r["buyers"]],
+                "report": r["report"],
+            }
+            for r in spark.read.parquet(f"{stage_a}/kind=count")
+            .select("active", "buyers", "report")
+            .collect()
+        ]
         manifest.state["stage_a"] = {"counts": counts}
         manifest.save()
         seconds["features"] = seconds.get("features", 0.0) + time.perf_counter() - t0
     counts = manifest.state["stage_a"]["counts"]
     k = len(setup.categories)
-    popularity = popularity_from_counts(setup.categories, sum(c["active"] for c in counts),
-                                        [sum(c["buyers"][j] for c in counts) for j in range(k)])
+    popularity = popularity_from_counts(
+        setup.categories,
+        sum(c["active"] for c in counts),
+        [sum(c["buyers"][j] for c in counts) for j in range(k)],
+    )
     rejected: dict[str, int] = {}
     for c in counts:
         for reason, n in json.loads(c["report"])["rejected"].items():
@@ -277,8 +335,16 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
         t0 = time.perf_counter()
         reporter.info(f"spark: stage 2/2 - features and scores of {n_buckets} chunk(s)")
         lines = spark.read.parquet(f"{stage_a}/kind=line").select(BUCKET, "row", *LINE_COLUMNS)
-        fn = score_group(setup, as_of, job.horizon_days, popularity, customers_bc, models_bc, history_bc,
-                         has_category)
+        fn = score_group(
+            setup,
+            as_of,
+            job.horizon_days,
+            popularity,
+            customers_bc,
+            models_bc,
+            history_bc,
+            has_category,
+        )
         scored = lines.groupBy(BUCKET).applyInPandas(fn, spark_type_ddl())
         scored.orderBy("customer_id").write.mode("overwrite").parquet(target)
         manifest.state["stage_b"] = True
@@ -293,7 +359,9 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
         if rejects is not None:
             rej = f"{str(job.output).rstrip('/')}.rejects.parquet"
             ddl = ", ".join(f"`{c}` {'long' if c == 'row' else 'string'}" for c in rejects.columns)
-            spark.createDataFrame(rejects, schema=ddl).coalesce(1).write.mode("overwrite").parquet(rej)
+            spark.createDataFrame(rejects, schema=ddl).coalesce(1).write.mode("overwrite").parquet(
+                rej
+            )
     else:
         output = Path(job.output)
         assemble_scores(sorted(Path(stage_b).glob("part-*.parquet")), output, fmt)
@@ -306,17 +374,29 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
             rejects.to_parquet(tmp, index=False)
             tmp.replace(rej)
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t0
-    return JobResult(output, rej, as_of, int(part["n_rows"]), n_buckets, stats,
-                     dict(sorted(rejected.items(), key=lambda kv: -kv[1])), seconds)
+    return JobResult(
+        output,
+        rej,
+        as_of,
+        int(part["n_rows"]),
+        n_buckets,
+        stats,
+        dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
+        seconds,
+    )
 
 
 def _rejects(spark, stage_a: str) -> pd.DataFrame | None:
-    """All rejected lines, shaped like the local engine's file (original columns from their JSON)."""
+    """All rejected lines, shaped like the local engine's file (original columns from their
+    JSON)."""
     from pyspark.errors import AnalysisException
 
     try:
-        t = (spark.read.parquet(f"{stage_a}/kind=reject").select("row", "column", "value", "reason", "payload")
-             .toPandas())
+        t = (
+            spark.read.parquet(f"{stage_a}/kind=reject")
+            .select("row", "column", "value", "reason", "payload")
+            .toPandas()
+        )
     except AnalysisException:  # no reject partition: nothing was rejected
         return None
     if not len(t):
@@ -331,13 +411,25 @@ def _stats(scores) -> dict:
     """:func:`~.chunks.stats_of` of the whole scores table, aggregated by Spark."""
     from pyspark.sql import functions as F
 
-    rows = (scores.groupBy("action", "action_offer_id")
-            .agg(F.count(F.lit(1)).alias("n"), F.count("predicted_clv").alias("scored"),
-                 F.sum(F.when(F.col("consent_profiling"), 0).otherwise(1)).alias("opted_out"))
-            .collect())
-    items = [{"customers": r["n"], "scored": r["scored"], "opted_out": int(r["opted_out"] or 0),
-              "actions": {r["action"]: r["n"]}, "offers": {r["action_offer_id"] or "(no offer)": r["n"]}}
-             for r in rows]
+    rows = (
+        scores.groupBy("action", "action_offer_id")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.count("predicted_clv").alias("scored"),
+            F.sum(F.when(F.col("consent_profiling"), 0).otherwise(1)).alias("opted_out"),
+        )
+        .collect()
+    )
+    items = [
+        {
+            "customers": r["n"],
+            "scored": r["scored"],
+            "opted_out": int(r["opted_out"] or 0),
+            "actions": {r["action"]: r["n"]},
+            "offers": {r["action_offer_id"] or "(no offer)": r["n"]},
+        }
+        for r in rows
+    ]
     return merge_stats(items)
 
 

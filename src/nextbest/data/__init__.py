@@ -80,5 +80,10 @@ def load_dataset(
         name = Path(transactions).name
     if customers is not None and name in DATASETS:
         cust = read_table(customers)
-    return Dataset(name=name, transactions=tx, customers=validate_customers(cust),
-                   extras=extras, default_as_of=default_as_of)
+    return Dataset(
+        name=name,
+        transactions=tx,
+        customers=validate_customers(cust),
+        extras=extras,
+        default_as_of=default_as_of,
+    )

@@ -41,13 +41,17 @@ def load_cdnow(full: bool = False) -> pd.DataFrame:
     """
     if full:
         raw = pd.read_csv(
-            _path("CDNOW_master.txt"), sep=r"\s+", header=0,
+            _path("CDNOW_master.txt"),
+            sep=r"\s+",
+            header=0,
             names=["customer_id", "date", "quantity", "amount"],
             dtype={"customer_id": str, "date": str},
         )
     else:
         raw = pd.read_csv(
-            _path("CDNOW_sample.txt"), sep=r"\s+", header=None,
+            _path("CDNOW_sample.txt"),
+            sep=r"\s+",
+            header=None,
             names=["customer_id", "sample_id", "date", "quantity", "amount"],
             dtype={"customer_id": str, "sample_id": str, "date": str},
         )

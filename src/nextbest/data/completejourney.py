@@ -22,7 +22,9 @@ import pandas as pd
 EXTRA_TABLES = ("campaigns", "campaign_descriptions", "coupons", "coupon_redemptions", "products")
 
 
-def load_completejourney(with_extras: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+def load_completejourney(
+    with_extras: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
     """Load Complete Journey in the nextbest schema.
 
     Returns

@@ -47,6 +47,8 @@ def read_table(path: str | Path, mapping: dict[str, str] | None = None) -> pd.Da
     if mapping:
         missing = [c for c in mapping if c not in frame.columns]
         if missing:
-            raise SchemaError(f"{path}: mapped column(s) {missing} not in file; found {list(frame.columns)}")
+            raise SchemaError(
+                f"{path}: mapped column(s) {missing} not in file; found {list(frame.columns)}"
+            )
         frame = frame.rename(columns=mapping)
     return frame

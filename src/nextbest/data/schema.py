@@ -159,8 +159,12 @@ def validate_transactions(
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             bad = _reject(df, mask, column, reason)
-            bad = bad.merge(frame.iloc[bad["row"].to_numpy()].assign(row=bad["row"].to_numpy()),
-                            on="row", how="left", suffixes=("", "_input"))
+            bad = bad.merge(
+                frame.iloc[bad["row"].to_numpy()].assign(row=bad["row"].to_numpy()),
+                on="row",
+                how="left",
+                suffixes=("", "_input"),
+            )
             rejects.append(bad)
             counts[reason] = counts.get(reason, 0) + int(mask.sum())
             df = df.loc[~mask]
@@ -180,10 +184,16 @@ def validate_transactions(
 
     if as_of is not None:
         cutoff = naive_utc(as_of)
-        drop((df["timestamp"] >= cutoff).to_numpy(), "timestamp", f"timestamp on or after as_of {cutoff.date()}")
+        drop(
+            (df["timestamp"] >= cutoff).to_numpy(),
+            "timestamp",
+            f"timestamp on or after as_of {cutoff.date()}",
+        )
 
     payload = [c for c in df.columns if c != "_row"]
-    drop(df.duplicated(subset=payload, keep="first").to_numpy(), "customer_id", "exact duplicate row")
+    drop(
+        df.duplicated(subset=payload, keep="first").to_numpy(), "customer_id", "exact duplicate row"
+    )
 
     refunds_netted = 0
     neg = (df["amount"] < 0).to_numpy()
@@ -199,10 +209,14 @@ def validate_transactions(
         refunds_netted = int((df["amount"] < 0).sum())
 
     clean = df.drop(columns="_row").reset_index(drop=True)
-    rej = (pd.concat(rejects, ignore_index=True) if rejects
-           else pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS}))
-    report = ValidationReport(n_input=n_input, n_valid=len(clean), rejected=counts,
-                              refunds_netted=refunds_netted)
+    rej = (
+        pd.concat(rejects, ignore_index=True)
+        if rejects
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
+    )
+    report = ValidationReport(
+        n_input=n_input, n_valid=len(clean), rejected=counts, refunds_netted=refunds_netted
+    )
     return ValidationResult(transactions=clean, rejects=rej, report=report)
 
 
@@ -248,7 +262,11 @@ def _parse_bool(values: pd.Series, column: str) -> pd.Series:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             out.append(True)  # consent default: true unless the customer objected
             continue
-        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v in (0, 1):
+        if (
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, bool)
+            and v in (0, 1)
+        ):
             out.append(bool(v))
             continue
         if v is pd.NA:

@@ -27,8 +27,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 DEFAULT_CATEGORIES: tuple[str, ...] = (
-    "GROCERY", "PRODUCE", "DRUG GM", "MEAT", "DELI", "MEAT-PCKGD", "PASTRY",
-    "NUTRITION", "SEAFOOD-PCKGD", "FLORAL", "KIOSK-GAS", "SALAD BAR",
+    "GROCERY",
+    "PRODUCE",
+    "DRUG GM",
+    "MEAT",
+    "DELI",
+    "MEAT-PCKGD",
+    "PASTRY",
+    "NUTRITION",
+    "SEAFOOD-PCKGD",
+    "FLORAL",
+    "KIOSK-GAS",
+    "SALAD BAR",
 )
 
 
@@ -138,7 +148,9 @@ def generate_transactions(
             "timestamp": timestamp.astype("datetime64[ns]"),
             "amount": np.round(amount, 2).clip(min=0.01),
             "order_id": pd.Series(_labels("O", np.arange(all_owner.size), 0), dtype=str_dtype),
-            "category": pd.Series(pc.take(pa.array(list(categories)), pa.array(cat_idx)), dtype=str_dtype),
+            "category": pd.Series(
+                pc.take(pa.array(list(categories)), pa.array(cat_idx)), dtype=str_dtype
+            ),
         }
     )
 

@@ -1,4 +1,5 @@
-"""The offer catalog (``models/offers.yaml``): offers, the retention offer, the default action, policy."""
+"""The offer catalog (``models/offers.yaml``): offers, the retention offer, the default action,
+policy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 from nextbest.config import models_dir, read_yaml
 from nextbest.data.schema import SchemaError
 
-ELIGIBILITY_KEYS = {"not_bought_category_days", "min_clv", "max_clv", "min_churn", "max_churn", "min_p_alive"}
+ELIGIBILITY_KEYS = {
+    "not_bought_category_days",
+    "min_clv",
+    "max_clv",
+    "min_churn",
+    "max_churn",
+    "min_p_alive",
+}
 POLICY_DEFAULTS: dict[str, Any] = {
     "top_k": 3,
     "min_expected_value": 0.25,
@@ -81,8 +89,10 @@ def _eligibility(raw: Any, where: str) -> dict[str, float]:
         raise SchemaError(f"offer catalog: {where}.eligibility must be a mapping")
     unknown = set(raw) - ELIGIBILITY_KEYS
     if unknown:
-        raise SchemaError(f"offer catalog: {where}.eligibility has unknown rule(s) {sorted(unknown)}; "
-                          f"known: {sorted(ELIGIBILITY_KEYS)}")
+        raise SchemaError(
+            f"offer catalog: {where}.eligibility has unknown rule(s) {sorted(unknown)}; "
+            f"known: {sorted(ELIGIBILITY_KEYS)}"
+        )
     return {k: float(v) for k, v in raw.items()}
 
 
@@ -102,22 +112,34 @@ def parse_catalog(raw: dict) -> Catalog:
         value, cost = float(entry["value"]), float(entry["cost"])
         if value < 0 or cost < 0:
             raise SchemaError(f"offer catalog: {oid}: value and cost must be >= 0")
-        offers.append(Offer(offer_id=oid, name=str(entry["name"]), category=str(entry["category"]),
-                            value=value, cost=cost, channel=str(entry.get("channel", "email")),
-                            cooldown_days=int(entry.get("cooldown_days", 0)),
-                            max_contacts_30d=entry.get("max_contacts_30d"),
-                            eligibility=_eligibility(entry.get("eligibility"), oid)))
+        offers.append(
+            Offer(
+                offer_id=oid,
+                name=str(entry["name"]),
+                category=str(entry["category"]),
+                value=value,
+                cost=cost,
+                channel=str(entry.get("channel", "email")),
+                cooldown_days=int(entry.get("cooldown_days", 0)),
+                max_contacts_30d=entry.get("max_contacts_30d"),
+                eligibility=_eligibility(entry.get("eligibility"), oid),
+            )
+        )
     if not offers:
         raise SchemaError("offer catalog: no offers")
     ret = raw.get("retention")
     retention = None
     if ret:
         _require(ret, ["offer_id", "name", "cost", "uplift"], "retention")
-        retention = RetentionOffer(offer_id=str(ret["offer_id"]), name=str(ret["name"]),
-                                   cost=float(ret["cost"]), uplift=float(ret["uplift"]),
-                                   channel=str(ret.get("channel", "email")),
-                                   cooldown_days=int(ret.get("cooldown_days", 0)),
-                                   eligibility=_eligibility(ret.get("eligibility"), "retention"))
+        retention = RetentionOffer(
+            offer_id=str(ret["offer_id"]),
+            name=str(ret["name"]),
+            cost=float(ret["cost"]),
+            uplift=float(ret["uplift"]),
+            channel=str(ret.get("channel", "email")),
+            cooldown_days=int(ret.get("cooldown_days", 0)),
+            eligibility=_eligibility(ret.get("eligibility"), "retention"),
+        )
         if retention.offer_id in seen:
             raise SchemaError(f"offer catalog: offer_id {retention.offer_id!r} appears twice")
     default = raw.get("default_action") or {}
@@ -130,12 +152,18 @@ def parse_catalog(raw: dict) -> Catalog:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise SchemaError(f"offer catalog: policy.{key} must be a number, got {value!r}")
     if int(policy["top_k"]) != policy["top_k"] or policy["top_k"] < 0:
-        raise SchemaError(f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}")
+        raise SchemaError(
+            f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}"
+        )
     policy["top_k"] = int(policy["top_k"])
-    return Catalog(offers=tuple(offers), retention=retention,
-                   default_action=DefaultAction(str(default["offer_id"]), str(default["name"]),
-                                                str(default.get("channel", "email"))),
-                   policy=policy)
+    return Catalog(
+        offers=tuple(offers),
+        retention=retention,
+        default_action=DefaultAction(
+            str(default["offer_id"]), str(default["name"]), str(default.get("channel", "email"))
+        ),
+        policy=policy,
+    )
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

@@ -36,18 +36,19 @@ class Decisions:
 
     action: np.ndarray
     action_offer_id: np.ndarray
-    top_index: np.ndarray       # (n, k) catalog offer index, -1 = none
-    top_ev: np.ndarray          # (n, k)
-    top_p: np.ndarray           # (n, k)
+    top_index: np.ndarray  # (n, k) catalog offer index, -1 = none
+    top_ev: np.ndarray  # (n, k)
+    top_p: np.ndarray  # (n, k)
     retention_ev: np.ndarray
     best_ev: np.ndarray
     contacts_30d: np.ndarray
-    best_index: np.ndarray      # best eligible cross-sell (-1 = none), whether or not top_k lists it
+    best_index: np.ndarray  # best eligible cross-sell (-1 = none), whether or not top_k lists it
     best_p: np.ndarray
 
 
-def contact_state(history: pd.DataFrame | None, customer_ids: np.ndarray, offer_ids: list[str],
-                  as_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def contact_state(
+    history: pd.DataFrame | None, customer_ids: np.ndarray, offer_ids: list[str], as_of
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Days since each (customer, offer) contact, 30-day counts per pair and per customer.
 
     ``history`` has ``customer_id``, ``offer_id``, ``timestamp``; contacts on
@@ -78,8 +79,15 @@ def contact_state(history: pd.DataFrame | None, customer_ids: np.ndarray, offer_
     return days_since, count_pair, count_cust
 
 
-def eligibility(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn: np.ndarray,
-                p_alive: np.ndarray, days_since_contact: np.ndarray, contacts_pair: np.ndarray) -> np.ndarray:
+def eligibility(
+    features: pd.DataFrame,
+    catalog: Catalog,
+    clv: np.ndarray,
+    churn: np.ndarray,
+    p_alive: np.ndarray,
+    days_since_contact: np.ndarray,
+    contacts_pair: np.ndarray,
+) -> np.ndarray:
     """Boolean (n customers x m offers): may this offer be sent to this customer?"""
     n, m = len(features), len(catalog.offers)
     ok = np.ones((n, m), dtype=bool)
@@ -87,7 +95,11 @@ def eligibility(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn
         rules = offer.eligibility
         if "not_bought_category_days" in rules:
             col = f"days_since_{category_key(offer.category)}"
-            days = features[col].to_numpy(dtype=float) if col in features.columns else np.full(n, np.nan)
+            days = (
+                features[col].to_numpy(dtype=float)
+                if col in features.columns
+                else np.full(n, np.nan)
+            )
             ok[:, j] &= np.isnan(days) | (days > rules["not_bought_category_days"])
         ok[:, j] &= _ranges(rules, clv, churn, p_alive)
         if offer.cooldown_days:
@@ -124,14 +136,22 @@ class OfferGate:
 
     ok: np.ndarray
     capped: np.ndarray
-    days_since: np.ndarray      # (n, m + 1): the last column is the retention offer, if any
+    days_since: np.ndarray  # (n, m + 1): the last column is the retention offer, if any
     count_cust: np.ndarray
 
 
-def gate_offers(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn: np.ndarray,
-                p_alive: np.ndarray, consent: np.ndarray, contact_history: pd.DataFrame | None = None,
-                as_of=None) -> OfferGate:
-    """Eligibility and contact policy of every (customer, cross-sell offer), before any offer score."""
+def gate_offers(
+    features: pd.DataFrame,
+    catalog: Catalog,
+    clv: np.ndarray,
+    churn: np.ndarray,
+    p_alive: np.ndarray,
+    consent: np.ndarray,
+    contact_history: pd.DataFrame | None = None,
+    as_of=None,
+) -> OfferGate:
+    """Eligibility and contact policy of every (customer, cross-sell offer), before any offer
+    score."""
     m = len(catalog.offers)
     ids = features["customer_id"].astype(str).to_numpy()
     offer_ids = [o.offer_id for o in catalog.offers]
@@ -144,9 +164,18 @@ def gate_offers(features: pd.DataFrame, catalog: Catalog, clv: np.ndarray, churn
     return OfferGate(ok, capped, days_since, count_cust)
 
 
-def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv: np.ndarray,
-           churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray,
-           contact_history: pd.DataFrame | None = None, as_of=None, gate: OfferGate | None = None) -> Decisions:
+def decide(
+    features: pd.DataFrame,
+    catalog: Catalog,
+    p_convert: np.ndarray,
+    clv: np.ndarray,
+    churn: np.ndarray,
+    p_alive: np.ndarray,
+    consent: np.ndarray,
+    contact_history: pd.DataFrame | None = None,
+    as_of=None,
+    gate: OfferGate | None = None,
+) -> Decisions:
     """Choose one action per customer and rank the top-k eligible offers by expected value.
 
     ``p_convert`` is (n customers x m catalog offers); ``clv``, ``churn``,
@@ -172,13 +201,16 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
     # Rank at least one offer: the best one is the cross-sell candidate even when top_k = 0
     # (no list wanted); the listed offers are the first top_k of the ranking.
-    order = np.argsort(-ev_masked, axis=1, kind="stable")[:, :max(k, 1)]
+    order = np.argsort(-ev_masked, axis=1, kind="stable")[:, : max(k, 1)]
     ranked_ev = np.take_along_axis(ev_masked, order, axis=1)
     ranked_index = np.where(np.isfinite(ranked_ev), order, -1)
     best_index = ranked_index[:, 0] if m else np.full(n, -1)
     best_ev = np.where(best_index >= 0, ranked_ev[:, 0], -np.inf) if m else np.full(n, -np.inf)
-    best_p = np.where(best_index >= 0, p_convert[np.arange(n), np.maximum(best_index, 0)], np.nan) if m \
+    best_p = (
+        np.where(best_index >= 0, p_convert[np.arange(n), np.maximum(best_index, 0)], np.nan)
+        if m
         else np.full(n, np.nan)
+    )
     top_index = ranked_index[:, :k].copy()
     top_ev = np.where(top_index >= 0, ranked_ev[:, :k], np.nan)
     top_p = np.where(top_index >= 0, np.take_along_axis(p_convert, order[:, :k], axis=1), np.nan)
@@ -187,8 +219,13 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     if catalog.retention is not None:
         r = catalog.retention
         with np.errstate(invalid="ignore"):
-            eligible = (consent & ~capped & (churn >= policy["retention_churn_threshold"])
-                        & (clv >= policy["retention_min_clv"]) & _ranges(r.eligibility, clv, churn, p_alive))
+            eligible = (
+                consent
+                & ~capped
+                & (churn >= policy["retention_churn_threshold"])
+                & (clv >= policy["retention_min_clv"])
+                & _ranges(r.eligibility, clv, churn, p_alive)
+            )
         if r.cooldown_days:
             eligible &= days_since[:, m] >= r.cooldown_days
         retention_ev = np.where(eligible, churn * r.uplift * clv - r.cost, -np.inf)
@@ -205,4 +242,15 @@ def decide(features: pd.DataFrame, catalog: Catalog, p_convert: np.ndarray, clv:
     action[~consent] = "non_personalised"
     offer[~consent] = catalog.default_action.offer_id
     top_index[~consent] = -1
-    return Decisions(action, offer, top_index, top_ev, top_p, retention_ev, best_ev, count_cust, best_index, best_p)
+    return Decisions(
+        action,
+        offer,
+        top_index,
+        top_ev,
+        top_p,
+        retention_ev,
+        best_ev,
+        count_cust,
+        best_index,
+        best_p,
+    )

@@ -41,25 +41,39 @@ def cadence(ipt_days: float) -> str:
 def _cadence_index(ipt_days: np.ndarray) -> np.ndarray:
     """Index into :data:`CADENCES` per customer: unknown, <= 9, <= 18, <= 40 days, longer."""
     with np.errstate(invalid="ignore"):
-        return np.select([~np.isfinite(ipt_days), ipt_days <= 9, ipt_days <= 18, ipt_days <= 40], [0, 1, 2, 3], 4)
+        return np.select(
+            [~np.isfinite(ipt_days), ipt_days <= 9, ipt_days <= 18, ipt_days <= 40], [0, 1, 2, 3], 4
+        )
 
 
-def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: np.ndarray,
-                  churn: np.ndarray, p_alive: np.ndarray, consent: np.ndarray) -> list[list[dict]]:
+def build_reasons(
+    features: pd.DataFrame,
+    catalog: Catalog,
+    d: Decisions,
+    clv: np.ndarray,
+    churn: np.ndarray,
+    p_alive: np.ndarray,
+    consent: np.ndarray,
+) -> list[list[dict]]:
     """One list of reason dicts per customer, most important first."""
     n = len(features)
     keys = [category_key(c) for c in catalog.categories]
     share_cols = [f"share_{k}" for k in keys if f"share_{k}" in features.columns]
     shares = features[share_cols].to_numpy(dtype=float) if share_cols else np.zeros((n, 0))
     names = [c for c, k in zip(catalog.categories, keys) if f"share_{k}" in features.columns]
-    ipt = features["ipt_mean_days"].to_numpy(dtype=float) if "ipt_mean_days" in features.columns \
+    ipt = (
+        features["ipt_mean_days"].to_numpy(dtype=float)
+        if "ipt_mean_days" in features.columns
         else np.full(n, np.nan)
+    )
     offers = catalog.offers
     policy = catalog.policy
     # Everything that is not per-customer text is computed once, as arrays or strings; the loop
     # below only formats. Texts are the same as formatting row by row.
-    consent_text = ("objected to profiling (GDPR Art. 21): non-personalised "
-                    f"default only ({catalog.default_action.name})")
+    consent_text = (
+        "objected to profiling (GDPR Art. 21): non-personalised "
+        f"default only ({catalog.default_action.name})"
+    )
     cap = policy["max_contacts_30d"]
     no_offer = f"no offer clears the {money(policy['min_expected_value'])} expected-value threshold"
     if shares.shape[1]:
@@ -68,17 +82,28 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
     else:
         habit_of = [-1] * n
     # Days since the chosen offer's category, gathered for each customer's best offer only.
-    days_by_offer = np.column_stack(
-        [features[c].to_numpy(dtype=float) if (c := f"days_since_{category_key(o.category)}") in features.columns
-         else np.full(n, np.nan) for o in offers]) if offers else np.full((n, 1), np.nan)
+    days_by_offer = (
+        np.column_stack(
+            [
+                features[c].to_numpy(dtype=float)
+                if (c := f"days_since_{category_key(o.category)}") in features.columns
+                else np.full(n, np.nan)
+                for o in offers
+            ]
+        )
+        if offers
+        else np.full((n, 1), np.nan)
+    )
     best_days = days_by_offer[np.arange(n), np.maximum(d.best_index, 0)].tolist()
     value_cost = [(money(o.value), money(o.cost)) for o in offers]
     top0, top_p0, top_ev0 = d.best_index.tolist(), d.best_p.tolist(), d.best_ev.tolist()
     consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
     contacts, best_ev = d.contacts_30d.tolist(), d.best_ev.tolist()
-    clv_l, churn_l, p_alive_l, ipt_l = clv.tolist(), churn.tolist(), p_alive.tolist(), ipt.tolist()
+    clv_l, churn_l, p_alive_l = clv.tolist(), churn.tolist(), p_alive.tolist()
     cadence_of = _cadence_index(ipt).tolist()
-    habits: dict[tuple[int, int], str] = {}  # (category, cadence) -> "buys X weekly, ": few distinct texts
+    habits: dict[
+        tuple[int, int], str
+    ] = {}  # (category, cadence) -> "buys X weekly, ": few distinct texts
     out: list[list[dict]] = []
     for i in range(n):
         if not consent_l[i]:
@@ -87,32 +112,54 @@ def build_reasons(features: pd.DataFrame, catalog: Catalog, d: Decisions, clv: n
         reasons = []
         action = action_l[i]
         if action == "retention":
-            reasons.append({"code": RETENTION, "text": f"churn risk {churn_l[i]:.2f} and predicted CLV "
-                                                       f"{money(clv_l[i])} -> retention offer"})
+            reasons.append(
+                {
+                    "code": RETENTION,
+                    "text": f"churn risk {churn_l[i]:.2f} and predicted CLV "
+                    f"{money(clv_l[i])} -> retention offer",
+                }
+            )
         elif action == "cross_sell":
             j = top0[i]
             offer = offers[j]
             days = best_days[i]
-            gap = "never bought " + offer.category if not math.isfinite(days) else \
-                f"no {offer.category} in {int(days)} days"
+            gap = (
+                "never bought " + offer.category
+                if not math.isfinite(days)
+                else f"no {offer.category} in {int(days)} days"
+            )
             h = habit_of[i]
             habit = ""
             if h >= 0:
                 key = (h, cadence_of[i])
-                habit = habits.get(key) or habits.setdefault(key, f"buys {names[h]} {CADENCES[key[1]]}, ")
+                habit = habits.get(key) or habits.setdefault(
+                    key, f"buys {names[h]} {CADENCES[key[1]]}, "
+                )
             reasons.append({"code": CROSS_SELL, "text": f"{habit}{gap}"})
             value, cost = value_cost[j]
-            reasons.append({"code": "EXPECTED_VALUE", "text": (
-                f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x {value} "
-                f"- {cost} = expected value {money(top_ev0[i])}")})
+            reasons.append(
+                {
+                    "code": "EXPECTED_VALUE",
+                    "text": (
+                        f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x {value} "
+                        f"- {cost} = expected value {money(top_ev0[i])}"
+                    ),
+                }
+            )
         elif contacts[i] >= cap:
-            reasons.append({"code": CONTACT_CAP, "text": f"already contacted {int(contacts[i])} times "
-                                                         f"in 30 days (cap {cap})"})
+            reasons.append(
+                {
+                    "code": CONTACT_CAP,
+                    "text": f"already contacted {int(contacts[i])} times in 30 days (cap {cap})",
+                }
+            )
         else:
             best = best_ev[i]
             detail = f" (best {money(best)})" if math.isfinite(best) else " (no eligible offer)"
             reasons.append({"code": NO_OFFER, "text": no_offer + detail})
         if p_alive_l[i] < 0.1:
-            reasons.append({"code": LAPSED, "text": f"probably lapsed: P(alive) {p_alive_l[i]:.2f}"})
+            reasons.append(
+                {"code": LAPSED, "text": f"probably lapsed: P(alive) {p_alive_l[i]:.2f}"}
+            )
         out.append(reasons)
     return out

@@ -37,8 +37,11 @@ MIN_CLASS = 10
 BASELINES = {"recency": ("days_since_last", 1.0), "P(alive)": ("p_alive", -1.0)}
 
 
-def churn_frame(models: ModelSet, data: BacktestData, ctx, cutoff: pd.Timestamp, h: int) -> pd.DataFrame:
-    """Features at ``cutoff`` (data before it) with ``p_alive`` and ``label`` (no purchase in the next ``h`` days)."""
+def churn_frame(
+    models: ModelSet, data: BacktestData, ctx, cutoff: pd.Timestamp, h: int
+) -> pd.DataFrame:
+    """Features at ``cutoff`` (data before it) with ``p_alive`` and ``label`` (no purchase in the
+    next ``h`` days)."""
     f = features_at(ctx, cutoff, models.clv.time_unit_days)
     f = f[f["consent_profiling"]].reset_index(drop=True)
     f = add_clv_features(f, models.clv, h)
@@ -47,8 +50,9 @@ def churn_frame(models: ModelSet, data: BacktestData, ctx, cutoff: pd.Timestamp,
     return f.assign(label=(~bought[index.get_indexer(f["customer_id"])]).astype("int64"))
 
 
-def _baseline_probabilities(models: ModelSet, data: BacktestData, configs: dict, h: int,
-                            test: pd.DataFrame) -> dict[str, np.ndarray]:
+def _baseline_probabilities(
+    models: ModelSet, data: BacktestData, configs: dict, h: int, test: pd.DataFrame
+) -> dict[str, np.ndarray]:
     """Isotonic maps from each baseline score to P(churn), fitted on the window before ``as_of``."""
     from nextbest.train.churn import churn_examples
 
@@ -68,18 +72,26 @@ def _baseline_probabilities(models: ModelSet, data: BacktestData, configs: dict,
 
 
 def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Section:
-    """Scores, tables and charts of the churn model at ``as_of``; skipped (with the reason) when not measurable."""
+    """Scores, tables and charts of the churn model at ``as_of``; skipped (with the reason) when not
+    measurable."""
     if models.churn is None:
         return Section.skipped("churn", TITLE, models.skipped.get("churn", "no churn model"))
     h = models.churn_horizon_days
     if not data.window_fits(h):
-        return Section.skipped("churn", TITLE, f"the {h}-day churn window after {data.as_of.date()} runs past "
-                                               "the end of the data")
+        return Section.skipped(
+            "churn",
+            TITLE,
+            f"the {h}-day churn window after {data.as_of.date()} runs past the end of the data",
+        )
     test = churn_frame(models, data, data.ctx_full, data.as_of, h)
     y = test["label"].to_numpy()
     if min(y.sum(), len(y) - y.sum()) < MIN_CLASS:
-        return Section.skipped("churn", TITLE, f"too few churners or buyers in the {h}-day window "
-                                               f"({int(y.sum())} of {len(y)} churned) to measure a ranking")
+        return Section.skipped(
+            "churn",
+            TITLE,
+            f"too few churners or buyers in the {h}-day window "
+            f"({int(y.sum())} of {len(y)} churned) to measure a ranking",
+        )
     try:
         p = models.churn.predict_proba(test)
     except MODEL_ERRORS as exc:
@@ -88,63 +100,123 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
     probs = _baseline_probabilities(models, data, configs, h, test)
     m = classification_metrics(y, p)
     lifts = {"model": lift_table(y, p), **{name: lift_table(y, s) for name, s in raw.items()}}
-    calib = {"model": calibration_table(y, p), **{name: calibration_table(y, q) for name, q in probs.items()}}
+    calib = {
+        "model": calibration_table(y, p),
+        **{name: calibration_table(y, q) for name, q in probs.items()},
+    }
     scores = _scores(y, m, raw, probs, lifts)
     section = Section(
-        name="churn", title=TITLE,
-        intro=(f"{len(y):,} customers scored on {data.as_of.date()}; {int(y.sum()):,} ({m['base_rate']:.1%}) "
-               f"then made no purchase in the next {h} days. Baselines: days since the last purchase, "
-               "and 1 - P(alive) from the CLV model."),
+        name="churn",
+        title=TITLE,
+        intro=(
+            f"{len(y):,} customers scored on {data.as_of.date()}; {int(y.sum()):,} "
+            f"({m['base_rate']:.1%}) "
+            f"then made no purchase in the next {h} days. Baselines: days since the last purchase, "
+            "and 1 - P(alive) from the CLV model."
+        ),
         scores=scores,
-        tables={**{f"lift_{k}": v for k, v in lifts.items()}, **{f"calibration_{k}": v for k, v in calib.items()}},
+        tables={
+            **{f"lift_{k}": v for k, v in lifts.items()},
+            **{f"calibration_{k}": v for k, v in calib.items()},
+        },
     )
     section.charts += _charts(calib, lifts)
     if not 0.05 <= m["base_rate"] <= 0.9:
         section.notes.append(
-            f"{m['base_rate']:.0%} of customers bought nothing in the {h}-day window: the label barely separates "
+            f"{m['base_rate']:.0%} of customers bought nothing in the {h}-day window: the label "
+            "barely separates "
             "customers, so no ranking can do much. Slower categories need a longer churn window "
-            "(--churn-horizon-days, models/churn.yaml).")
+            "(--churn-horizon-days, models/churn.yaml)."
+        )
     if not probs:
-        section.notes.append("The baselines' Brier score needs the window before as_of, which the data does not "
-                             "have: shown as n/a.")
+        section.notes.append(
+            "The baselines' Brier score needs the window before as_of, which the data does not "
+            "have: shown as n/a."
+        )
     return section
 
 
-def _scores(y: np.ndarray, m: dict, raw: dict[str, np.ndarray], probs: dict[str, np.ndarray],
-            lifts: dict[str, pd.DataFrame]) -> list[Score]:
+def _scores(
+    y: np.ndarray,
+    m: dict,
+    raw: dict[str, np.ndarray],
+    probs: dict[str, np.ndarray],
+    lifts: dict[str, pd.DataFrame],
+) -> list[Score]:
     base = {name: classification_metrics(y, s) for name, s in raw.items()}
-    brier = {name: classification_metrics(y, probs[name])["brier"] if name in probs else float("nan")
-             for name in raw}
+    brier = {
+        name: classification_metrics(y, probs[name])["brier"] if name in probs else float("nan")
+        for name in raw
+    }
 
     def top(name):
         return float(lifts[name]["lift"].iloc[0])
 
     return [
-        Score("auc", "Ranking churners above buyers (AUC)", m["auc"], {k: v["auc"] for k, v in base.items()},
-              HIGHER, True),
-        Score("pr_auc", "Precision on churners (PR-AUC)", m["pr_auc"], {k: v["pr_auc"] for k, v in base.items()},
-              HIGHER, True),
-        Score("brier", "Probability accuracy (Brier score)", m["brier"], brier, LOWER, True, "{:.4f}"),
-        Score("top_decile_lift", "Churn rate in the riskiest 10% vs average (lift)", top("model"),
-              {k: top(k) for k in raw}, HIGHER, True, "{:.2f}x"),
-        Score("rate_error", f"Predicted minus actual churn rate (actual {m['base_rate']:.1%})",
-              m["mean_prediction"] - m["base_rate"], {k: float(q.mean()) - m["base_rate"] for k, q in probs.items()},
-              ZERO, False, "{:+.1%}"),
+        Score(
+            "auc",
+            "Ranking churners above buyers (AUC)",
+            m["auc"],
+            {k: v["auc"] for k, v in base.items()},
+            HIGHER,
+            True,
+        ),
+        Score(
+            "pr_auc",
+            "Precision on churners (PR-AUC)",
+            m["pr_auc"],
+            {k: v["pr_auc"] for k, v in base.items()},
+            HIGHER,
+            True,
+        ),
+        Score(
+            "brier", "Probability accuracy (Brier score)", m["brier"], brier, LOWER, True, "{:.4f}"
+        ),
+        Score(
+            "top_decile_lift",
+            "Churn rate in the riskiest 10% vs average (lift)",
+            top("model"),
+            {k: top(k) for k in raw},
+            HIGHER,
+            True,
+            "{:.2f}x",
+        ),
+        Score(
+            "rate_error",
+            f"Predicted minus actual churn rate (actual {m['base_rate']:.1%})",
+            m["mean_prediction"] - m["base_rate"],
+            {k: float(q.mean()) - m["base_rate"] for k, q in probs.items()},
+            ZERO,
+            False,
+            "{:+.1%}",
+        ),
     ]
 
 
 def _charts(calib: dict[str, pd.DataFrame], lifts: dict[str, pd.DataFrame]) -> list[Chart]:
     shown = {k: v[v["n"] >= MIN_CLASS] for k, v in calib.items()}
     charts = [
-        ("churn_calibration", "Predicted vs observed churn",
-         "Points on the diagonal mean that when the model says 30% risk, about 30% of those customers really "
-         f"stopped buying (bins of fewer than {MIN_CLASS} customers not drawn).",
-         pc.calibration_plot(shown, "Calibration in the churn window")),
-        ("churn_lift", "Churn rate by risk decile, relative to average",
-         "Bars above 1 in the first deciles mean the customers flagged as riskiest really do churn more often.",
-         pc.lift_plot(lifts)),
-        ("churn_gain", "Share of all churners found when contacting the riskiest customers first",
-         "The steeper the curve, the fewer customers a retention campaign must contact to reach most churners.",
-         figures.gain_plot(lifts, "Cumulative gain: churners found")),
+        (
+            "churn_calibration",
+            "Predicted vs observed churn",
+            "Points on the diagonal mean that when the model says 30% risk, about 30% of those "
+            "customers really "
+            f"stopped buying (bins of fewer than {MIN_CLASS} customers not drawn).",
+            pc.calibration_plot(shown, "Calibration in the churn window"),
+        ),
+        (
+            "churn_lift",
+            "Churn rate by risk decile, relative to average",
+            "Bars above 1 in the first deciles mean the customers flagged as riskiest really do "
+            "churn more often.",
+            pc.lift_plot(lifts),
+        ),
+        (
+            "churn_gain",
+            "Share of all churners found when contacting the riskiest customers first",
+            "The steeper the curve, the fewer customers a retention campaign must contact to reach "
+            "most churners.",
+            figures.gain_plot(lifts, "Cumulative gain: churners found"),
+        ),
     ]
     return [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]

@@ -63,40 +63,127 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
 
     top_m, top_b, top_p = (top_share(act_spend, s) for s in (pred_spend, base_spend, act_spend))
     scores = [
-        score("purchases_aggregate_error", "Total repeat purchases: error of the forecast", mn, bn,
-              "aggregate_error", ZERO, True, "{:+.1%}"),
-        score("purchases_mae", "Purchases per customer: mean absolute error", mn, bn, "mae", LOWER, True),
-        score("spend_aggregate_error", "Total revenue: error of the forecast", ms, bs, "aggregate_error", ZERO,
-              False, "{:+.1%}"),
-        score("spend_mae", "Revenue per customer: mean absolute error ($)", ms, bs, "mae", LOWER, True, "{:,.2f}"),
-        score("spend_spearman", "Ranking of customers by value (Spearman)", ms, bs, "spearman", HIGHER, True),
-        score("spend_normalized_gini", "Separating high from low value (normalised Gini)", ms, bs,
-              "normalized_gini", HIGHER, True),
-        score("spend_decile_mape", "Revenue per value decile: mean absolute % error", ms, bs, "decile_mape",
-              LOWER, True, "{:.1%}"),
-        Score("spend_top20_share", "Share of revenue from the top 20% predicted customers", top_m,
-              {BASELINE: top_b}, HIGHER, True, "{:.1%}", references={"perfect hindsight": top_p}),
+        score(
+            "purchases_aggregate_error",
+            "Total repeat purchases: error of the forecast",
+            mn,
+            bn,
+            "aggregate_error",
+            ZERO,
+            True,
+            "{:+.1%}",
+        ),
+        score(
+            "purchases_mae",
+            "Purchases per customer: mean absolute error",
+            mn,
+            bn,
+            "mae",
+            LOWER,
+            True,
+        ),
+        score(
+            "spend_aggregate_error",
+            "Total revenue: error of the forecast",
+            ms,
+            bs,
+            "aggregate_error",
+            ZERO,
+            False,
+            "{:+.1%}",
+        ),
+        score(
+            "spend_mae",
+            "Revenue per customer: mean absolute error ($)",
+            ms,
+            bs,
+            "mae",
+            LOWER,
+            True,
+            "{:,.2f}",
+        ),
+        score(
+            "spend_spearman",
+            "Ranking of customers by value (Spearman)",
+            ms,
+            bs,
+            "spearman",
+            HIGHER,
+            True,
+        ),
+        score(
+            "spend_normalized_gini",
+            "Separating high from low value (normalised Gini)",
+            ms,
+            bs,
+            "normalized_gini",
+            HIGHER,
+            True,
+        ),
+        score(
+            "spend_decile_mape",
+            "Revenue per value decile: mean absolute % error",
+            ms,
+            bs,
+            "decile_mape",
+            LOWER,
+            True,
+            "{:.1%}",
+        ),
+        Score(
+            "spend_top20_share",
+            "Share of revenue from the top 20% predicted customers",
+            top_m,
+            {BASELINE: top_b},
+            HIGHER,
+            True,
+            "{:.1%}",
+            references={"perfect hindsight": top_p},
+        ),
     ]
-    totals = pd.DataFrame([
-        {"quantity": "repeat purchases", "actual": mn["actual_total"], "model": mn["predicted_total"],
-         BASELINE: bn["predicted_total"]},
-        {"quantity": "revenue ($)", "actual": ms["actual_total"], "model": ms["predicted_total"],
-         BASELINE: bs["predicted_total"]},
-    ])
-    deciles = {"model": decile_table(act_spend, pred_spend), BASELINE: decile_table(act_spend, base_spend)}
+    totals = pd.DataFrame(
+        [
+            {
+                "quantity": "repeat purchases",
+                "actual": mn["actual_total"],
+                "model": mn["predicted_total"],
+                BASELINE: bn["predicted_total"],
+            },
+            {
+                "quantity": "revenue ($)",
+                "actual": ms["actual_total"],
+                "model": ms["predicted_total"],
+                BASELINE: bs["predicted_total"],
+            },
+        ]
+    )
+    deciles = {
+        "model": decile_table(act_spend, pred_spend),
+        BASELINE: decile_table(act_spend, base_spend),
+    }
     section = Section(
-        name="clv", title=TITLE,
-        intro=(f"{len(cal):,} customers seen before {data.as_of.date()}; what each was predicted to buy in the "
-               f"next {h} days against what they bought. Model: {_model_name(clv)}; baseline: every "
-               "customer keeps buying at their past rate. Revenue is undiscounted and before margin."),
+        name="clv",
+        title=TITLE,
+        intro=(
+            f"{len(cal):,} customers seen before {data.as_of.date()}; what each was predicted to "
+            "buy in the "
+            f"next {h} days against what they bought. Model: {_model_name(clv)}; baseline: every "
+            "customer keeps buying at their past rate. Revenue is undiscounted and before margin."
+        ),
         scores=scores,
-        tables={"totals": totals, "deciles_model": deciles["model"], "deciles_baseline": deciles[BASELINE]},
+        tables={
+            "totals": totals,
+            "deciles_model": deciles["model"],
+            "deciles_baseline": deciles[BASELINE],
+        },
     )
     _charts(section, clv, cal, data, act_spend, pred_spend, base_spend, deciles)
     section.notes.append(
-        f"Actual: {mn['actual_total']:,.0f} repeat purchases and ${ms['actual_total']:,.0f} in the horizon; the "
+        f"Actual: {mn['actual_total']:,.0f} repeat purchases and ${ms['actual_total']:,.0f} in the "
+        "horizon; the "
         f"model predicted {mn['predicted_total']:,.0f} ({mn['aggregate_error']:+.1%}) and "
-        f"${ms['predicted_total']:,.0f} ({ms['aggregate_error']:+.1%}).")
+        f"${ms['predicted_total']:,.0f} ({ms['aggregate_error']:+.1%})."
+    )
     return section
 
 
@@ -106,8 +193,16 @@ def _model_name(clv) -> str:
     return f"{COUNT_MODEL_NAMES.get(clv.count_model_used_, clv.count_model_used_)} + Gamma-Gamma"
 
 
-def _charts(section: Section, clv, cal: pd.DataFrame, data: BacktestData, act_spend, pred_spend, base_spend,
-            deciles) -> None:
+def _charts(
+    section: Section,
+    clv,
+    cal: pd.DataFrame,
+    data: BacktestData,
+    act_spend,
+    pred_spend,
+    base_spend,
+    deciles,
+) -> None:
     unit, h = clv.time_unit_days, data.horizon_days
     fitter = clv.count_fitter_
     end = data.as_of + pd.Timedelta(days=h)
@@ -121,29 +216,60 @@ def _charts(section: Section, clv, cal: pd.DataFrame, data: BacktestData, act_sp
     section.tables["conditional_expectations"] = plots.conditional_expectations_data(cal, fitter)
     max_f = int(min(40, cal["frequency"].quantile(0.99) + 1))
     charts = [
-        ("tracking", "Repeat purchases week by week: actual vs model",
-         "Lines close together = the model tracks real buying, before the cut-off (fit) and after it (forecast); "
-         "it expects purchases from the cohort seen at the start, so it reads best on a cohort such as CDNOW.",
-         plots.tracking_plot(days, first, fitter, as_of_day, h, unit)),
-        ("conditional_expectations", "Forecast vs reality by how often customers bought before",
-         "Each pair of bars is a group of customers with the same number of past repeat purchases: the closer "
-         "the bars, the better the forecast for that kind of customer.",
-         plots.conditional_expectations_plot(cal, fitter)),
-        ("p_alive_matrix", "Probability a customer is still active",
-         "Bright = probably still a customer, dark = probably gone. Recency is how late in their history the "
-         "last purchase came, so the top of the chart bought recently; frequent buyers who then went quiet "
-         "(bottom right) are the ones the model thinks have left.",
-         plots.frequency_recency_matrix(fitter, max_frequency=max(max_f, 1),
-                                        max_recency=float(cal["T"].max()), kind="p_alive", time_unit_days=unit)),
-        ("value_capture", "How much revenue the top-ranked customers bring",
-         "The higher the curve, the more of next period's revenue sits with the customers the model ranks first; "
-         "'perfect' is the best any ranking could do.",
-         figures.capture_plot({"model": figures.capture_curve(act_spend, pred_spend),
-                               BASELINE: figures.capture_curve(act_spend, base_spend),
-                               "perfect": figures.capture_curve(act_spend, act_spend)})),
-        ("value_deciles", "Predicted vs actual revenue per customer, by decile of predicted value",
-         "Customers split into ten equal groups by predicted value; bars of equal height mean the forecast "
-         "is right for that group.",
-         figures.decile_plot(deciles)),
+        (
+            "tracking",
+            "Repeat purchases week by week: actual vs model",
+            "Lines close together = the model tracks real buying, before the cut-off (fit) and "
+            "after it (forecast); "
+            "it expects purchases from the cohort seen at the start, so it reads best on a cohort "
+            "such as CDNOW.",
+            plots.tracking_plot(days, first, fitter, as_of_day, h, unit),
+        ),
+        (
+            "conditional_expectations",
+            "Forecast vs reality by how often customers bought before",
+            "Each pair of bars is a group of customers with the same number of past repeat "
+            "purchases: the closer "
+            "the bars, the better the forecast for that kind of customer.",
+            plots.conditional_expectations_plot(cal, fitter),
+        ),
+        (
+            "p_alive_matrix",
+            "Probability a customer is still active",
+            "Bright = probably still a customer, dark = probably gone. Recency is how late in "
+            "their history the "
+            "last purchase came, so the top of the chart bought recently; frequent buyers who then "
+            "went quiet "
+            "(bottom right) are the ones the model thinks have left.",
+            plots.frequency_recency_matrix(
+                fitter,
+                max_frequency=max(max_f, 1),
+                max_recency=float(cal["T"].max()),
+                kind="p_alive",
+                time_unit_days=unit,
+            ),
+        ),
+        (
+            "value_capture",
+            "How much revenue the top-ranked customers bring",
+            "The higher the curve, the more of next period's revenue sits with the customers the "
+            "model ranks first; "
+            "'perfect' is the best any ranking could do.",
+            figures.capture_plot(
+                {
+                    "model": figures.capture_curve(act_spend, pred_spend),
+                    BASELINE: figures.capture_curve(act_spend, base_spend),
+                    "perfect": figures.capture_curve(act_spend, act_spend),
+                }
+            ),
+        ),
+        (
+            "value_deciles",
+            "Predicted vs actual revenue per customer, by decile of predicted value",
+            "Customers split into ten equal groups by predicted value; bars of equal height mean "
+            "the forecast "
+            "is right for that group.",
+            figures.decile_plot(deciles),
+        ),
     ]
     section.charts += [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]

@@ -1,4 +1,5 @@
-"""The backtest split: validated data, the part before ``as_of`` (for training) and the windows after it.
+"""The backtest split: validated data, the part before ``as_of`` (for training) and the windows
+after it.
 
 ``as_of`` is the first day **not** shown to the models (as everywhere in
 nextbest); the CLV horizon is ``[as_of, as_of + horizon_days)``. Every row
@@ -55,7 +56,9 @@ class BacktestData:
 
     @cached_property
     def ctx_full(self) -> FeatureContext:
-        return build_context(self.transactions, self.customers, self.catalog.categories, self.extras)
+        return build_context(
+            self.transactions, self.customers, self.catalog.categories, self.extras
+        )
 
     @property
     def has_categories(self) -> bool:
@@ -82,7 +85,8 @@ def parse_as_of(value) -> pd.Timestamp:
 
 
 def default_backtest_as_of(dataset: Dataset, horizon_days: int) -> pd.Timestamp:
-    """The latest ``as_of`` whose horizon still fits in the data: the data end minus ``horizon_days``."""
+    """The latest ``as_of`` whose horizon still fits in the data: the data end minus
+    ``horizon_days``."""
     return data_end(dataset.transactions) - pd.Timedelta(days=int(horizon_days))
 
 
@@ -104,12 +108,16 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
         last = (end - pd.Timedelta(days=1)).date()
         raise ValueError(
             f"the {horizon_days}-day horizon after as_of {as_of.date()} runs to "
-            f"{(horizon_end - pd.Timedelta(days=1)).date()}, past the last day of the data ({dataset.name}: "
+            f"{(horizon_end - pd.Timedelta(days=1)).date()}, past the last day of the data "
+            f"({dataset.name}: "
             f"{last}): nothing to measure against; use an earlier --as-of (at most "
-            f"{(end - pd.Timedelta(days=int(horizon_days))).date()}) or a shorter --horizon-days")
+            f"{(end - pd.Timedelta(days=int(horizon_days))).date()}) or a shorter --horizon-days"
+        )
     checked = validate_transactions(dataset.transactions, as_of=end)
     tx = checked.transactions
-    opted_out = set(dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"].astype(str))
+    opted_out = set(
+        dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"].astype(str)
+    )
     if opted_out:
         tx = tx[~tx["customer_id"].astype(str).isin(opted_out)].reset_index(drop=True)
     if not (tx["timestamp"] < as_of).any():
@@ -117,16 +125,30 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
     notes = []
     report = checked.report.as_dict()
     if report.get("n_rejected"):
-        notes.append(f"{report['n_rejected']:,} input rows were rejected by validation "
-                     f"({', '.join(f'{k}: {v:,}' for k, v in report['rejected'].items())}).")
+        notes.append(
+            f"{report['n_rejected']:,} input rows were rejected by validation "
+            f"({', '.join(f'{k}: {v:,}' for k, v in report['rejected'].items())})."
+        )
     if opted_out:
-        notes.append(f"{len(opted_out):,} customers who objected to profiling are left out of every "
-                     "model and every measurement.")
+        notes.append(
+            f"{len(opted_out):,} customers who objected to profiling are left out of every "
+            "model and every measurement."
+        )
     present: tuple[str, ...] = ()
     if "category" in tx.columns:
         before = set(tx.loc[tx["timestamp"] < as_of, "category"].astype(str).unique())
         present = tuple(c for c in catalog.categories if c in before)
-    return BacktestData(name=dataset.name, as_of=as_of, horizon_days=int(horizon_days), end=end,
-                        transactions=tx, customers=dataset.customers, extras=dataset.extras or {},
-                        catalog=catalog, categories_present=present, validation=report,
-                        n_opted_out=len(opted_out), notes=notes)
+    return BacktestData(
+        name=dataset.name,
+        as_of=as_of,
+        horizon_days=int(horizon_days),
+        end=end,
+        transactions=tx,
+        customers=dataset.customers,
+        extras=dataset.extras or {},
+        catalog=catalog,
+        categories_present=present,
+        validation=report,
+        n_opted_out=len(opted_out),
+        notes=notes,
+    )

@@ -1,4 +1,5 @@
-"""Decision backtest: the actions :func:`nextbest.scoring.score` chooses at ``as_of``, against two simple policies.
+"""Decision backtest: the actions :func:`nextbest.scoring.score` chooses at ``as_of``, against two
+simple policies.
 
 Policies, each limited to what the catalog allows (eligibility rules) and to
 customers who consented to profiling:
@@ -40,24 +41,36 @@ NONE, RETENTION = -1, -2
 
 
 def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed: int):
-    """Per policy an int array per customer: catalog offer index, ``-2`` retention, ``-1`` nothing."""
+    """Per policy an int array per customer: catalog offer index, ``-2`` retention, ``-1``
+    nothing."""
     catalog = models.catalog
     f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
     f = f[f["consent_profiling"]].reset_index(drop=True)
     popularity = category_popularity(data.ctx_full, data.as_of)
-    bundle = ModelBundle(clv=models.clv, catalog=catalog, churn=models.churn, nbo=models.nbo,
-                         churn_horizon_days=models.churn_horizon_days)
+    bundle = ModelBundle(
+        clv=models.clv,
+        catalog=catalog,
+        churn=models.churn,
+        nbo=models.nbo,
+        churn_horizon_days=models.churn_horizon_days,
+    )
     decided = score(f, bundle, data.horizon_days, popularity, None, data.as_of)
     offer_ids = [o.offer_id for o in catalog.offers]
     lookup = {oid: j for j, oid in enumerate(offer_ids)}
     ret_id = catalog.retention.offer_id if catalog.retention else None
-    model = np.array([RETENTION if a == ret_id else lookup.get(a, NONE) for a in decided["action_offer_id"]])
+    model = np.array(
+        [RETENTION if a == ret_id else lookup.get(a, NONE) for a in decided["action_offer_id"]]
+    )
     # The baselines use the model scores score() already computed, and P(convert) of every pair.
-    pred_clv, churn, p_alive = (decided[c].to_numpy() for c in ("predicted_clv", "churn_probability", "p_alive"))
+    pred_clv, churn, p_alive = (
+        decided[c].to_numpy() for c in ("predicted_clv", "churn_probability", "p_alive")
+    )
     p = models.nbo.predict_offers(f, catalog.offers, popularity).reshape(len(offer_ids), len(f)).T
 
     n = len(f)
-    ok = gate_offers(f, catalog, pred_clv, churn, p_alive, np.ones(n, dtype=bool), None, data.as_of).ok
+    ok = gate_offers(
+        f, catalog, pred_clv, churn, p_alive, np.ones(n, dtype=bool), None, data.as_of
+    ).ok
     rng = np.random.default_rng(seed)
     random = np.full(n, NONE)
     counts = ok.sum(axis=1)
@@ -69,37 +82,63 @@ def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed
     rule = np.where(has, by_pop, NONE)
     if catalog.retention is not None:
         rule = np.where(f["days_since_last"].to_numpy() > recency_days, RETENTION, rule)
-    ret_ev = np.nan_to_num(churn) * (catalog.retention.uplift if catalog.retention else 0) * pred_clv \
-        - (catalog.retention.cost if catalog.retention else 0)
+    ret_ev = np.nan_to_num(churn) * (
+        catalog.retention.uplift if catalog.retention else 0
+    ) * pred_clv - (catalog.retention.cost if catalog.retention else 0)
     return f, {"model": model, "random offer": random, "rule": rule}, p, ret_ev
 
 
-def policy_table(choices: dict[str, np.ndarray], p: np.ndarray, ret_ev: np.ndarray, converted: np.ndarray,
-                 value: np.ndarray, cost: np.ndarray) -> pd.DataFrame:
-    """Contacts, expected and realised value per policy (see the module docstring for the accounting)."""
+def policy_table(
+    choices: dict[str, np.ndarray],
+    p: np.ndarray,
+    ret_ev: np.ndarray,
+    converted: np.ndarray,
+    value: np.ndarray,
+    cost: np.ndarray,
+) -> pd.DataFrame:
+    """Contacts, expected and realised value per policy (see the module docstring for the
+    accounting)."""
     rows = []
     n = len(ret_ev)
     for name, c in choices.items():
         xs = c >= 0
         j = np.where(xs, c, 0)
-        ev = np.where(xs, p[np.arange(n), j] * value[j] - cost[j], 0.0) + np.where(c == RETENTION, ret_ev, 0.0)
+        ev = np.where(xs, p[np.arange(n), j] * value[j] - cost[j], 0.0) + np.where(
+            c == RETENTION, ret_ev, 0.0
+        )
         hit = xs & converted[np.arange(n), j]
         realised = np.where(xs, hit * value[j] - cost[j], 0.0)
-        rows.append({"policy": name, "customers": n, "contacted": int((c != NONE).sum()),
-                     "cross_sell": int(xs.sum()), "retention": int((c == RETENTION).sum()),
-                     "expected_value": float(ev.sum()), "realised_cross_sell_value": float(realised.sum()),
-                     "cross_sell_conversion_rate": float(hit.sum() / xs.sum()) if xs.any() else float("nan"),
-                     "realised_value_per_cross_sell": float(realised.sum() / xs.sum()) if xs.any() else float("nan")})
+        rows.append(
+            {
+                "policy": name,
+                "customers": n,
+                "contacted": int((c != NONE).sum()),
+                "cross_sell": int(xs.sum()),
+                "retention": int((c == RETENTION).sum()),
+                "expected_value": float(ev.sum()),
+                "realised_cross_sell_value": float(realised.sum()),
+                "cross_sell_conversion_rate": float(hit.sum() / xs.sum())
+                if xs.any()
+                else float("nan"),
+                "realised_value_per_cross_sell": float(realised.sum() / xs.sum())
+                if xs.any()
+                else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def decision_section(models: ModelSet, data: BacktestData, configs: dict, seed: int = 42) -> Section:
+def decision_section(
+    models: ModelSet, data: BacktestData, configs: dict, seed: int = 42
+) -> Section:
     """Model policy against random-offer and rule policies on expected and realised value."""
     if models.nbo is None:
         return Section.skipped("decision", TITLE, models.skipped.get("nbo", "no offer model"))
     window = int(configs["nbo"]["label_window_days"])
     if not data.window_fits(window):
-        return Section.skipped("decision", TITLE, f"the {window}-day window runs past the end of the data")
+        return Section.skipped(
+            "decision", TITLE, f"the {window}-day window runs past the end of the data"
+        )
     recency_days = int(models.churn_horizon_days)
     f, choices, p, ret_ev = policy_choices(models, data, recency_days, seed)
     catalog = models.catalog
@@ -113,32 +152,81 @@ def decision_section(models: ModelSet, data: BacktestData, configs: dict, seed: 
     get = t.set_index("policy")
 
     def s(col, label, headline, fmt):
-        return Score(col, label, float(get.loc["model", col]),
-                     {k: float(get.loc[k, col]) for k in ("random offer", "rule")}, HIGHER, headline, fmt)
+        return Score(
+            col,
+            label,
+            float(get.loc["model", col]),
+            {k: float(get.loc[k, col]) for k in ("random offer", "rule")},
+            HIGHER,
+            headline,
+            fmt,
+        )
 
     section = Section(
-        name="decision", title=TITLE,
-        intro=(f"The actions chosen on {data.as_of.date()} for {len(f):,} customers, against sending a random "
-               f"eligible offer (seed {seed}) and a rule (retention offer after {recency_days} days without a "
-               f"purchase, else the most popular eligible offer). Realised value counts cross-sell offers whose "
-               f"category the customer bought in the next {window} days."),
-        scores=[s("realised_cross_sell_value", "Realised cross-sell value: conversions x value - cost ($)", True,
-                  "{:,.0f}"),
-                s("cross_sell_conversion_rate", "Share of cross-sell offers whose category was bought", True,
-                  "{:.1%}"),
-                s("realised_value_per_cross_sell", "Realised value per cross-sell offer sent ($)", False, "{:,.2f}"),
-                s("expected_value", "Expected value of the chosen actions, by the models' estimates ($)", False,
-                  "{:,.0f}")],
+        name="decision",
+        title=TITLE,
+        intro=(
+            f"The actions chosen on {data.as_of.date()} for {len(f):,} customers, against sending "
+            "a random "
+            f"eligible offer (seed {seed}) and a rule (retention offer after {recency_days} days "
+            "without a "
+            "purchase, else the most popular eligible offer). Realised value counts cross-sell "
+            "offers whose "
+            f"category the customer bought in the next {window} days."
+        ),
+        scores=[
+            s(
+                "realised_cross_sell_value",
+                "Realised cross-sell value: conversions x value - cost ($)",
+                True,
+                "{:,.0f}",
+            ),
+            s(
+                "cross_sell_conversion_rate",
+                "Share of cross-sell offers whose category was bought",
+                True,
+                "{:.1%}",
+            ),
+            s(
+                "realised_value_per_cross_sell",
+                "Realised value per cross-sell offer sent ($)",
+                False,
+                "{:,.2f}",
+            ),
+            s(
+                "expected_value",
+                "Expected value of the chosen actions, by the models' estimates ($)",
+                False,
+                "{:,.0f}",
+            ),
+        ],
         tables={"policies": t},
-        notes=["No offer was really sent in the backtest: realised value shows whether the chosen customers "
-               "buy the category anyway (good targeting), not how many extra purchases an offer causes. "
-               f"Retention offers ({int(get.loc['model', 'retention']):,} chosen by the model) cannot be "
-               "valued this way and are excluded from realised value."],
+        notes=[
+            "No offer was really sent in the backtest: realised value shows whether the chosen "
+            "customers "
+            "buy the category anyway (good targeting), not how many extra purchases an offer "
+            "causes. "
+            f"Retention offers ({int(get.loc['model', 'retention']):,} chosen by the model) cannot "
+            "be "
+            "valued this way and are excluded from realised value."
+        ],
     )
-    fig = figures.grouped_bars(t, "policy", ["expected_value", "realised_cross_sell_value"],
-                               "Value of each policy ($)", "$", "{:,.0f}",
-                               labels=["expected (model estimates)", "realised (cross-sell)"])
-    section.charts.append(Chart("decision_value", "Expected and realised value of each policy",
-                                "Realised value: what the offers sent would have earned from purchases that really "
-                                "happened, minus the cost of every contact.", figures.png(fig)))
+    fig = figures.grouped_bars(
+        t,
+        "policy",
+        ["expected_value", "realised_cross_sell_value"],
+        "Value of each policy ($)",
+        "$",
+        "{:,.0f}",
+        labels=["expected (model estimates)", "realised (cross-sell)"],
+    )
+    section.charts.append(
+        Chart(
+            "decision_value",
+            "Expected and realised value of each policy",
+            "Realised value: what the offers sent would have earned from purchases that really "
+            "happened, minus the cost of every contact.",
+            figures.png(fig),
+        )
+    )
     return section

@@ -37,8 +37,9 @@ def capture_curve(actual: np.ndarray, score: np.ndarray, points: int = 101) -> p
     total = a.sum()
     cum = np.r_[0.0, np.cumsum(a) / total] if total > 0 else np.zeros(len(a) + 1)
     x = np.linspace(0, 1, points)
-    return pd.DataFrame({"share_of_customers": x,
-                         "share_of_value": np.interp(x, np.linspace(0, 1, len(cum)), cum)})
+    return pd.DataFrame(
+        {"share_of_customers": x, "share_of_value": np.interp(x, np.linspace(0, 1, len(cum)), cum)}
+    )
 
 
 def capture_plot(curves: dict[str, pd.DataFrame], what: str = "horizon revenue") -> Figure:
@@ -73,7 +74,8 @@ def decile_plot(tables: dict[str, pd.DataFrame], unit: str = "$") -> Figure:
 
 
 def gain_plot(tables: dict[str, pd.DataFrame], title: str = "Cumulative gain") -> Figure:
-    """Cumulative share of positives in the top deciles (from ``lift_table``), one line per model."""
+    """Cumulative share of positives in the top deciles (from ``lift_table``), one line per
+    model."""
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
     ax.plot([0, 10], [0, 1], color="grey", linestyle=":", label="random")
@@ -86,9 +88,17 @@ def gain_plot(tables: dict[str, pd.DataFrame], title: str = "Cumulative gain") -
     return fig
 
 
-def grouped_bars(table: pd.DataFrame, index: str, columns: list[str], title: str, ylabel: str,
-                 fmt: str = "{:.2f}", labels: list[str] | None = None) -> Figure:
-    """Grouped bars: one group per value of ``columns`` (shown as ``labels``), one bar per row of ``table``."""
+def grouped_bars(
+    table: pd.DataFrame,
+    index: str,
+    columns: list[str],
+    title: str,
+    ylabel: str,
+    fmt: str = "{:.2f}",
+    labels: list[str] | None = None,
+) -> Figure:
+    """Grouped bars: one group per value of ``columns`` (shown as ``labels``), one bar per row of
+    ``table``."""
     fig = Figure(figsize=(max(5.5, 1.8 * len(columns) + 2), 4))
     ax = fig.subplots()
     n = len(table)
@@ -96,8 +106,12 @@ def grouped_bars(table: pd.DataFrame, index: str, columns: list[str], title: str
     x = np.arange(len(columns))
     for i, row in enumerate(table.itertuples(index=False)):
         values = [getattr(row, c) for c in columns]
-        bars = ax.bar(x + (i - (n - 1) / 2) * width, values, width=width, label=str(getattr(row, index)))
-        ax.bar_label(bars, labels=[fmt.format(v) if np.isfinite(v) else "" for v in values], fontsize=7)
+        bars = ax.bar(
+            x + (i - (n - 1) / 2) * width, values, width=width, label=str(getattr(row, index))
+        )
+        ax.bar_label(
+            bars, labels=[fmt.format(v) if np.isfinite(v) else "" for v in values], fontsize=7
+        )
     ax.set_xticks(x, labels or columns)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel(ylabel)
@@ -112,7 +126,9 @@ def rate_by_decile_plot(tables: dict[str, pd.DataFrame], title: str, ylabel: str
     ax = fig.subplots()
     width = 0.8 / max(len(tables), 1)
     for i, (name, t) in enumerate(tables.items()):
-        ax.bar(t["decile"] + (i - (len(tables) - 1) / 2) * width, t["rate"], width=width, label=name)
+        ax.bar(
+            t["decile"] + (i - (len(tables) - 1) / 2) * width, t["rate"], width=width, label=name
+        )
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("decile of predicted propensity (1 = highest)")
     ax.set_ylabel(ylabel)

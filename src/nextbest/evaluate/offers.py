@@ -1,4 +1,5 @@
-"""Next-best-offer backtest: cross-sell rankings at ``as_of`` and coupon campaigns that started after it.
+"""Next-best-offer backtest: cross-sell rankings at ``as_of`` and coupon campaigns that started
+after it.
 
 Ranking (as in training): a (customer, offer) pair counts only when the
 customer did not buy the offer's category in the ``prior_window_days``
@@ -26,7 +27,12 @@ from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS, ModelSet
 from nextbest.features.build import category_popularity, features_at
-from nextbest.models.evaluation import classification_metrics, lift_table, rank_lists, ranking_metrics
+from nextbest.models.evaluation import (
+    classification_metrics,
+    lift_table,
+    rank_lists,
+    ranking_metrics,
+)
 from nextbest.models.offers import last_bought_scores, offer_pairs, popularity_scores
 
 TITLE = "Next best offer"
@@ -35,56 +41,103 @@ CAMPAIGN_TABLES = ("campaigns", "campaign_descriptions", "coupon_redemptions")
 
 
 def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Section:
-    """hit@k, MAP@k and pair AUC of the offer model against the popularity and last-bought rankings."""
+    """hit@k, MAP@k and pair AUC of the offer model against the popularity and last-bought
+    rankings."""
     from nextbest.train.nbo import offer_examples
 
     if models.nbo is None:
         return Section.skipped("nbo", TITLE, models.skipped.get("nbo", "no offer model"))
     window, k = int(config["label_window_days"]), int(config["k"])
     if not data.window_fits(window):
-        return Section.skipped("nbo", TITLE, f"the {window}-day offer window runs past the end of the data")
-    pairs = offer_examples(data.ctx_full, [data.as_of], models.catalog, config, models.clv.time_unit_days)
+        return Section.skipped(
+            "nbo", TITLE, f"the {window}-day offer window runs past the end of the data"
+        )
+    pairs = offer_examples(
+        data.ctx_full, [data.as_of], models.catalog, config, models.clv.time_unit_days
+    )
     try:
         p = models.nbo.predict_proba(pairs)
     except MODEL_ERRORS as exc:
         return Section.skipped("nbo", TITLE, f"the offer model cannot score this data: {exc}")
-    rankers = {"model": p, "popularity": popularity_scores(pairs), "last bought": last_bought_scores(pairs)}
+    rankers = {
+        "model": p,
+        "popularity": popularity_scores(pairs),
+        "last bought": last_bought_scores(pairs),
+    }
     rows = []
     for name, score in rankers.items():
         rel, ranked = rank_lists(pairs, score)
-        row = {"ranking": name, "pair_auc": classification_metrics(pairs["label"].to_numpy(), score)["auc"]}
+        row = {
+            "ranking": name,
+            "pair_auc": classification_metrics(pairs["label"].to_numpy(), score)["auc"],
+        }
         for kk in sorted({1, k}):
             r = ranking_metrics(rel, ranked, kk)
-            row.update({f"hit_at_{kk}": r[f"hit@{kk}"], f"map_at_{kk}": r[f"map@{kk}"],
-                        "n_converting_customers": r["n_users"]})
+            row.update(
+                {
+                    f"hit_at_{kk}": r[f"hit@{kk}"],
+                    f"map_at_{kk}": r[f"map@{kk}"],
+                    "n_converting_customers": r["n_users"],
+                }
+            )
         rows.append(row)
     table = pd.DataFrame(rows)
     get = table.set_index("ranking")
 
     def score(col, label, headline, fmt="{:.3f}"):
-        return Score(col, label, float(get.loc["model", col]),
-                     {n: float(get.loc[n, col]) for n in rankers if n != "model"}, HIGHER, headline, fmt)
+        return Score(
+            col,
+            label,
+            float(get.loc["model", col]),
+            {n: float(get.loc[n, col]) for n in rankers if n != "model"},
+            HIGHER,
+            headline,
+            fmt,
+        )
 
     n_conv = int(get.loc["model", "n_converting_customers"])
     section = Section(
-        name="nbo", title=TITLE,
-        intro=(f"{pairs['customer_id'].nunique():,} customers with {len(pairs):,} cross-sell offers they were "
-               f"eligible for on {data.as_of.date()} (category not bought in the previous "
-               f"{config['prior_window_days']} days); {n_conv:,} of them bought at least one of those categories "
-               f"in the next {window} days."),
-        scores=[score(f"hit_at_{k}", f"Converted offer among the top {k} recommended (hit@{k})", True, "{:.1%}"),
-                score(f"map_at_{k}", f"Converted offers ranked near the top (MAP@{k})", True),
-                score("hit_at_1", "First recommendation converted (hit@1)", False, "{:.1%}"),
-                score("pair_auc", "Ranking converting offers above the others (AUC)", False)],
+        name="nbo",
+        title=TITLE,
+        intro=(
+            f"{pairs['customer_id'].nunique():,} customers with {len(pairs):,} cross-sell offers "
+            "they were "
+            f"eligible for on {data.as_of.date()} (category not bought in the previous "
+            f"{config['prior_window_days']} days); {n_conv:,} of them bought at least one of those "
+            "categories "
+            f"in the next {window} days."
+        ),
+        scores=[
+            score(
+                f"hit_at_{k}",
+                f"Converted offer among the top {k} recommended (hit@{k})",
+                True,
+                "{:.1%}",
+            ),
+            score(f"map_at_{k}", f"Converted offers ranked near the top (MAP@{k})", True),
+            score("hit_at_1", "First recommendation converted (hit@1)", False, "{:.1%}"),
+            score("pair_auc", "Ranking converting offers above the others (AUC)", False),
+        ],
         tables={"rankings": table, "per_offer": _per_offer(pairs, p)},
     )
     cols = list(dict.fromkeys(("hit_at_1", f"hit_at_{k}", f"map_at_{k}")))
-    fig = figures.grouped_bars(table, "ranking", cols, "Offer rankings against what customers bought next",
-                               "share of converting customers",
-                               labels=[c.replace("_at_", "@").replace("map", "MAP") for c in cols])
-    section.charts.append(Chart("nbo_rankings", "How often the recommended offers were the ones customers took",
-                                "Taller bars for 'model' mean its recommendations match what customers went on to "
-                                "buy more often than the simple rules do.", figures.png(fig)))
+    fig = figures.grouped_bars(
+        table,
+        "ranking",
+        cols,
+        "Offer rankings against what customers bought next",
+        "share of converting customers",
+        labels=[c.replace("_at_", "@").replace("map", "MAP") for c in cols],
+    )
+    section.charts.append(
+        Chart(
+            "nbo_rankings",
+            "How often the recommended offers were the ones customers took",
+            "Taller bars for 'model' mean its recommendations match what customers went on to "
+            "buy more often than the simple rules do.",
+            figures.png(fig),
+        )
+    )
     return section
 
 
@@ -92,13 +145,21 @@ def _per_offer(pairs: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
     rows = []
     for oid, g in pairs.assign(p=p).groupby("offer_id"):
         m = classification_metrics(g["label"].to_numpy(), g["p"].to_numpy())
-        rows.append({"offer_id": oid, "n_eligible": int(m["n"]), "conversion_rate": m["base_rate"],
-                     "mean_p_convert": m["mean_prediction"], "auc": m["auc"]})
+        rows.append(
+            {
+                "offer_id": oid,
+                "n_eligible": int(m["n"]),
+                "conversion_rate": m["base_rate"],
+                "mean_p_convert": m["mean_prediction"],
+                "auc": m["auc"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def campaign_targets(data: BacktestData, categories: tuple[str, ...]) -> pd.DataFrame:
-    """(customer, campaign, category, redeemed) for campaigns starting in the horizon, catalog categories only."""
+    """(customer, campaign, category, redeemed) for campaigns starting in the horizon, catalog
+    categories only."""
     ex = data.extras
     desc = ex["campaign_descriptions"]
     start = pd.to_datetime(desc["start_date"])
@@ -112,18 +173,23 @@ def campaign_targets(data: BacktestData, categories: tuple[str, ...]) -> pd.Data
     got = ex["campaigns"][ex["campaigns"]["campaign_id"].isin(ids)]
     triples = got.assign(customer_id=got["customer_id"].astype(str)).merge(cats, on="campaign_id")
     red = ex["coupon_redemptions"].merge(dept, on=["campaign_id", "coupon_upc"])
-    red = red.assign(customer_id=red["customer_id"].astype(str))[["customer_id", "campaign_id", "category"]]
+    red = red.assign(customer_id=red["customer_id"].astype(str))[
+        ["customer_id", "campaign_id", "category"]
+    ]
     red = red.drop_duplicates().assign(redeemed=1)
     out = triples.merge(red, on=["customer_id", "campaign_id", "category"], how="left")
     return out.assign(redeemed=out["redeemed"].fillna(0).astype("int64")).reset_index(drop=True)
 
 
 def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
-    """Redemption rate by predicted-propensity decile; ``None`` when the dataset has no campaign tables."""
+    """Redemption rate by predicted-propensity decile; ``None`` when the dataset has no campaign
+    tables."""
     if not all(t in data.extras for t in CAMPAIGN_TABLES) or "coupons" not in data.extras:
         return None
     if models.nbo is None:
-        return Section.skipped("campaigns", CAMPAIGN_TITLE, models.skipped.get("nbo", "no offer model"))
+        return Section.skipped(
+            "campaigns", CAMPAIGN_TITLE, models.skipped.get("nbo", "no offer model")
+        )
     catalog = models.catalog
     targets = campaign_targets(data, catalog.categories)
     f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
@@ -131,33 +197,69 @@ def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
     targets = targets[targets["customer_id"].isin(set(f["customer_id"]))].reset_index(drop=True)
     y = targets["redeemed"].to_numpy()
     if len(targets) == 0 or y.sum() < 5:
-        return Section.skipped("campaigns", CAMPAIGN_TITLE,
-                               f"too few redemptions of catalog-category coupons in campaigns starting between "
-                               f"{data.as_of.date()} and the end of the horizon ({int(y.sum())} of {len(y)})")
+        return Section.skipped(
+            "campaigns",
+            CAMPAIGN_TITLE,
+            f"too few redemptions of catalog-category coupons in campaigns starting between "
+            f"{data.as_of.date()} and the end of the horizon ({int(y.sum())} of {len(y)})",
+        )
     pairs = offer_pairs(f, catalog.offers, category_popularity(data.ctx_full, data.as_of))
     pairs = pairs.assign(p=models.nbo.predict_proba(pairs))
     by_cat = pairs.groupby(["customer_id", "category"], as_index=False).agg(
-        p=("p", "max"), popularity=("cat_popularity_30d", "max"), past=("n_redemptions", "max"))
+        p=("p", "max"), popularity=("cat_popularity_30d", "max"), past=("n_redemptions", "max")
+    )
     t = targets.merge(by_cat, on=["customer_id", "category"], how="left")
-    scores_ = {"model": t["p"].to_numpy(float), "past redemptions": t["past"].to_numpy(float),
-               "category popularity": t["popularity"].to_numpy(float)}
+    scores_ = {
+        "model": t["p"].to_numpy(float),
+        "past redemptions": t["past"].to_numpy(float),
+        "category popularity": t["popularity"].to_numpy(float),
+    }
     lifts = {k: lift_table(y, s) for k, s in scores_.items()}
     auc = {k: classification_metrics(y, s)["auc"] for k, s in scores_.items()}
     top = {k: float(v["lift"].iloc[0]) for k, v in lifts.items()}
     section = Section(
-        name="campaigns", title=CAMPAIGN_TITLE,
-        intro=(f"{targets['campaign_id'].nunique()} campaigns started in the horizon; {len(t):,} household x "
-               f"campaign x offer-category targets, {int(y.sum())} redeemed ({y.mean():.2%}). Propensity: the "
-               f"offer model's P(convert) on {data.as_of.date()}, before any of these campaigns began."),
-        scores=[Score("redemption_auc", "Ranking redeemers above the rest (AUC)", auc["model"],
-                      {k: v for k, v in auc.items() if k != "model"}, HIGHER, True),
-                Score("redemption_top_decile_lift", "Redemption rate in the top 10% propensity vs average",
-                      top["model"], {k: v for k, v in top.items() if k != "model"}, HIGHER, False, "{:.2f}x")],
+        name="campaigns",
+        title=CAMPAIGN_TITLE,
+        intro=(
+            f"{targets['campaign_id'].nunique()} campaigns started in the horizon; {len(t):,} "
+            "household x "
+            f"campaign x offer-category targets, {int(y.sum())} redeemed ({y.mean():.2%}). "
+            "Propensity: the "
+            f"offer model's P(convert) on {data.as_of.date()}, before any of these campaigns began."
+        ),
+        scores=[
+            Score(
+                "redemption_auc",
+                "Ranking redeemers above the rest (AUC)",
+                auc["model"],
+                {k: v for k, v in auc.items() if k != "model"},
+                HIGHER,
+                True,
+            ),
+            Score(
+                "redemption_top_decile_lift",
+                "Redemption rate in the top 10% propensity vs average",
+                top["model"],
+                {k: v for k, v in top.items() if k != "model"},
+                HIGHER,
+                False,
+                "{:.2f}x",
+            ),
+        ],
         tables={f"redemption_by_decile_{k}": v for k, v in lifts.items()},
     )
-    fig = figures.rate_by_decile_plot({k: lifts[k] for k in ("model", "past redemptions")},
-                                      "Coupon redemption rate by predicted propensity", "redemption rate")
-    section.charts.append(Chart("campaign_redemption", "Who redeemed the coupons of later campaigns",
-                                "If the model is useful, the first deciles (highest predicted propensity) redeem "
-                                "far more often than the last ones.", figures.png(fig)))
+    fig = figures.rate_by_decile_plot(
+        {k: lifts[k] for k in ("model", "past redemptions")},
+        "Coupon redemption rate by predicted propensity",
+        "redemption rate",
+    )
+    section.charts.append(
+        Chart(
+            "campaign_redemption",
+            "Who redeemed the coupons of later campaigns",
+            "If the model is useful, the first deciles (highest predicted propensity) redeem "
+            "far more often than the last ones.",
+            figures.png(fig),
+        )
+    )
     return section

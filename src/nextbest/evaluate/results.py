@@ -53,10 +53,15 @@ class Score:
 
     def as_dict(self) -> dict:
         name, base = self.best_baseline()
-        return {"label": self.label, "model": _clean(self.value),
-                "baselines": {k: _clean(v) for k, v in self.baselines.items()},
-                "references": {k: _clean(v) for k, v in self.references.items()},
-                "better": self.better, "best_baseline": name, "verdict": self.verdict()}
+        return {
+            "label": self.label,
+            "model": _clean(self.value),
+            "baselines": {k: _clean(v) for k, v in self.baselines.items()},
+            "references": {k: _clean(v) for k, v in self.references.items()},
+            "better": self.better,
+            "best_baseline": name,
+            "verdict": self.verdict(),
+        }
 
 
 @dataclass
@@ -83,16 +88,19 @@ class Section:
     status: str = "ok"
 
     @classmethod
-    def skipped(cls, name: str, title: str, reason: str) -> "Section":
+    def skipped(cls, name: str, title: str, reason: str) -> Section:
         return cls(name=name, title=title, intro="", notes=[reason], status="skipped")
 
     def score(self, key: str) -> Score | None:
         return next((s for s in self.scores if s.key == key), None)
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "notes": list(self.notes),
-                "metrics": {s.key: s.as_dict() for s in self.scores},
-                "tables": {k: _records(v) for k, v in self.tables.items()}}
+        return {
+            "status": self.status,
+            "notes": list(self.notes),
+            "metrics": {s.key: s.as_dict() for s in self.scores},
+            "tables": {k: _records(v) for k, v in self.tables.items()},
+        }
 
 
 def _finite(v) -> bool:
@@ -104,7 +112,8 @@ def _goodness(v: float, better: str) -> float:
 
 
 def compare_values(a: float, b: float, better: str) -> str:
-    """Is ``a`` better than ``b`` in direction ``better``? ``"better"``, ``"worse"``, ``"tie"``, ``"n/a"``.
+    """Is ``a`` better than ``b`` in direction ``better``? ``"better"``, ``"worse"``, ``"tie"``,
+    ``"n/a"``.
 
     Values within :data:`REL_TOL` of each other (relative to the larger magnitude) tie.
     """
@@ -163,7 +172,15 @@ def comparison(runs: list[ModelRun]) -> list[dict]:
                 other = run.sections.get(sname)
                 o = other.score(s.key) if other else None
                 values[run.label] = o.value if o else float("nan")
-            rows.append({"section": sname, "metric": s.key, "label": s.label, "better": s.better,
-                         "headline": s.headline, "values": {k: _clean(v) for k, v in values.items()},
-                         "winner": winner(values, s.better)})
+            rows.append(
+                {
+                    "section": sname,
+                    "metric": s.key,
+                    "label": s.label,
+                    "better": s.better,
+                    "headline": s.headline,
+                    "values": {k: _clean(v) for k, v in values.items()},
+                    "winner": winner(values, s.better),
+                }
+            )
     return rows

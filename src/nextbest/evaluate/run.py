@@ -1,4 +1,5 @@
-"""``nextbest evaluate``: the backtest end to end - models, sections, ``metrics.json``, ``report.html``, MLflow.
+"""``nextbest evaluate``: the backtest end to end - models, sections, ``metrics.json``,
+``report.html``, MLflow.
 
 :func:`evaluate` measures one or two model specs (see
 :mod:`nextbest.evaluate.sources`) on the same backtest data and returns an
@@ -57,19 +58,33 @@ class Evaluation:
     def as_dict(self) -> dict:
         """The ``metrics.json`` content: every number with its baselines, per model spec."""
         return {
-            "dataset": self.dataset, "as_of": str(self.as_of.date()), "horizon_days": self.horizon_days,
-            "settings": self.settings, "notes": self.notes, "mlflow_run_id": self.run_id,
+            "dataset": self.dataset,
+            "as_of": str(self.as_of.date()),
+            "horizon_days": self.horizon_days,
+            "settings": self.settings,
+            "notes": self.notes,
+            "mlflow_run_id": self.run_id,
             "seconds": round(self.seconds, 1),
-            "models": {r.label: {"versions": r.versions, "notes": r.notes,
-                                 "sections": {k: s.as_dict() for k, s in r.sections.items()}} for r in self.runs},
+            "models": {
+                r.label: {
+                    "versions": r.versions,
+                    "notes": r.notes,
+                    "sections": {k: s.as_dict() for k, s in r.sections.items()},
+                }
+                for r in self.runs
+            },
             "comparison": self.comparison(),
         }
 
 
 def measure(models, data: BacktestData, configs: dict[str, dict], seed: int) -> dict[str, Section]:
-    """Every section for one set of models, in report order (campaigns only where the data has them)."""
-    sections = {"clv": clv_section(models, data), "churn": churn_section(models, data, configs),
-                "nbo": offers_section(models, data, configs["nbo"])}
+    """Every section for one set of models, in report order (campaigns only where the data has
+    them)."""
+    sections = {
+        "clv": clv_section(models, data),
+        "churn": churn_section(models, data, configs),
+        "nbo": offers_section(models, data, configs["nbo"]),
+    }
     campaigns = campaign_section(models, data)
     if campaigns is not None:
         sections["campaigns"] = campaigns
@@ -77,8 +92,15 @@ def measure(models, data: BacktestData, configs: dict[str, dict], seed: int) -> 
     return sections
 
 
-def evaluate(dataset: Dataset, as_of, horizon_days: int, configs: dict[str, dict], catalog: Catalog,
-             specs: tuple[str, ...] = ("train",), seed: int = 42) -> Evaluation:
+def evaluate(
+    dataset: Dataset,
+    as_of,
+    horizon_days: int,
+    configs: dict[str, dict],
+    catalog: Catalog,
+    specs: tuple[str, ...] = ("train",),
+    seed: int = 42,
+) -> Evaluation:
     """Backtest ``specs`` (``train``, an alias, a version or ``kind=ref,...``) on ``dataset``.
 
     Raises
@@ -98,16 +120,32 @@ def evaluate(dataset: Dataset, as_of, horizon_days: int, configs: dict[str, dict
         log.info("evaluating %s", spec)
         models = obtain(spec, data, configs)
         sections = measure(models, data, configs, seed)
-        runs.append(ModelRun(label=spec, versions=models.versions, sections=sections, notes=models.notes))
+        runs.append(
+            ModelRun(label=spec, versions=models.versions, sections=sections, notes=models.notes)
+        )
     notes = list(data.notes)
     if not data.has_categories:
-        notes.append("This dataset has no product categories matching the offer catalog: only CLV and churn "
-                     "are evaluated (next best offer and decisions need categories).")
-    settings = {"seed": seed, "specs": list(specs), "churn_horizon_days": configs["churn"]["horizon_days"],
-                "nbo_label_window_days": configs["nbo"]["label_window_days"], "data_end": str(data.end.date()),
-                "count_models": list(configs["clv"]["count_models"])}
-    return Evaluation(dataset=data.name, as_of=data.as_of, horizon_days=data.horizon_days, runs=runs, notes=notes,
-                      seconds=time.perf_counter() - started, settings=settings)
+        notes.append(
+            "This dataset has no product categories matching the offer catalog: only CLV and churn "
+            "are evaluated (next best offer and decisions need categories)."
+        )
+    settings = {
+        "seed": seed,
+        "specs": list(specs),
+        "churn_horizon_days": configs["churn"]["horizon_days"],
+        "nbo_label_window_days": configs["nbo"]["label_window_days"],
+        "data_end": str(data.end.date()),
+        "count_models": list(configs["clv"]["count_models"]),
+    }
+    return Evaluation(
+        dataset=data.name,
+        as_of=data.as_of,
+        horizon_days=data.horizon_days,
+        runs=runs,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+        settings=settings,
+    )
 
 
 def flat_metrics(result: Evaluation) -> dict[str, float]:
@@ -117,8 +155,11 @@ def flat_metrics(result: Evaluation) -> dict[str, float]:
         prefix = f"{run.label}." if result.compare else ""
         for sname, section in run.sections.items():
             for s in section.scores:
-                items = [("", s.value), *((f".baseline_{k}", v) for k, v in s.baselines.items()),
-                         *((f".reference_{k}", v) for k, v in s.references.items())]
+                items = [
+                    ("", s.value),
+                    *((f".baseline_{k}", v) for k, v in s.baselines.items()),
+                    *((f".reference_{k}", v) for k, v in s.references.items()),
+                ]
                 for suffix, v in items:
                     if isinstance(v, (int, float)) and math.isfinite(v):
                         out[_metric_name(f"{prefix}{sname}.{s.key}{suffix}")] = float(v)
@@ -141,9 +182,18 @@ def write_outputs(result: Evaluation, output: Path) -> tuple[Path, Path]:
     return metrics_path, report_path
 
 
-def evaluate_to_dir(dataset: Dataset, as_of, horizon_days: int, output: Path, configs: dict[str, dict],
-                    catalog: Catalog, specs: tuple[str, ...] = ("train",), seed: int = 42) -> Evaluation:
-    """:func:`evaluate`, then write ``output/metrics.json`` and ``output/report.html`` and log all to MLflow."""
+def evaluate_to_dir(
+    dataset: Dataset,
+    as_of,
+    horizon_days: int,
+    output: Path,
+    configs: dict[str, dict],
+    catalog: Catalog,
+    specs: tuple[str, ...] = ("train",),
+    seed: int = 42,
+) -> Evaluation:
+    """:func:`evaluate`, then write ``output/metrics.json`` and ``output/report.html`` and log all
+    to MLflow."""
     import mlflow
 
     from nextbest import tracking
@@ -153,14 +203,26 @@ def evaluate_to_dir(dataset: Dataset, as_of, horizon_days: int, output: Path, co
     name = f"evaluate-{dataset.name}-{as_of.date()}"
     with mlflow.start_run(run_name=name) as run:
         mlflow.set_tags({"stage": "evaluate", "dataset": dataset.name, "as_of": str(as_of.date())})
-        mlflow.log_params({"as_of": str(as_of.date()), "horizon_days": horizon_days,
-                           "models": " vs ".join(specs), "seed": seed, "dataset": dataset.name})
+        mlflow.log_params(
+            {
+                "as_of": str(as_of.date()),
+                "horizon_days": horizon_days,
+                "models": " vs ".join(specs),
+                "seed": seed,
+                "dataset": dataset.name,
+            }
+        )
         for kind in ("clv", "churn", "nbo"):
             mlflow.log_params(tracking.flatten(f"config.{kind}", configs[kind]))
         result = evaluate(dataset, as_of, horizon_days, configs, catalog, specs, seed)
         result.run_id = run.info.run_id
-        mlflow.log_params({_metric_name(f"version.{r.label}.{k}"): v
-                           for r in result.runs for k, v in r.versions.items()})
+        mlflow.log_params(
+            {
+                _metric_name(f"version.{r.label}.{k}"): v
+                for r in result.runs
+                for k, v in r.versions.items()
+            }
+        )
         mlflow.log_metrics(flat_metrics(result))
         metrics_path, report_path = write_outputs(result, output)
         mlflow.log_artifact(str(metrics_path))

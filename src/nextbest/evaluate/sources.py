@@ -32,7 +32,11 @@ from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
 log = logging.getLogger(__name__)
 
 TRAIN = "train"
-KINDS = {"clv": tracking.CLV_MODEL_NAME, "churn": tracking.CHURN_MODEL_NAME, "nbo": tracking.NBO_MODEL_NAME}
+KINDS = {
+    "clv": tracking.CLV_MODEL_NAME,
+    "churn": tracking.CHURN_MODEL_NAME,
+    "nbo": tracking.NBO_MODEL_NAME,
+}
 # Errors a model can raise on data it cannot handle; anything else is a bug and propagates.
 MODEL_ERRORS = (ValueError, RuntimeError, LookupError)
 
@@ -66,14 +70,18 @@ def parse_spec(spec: str) -> dict[str, str]:
     spec = spec.strip()
     if "=" not in spec:
         if not spec:
-            raise ValueError("empty model spec; use 'train', an alias such as 'champion', or a version number")
+            raise ValueError(
+                "empty model spec; use 'train', an alias such as 'champion', or a version number"
+            )
         return dict.fromkeys(KINDS, spec)
     refs = dict.fromkeys(KINDS, tracking.CHAMPION)
     for part in spec.split(","):
         kind, _, ref = part.partition("=")
         kind, ref = kind.strip(), ref.strip()
         if kind not in KINDS or not ref:
-            raise ValueError(f"bad model spec part {part!r}: use kind=ref with kind in {sorted(KINDS)}")
+            raise ValueError(
+                f"bad model spec part {part!r}: use kind=ref with kind in {sorted(KINDS)}"
+            )
         refs[kind] = ref
     return refs
 
@@ -114,26 +122,38 @@ def obtain(spec: str, data: BacktestData, configs: dict[str, dict]) -> ModelSet:
 
 
 def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
-    """Choose the count model on an inner split and fit it on rows before ``as_of`` (as ``nextbest train``)."""
+    """Choose the count model on an inner split and fit it on rows before ``as_of`` (as ``nextbest
+    train``)."""
     from nextbest.train.clv import select_count_model
 
     unit = float(config["time_unit_days"])
     candidates = list(config["count_models"])
     unknown = [c for c in candidates if c not in COUNT_MODEL_NAMES]
     if unknown or not candidates:
-        raise ValueError(f"unknown count model(s) {unknown}; choose from {sorted(COUNT_MODEL_NAMES)}")
+        raise ValueError(
+            f"unknown count model(s) {unknown}; choose from {sorted(COUNT_MODEL_NAMES)}"
+        )
     best, reason = candidates[0], f"CLV: {COUNT_MODEL_NAMES[candidates[0]]} (the only candidate)"
     if len(candidates) > 1:
         try:
             best, table, _ = select_count_model(data.train, data.as_of, config)
             ok = table[table["outcome"] == "ok"]
-            reason = (f"CLV: {COUNT_MODEL_NAMES[best]} chosen by the lowest per-customer error on an inner "
-                      f"{config['selection_holdout_days']}-day holdout before as_of ("
-                      + ", ".join(f"{r.model} {r.holdout_mae:.3f}" for r in ok.itertuples()) + ")")
+            reason = (
+                f"CLV: {COUNT_MODEL_NAMES[best]} chosen by the lowest per-customer error on an "
+                "inner "
+                f"{config['selection_holdout_days']}-day holdout before as_of ("
+                + ", ".join(f"{r.model} {r.holdout_mae:.3f}" for r in ok.itertuples())
+                + ")"
+            )
         except (ValueError, RuntimeError) as exc:
             reason = f"CLV: inner model choice impossible ({exc}); using {COUNT_MODEL_NAMES[best]}"
-    model = ClvModel(count_model=best, time_unit_days=unit, penalizers=config["penalizers"],
-                     discount_rate_annual=config["discount_rate_annual"], margin=config["margin"])
+    model = ClvModel(
+        count_model=best,
+        time_unit_days=unit,
+        penalizers=config["penalizers"],
+        discount_rate_annual=config["discount_rate_annual"],
+        margin=config["margin"],
+    )
     model.fit(rfm_summary(data.train, data.as_of, unit))
     if model.count_model_used_ != best:
         reason += f"; {best} did not converge, {model.count_model_used_} used instead"
@@ -141,15 +161,20 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
 
 
 def _train_classifier(kind: str, data: BacktestData, configs: dict, clv: ClvModel):
-    """Fit the churn or offer model on rows before ``as_of``; ``(None, reason)`` when the data cannot support it."""
+    """Fit the churn or offer model on rows before ``as_of``; ``(None, reason)`` when the data
+    cannot support it."""
     if kind == "nbo" and not data.has_categories:
-        return None, ("no product categories of the offer catalog in this dataset: next best offer, "
-                      "campaigns and decisions are not evaluated")
+        return None, (
+            "no product categories of the offer catalog in this dataset: next best offer, "
+            "campaigns and decisions are not evaluated"
+        )
     cfg_clv = {**configs["clv"], "time_unit_days": clv.time_unit_days}
     if kind == "churn":
         from nextbest.train.churn import train_churn
 
-        result = train_churn(data.ctx_train, data.as_of, configs["churn"], cfg_clv, clv.count_model_used_)
+        result = train_churn(
+            data.ctx_train, data.as_of, configs["churn"], cfg_clv, clv.count_model_used_
+        )
         return result.model, None
     from nextbest.train.nbo import train_nbo
 
@@ -169,8 +194,11 @@ def load_registered(kind: str, ref: str, data: BacktestData, notes: list[str]):
     name = KINDS[kind]
     client = MlflowClient()
     try:
-        mv = (client.get_model_version(name, ref) if ref.isdigit()
-              else client.get_model_version_by_alias(name, ref))
+        mv = (
+            client.get_model_version(name, ref)
+            if ref.isdigit()
+            else client.get_model_version_by_alias(name, ref)
+        )
     except MlflowException as exc:
         raise LookupError(f"no version {ref!r} of {name} in {mlflow.get_tracking_uri()}") from exc
     with warnings.catch_warnings():
@@ -178,11 +206,17 @@ def load_registered(kind: str, ref: str, data: BacktestData, notes: list[str]):
         model = tracking.unwrap(mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}"))
     trained_as_of, trained_on = _training_tags(client, mv.run_id)
     if trained_as_of is not None and trained_as_of > data.as_of:
-        notes.append(f"WARNING: {name} v{mv.version} was trained on data up to {trained_as_of.date()}, after "
-                     f"the backtest as_of {data.as_of.date()}: it has seen part of the horizon, so its "
-                     "scores here are optimistic (leakage).")
+        notes.append(
+            f"WARNING: {name} v{mv.version} was trained on data up to {trained_as_of.date()}, "
+            "after "
+            f"the backtest as_of {data.as_of.date()}: it has seen part of the horizon, so its "
+            "scores here are optimistic (leakage)."
+        )
     if trained_on and trained_on != data.name:
-        notes.append(f"{name} v{mv.version} was trained on dataset {trained_on!r}, evaluated on {data.name!r}.")
+        notes.append(
+            f"{name} v{mv.version} was trained on dataset {trained_on!r}, evaluated on "
+            f"{data.name!r}."
+        )
     return model, str(mv.version)
 
 
@@ -206,5 +240,7 @@ def _catalog_for(nbo, catalog: Catalog, notes: list[str]) -> Catalog:
     offers = tuple(o for o in catalog.offers if o.offer_id in known)
     dropped = [o.offer_id for o in catalog.offers if o.offer_id not in known]
     if dropped:
-        notes.append(f"offers {dropped} are not known to the offer model and are left out of the evaluation.")
+        notes.append(
+            f"offers {dropped} are not known to the offer model and are left out of the evaluation."
+        )
     return dataclasses.replace(catalog, offers=offers)

@@ -38,8 +38,12 @@ class FeatureContext:
         return pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(self.table.day_day.min()))
 
 
-def build_context(transactions: pd.DataFrame, customers: pd.DataFrame, categories: tuple[str, ...],
-                  extras: dict[str, pd.DataFrame] | None = None) -> FeatureContext:
+def build_context(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    categories: tuple[str, ...],
+    extras: dict[str, pd.DataFrame] | None = None,
+) -> FeatureContext:
     """Precompute the purchase table and campaign lookups (validated transactions only)."""
     from nextbest.models.tabular import demographic_columns
 
@@ -66,12 +70,18 @@ def category_popularity(ctx: FeatureContext, as_of, days: int = 30) -> dict[str,
     return out
 
 
-def features_at(ctx: FeatureContext, as_of, time_unit_days: float = 7.0, clv_model=None,
-                churn_horizon_days: float | None = None) -> pd.DataFrame:
+def features_at(
+    ctx: FeatureContext,
+    as_of,
+    time_unit_days: float = 7.0,
+    clv_model=None,
+    churn_horizon_days: float | None = None,
+) -> pd.DataFrame:
     """One feature row per customer first seen before ``as_of`` (data before ``as_of`` only)."""
     f = customer_features(ctx.table, as_of, time_unit_days)
-    camp, _ = campaign_features(ctx.extras, as_of, f["customer_id"].to_numpy(), ctx.categories,
-                                ctx.coupon_dept)
+    camp, _ = campaign_features(
+        ctx.extras, as_of, f["customer_id"].to_numpy(), ctx.categories, ctx.coupon_dept
+    )
     f = pd.concat([f, camp.drop(columns="customer_id")], axis=1)
     cust = ctx.customers.set_index(ctx.customers["customer_id"].astype(str))
     consent = cust["consent_profiling"].reindex(f["customer_id"]).fillna(True).astype(bool)

@@ -29,16 +29,26 @@ def coupon_departments(extras: dict[str, pd.DataFrame]) -> pd.DataFrame:
     dept = products.set_index("product_id")["department"]
     c = coupons.assign(category=coupons["product_id"].map(dept))
     c = c.dropna(subset=["category"])
-    mode = (c.groupby(["campaign_id", "coupon_upc", "category"]).size().rename("n").reset_index()
-            .sort_values(["campaign_id", "coupon_upc", "n"], ascending=[True, True, False])
-            .drop_duplicates(["campaign_id", "coupon_upc"]))
+    mode = (
+        c.groupby(["campaign_id", "coupon_upc", "category"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["campaign_id", "coupon_upc", "n"], ascending=[True, True, False])
+        .drop_duplicates(["campaign_id", "coupon_upc"])
+    )
     return mode[["campaign_id", "coupon_upc", "category"]].reset_index(drop=True)
 
 
-def campaign_features(extras: dict[str, pd.DataFrame] | None, as_of, customer_ids: np.ndarray,
-                      categories: tuple[str, ...], coupon_dept: pd.DataFrame | None = None
-                      ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-customer campaign features and per-(customer, category) redemption counts before ``as_of``.
+def campaign_features(
+    extras: dict[str, pd.DataFrame] | None,
+    as_of,
+    customer_ids: np.ndarray,
+    categories: tuple[str, ...],
+    coupon_dept: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-customer campaign features and per-(customer, category) redemption counts before
+    ``as_of``.
 
     Returns
     -------
@@ -80,7 +90,9 @@ def campaign_features(extras: dict[str, pd.DataFrame] | None, as_of, customer_id
     return _with_categories(out, per_cat, categories), per_cat
 
 
-def _with_categories(out: pd.DataFrame, per_cat: np.ndarray, categories: tuple[str, ...]) -> pd.DataFrame:
+def _with_categories(
+    out: pd.DataFrame, per_cat: np.ndarray, categories: tuple[str, ...]
+) -> pd.DataFrame:
     from nextbest.features.customer import category_key
 
     for j, name in enumerate(categories):

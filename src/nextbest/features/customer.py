@@ -1,4 +1,5 @@
-"""Per-customer behavioural features at a cutoff: RFM, windows, inter-purchase times, trend, category mix.
+"""Per-customer behavioural features at a cutoff: RFM, windows, inter-purchase times, trend,
+category mix.
 
 Pure functions of ``(transactions, as_of)`` with explicit units (``_days``
 suffixes, ``time_unit_days`` for the BTYD columns). The expensive part -
@@ -56,7 +57,9 @@ def _group_sum(keys: list[np.ndarray], amount: np.ndarray) -> tuple[list[np.ndar
     return [g[f"k{i}"].to_numpy() for i in range(len(keys))], g["amount"].to_numpy(dtype="float64")
 
 
-def purchase_table(transactions: pd.DataFrame, categories: list[str] | tuple[str, ...] = ()) -> PurchaseTable:
+def purchase_table(
+    transactions: pd.DataFrame, categories: list[str] | tuple[str, ...] = ()
+) -> PurchaseTable:
     """Merge validated transaction lines into customer-days and customer-day-categories.
 
     Parameters
@@ -67,15 +70,23 @@ def purchase_table(transactions: pd.DataFrame, categories: list[str] | tuple[str
         Categories to track for the category-mix features (others are ignored there).
     """
     codes, uniques = pd.factorize(transactions["customer_id"].astype(str), sort=True)
-    day = transactions["timestamp"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
+    day = (
+        transactions["timestamp"]
+        .to_numpy(dtype="datetime64[ns]")
+        .astype("datetime64[D]")
+        .astype("int64")
+    )
     amount = transactions["amount"].to_numpy(dtype="float64")
     (dc, dd), da = _group_sum([codes.astype("int64"), day], amount)
     categories = tuple(categories)
     if categories and "category" in transactions.columns:
-        cat_idx = pd.Categorical(transactions["category"].astype(str), categories=list(categories)).codes
+        cat_idx = pd.Categorical(
+            transactions["category"].astype(str), categories=list(categories)
+        ).codes
         keep = cat_idx >= 0
-        (cc, cd, ck), ca = _group_sum([codes[keep].astype("int64"), day[keep], cat_idx[keep].astype("int64")],
-                                      amount[keep])
+        (cc, cd, ck), ca = _group_sum(
+            [codes[keep].astype("int64"), day[keep], cat_idx[keep].astype("int64")], amount[keep]
+        )
     else:
         cc = cd = ck = np.zeros(0, dtype="int64")
         ca = np.zeros(0)
@@ -113,7 +124,9 @@ def customer_features(
     m = table.day_day < cutoff
     cust, day, amt = table.day_cust[m], table.day_day[m], table.day_amount[m]
     if cust.size == 0:
-        raise ValueError(f"no transactions before as_of {as_of_date(as_of).date()}: empty feature window")
+        raise ValueError(
+            f"no transactions before as_of {as_of_date(as_of).date()}: empty feature window"
+        )
 
     counts = np.bincount(cust, minlength=n)
     seen = counts > 0
@@ -155,26 +168,37 @@ def customer_features(
     g_sq = np.bincount(gc, weights=gv * gv, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_gaps > 0, g_sum / np.maximum(n_gaps, 1), np.nan)
-        var = np.where(n_gaps > 1, (g_sq - n_gaps * mean ** 2) / np.maximum(n_gaps - 1, 1), np.nan)
+        var = np.where(n_gaps > 1, (g_sq - n_gaps * mean**2) / np.maximum(n_gaps - 1, 1), np.nan)
     last_gap = np.full(n, np.nan)
     last_gap[gc] = gv  # later rows overwrite earlier ones: the last gap wins
     out["ipt_mean_days"] = mean
     out["ipt_std_days"] = np.sqrt(np.clip(var, 0, None))
     out["ipt_last_days"] = last_gap
     if 30 in windows_days and 90 in windows_days:
-        out["trend_30_90"] = np.divide(out["n_purchases_30d"], out["n_purchases_90d"] / 3.0,
-                                       out=np.zeros(n), where=out["n_purchases_90d"] > 0)
+        out["trend_30_90"] = np.divide(
+            out["n_purchases_30d"],
+            out["n_purchases_90d"] / 3.0,
+            out=np.zeros(n),
+            where=out["n_purchases_90d"] > 0,
+        )
 
     if table.categories:
         mc = table.cat_day < cutoff
-        cc, cd, ck, ca = table.cat_cust[mc], table.cat_day[mc], table.cat_code[mc], table.cat_amount[mc]
+        cc, cd, ck, ca = (
+            table.cat_cust[mc],
+            table.cat_day[mc],
+            table.cat_code[mc],
+            table.cat_amount[mc],
+        )
         k = len(table.categories)
         flat = cc * k + ck
         spend = np.bincount(flat, weights=ca, minlength=n * k).reshape(n, k)
         last = np.full(n * k, np.iinfo("int64").min)
         np.maximum.at(last, flat, cd)
         last = last.reshape(n, k)
-        recent = np.bincount(flat[cd >= cutoff - category_window_days], minlength=n * k).reshape(n, k)
+        recent = np.bincount(flat[cd >= cutoff - category_window_days], minlength=n * k).reshape(
+            n, k
+        )
         for j, name in enumerate(table.categories):
             key = category_key(name)
             out[f"share_{key}"] = np.divide(spend[:, j], total, out=np.zeros(n), where=total > 0)
@@ -203,7 +227,8 @@ def purchased_in_window(table: PurchaseTable, start, days: int) -> np.ndarray:
 
 
 def category_bought_in_window(table: PurchaseTable, start, days: int) -> np.ndarray:
-    """Boolean matrix (customer code x category code): bought the category in ``[start, start + days)``."""
+    """Boolean matrix (customer code x category code): bought the category in ``[start, start +
+    days)``."""
     s = day_number(start)
     m = (table.cat_day >= s) & (table.cat_day < s + days)
     k = len(table.categories)

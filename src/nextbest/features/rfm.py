@@ -45,8 +45,10 @@ def as_of_date(as_of) -> pd.Timestamp:
 
     ts = naive_utc(as_of)
     if ts != ts.normalize():
-        raise ValueError(f"as_of must be a date (midnight), got {ts}; use {ts.normalize().date()} "
-                         f"or {(ts.normalize() + pd.Timedelta(days=1)).date()}")
+        raise ValueError(
+            f"as_of must be a date (midnight), got {ts}; use {ts.normalize().date()} "
+            f"or {(ts.normalize() + pd.Timedelta(days=1)).date()}"
+        )
     return ts
 
 
@@ -124,7 +126,9 @@ def rfm_summary(
         raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
     days = customer_days(transactions, as_of=as_of)
     if days.empty:
-        raise ValueError(f"no transactions before as_of {pd.Timestamp(as_of).date()}: empty calibration window")
+        raise ValueError(
+            f"no transactions before as_of {pd.Timestamp(as_of).date()}: empty calibration window"
+        )
     return _summarise(days, _as_day(as_of) - 1, time_unit_days)
 
 
@@ -140,8 +144,9 @@ def _summarise(days: pd.DataFrame, last_observed_day: int, unit: float) -> pd.Da
     total = np.add.reduceat(amt, starts)
     frequency = counts - 1
     repeat_spend = total - amt[starts]
-    monetary = np.divide(repeat_spend, frequency, out=np.zeros_like(repeat_spend),
-                         where=frequency > 0)
+    monetary = np.divide(
+        repeat_spend, frequency, out=np.zeros_like(repeat_spend), where=frequency > 0
+    )
     return pd.DataFrame(
         {
             "customer_id": cid[starts],
@@ -188,7 +193,8 @@ def calibration_holdout(
     hold = customer_days(transactions, as_of=end, start=as_of)
     if hold.empty:
         raise ValueError(
-            f"no transactions in the holdout window [{pd.Timestamp(as_of).date()}, {end.date()}): empty holdout"
+            f"no transactions in the holdout window [{pd.Timestamp(as_of).date()}, {end.date()}): "
+            "empty holdout"
         )
     agg = hold.groupby("customer_id", sort=False)["amount"].agg(["size", "sum"])
     out = cal.merge(agg, left_on="customer_id", right_index=True, how="left")

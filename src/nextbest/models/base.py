@@ -47,13 +47,16 @@ def validate_columns(
     """Check required columns and uniqueness; messages name the column and the row."""
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise SchemaError(f"{what}: missing required column(s) {missing}; found {list(frame.columns)}")
+        raise SchemaError(
+            f"{what}: missing required column(s) {missing}; found {list(frame.columns)}"
+        )
     for col in must_be_unique:
         dup = frame[col].duplicated()
         if dup.any():
             row = int(dup.to_numpy().nonzero()[0][0])
             raise SchemaError(
-                f"{what}: column {col!r} must be unique; {str(frame[col].iloc[row])!r} repeats at row {row}"
+                f"{what}: column {col!r} must be unique; {str(frame[col].iloc[row])!r} repeats at "
+                f"row {row}"
             )
 
 
@@ -93,8 +96,11 @@ class BaseModel:
     def load(cls, path: str | Path):
         """Load a model saved by :meth:`save`; raise on a class or format mismatch."""
         with Path(path).open("rb") as fh:
-            payload = pickle.load(fh)  # noqa: S301 - our own artifact
-        if payload.get("class") != cls.__name__ or payload.get("format_version") != cls.FORMAT_VERSION:
+            payload = pickle.load(fh)
+        if (
+            payload.get("class") != cls.__name__
+            or payload.get("format_version") != cls.FORMAT_VERSION
+        ):
             raise ArtifactMismatchError(
                 f"{path}: saved as {payload.get('class')} v{payload.get('format_version')}, "
                 f"expected {cls.__name__} v{cls.FORMAT_VERSION}"

@@ -63,7 +63,11 @@ def validate_rfm(frame: pd.DataFrame, what: str = "RFM summary") -> None:
     f = pd.to_numeric(frame["frequency"], errors="coerce").to_numpy(dtype="float64")
     r = pd.to_numeric(frame["recency"], errors="coerce").to_numpy(dtype="float64")
     t = pd.to_numeric(frame["T"], errors="coerce").to_numpy(dtype="float64")
-    fail(~np.isfinite(f) | (f < 0) | (f != np.round(f)), "frequency", "frequency must be an integer >= 0")
+    fail(
+        ~np.isfinite(f) | (f < 0) | (f != np.round(f)),
+        "frequency",
+        "frequency must be an integer >= 0",
+    )
     fail(~np.isfinite(r) | (r < 0), "recency", "recency must be a finite number >= 0")
     fail(~np.isfinite(t) | (t < 0), "T", "T must be a finite number >= 0")
     fail(r > t + 1e-9, "recency", "recency <= T")
@@ -73,8 +77,10 @@ def validate_rfm(frame: pd.DataFrame, what: str = "RFM summary") -> None:
 def validate_spend_input(frame: pd.DataFrame, what: str = "Gamma-Gamma input") -> None:
     """Gamma-Gamma needs ``frequency > 0`` and ``monetary > 0`` on every row it fits."""
     validate_columns(frame, ("customer_id", "frequency", "monetary"), what=what)
-    for column, rule in (("frequency", "Gamma-Gamma needs frequency > 0"),
-                         ("monetary", "Gamma-Gamma needs spend (monetary) > 0")):
+    for column, rule in (
+        ("frequency", "Gamma-Gamma needs frequency > 0"),
+        ("monetary", "Gamma-Gamma needs spend (monetary) > 0"),
+    ):
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
         bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
@@ -145,8 +151,12 @@ def fit_count_model(
         fitter = COUNT_MODELS[name](penalizer_coef=float(pen))
         start = time.perf_counter()
         outcome = "ok"
-        args = (packed["frequency"].to_numpy(), packed["recency"].to_numpy(),
-                packed["T"].to_numpy(), packed["weight"].to_numpy())
+        args = (
+            packed["frequency"].to_numpy(),
+            packed["recency"].to_numpy(),
+            packed["T"].to_numpy(),
+            packed["weight"].to_numpy(),
+        )
         try:
             with _quiet(), np.errstate(all="ignore"):
                 if name == "bgnbd":
@@ -161,19 +171,30 @@ def fit_count_model(
             outcome = "ConvergenceError"
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             outcome = f"{type(exc).__name__}: {exc}"
-        attempts.append({"model": name, "penalizer": float(pen), "outcome": outcome,
-                         "seconds": round(time.perf_counter() - start, 3), "rows": len(packed)})
+        attempts.append(
+            {
+                "model": name,
+                "penalizer": float(pen),
+                "outcome": outcome,
+                "seconds": round(time.perf_counter() - start, 3),
+                "rows": len(packed),
+            }
+        )
         if outcome == "ok":
             return params_only(fitter), attempts
     return None, attempts
 
 
-def fit_spend_model(rfm: pd.DataFrame, penalizers: list[float]) -> tuple[GammaGammaFitter, list[dict], int]:
+def fit_spend_model(
+    rfm: pd.DataFrame, penalizers: list[float]
+) -> tuple[GammaGammaFitter, list[dict], int]:
     """Fit Gamma-Gamma on customers with ``frequency > 0`` and ``monetary > 0``.
 
     Returns the fitter, the attempts and the number of customers used.
     """
-    use = rfm.loc[(rfm["frequency"] > 0) & (rfm["monetary"] > 0), ["customer_id", "frequency", "monetary"]]
+    use = rfm.loc[
+        (rfm["frequency"] > 0) & (rfm["monetary"] > 0), ["customer_id", "frequency", "monetary"]
+    ]
     if len(use) < 10:
         raise SchemaError(
             f"Gamma-Gamma needs customers with frequency > 0 and spend > 0; only {len(use)} found"
@@ -187,16 +208,27 @@ def fit_spend_model(rfm: pd.DataFrame, penalizers: list[float]) -> tuple[GammaGa
         outcome = "ok"
         try:
             with _quiet(), np.errstate(all="ignore"):
-                fitter = fit_gamma_gamma(packed["frequency"].to_numpy(), packed["monetary"].to_numpy(),
-                                         packed["weight"].to_numpy(), penalizer_coef=float(pen))
+                fitter = fit_gamma_gamma(
+                    packed["frequency"].to_numpy(),
+                    packed["monetary"].to_numpy(),
+                    packed["weight"].to_numpy(),
+                    penalizer_coef=float(pen),
+                )
             if not _params_ok(fitter) or fitter.params_["q"] <= 1:
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
         except ConvergenceError:
             outcome = "ConvergenceError"
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             outcome = f"{type(exc).__name__}: {exc}"
-        attempts.append({"model": "gammagamma", "penalizer": float(pen), "outcome": outcome,
-                         "seconds": round(time.perf_counter() - start, 3), "rows": len(packed)})
+        attempts.append(
+            {
+                "model": "gammagamma",
+                "penalizer": float(pen),
+                "outcome": outcome,
+                "seconds": round(time.perf_counter() - start, 3),
+                "rows": len(packed),
+            }
+        )
         if outcome == "ok":
             return params_only(fitter), attempts, len(use)
     raise RuntimeError(f"Gamma-Gamma did not converge with any penalizer: {attempts}")

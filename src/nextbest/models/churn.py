@@ -18,30 +18,48 @@ import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.isotonic import IsotonicRegression
 
-from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models import compiled
+from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.tabular import as_matrix, check_features, float_codes
 
 # BTYD bookkeeping columns that only restate age; P(alive) already uses them.
-EXCLUDED_FEATURES = {"T", "tenure_days", "recency", "customer_id", "cutoff", "label", "consent_profiling",
-                     "expected_purchases", "expected_spend", "predicted_clv"}
+EXCLUDED_FEATURES = {
+    "T",
+    "tenure_days",
+    "recency",
+    "customer_id",
+    "cutoff",
+    "label",
+    "consent_profiling",
+    "expected_purchases",
+    "expected_spend",
+    "predicted_clv",
+}
 
 
 def monotone_direction(feature: str) -> int:
     """+1: more of it never lowers churn risk; -1: never raises it; 0: free."""
     if feature == "days_since_last" or feature.startswith("days_since_"):
         return 1
-    if (feature.startswith(("n_purchases_", "spend_", "bought_")) or feature in
-            {"p_alive", "expected_purchases_h", "trend_30_90"}):
+    if feature.startswith(("n_purchases_", "spend_", "bought_")) or feature in {
+        "p_alive",
+        "expected_purchases_h",
+        "trend_30_90",
+    }:
         return -1
     return 0
 
 
 def churn_feature_names(frame: pd.DataFrame, demographics: list[str]) -> list[str]:
     """Numeric behavioural + CLV features of ``frame`` plus the demographic columns."""
-    names = [c for c in frame.columns
-             if c not in EXCLUDED_FEATURES and c not in demographics and not c.startswith("redemptions_")
-             and pd.api.types.is_numeric_dtype(frame[c])]
+    names = [
+        c
+        for c in frame.columns
+        if c not in EXCLUDED_FEATURES
+        and c not in demographics
+        and not c.startswith("redemptions_")
+        and pd.api.types.is_numeric_dtype(frame[c])
+    ]
     return names + [d for d in demographics if d in frame.columns]
 
 
@@ -63,8 +81,13 @@ class ChurnModel(BaseModel):
         self.params = dict(params or {})
         self.monotone = monotone
 
-    def fit(self, train: pd.DataFrame, calibration: pd.DataFrame, feature_names: list[str],
-            levels: dict[str, list[str]]) -> "ChurnModel":
+    def fit(
+        self,
+        train: pd.DataFrame,
+        calibration: pd.DataFrame,
+        feature_names: list[str],
+        levels: dict[str, list[str]],
+    ) -> ChurnModel:
         """Fit LightGBM on ``train`` and the isotonic map on ``calibration`` (a later cutoff).
 
         Both frames need the feature columns and a 0/1 ``label`` (1 = churned).
@@ -80,8 +103,11 @@ class ChurnModel(BaseModel):
             params["monotone_constraints_method"] = "advanced"
         self.classifier_ = LGBMClassifier(**params)
         X = as_matrix(train, self.feature_names_, self.levels_)
-        self.classifier_.fit(X, train["label"].to_numpy(dtype="int64"),
-                             categorical_feature=list(self.levels_) or "auto")
+        self.classifier_.fit(
+            X,
+            train["label"].to_numpy(dtype="int64"),
+            categorical_feature=list(self.levels_) or "auto",
+        )
         raw = self._raw(calibration)
         self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         self.calibrator_.fit(raw, calibration["label"].to_numpy(dtype="float64"))
@@ -103,13 +129,20 @@ class ChurnModel(BaseModel):
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``customer_id`` and ``churn_probability``."""
         validate_columns(frame, ["customer_id"], what="churn features")
-        return pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy(),
-                             "churn_probability": self.predict_proba(frame)})
+        return pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].astype(str).to_numpy(),
+                "churn_probability": self.predict_proba(frame),
+            }
+        )
 
     def feature_importance(self) -> pd.DataFrame:
         """Gain importance per feature, largest first."""
         self._check_fitted()
         booster = self.classifier_.booster_
         gain = booster.feature_importance(importance_type="gain")
-        return (pd.DataFrame({"feature": booster.feature_name(), "gain": gain})
-                .sort_values("gain", ascending=False).reset_index(drop=True))
+        return (
+            pd.DataFrame({"feature": booster.feature_name(), "gain": gain})
+            .sort_values("gain", ascending=False)
+            .reset_index(drop=True)
+        )

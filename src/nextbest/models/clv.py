@@ -85,7 +85,9 @@ class ClvModel(BaseModel):
     ) -> None:
         super().__init__()
         if count_model not in COUNT_MODELS:
-            raise ValueError(f"unknown count model {count_model!r}; choose from {sorted(COUNT_MODELS)}")
+            raise ValueError(
+                f"unknown count model {count_model!r}; choose from {sorted(COUNT_MODELS)}"
+            )
         if time_unit_days <= 0:
             raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
         if not 0 < margin <= 1:
@@ -98,7 +100,7 @@ class ClvModel(BaseModel):
         self.fallbacks = [m for m in fallbacks if m != count_model]
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, rfm: pd.DataFrame) -> "ClvModel":
+    def fit(self, rfm: pd.DataFrame) -> ClvModel:
         """Fit on an RFM summary (see :func:`nextbest.features.rfm.rfm_summary`).
 
         Needs ``customer_id``, ``frequency``, ``recency``, ``T`` (in
@@ -118,14 +120,23 @@ class ClvModel(BaseModel):
         if fitter is None:
             raise RuntimeError(f"no count model converged: {self.fit_log_}")
         self.count_fitter_ = fitter
-        self.spend_fitter_, spend_attempts, self.n_spend_customers_ = fit_spend_model(rfm, self.penalizers)
+        self.spend_fitter_, spend_attempts, self.n_spend_customers_ = fit_spend_model(
+            rfm, self.penalizers
+        )
         self.fit_log_.extend(spend_attempts)
         self.n_customers_ = len(rfm)
         self.log_likelihood_ = count_log_likelihood(
-            self.count_model_used_, fitter, rfm["frequency"], rfm["recency"], rfm["T"])
+            self.count_model_used_, fitter, rfm["frequency"], rfm["recency"], rfm["T"]
+        )
         rep = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)]
-        self.spend_log_likelihood_ = spend_log_likelihood(self.spend_fitter_, rep["frequency"], rep["monetary"])
-        self.frequency_monetary_corr_ = float(rep[["frequency", "monetary"]].corr().iloc[0, 1]) if len(rep) > 2 else float("nan")
+        self.spend_log_likelihood_ = spend_log_likelihood(
+            self.spend_fitter_, rep["frequency"], rep["monetary"]
+        )
+        self.frequency_monetary_corr_ = (
+            float(rep[["frequency", "monetary"]].corr().iloc[0, 1])
+            if len(rep) > 2
+            else float("nan")
+        )
         self.fit_seconds_ = round(time.perf_counter() - start, 3)
         self.fitted_ = True
         return self
@@ -134,7 +145,9 @@ class ClvModel(BaseModel):
     def params_(self) -> dict[str, float]:
         """Fitted parameters, rates per ``time_unit_days`` days."""
         self._check_fitted()
-        out = {f"{self.count_model_used_}_{k}": float(v) for k, v in self.count_fitter_.params_.items()}
+        out = {
+            f"{self.count_model_used_}_{k}": float(v) for k, v in self.count_fitter_.params_.items()
+        }
         out.update({f"gammagamma_{k}": float(v) for k, v in self.spend_fitter_.params_.items()})
         return out
 
@@ -149,8 +162,11 @@ class ClvModel(BaseModel):
         t = horizon_days / self.time_unit_days
         with np.errstate(all="ignore"):
             out = self.count_fitter_.conditional_expected_number_of_purchases_up_to_time(
-                t, rfm["frequency"].to_numpy(dtype="float64"), rfm["recency"].to_numpy(dtype="float64"),
-                rfm["T"].to_numpy(dtype="float64"))
+                t,
+                rfm["frequency"].to_numpy(dtype="float64"),
+                rfm["recency"].to_numpy(dtype="float64"),
+                rfm["T"].to_numpy(dtype="float64"),
+            )
         return np.asarray(out, dtype="float64")
 
     def p_alive(self, rfm: pd.DataFrame) -> np.ndarray:
@@ -158,8 +174,10 @@ class ClvModel(BaseModel):
         self._check_fitted()
         with np.errstate(all="ignore"):
             out = self.count_fitter_.conditional_probability_alive(
-                rfm["frequency"].to_numpy(dtype="float64"), rfm["recency"].to_numpy(dtype="float64"),
-                rfm["T"].to_numpy(dtype="float64"))
+                rfm["frequency"].to_numpy(dtype="float64"),
+                rfm["recency"].to_numpy(dtype="float64"),
+                rfm["T"].to_numpy(dtype="float64"),
+            )
         return np.clip(np.asarray(out, dtype="float64"), 0.0, 1.0)
 
     def predict(self, rfm: pd.DataFrame, horizon_days: float = 365) -> pd.DataFrame:
@@ -187,8 +205,11 @@ class ClvModel(BaseModel):
         f = rfm["frequency"].to_numpy(dtype="float64")
         r = rfm["recency"].to_numpy(dtype="float64")
         T = rfm["T"].to_numpy(dtype="float64")
-        m = (rfm["monetary"].to_numpy(dtype="float64") if "monetary" in rfm.columns
-             else np.zeros_like(f))
+        m = (
+            rfm["monetary"].to_numpy(dtype="float64")
+            if "monetary" in rfm.columns
+            else np.zeros_like(f)
+        )
         cf = self.count_fitter_
         with np.errstate(all="ignore"):
             p_alive = np.asarray(cf.conditional_probability_alive(f, r, T), dtype="float64")
@@ -202,8 +223,13 @@ class ClvModel(BaseModel):
             prev = np.zeros_like(f)
             clv = np.zeros_like(f)
             for k in range(1, n_steps + 1):
-                cur = (path[k - 1] if path is not None
-                       else np.asarray(cf.conditional_expected_number_of_purchases_up_to_time(k * step, f, r, T)))
+                cur = (
+                    path[k - 1]
+                    if path is not None
+                    else np.asarray(
+                        cf.conditional_expected_number_of_purchases_up_to_time(k * step, f, r, T)
+                    )
+                )
                 clv += (cur - prev) / (1.0 + d) ** k
                 prev = cur
         return pd.DataFrame(

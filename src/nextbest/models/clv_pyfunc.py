@@ -33,7 +33,9 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.model = ClvModel.load(context.artifacts["clv_model"])
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         horizon = float((params or {}).get("horizon_days", 365.0))
         frame = model_input.copy()
         frame["frequency"] = frame["frequency"].round().astype("int64")

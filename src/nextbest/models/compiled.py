@@ -35,12 +35,17 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MIN_ROWS = 2_000
-_compiled: dict[str, object] = {}   # model hash -> lleaves.Model, or None if it cannot be compiled
+_compiled: dict[str, object] = {}  # model hash -> lleaves.Model, or None if it cannot be compiled
 _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return os.environ.get("NEXTBEST_COMPILED_TREES", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("NEXTBEST_COMPILED_TREES", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def predict(booster, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
@@ -61,7 +66,9 @@ def predict(booster, X: np.ndarray, num_threads: int | None = None) -> np.ndarra
 def predict_classifier(classifier, X: np.ndarray) -> np.ndarray:
     """P(class 1) of a fitted binary ``LGBMClassifier`` on a float matrix, with its ``n_jobs``."""
     n_jobs = classifier.get_params().get("n_jobs")
-    return predict(classifier.booster_, X, int(n_jobs) if isinstance(n_jobs, int) and n_jobs > 0 else None)
+    return predict(
+        classifier.booster_, X, int(n_jobs) if isinstance(n_jobs, int) and n_jobs > 0 else None
+    )
 
 
 def _compiled_model(booster):
@@ -93,8 +100,12 @@ def _compiled_model(booster):
                 model.compile(cache=str(partial))
                 partial.replace(library)
             _compiled[key] = model
-        except Exception as exc:  # noqa: BLE001 (any failure means: use LightGBM, which always works)
-            log.warning("compiled trees unavailable (%s: %s); scoring with LightGBM", type(exc).__name__, exc)
+        except Exception as exc:
+            log.warning(
+                "compiled trees unavailable (%s: %s); scoring with LightGBM",
+                type(exc).__name__,
+                exc,
+            )
             _compiled[key] = None
         return _compiled[key]
 
@@ -102,7 +113,10 @@ def _compiled_model(booster):
 def _cache_dir() -> Path:
     from nextbest.config import home
 
-    for candidate in (home() / "cache" / "lleaves", Path(tempfile.gettempdir()) / "nextbest-lleaves"):
+    for candidate in (
+        home() / "cache" / "lleaves",
+        Path(tempfile.gettempdir()) / "nextbest-lleaves",
+    ):
         try:
             candidate.mkdir(parents=True, exist_ok=True)
             probe = candidate / f".probe-{os.getpid()}"

@@ -37,7 +37,9 @@ def calibration_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.Data
     p = np.clip(np.asarray(p, dtype="float64"), 0, 1)
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     frame = pd.DataFrame({"bin": bins, "y": y, "p": p})
-    g = frame.groupby("bin").agg(mean_predicted=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size"))
+    g = frame.groupby("bin").agg(
+        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size")
+    )
     return g.reset_index()
 
 
@@ -94,9 +96,11 @@ def ranking_metrics(relevant: list[set], ranked: list[list], k: int) -> dict[str
                 n_hit += 1
                 score += n_hit / i
         aps.append(score / min(k, len(rel)))
-    return {f"hit@{k}": float(np.mean(hits)) if hits else float("nan"),
-            f"map@{k}": float(np.mean(aps)) if aps else float("nan"),
-            "n_users": float(len(hits))}
+    return {
+        f"hit@{k}": float(np.mean(hits)) if hits else float("nan"),
+        f"map@{k}": float(np.mean(aps)) if aps else float("nan"),
+        "n_users": float(len(hits)),
+    }
 
 
 # -- CLV (value regression) ------------------------------------------------------------------
@@ -127,7 +131,9 @@ def historic_rate_baseline(cal: pd.DataFrame) -> np.ndarray:
     ``frequency / T * duration_holdout`` (0 when ``T == 0``), all in model units.
     """
     T = cal["T"].to_numpy(dtype="float64")
-    rate = np.divide(cal["frequency"].to_numpy(dtype="float64"), T, out=np.zeros_like(T), where=T > 0)
+    rate = np.divide(
+        cal["frequency"].to_numpy(dtype="float64"), T, out=np.zeros_like(T), where=T > 0
+    )
     return rate * cal["duration_holdout"].to_numpy(dtype="float64")
 
 
@@ -193,11 +199,13 @@ def decile_table(actual: np.ndarray, predicted: np.ndarray, n_groups: int = 10) 
     order = np.argsort(-predicted, kind="stable")
     groups = np.minimum(np.arange(len(order)) * n_groups // max(len(order), 1), n_groups - 1) + 1
     frame = pd.DataFrame({"decile": groups, "predicted": predicted[order], "actual": actual[order]})
-    g = frame.groupby("decile").agg(n=("actual", "size"), predicted_mean=("predicted", "mean"),
-                                    actual_mean=("actual", "mean"))
+    g = frame.groupby("decile").agg(
+        n=("actual", "size"), predicted_mean=("predicted", "mean"), actual_mean=("actual", "mean")
+    )
     a = g["actual_mean"].to_numpy()
-    g["ape"] = np.divide(np.abs(g["predicted_mean"].to_numpy() - a), a,
-                         out=np.full(len(a), np.nan), where=a > 0)
+    g["ape"] = np.divide(
+        np.abs(g["predicted_mean"].to_numpy() - a), a, out=np.full(len(a), np.nan), where=a > 0
+    )
     return g.reset_index()
 
 

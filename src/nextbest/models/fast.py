@@ -47,7 +47,9 @@ class _Patterns:
         self.b_shift = np.maximum(self.xu, 1) - 1  # b + x - 1, guarded for x = 0 as lifetimes does
 
 
-def bgnbd_negative_log_likelihood(log_params: np.ndarray, pat: _Patterns, penalizer: float) -> tuple[float, np.ndarray]:
+def bgnbd_negative_log_likelihood(
+    log_params: np.ndarray, pat: _Patterns, penalizer: float
+) -> tuple[float, np.ndarray]:
     """Mean negative log-likelihood plus penalty, and its gradient in log-parameters."""
     r, alpha, a, b = np.exp(log_params)
     xu = pat.xu
@@ -83,13 +85,16 @@ def bgnbd_negative_log_likelihood(log_params: np.ndarray, pat: _Patterns, penali
 
     w = pat.w
     params = np.array([r, alpha, a, b])
-    value = -(w @ ll) / pat.wsum + penalizer * np.sum(params ** 2)
-    grad_params = -np.array([w @ g_r, w @ g_alpha, w @ g_a, w @ g_b]) / pat.wsum + 2 * penalizer * params
+    value = -(w @ ll) / pat.wsum + penalizer * np.sum(params**2)
+    grad_params = (
+        -np.array([w @ g_r, w @ g_alpha, w @ g_a, w @ g_b]) / pat.wsum + 2 * penalizer * params
+    )
     return float(value), grad_params * params  # chain rule: d/dlog(theta) = theta d/dtheta
 
 
-def fit_bgnbd(frequency, recency, T, weights=None, penalizer_coef: float = 0.0,
-              tol: float = 1e-7) -> BetaGeoFitter:
+def fit_bgnbd(
+    frequency, recency, T, weights=None, penalizer_coef: float = 0.0, tol: float = 1e-7
+) -> BetaGeoFitter:
     """Fit BG/NBD by maximum likelihood; returns a ``BetaGeoFitter`` holding ``params_``.
 
     Parameters are in the units of ``recency`` and ``T``. Raises
@@ -103,8 +108,14 @@ def fit_bgnbd(frequency, recency, T, weights=None, penalizer_coef: float = 0.0,
     scale = 1.0 / T.max()  # lifetimes' _scale_time: the same objective, the same optimum
     pat = _Patterns(x, tx * scale, T * scale, w)
     with np.errstate(all="ignore"):
-        out = minimize(bgnbd_negative_log_likelihood, x0=0.1 * np.ones(4), args=(pat, penalizer_coef),
-                       jac=True, method=None, tol=tol)
+        out = minimize(
+            bgnbd_negative_log_likelihood,
+            x0=0.1 * np.ones(4),
+            args=(pat, penalizer_coef),
+            jac=True,
+            method=None,
+            tol=tol,
+        )
     if not out.success or not np.all(np.isfinite(out.x)):
         raise ConvergenceError(f"BG/NBD did not converge: {out.message}")
     params = np.exp(out.x)
@@ -129,8 +140,9 @@ class _SpendData:
         self.wsum = w.sum()
 
 
-def gamma_gamma_negative_log_likelihood(log_params: np.ndarray, d: _SpendData,
-                                        penalizer: float) -> tuple[float, np.ndarray]:
+def gamma_gamma_negative_log_likelihood(
+    log_params: np.ndarray, d: _SpendData, penalizer: float
+) -> tuple[float, np.ndarray]:
     """Mean negative Gamma-Gamma log-likelihood plus penalty, and its gradient in log-parameters.
 
     Fader, Hardie & Lee (2005b), per customer with x repeat purchases of mean m::
@@ -145,19 +157,27 @@ def gamma_gamma_negative_log_likelihood(log_params: np.ndarray, d: _SpendData,
     xi = d.xi
     px = p * d.x
     log_xmv = np.log(d.xm + v)
-    ll = g_u[xi] - gammaln(q) + q * np.log(v) + (px - 1) * d.log_m + px * d.log_x - (px + q) * log_xmv
+    ll = (
+        g_u[xi]
+        - gammaln(q)
+        + q * np.log(v)
+        + (px - 1) * d.log_m
+        + px * d.log_x
+        - (px + q) * log_xmv
+    )
     g_p = dp_u[xi] + d.x * (d.log_m + d.log_x - log_xmv)
     g_q = psi_pq_u[xi] - digamma(q) + np.log(v) - log_xmv
     g_v = q / v - (px + q) / (d.xm + v)
     w = d.w
     params = np.array([p, q, v])
-    value = -(w @ ll) / d.wsum + penalizer * np.sum(params ** 2)
+    value = -(w @ ll) / d.wsum + penalizer * np.sum(params**2)
     grad = -np.array([w @ g_p, w @ g_q, w @ g_v]) / d.wsum + 2 * penalizer * params
     return float(value), grad * params
 
 
-def fit_gamma_gamma(frequency, monetary, weights=None, penalizer_coef: float = 0.0,
-                    tol: float = 1e-7) -> GammaGammaFitter:
+def fit_gamma_gamma(
+    frequency, monetary, weights=None, penalizer_coef: float = 0.0, tol: float = 1e-7
+) -> GammaGammaFitter:
     """Fit Gamma-Gamma on customers with frequency > 0 and monetary > 0.
 
     Returns a ``GammaGammaFitter`` holding ``params_`` (p, q, v). Raises
@@ -168,8 +188,14 @@ def fit_gamma_gamma(frequency, monetary, weights=None, penalizer_coef: float = 0
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype="float64")
     data = _SpendData(x, m, w)
     with np.errstate(all="ignore"):
-        out = minimize(gamma_gamma_negative_log_likelihood, x0=0.1 * np.ones(3),
-                       args=(data, penalizer_coef), jac=True, method=None, tol=tol)
+        out = minimize(
+            gamma_gamma_negative_log_likelihood,
+            x0=0.1 * np.ones(3),
+            args=(data, penalizer_coef),
+            jac=True,
+            method=None,
+            tol=tol,
+        )
     if not out.success or not np.all(np.isfinite(out.x)):
         raise ConvergenceError(f"Gamma-Gamma did not converge: {out.message}")
     fitter = GammaGammaFitter(penalizer_coef=penalizer_coef)
@@ -203,7 +229,9 @@ def expected_purchases_path(fitter, times, frequency, recency, T) -> np.ndarray 
     # Distinct (x, T) pairs through 1-D uniques (a 2-D np.unique sorts rows and is ~5x slower).
     x_values, x_codes = np.unique(frequency, return_inverse=True)
     T_values, T_codes = np.unique(T, return_inverse=True)
-    pair_keys, inverse = np.unique(T_codes.ravel() * len(x_values) + x_codes.ravel(), return_inverse=True)
+    pair_keys, inverse = np.unique(
+        T_codes.ravel() * len(x_values) + x_codes.ravel(), return_inverse=True
+    )
     inverse = inverse.ravel()
     xu, Tu = x_values[pair_keys % len(x_values)], T_values[pair_keys // len(x_values)]
     times = np.asarray(times, dtype="float64")
@@ -216,9 +244,13 @@ def expected_purchases_path(fitter, times, frequency, recency, T) -> np.ndarray 
         for k, t in enumerate(times):
             _z = t / (alpha + Tu + t)
             ln_hyp_term = np.log(hyp2f1(_a, _b, _c, _z))
-            ln_hyp_term_alt = np.log(hyp2f1(_c - _a, _c - _b, _c, _z)) + (_c - _a - _b) * np.log(1 - _z)
+            ln_hyp_term_alt = np.log(hyp2f1(_c - _a, _c - _b, _c, _z)) + (_c - _a - _b) * np.log(
+                1 - _z
+            )
             ln_hyp_term = np.where(np.isinf(ln_hyp_term), ln_hyp_term_alt, ln_hyp_term)
-            second_term = 1 - np.exp(ln_hyp_term + (r + xu) * np.log((alpha + Tu) / (alpha + t + Tu)))
+            second_term = 1 - np.exp(
+                ln_hyp_term + (r + xu) * np.log((alpha + Tu) / (alpha + t + Tu))
+            )
             out[k] = (first_term * second_term)[inverse] / denominator
     else:
         x = frequency

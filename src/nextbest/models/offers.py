@@ -22,19 +22,32 @@ from lightgbm import LGBMClassifier
 
 from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
-from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models import compiled
+from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.tabular import as_matrix, check_features, float_codes
 
 CUSTOMER_FEATURES = (
-    "days_since_last", "n_purchases", "avg_spend", "n_purchases_30d", "n_purchases_90d", "spend_90d",
-    "ipt_mean_days", "trend_30_90",
+    "days_since_last",
+    "n_purchases",
+    "avg_spend",
+    "n_purchases_30d",
+    "n_purchases_90d",
+    "spend_90d",
+    "ipt_mean_days",
+    "trend_30_90",
 )
-PAIR_FEATURES = ("cat_share", "cat_days_since", "cat_ever_bought", "cat_popularity_30d", "cat_redemptions")
+PAIR_FEATURES = (
+    "cat_share",
+    "cat_days_since",
+    "cat_ever_bought",
+    "cat_popularity_30d",
+    "cat_redemptions",
+)
 
 
-def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float],
-                mask: np.ndarray | None = None) -> pd.DataFrame:
+def offer_pairs(
+    features: pd.DataFrame, offers, popularity: dict[str, float], mask: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per (customer, offer) with customer, category and offer features.
 
     Rows are offer-major: all customers for the first offer, then the second...
@@ -67,7 +80,9 @@ def offer_pairs(features: pd.DataFrame, offers, popularity: dict[str, float],
 def _customer_base(features: pd.DataFrame) -> pd.DataFrame:
     """The customer part of every pair: behaviour, category mix, campaign response, demographics."""
     share_cols = [c for c in features.columns if c.startswith("share_")]
-    base = features[["customer_id", *[c for c in CUSTOMER_FEATURES if c in features.columns], *share_cols]].copy()
+    base = features[
+        ["customer_id", *[c for c in CUSTOMER_FEATURES if c in features.columns], *share_cols]
+    ].copy()
     for c in CAMPAIGN_FEATURES:
         base[c] = features[c].to_numpy(dtype=float) if c in features.columns else 0.0
     for c in features.columns:
@@ -77,20 +92,26 @@ def _customer_base(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def _is_text(column: pd.Series) -> bool:
-    return (column.dtype == object or isinstance(column.dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(column))
+    return (
+        column.dtype == object
+        or isinstance(column.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(column)
+    )
 
 
 def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) -> dict:
     """The offer's own columns for every customer: arrays (n,) or scalars."""
     key = category_key(offer.category)
     days = _column(features, f"days_since_{key}", np.nan)
-    return {"offer_id": offer.offer_id, "category": offer.category,
-            "cat_share": _column(features, f"share_{key}", 0.0),
-            "cat_days_since": days,
-            "cat_ever_bought": (~np.isnan(days)).astype(float),
-            "cat_popularity_30d": float(popularity.get(offer.category, 0.0)),
-            "cat_redemptions": _column(features, f"redemptions_{key}", 0.0)}
+    return {
+        "offer_id": offer.offer_id,
+        "category": offer.category,
+        "cat_share": _column(features, f"share_{key}", 0.0),
+        "cat_days_since": days,
+        "cat_ever_bought": (~np.isnan(days)).astype(float),
+        "cat_popularity_30d": float(popularity.get(offer.category, 0.0)),
+        "cat_redemptions": _column(features, f"redemptions_{key}", 0.0),
+    }
 
 
 def _column(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -100,8 +121,14 @@ def _column(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
 
 
 def offer_feature_names(pairs: pd.DataFrame, demographics: list[str]) -> list[str]:
-    names = [c for c in pairs.columns if c in CUSTOMER_FEATURES or c.startswith("share_")
-             or c in PAIR_FEATURES or c in CAMPAIGN_FEATURES]
+    names = [
+        c
+        for c in pairs.columns
+        if c in CUSTOMER_FEATURES
+        or c.startswith("share_")
+        or c in PAIR_FEATURES
+        or c in CAMPAIGN_FEATURES
+    ]
     return ["offer_id", *names, *[d for d in demographics if d in pairs.columns]]
 
 
@@ -111,7 +138,8 @@ def popularity_scores(pairs: pd.DataFrame) -> np.ndarray:
 
 
 def last_bought_scores(pairs: pd.DataFrame) -> np.ndarray:
-    """Baseline: categories the customer bought most recently first; never-bought last (by popularity)."""
+    """Baseline: categories the customer bought most recently first; never-bought last (by
+    popularity)."""
     days = pairs["cat_days_since"].to_numpy(dtype=float)
     return np.where(np.isnan(days), -1e6 + pairs["cat_popularity_30d"].to_numpy(dtype=float), -days)
 
@@ -125,7 +153,9 @@ class OfferModel(BaseModel):
         super().__init__()
         self.params = dict(params or {})
 
-    def fit(self, pairs: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]) -> "OfferModel":
+    def fit(
+        self, pairs: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]
+    ) -> OfferModel:
         """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
         validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
         check_features(pairs, feature_names, "offer training pairs")
@@ -133,8 +163,11 @@ class OfferModel(BaseModel):
         self.levels_ = {k: v for k, v in levels.items() if k in feature_names}
         self.classifier_ = LGBMClassifier(**self.params)
         X = as_matrix(pairs, self.feature_names_, self.levels_)
-        self.classifier_.fit(X, pairs["label"].to_numpy(dtype="int64"),
-                             categorical_feature=list(self.levels_) or "auto")
+        self.classifier_.fit(
+            X,
+            pairs["label"].to_numpy(dtype="int64"),
+            categorical_feature=list(self.levels_) or "auto",
+        )
         self.n_train_ = len(pairs)
         self.fitted_ = True
         return self
@@ -142,10 +175,17 @@ class OfferModel(BaseModel):
     def predict_proba(self, pairs: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
         check_features(pairs, self.feature_names_, "offer pairs")
-        return self.classifier_.predict_proba(as_matrix(pairs, self.feature_names_, self.levels_))[:, 1]
+        return self.classifier_.predict_proba(as_matrix(pairs, self.feature_names_, self.levels_))[
+            :, 1
+        ]
 
-    def predict_offers(self, features: pd.DataFrame, offers, popularity: dict[str, float],
-                       mask: np.ndarray | None = None) -> np.ndarray:
+    def predict_offers(
+        self,
+        features: pd.DataFrame,
+        offers,
+        popularity: dict[str, float],
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray:
         """P(convert) of (customer, offer) pairs straight from customer feature rows.
 
         The same values as ``predict_proba(offer_pairs(features, offers, popularity, mask))``,
@@ -166,7 +206,9 @@ class OfferModel(BaseModel):
         # on a copy of the eligible rows otherwise.
         n = len(base)
         X_all = np.full((n, len(names)), np.nan)
-        X_all[:, [pos[c] for c in customer_names]] = float_codes(as_matrix(base, customer_names, self.levels_))
+        X_all[:, [pos[c] for c in customer_names]] = float_codes(
+            as_matrix(base, customer_names, self.levels_)
+        )
         out = []
         for j, offer in enumerate(offers):
             rows = np.arange(n) if mask is None else np.flatnonzero(mask[:, j])
@@ -180,20 +222,35 @@ class OfferModel(BaseModel):
                 if name in self.levels_:  # categorical (offer_id): its code, missing if unseen
                     levels = self.levels_[name]
                     value = float(levels.index(str(value))) if str(value) in levels else np.nan
-                X[:, pos[name]] = value if not isinstance(value, np.ndarray) else (value if dense else value[rows])
+                X[:, pos[name]] = (
+                    value
+                    if not isinstance(value, np.ndarray)
+                    else (value if dense else value[rows])
+                )
             p = compiled.predict_classifier(self.classifier_, X)
             out.append(p[rows] if dense and rows.size < n else p)
         return np.concatenate(out) if out else np.empty(0)
 
     def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """``customer_id``, ``offer_id``, ``p_convert``."""
-        return pd.DataFrame({"customer_id": pairs["customer_id"].astype(str).to_numpy(),
-                             "offer_id": pairs["offer_id"].astype(str).to_numpy(),
-                             "p_convert": self.predict_proba(pairs)})
+        return pd.DataFrame(
+            {
+                "customer_id": pairs["customer_id"].astype(str).to_numpy(),
+                "offer_id": pairs["offer_id"].astype(str).to_numpy(),
+                "p_convert": self.predict_proba(pairs),
+            }
+        )
 
     def feature_importance(self) -> pd.DataFrame:
         self._check_fitted()
         booster = self.classifier_.booster_
-        return (pd.DataFrame({"feature": booster.feature_name(),
-                              "gain": booster.feature_importance(importance_type="gain")})
-                .sort_values("gain", ascending=False).reset_index(drop=True))
+        return (
+            pd.DataFrame(
+                {
+                    "feature": booster.feature_name(),
+                    "gain": booster.feature_importance(importance_type="gain"),
+                }
+            )
+            .sort_values("gain", ascending=False)
+            .reset_index(drop=True)
+        )

@@ -14,7 +14,8 @@ import pandas as pd
 
 
 class ProbaPyfunc(mlflow.pyfunc.PythonModel):
-    """Serve a pickled :class:`~nextbest.models.churn.ChurnModel` or :class:`~nextbest.models.offers.OfferModel`.
+    """Serve a pickled :class:`~nextbest.models.churn.ChurnModel` or
+    :class:`~nextbest.models.offers.OfferModel`.
 
     Artifact key ``model``; ``kind`` is ``"churn"`` or ``"nbo"``.
     """
@@ -29,5 +30,7 @@ class ProbaPyfunc(mlflow.pyfunc.PythonModel):
             from nextbest.models.offers import OfferModel as cls
         self.model = cls.load(context.artifacts["model"])
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         return self.model.predict(model_input)

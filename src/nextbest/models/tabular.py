@@ -1,4 +1,5 @@
-"""Shared plumbing for the LightGBM models: feature frames, categorical encoding, rolling cutoffs."""
+"""Shared plumbing for the LightGBM models: feature frames, categorical encoding, rolling
+cutoffs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from nextbest.features.rfm import as_of_date
 ID_COLUMNS = {"customer_id", "consent_profiling", "cutoff", "label", "offer_id", "category"}
 
 
-def rolling_cutoffs(first_day: pd.Timestamp, as_of, label_days: int, step_days: int, n_cutoffs: int,
-                    min_history_days: int) -> list[pd.Timestamp]:
+def rolling_cutoffs(
+    first_day: pd.Timestamp,
+    as_of,
+    label_days: int,
+    step_days: int,
+    n_cutoffs: int,
+    min_history_days: int,
+) -> list[pd.Timestamp]:
     """Cutoffs (oldest first) whose label windows end on or before ``as_of``.
 
     The newest cutoff is ``as_of - label_days``: its label window ends exactly
@@ -49,7 +56,9 @@ def demographic_columns(customers: pd.DataFrame | None, max_levels: int = 50) ->
     for c in customers.columns:
         if c in ID_COLUMNS:
             continue
-        if customers[c].nunique(dropna=True) <= max_levels or pd.api.types.is_numeric_dtype(customers[c]):
+        if customers[c].nunique(dropna=True) <= max_levels or pd.api.types.is_numeric_dtype(
+            customers[c]
+        ):
             cols.append(c)
     return cols
 
@@ -61,8 +70,12 @@ def encode_categoricals(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd
     """
     out = frame.copy()
     for col, cats in levels.items():
-        values = out[col].astype("string") if col in out.columns else pd.Series(pd.NA, index=out.index)
-        out[col] = pd.Categorical(values.astype(object).where(values.notna(), None), categories=cats)
+        values = (
+            out[col].astype("string") if col in out.columns else pd.Series(pd.NA, index=out.index)
+        )
+        out[col] = pd.Categorical(
+            values.astype(object).where(values.notna(), None), categories=cats
+        )
     return out
 
 
@@ -75,11 +88,14 @@ def check_features(frame: pd.DataFrame, feature_names: list[str], what: str) -> 
     """Raise :class:`SchemaError` naming the feature columns a frame lacks."""
     missing = [c for c in feature_names if c not in frame.columns]
     if missing:
-        raise SchemaError(f"{what}: missing feature column(s) {missing[:10]}"
-                          f"{' ...' if len(missing) > 10 else ''}")
+        raise SchemaError(
+            f"{what}: missing feature column(s) {missing[:10]}{' ...' if len(missing) > 10 else ''}"
+        )
 
 
-def as_matrix(frame: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]) -> pd.DataFrame:
+def as_matrix(
+    frame: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]
+) -> pd.DataFrame:
     """Feature frame in the model's column order with categoricals encoded; numbers as float.
 
     Built column by column into one new frame (no per-column assignment into a copy): on a
@@ -96,12 +112,15 @@ def as_matrix(frame: pd.DataFrame, feature_names: list[str], levels: dict[str, l
         if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
             columns[col] = values.to_numpy(dtype="float64", na_value=np.nan)
         else:
-            columns[col] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            columns[col] = pd.to_numeric(values, errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
     return pd.DataFrame(columns, index=frame.index, columns=feature_names)
 
 
 def float_codes(X: pd.DataFrame) -> np.ndarray:
-    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes them."""
+    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes
+    them."""
     cols = {}
     for c in X.columns:
         if isinstance(X[c].dtype, pd.CategoricalDtype):

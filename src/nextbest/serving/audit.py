@@ -19,21 +19,31 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pydantic_core
 
 log = logging.getLogger(__name__)
 
-SCORE_KEYS = ("p_alive", "expected_purchases", "expected_spend", "predicted_clv", "churn_probability")
+SCORE_KEYS = (
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "predicted_clv",
+    "churn_probability",
+)
 
 
 def audit_record(decision: dict, request_id: str, endpoint: str, now: str) -> dict:
-    """The audit line for one decision (a :class:`~nextbest.serving.schemas.Decision`-shaped dict)."""
+    """The audit line for one decision (a :class:`~nextbest.serving.schemas.Decision`-shaped
+    dict)."""
     rec = {
-        "time": now, "request_id": request_id, "endpoint": endpoint,
-        "customer_id": decision["customer_id"], "action": decision["action"],
+        "time": now,
+        "request_id": request_id,
+        "endpoint": endpoint,
+        "customer_id": decision["customer_id"],
+        "action": decision["action"],
         "action_offer_id": decision["action_offer_id"],
         "offers": [o["offer_id"] for o in decision["offers"]],
         "model_versions": decision["model_versions"],
@@ -68,10 +78,12 @@ class AuditLog:
 
     def write(self, decisions: Iterable[dict], request_id: str, endpoint: str) -> None:
         """Append one line per decision (one ``write`` call for all of them)."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        lines = [pydantic_core.to_json(audit_record(d, request_id, endpoint, stamp), inf_nan_mode="null")
-                 for d in decisions]
+        lines = [
+            pydantic_core.to_json(audit_record(d, request_id, endpoint, stamp), inf_nan_mode="null")
+            for d in decisions
+        ]
         if not lines:
             return
         data = b"\n".join(lines) + b"\n"

@@ -79,10 +79,18 @@ class AuthMiddleware:
         if scope["type"] != "http" or self.open or is_public(scope["path"]) or self.allowed(scope):
             return await self.app(scope, receive, send)
         if not self.keys:
-            return await send_error(send, 503, "authentication is not configured",
-                                    "set NEXTBEST_API_KEY and restart the service")
+            return await send_error(
+                send,
+                503,
+                "authentication is not configured",
+                "set NEXTBEST_API_KEY and restart the service",
+            )
         if self.on_failure is not None:
             self.on_failure()
-        await send_error(send, 401, "unauthorized",
-                         "send the header 'Authorization: Bearer <key>' with a key from NEXTBEST_API_KEY",
-                         [(b"www-authenticate", b'Bearer realm="nextbest"')])
+        await send_error(
+            send,
+            401,
+            "unauthorized",
+            "send the header 'Authorization: Bearer <key>' with a key from NEXTBEST_API_KEY",
+            [(b"www-authenticate", b'Bearer realm="nextbest"')],
+        )

@@ -34,11 +34,13 @@ MAX_REJECTS_SHOWN = 20
 def transactions_frame(request: PredictFeaturesRequest) -> pd.DataFrame:
     """The posted lines in the transactions schema (optional columns only when given)."""
     rows = [t.model_dump() for t in request.transactions]
-    frame = pd.DataFrame({
-        "customer_id": request.customer_id,
-        "timestamp": [r["timestamp"].isoformat() for r in rows],
-        "amount": np.array([r["amount"] for r in rows], dtype="float64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": request.customer_id,
+            "timestamp": [r["timestamp"].isoformat() for r in rows],
+            "amount": np.array([r["amount"] for r in rows], dtype="float64"),
+        }
+    )
     for col in ("order_id", "category", "channel"):
         values = [r[col] for r in rows]
         if any(v is not None for v in values):
@@ -68,8 +70,9 @@ def _conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     return pd.DataFrame(out) if out else features.reset_index(drop=True)
 
 
-def cold_start_features(request: PredictFeaturesRequest,
-                        state: ServingState) -> tuple[pd.DataFrame, pd.Timestamp]:
+def cold_start_features(
+    request: PredictFeaturesRequest, state: ServingState
+) -> tuple[pd.DataFrame, pd.Timestamp]:
     """One feature row for the posted customer, and the ``as_of`` it is computed at.
 
     Raises
@@ -82,14 +85,21 @@ def cold_start_features(request: PredictFeaturesRequest,
     checked = validate_transactions(transactions_frame(request), as_of=as_of)
     if checked.report.n_rejected:
         rej = checked.rejects.sort_values("row").head(MAX_REJECTS_SHOWN)
-        detail = [{"row": int(r.row), "column": r.column, "value": r.value, "reason": r.reason}
-                  for r in rej.itertuples()]
-        raise InvalidInput(detail=detail, error=f"{checked.report.n_rejected} transaction line(s) rejected "
-                                                f"(showing at most {MAX_REJECTS_SHOWN})")
+        detail = [
+            {"row": int(r.row), "column": r.column, "value": r.value, "reason": r.reason}
+            for r in rej.itertuples()
+        ]
+        raise InvalidInput(
+            detail=detail,
+            error=f"{checked.report.n_rejected} transaction line(s) rejected "
+            f"(showing at most {MAX_REJECTS_SHOWN})",
+        )
     unknown = sorted(set(request.attributes) - set(state.attributes))
     if unknown:
-        raise InvalidInput(detail={"unknown": unknown, "known": list(state.attributes)},
-                           error="unknown customer attribute(s)")
+        raise InvalidInput(
+            detail={"unknown": unknown, "known": list(state.attributes)},
+            error="unknown customer attribute(s)",
+        )
     if not request.consent_profiling:
         row = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [False]})
         return _conform(row, state), as_of
@@ -107,7 +117,13 @@ def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) ->
     from nextbest.scoring import score
 
     features, as_of = cold_start_features(request, state)
-    scored = score(features, state.bundle, state.horizon_days, state.popularity, state.contact_history,
-                   as_of=as_of)
+    scored = score(
+        features,
+        state.bundle,
+        state.horizon_days,
+        state.popularity,
+        state.contact_history,
+        as_of=as_of,
+    )
     versions = json.loads(scored["model_versions"].iat[0])
     return decision_table([scored], 1, state.bundle, versions, as_of, state.horizon_days).row(0)

@@ -33,16 +33,16 @@ log = logging.getLogger(__name__)
 class DecisionTable:
     """Columnar ``score()`` rows sorted by ``customer_id`` (see the module docstring)."""
 
-    ids: np.ndarray              # (n,) fixed-width UTF-8 bytes, sorted
-    scores: np.ndarray           # (n, 5) float64 in MODEL_SCORE_COLUMNS order, NaN = not scored
-    action: np.ndarray           # (n,) uint8 index into ACTIONS
-    action_offer: np.ndarray     # (n,) int16 index into offer_ids, -1 = none
-    offer_index: np.ndarray      # (n, k) int16 index into offer_ids, -1 = none
-    offer_p: np.ndarray          # (n, k) float64
-    offer_ev: np.ndarray         # (n, k) float64
-    consent: np.ndarray          # (n,) bool
-    reasons: bytes | bytearray   # concatenated JSON arrays of {code, text} (never modified)
-    reason_offsets: np.ndarray   # (n + 1,) int64
+    ids: np.ndarray  # (n,) fixed-width UTF-8 bytes, sorted
+    scores: np.ndarray  # (n, 5) float64 in MODEL_SCORE_COLUMNS order, NaN = not scored
+    action: np.ndarray  # (n,) uint8 index into ACTIONS
+    action_offer: np.ndarray  # (n,) int16 index into offer_ids, -1 = none
+    offer_index: np.ndarray  # (n, k) int16 index into offer_ids, -1 = none
+    offer_p: np.ndarray  # (n, k) float64
+    offer_ev: np.ndarray  # (n, k) float64
+    consent: np.ndarray  # (n,) bool
+    reasons: bytes | bytearray  # concatenated JSON arrays of {code, text} (never modified)
+    reason_offsets: np.ndarray  # (n + 1,) int64
     offer_ids: tuple[str, ...]
     offer_categories: tuple[str, ...]
     model_versions: dict[str, str] = field(default_factory=dict)
@@ -55,8 +55,17 @@ class DecisionTable:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays and the reasons buffer."""
-        arrays = (self.ids, self.scores, self.action, self.action_offer, self.offer_index, self.offer_p,
-                  self.offer_ev, self.consent, self.reason_offsets)
+        arrays = (
+            self.ids,
+            self.scores,
+            self.action,
+            self.action_offer,
+            self.offer_index,
+            self.offer_p,
+            self.offer_ev,
+            self.consent,
+            self.reason_offsets,
+        )
         return int(sum(a.nbytes for a in arrays) + len(self.reasons))
 
     def find(self, customer_id: str) -> int:
@@ -86,19 +95,33 @@ class DecisionTable:
         """The ``score()`` row ``i`` as JSON-ready Python values (NaN -> ``None``)."""
         s = self.scores[i].tolist()
         offers = []
-        for j, p, ev in zip(self.offer_index[i].tolist(), self.offer_p[i].tolist(), self.offer_ev[i].tolist()):
+        for j, p, ev in zip(
+            self.offer_index[i].tolist(), self.offer_p[i].tolist(), self.offer_ev[i].tolist()
+        ):
             if j < 0:
                 break
-            offers.append({"offer_id": self.offer_ids[j], "category": self.offer_categories[j],
-                           "p_convert": p, "expected_value": ev})
+            offers.append(
+                {
+                    "offer_id": self.offer_ids[j],
+                    "category": self.offer_categories[j],
+                    "p_convert": p,
+                    "expected_value": ev,
+                }
+            )
         a = int(self.action_offer[i])
         start, end = self.reason_offsets[i], self.reason_offsets[i + 1]
         out = {"customer_id": self.ids[i].decode("utf-8")}
         out.update({c: (None if v != v else v) for c, v in zip(MODEL_SCORE_COLUMNS, s)})
-        out.update(action=ACTIONS[self.action[i]], action_offer_id=self.offer_ids[a] if a >= 0 else None,
-                   offers=offers, reasons=json.loads(self.reasons[start:end]),
-                   model_versions=self.model_versions, consent_profiling=bool(self.consent[i]),
-                   as_of=self.as_of, horizon_days=self.horizon_days)
+        out.update(
+            action=ACTIONS[self.action[i]],
+            action_offer_id=self.offer_ids[a] if a >= 0 else None,
+            offers=offers,
+            reasons=json.loads(self.reasons[start:end]),
+            model_versions=self.model_versions,
+            consent_profiling=bool(self.consent[i]),
+            as_of=self.as_of,
+            horizon_days=self.horizon_days,
+        )
         return out
 
 
@@ -139,23 +162,31 @@ class DecisionTableBuilder:
     def add(self, scored: pd.DataFrame) -> None:
         """Append the rows of one ``score()`` output frame."""
         ids = scored["customer_id"].astype(str)
-        ok = ((ids.str.len() <= self.max_id_chars) & (ids.str.len() > 0)
-              & ~ids.str.contains("\x00", regex=False)).to_numpy()
+        ok = (
+            (ids.str.len() <= self.max_id_chars)
+            & (ids.str.len() > 0)
+            & ~ids.str.contains("\x00", regex=False)
+        ).to_numpy()
         if not ok.all():
             self.skipped += int((~ok).sum())
-            log.warning("skipping %d snapshot id(s) longer than %d characters or containing NUL "
-                        "(no request can name them)", int((~ok).sum()), self.max_id_chars)
+            log.warning(
+                "skipping %d snapshot id(s) longer than %d characters or containing NUL "
+                "(no request can name them)",
+                int((~ok).sum()),
+                self.max_id_chars,
+            )
             scored, ids = scored[ok], ids[ok]
         m = len(scored)
         lo, hi = self.n, self.n + m
         self._ids.append(np.char.encode(ids.to_numpy(dtype=str), "utf-8"))
         self.scores[lo:hi] = scored[list(MODEL_SCORE_COLUMNS)].to_numpy(dtype="float64")
         self.action[lo:hi] = [self._action_code[a] for a in scored["action"]]
-        self.action_offer[lo:hi] = [self._code[o] if isinstance(o, str) else -1
-                                    for o in scored["action_offer_id"]]
+        self.action_offer[lo:hi] = [
+            self._code[o] if isinstance(o, str) else -1 for o in scored["action_offer_id"]
+        ]
         self.consent[lo:hi] = scored["consent_profiling"].to_numpy(dtype=bool)
         for r, offers in enumerate(scored["offers"], start=lo):
-            for j, o in enumerate(offers[:self.k]):
+            for j, o in enumerate(offers[: self.k]):
                 self.offer_index[r, j] = self._code[o["offer_id"]]
                 self.offer_p[r, j] = o["p_convert"]
                 self.offer_ev[r, j] = o["expected_value"]
@@ -170,10 +201,12 @@ class DecisionTableBuilder:
         n = self.n
         ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype="S1")
         self._ids.clear()
-        order = None if n < 2 or bool(np.all(ids[:-1] <= ids[1:])) else np.argsort(ids, kind="stable")
-        starts, ends = self.reason_offsets[:n], self.reason_offsets[1:n + 1]
+        order = (
+            None if n < 2 or bool(np.all(ids[:-1] <= ids[1:])) else np.argsort(ids, kind="stable")
+        )
+        starts, ends = self.reason_offsets[:n], self.reason_offsets[1 : n + 1]
         reasons = self.reasons  # kept as is: a bytes() copy would double it for a moment
-        offsets = self.reason_offsets[:n + 1]
+        offsets = self.reason_offsets[: n + 1]
         if order is not None:
             ids = ids[order]
             parts = [reasons[s:e] for s, e in zip(starts[order].tolist(), ends[order].tolist())]
@@ -187,9 +220,19 @@ class DecisionTableBuilder:
             return a if len(a) == n else a[:n].copy()
 
         return DecisionTable(
-            ids=ids, scores=take(self.scores), action=take(self.action), action_offer=take(self.action_offer),
-            offer_index=take(self.offer_index), offer_p=take(self.offer_p), offer_ev=take(self.offer_ev),
-            consent=take(self.consent), reasons=reasons, reason_offsets=offsets,
-            offer_ids=self.offer_ids, offer_categories=self.offer_categories,
+            ids=ids,
+            scores=take(self.scores),
+            action=take(self.action),
+            action_offer=take(self.action_offer),
+            offer_index=take(self.offer_index),
+            offer_p=take(self.offer_p),
+            offer_ev=take(self.offer_ev),
+            consent=take(self.consent),
+            reasons=reasons,
+            reason_offsets=offsets,
+            offer_ids=self.offer_ids,
+            offer_categories=self.offer_categories,
             model_versions=dict(model_versions),
-            as_of=pd.Timestamp(as_of).date() if as_of is not None else None, horizon_days=float(horizon_days))
+            as_of=pd.Timestamp(as_of).date() if as_of is not None else None,
+            horizon_days=float(horizon_days),
+        )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pydantic_core
 from starlette.responses import Response
@@ -60,11 +61,16 @@ def error_body(error: str, detail: Any = None) -> bytes:
     return json.dumps({"error": error, "detail": detail}, default=str).encode()
 
 
-def error_response(status: int, error: str, detail: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON error response with the standard body."""
-    return Response(error_body(error, detail), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        error_body(error, detail),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def json_response(payload: dict, status: int = 200) -> Response:
@@ -86,6 +92,7 @@ def handles_errors(func: Callable) -> Callable:
     Works for ``async def`` and plain methods (BentoML runs the latter in a thread).
     """
     if inspect.iscoroutinefunction(func):
+
         @functools.wraps(func)
         async def async_wrapper(*args, **kwargs):
             try:

@@ -18,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from nextbest.serving.errors import NotReady, ReloadFailed
 from nextbest.serving.settings import ServiceSettings
@@ -65,9 +65,14 @@ class StateHolder:
         garbage collection (fewer and shorter pauses per request).
     """
 
-    def __init__(self, settings: ServiceSettings, build: Callable = build_state,
-                 fingerprint: Callable = current_fingerprint, on_reload: Callable | None = None,
-                 compact_heap: bool = True) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        build: Callable = build_state,
+        fingerprint: Callable = current_fingerprint,
+        on_reload: Callable | None = None,
+        compact_heap: bool = True,
+    ) -> None:
         self.settings = settings
         self._build = build
         self._fingerprint = fingerprint
@@ -111,16 +116,22 @@ class StateHolder:
         with self._build_lock:
             current = self._state
             try:
-                unchanged = (not force and current is not None
-                             and self._fingerprint(self.settings) == current.fingerprint)
+                unchanged = (
+                    not force
+                    and current is not None
+                    and self._fingerprint(self.settings) == current.fingerprint
+                )
                 if unchanged:
                     self._on_reload("unchanged")
                     return "unchanged", current
                 new = self._build(self.settings)
             except Exception as exc:  # any failure leaves the old state serving
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("building the serving state failed (%s); %s", self.last_error,
-                          "still serving the previous state" if current else "not ready")
+                log.error(
+                    "building the serving state failed (%s); %s",
+                    self.last_error,
+                    "still serving the previous state" if current else "not ready",
+                )
                 self._on_reload("failed")
                 raise ReloadFailed(detail=self.last_error) from exc
             self._state = new

@@ -27,14 +27,17 @@ from nextbest.serving.errors import error_body
 
 log = logging.getLogger(__name__)
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("nextbest_request_id", default="-")
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "nextbest_request_id", default="-"
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _IO_SUFFIX = re.compile(r"(\w)IODescriptor\b")
 BENTOML_HTTP_LOGGER = "bentoml._internal.server.http_app"
 
 
 class ClientErrorLogFilter(logging.Filter):
-    """Drop BentoML's stack trace for a request body that failed validation (a client mistake, a 400)."""
+    """Drop BentoML's stack trace for a request body that failed validation (a client mistake, a
+    400)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from pydantic import ValidationError
@@ -57,12 +60,22 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 
-async def send_error(send, status: int, error: str, detail=None, headers: list | None = None) -> None:
+async def send_error(
+    send, status: int, error: str, detail=None, headers: list | None = None
+) -> None:
     """Send a complete JSON error response."""
     body = error_body(error, detail)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -74,7 +87,9 @@ def envelope(status: int, body: bytes) -> bytes:
         data = body.decode("utf-8", "replace").strip() or None
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]  # BentoML's array-wrapped exception body
-    if isinstance(data, dict) and "error" in data:  # BentoML names its generated input classes *IODescriptor
+    if (
+        isinstance(data, dict) and "error" in data
+    ):  # BentoML names its generated input classes *IODescriptor
         return error_body(_IO_SUFFIX.sub(r"\1", str(data["error"])), data.get("detail"))
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
     if isinstance(data, str):
@@ -117,10 +132,15 @@ class ErrorEnvelopeMiddleware:
                 start = held.pop("start")
                 held["passed"] = True
                 body = envelope(start["status"], b"".join(chunks))
-                headers = [h for h in start["headers"]
-                           if h[0].lower() not in (b"content-length", b"content-type")]
-                headers += [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]
+                headers = [
+                    h
+                    for h in start["headers"]
+                    if h[0].lower() not in (b"content-length", b"content-type")
+                ]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
                 await send({**start, "headers": headers})
                 return await send({"type": "http.response.body", "body": body})
             return await send(message)
@@ -128,8 +148,9 @@ class ErrorEnvelopeMiddleware:
         try:
             await self.app(scope, receive, wrapped_send)
         except Exception:
-            log.exception("unhandled error on %s %s (request %s)", scope.get("method"), scope.get("path"),
-                          rid)
+            log.exception(
+                "unhandled error on %s %s (request %s)", scope.get("method"), scope.get("path"), rid
+            )
             if "passed" not in held:
                 await send_error(send, 500, "internal error", {"request_id": rid}, [rid_header])
         finally:
@@ -143,20 +164,29 @@ class BodyLimitMiddleware:
         from nextbest.serving.settings import max_body_bytes_from_env
 
         self.app = app
-        self.max_body_bytes = int(max_body_bytes) if max_body_bytes is not None else max_body_bytes_from_env()
+        self.max_body_bytes = (
+            int(max_body_bytes) if max_body_bytes is not None else max_body_bytes_from_env()
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        ctype = (_header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
+        ctype = (
+            (_header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
+        )
         if ctype != b"application/json":
-            return await send_error(send, 415, "unsupported media type",
-                                    f"send the body as application/json, not {ctype.decode('latin-1')!r}")
+            return await send_error(
+                send,
+                415,
+                "unsupported media type",
+                f"send the body as application/json, not {ctype.decode('latin-1')!r}",
+            )
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await send_error(send, 413, "request body too large",
-                                    f"at most {limit:,} bytes are accepted")
+            return await send_error(
+                send, 413, "request body too large", f"at most {limit:,} bytes are accepted"
+            )
         parts, size = [], 0
         while True:
             message = await receive()
@@ -165,8 +195,9 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                return await send_error(send, 413, "request body too large",
-                                        f"at most {limit:,} bytes are accepted")
+                return await send_error(
+                    send, 413, "request body too large", f"at most {limit:,} bytes are accepted"
+                )
             parts.append(body)
             if not message.get("more_body", False):
                 break

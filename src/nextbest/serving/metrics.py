@@ -11,7 +11,8 @@ metric                                     meaning
 ``nextbest_unknown_customer_ids_total``    requested ids with no snapshot row, by ``endpoint``
 ``nextbest_consent_suppressions_total``    decisions where consent withheld personalisation
 ``nextbest_auth_failures_total``           requests refused with 401
-``nextbest_reloads_total``                 reload attempts by ``outcome`` (reloaded/unchanged/failed)
+``nextbest_reloads_total``                 reload attempts by ``outcome``
+(reloaded/unchanged/failed)
 ``nextbest_audit_write_failures_total``    audit-log writes that failed
 ``nextbest_snapshot_customers``            customers with a precomputed decision (per worker, max)
 =========================================  =================================================
@@ -23,7 +24,7 @@ import threading
 from dataclasses import dataclass
 
 _lock = threading.Lock()
-_metrics: "Metrics | None" = None
+_metrics: Metrics | None = None
 
 
 @dataclass(frozen=True)
@@ -53,20 +54,33 @@ def get_metrics() -> Metrics:
                 from prometheus_client import Counter, Gauge
 
                 _metrics = Metrics(
-                    decisions=Counter("nextbest_decisions", "Decisions returned, by endpoint and action.",
-                                      ["endpoint", "action"]),
-                    unknown_ids=Counter("nextbest_unknown_customer_ids",
-                                        "Requested customer ids not in the snapshot.", ["endpoint"]),
+                    decisions=Counter(
+                        "nextbest_decisions",
+                        "Decisions returned, by endpoint and action.",
+                        ["endpoint", "action"],
+                    ),
+                    unknown_ids=Counter(
+                        "nextbest_unknown_customer_ids",
+                        "Requested customer ids not in the snapshot.",
+                        ["endpoint"],
+                    ),
                     consent_suppressions=Counter(
                         "nextbest_consent_suppressions",
-                        "Decisions where the customer objected to profiling: non-personalised default given.",
-                        ["endpoint"]),
+                        "Decisions where the customer objected to profiling: non-personalised "
+                        "default given.",
+                        ["endpoint"],
+                    ),
                     auth_failures=Counter("nextbest_auth_failures", "Requests refused with 401."),
-                    reloads=Counter("nextbest_reloads", "Serving-state reload attempts by outcome.",
-                                    ["outcome"]),
-                    audit_failures=Counter("nextbest_audit_write_failures", "Audit-log writes that failed."),
-                    snapshot_customers=Gauge("nextbest_snapshot_customers",
-                                             "Customers with a precomputed decision.",
-                                             multiprocess_mode="livemax"),
+                    reloads=Counter(
+                        "nextbest_reloads", "Serving-state reload attempts by outcome.", ["outcome"]
+                    ),
+                    audit_failures=Counter(
+                        "nextbest_audit_write_failures", "Audit-log writes that failed."
+                    ),
+                    snapshot_customers=Gauge(
+                        "nextbest_snapshot_customers",
+                        "Customers with a precomputed decision.",
+                        multiprocess_mode="livemax",
+                    ),
                 )
     return _metrics

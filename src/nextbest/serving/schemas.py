@@ -22,13 +22,24 @@ MAX_ABS_AMOUNT = 1e9
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2200, 1, 1)
 
-CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH,
-                                             pattern=r"^[^\x00-\x1f\x7f]+$"),
-                       Field(description=f"The one customer id (1 to {MAX_ID_LENGTH} characters, no control "
-                                         "characters; leading zeros are kept).", examples=["1234"])]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)]
+CustomerId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+    ),
+    Field(
+        description=f"The one customer id (1 to {MAX_ID_LENGTH} characters, no control "
+        "characters; leading zeros are kept).",
+        examples=["1234"],
+    ),
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)
+]
 Action = Literal["retention", "cross_sell", "no_action", "non_personalised"]
-
 
 
 def _openapi_30(example: dict | None = None):
@@ -58,7 +69,9 @@ _STRICT = ConfigDict(extra="forbid", json_schema_extra=_openapi_30())
 class PredictRequest(BaseModel):
     """One customer id."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({"customer_id": "1234"}))
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_openapi_30({"customer_id": "1234"})
+    )
 
     customer_id: CustomerId
 
@@ -66,11 +79,14 @@ class PredictRequest(BaseModel):
 class PredictBatchRequest(BaseModel):
     """Up to :data:`MAX_BATCH_IDS` customer ids (duplicates are answered once)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30(
-        {"customer_ids": ["1234", "2001", "no-such-customer"]}))
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_openapi_30({"customer_ids": ["1234", "2001", "no-such-customer"]}),
+    )
 
-    customer_ids: list[CustomerId] = Field(min_length=1, max_length=MAX_BATCH_IDS,
-                                           description=f"1 to {MAX_BATCH_IDS} customer ids.")
+    customer_ids: list[CustomerId] = Field(
+        min_length=1, max_length=MAX_BATCH_IDS, description=f"1 to {MAX_BATCH_IDS} customer ids."
+    )
 
 
 class Transaction(BaseModel):
@@ -78,56 +94,104 @@ class Transaction(BaseModel):
 
     model_config = _STRICT
 
-    timestamp: dt.datetime = Field(description=f"ISO 8601, from {EARLIEST_DATE} to before {LATEST_DATE}; time "
-                                               "zones are converted to UTC, naive values are UTC.")
-    amount: float = Field(ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT, allow_inf_nan=False,
-                          description="Money for the line; negative = refund (netted against the same day).")
+    timestamp: dt.datetime = Field(
+        description=f"ISO 8601, from {EARLIEST_DATE} to before {LATEST_DATE}; time "
+        "zones are converted to UTC, naive values are UTC."
+    )
+    amount: float = Field(
+        ge=-MAX_ABS_AMOUNT,
+        le=MAX_ABS_AMOUNT,
+        allow_inf_nan=False,
+        description="Money for the line; negative = refund (netted against the same day).",
+    )
     order_id: ShortText | None = None
-    category: ShortText | None = Field(default=None, description="Product category / department, e.g. PRODUCE.")
+    category: ShortText | None = Field(
+        default=None, description="Product category / department, e.g. PRODUCE."
+    )
     channel: ShortText | None = None
 
     @field_validator("timestamp")
     @classmethod
     def _in_range(cls, value: dt.datetime) -> dt.datetime:
         try:
-            utc = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            utc = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
         except OverflowError:
             utc = None
-        if utc is None or not (dt.datetime.combine(EARLIEST_DATE, dt.time()) <= utc
-                               < dt.datetime.combine(LATEST_DATE, dt.time())):
-            raise ValueError(f"timestamp must be from {EARLIEST_DATE} to before {LATEST_DATE} (UTC)")
+        if utc is None or not (
+            dt.datetime.combine(EARLIEST_DATE, dt.time())
+            <= utc
+            < dt.datetime.combine(LATEST_DATE, dt.time())
+        ):
+            raise ValueError(
+                f"timestamp must be from {EARLIEST_DATE} to before {LATEST_DATE} (UTC)"
+            )
         return value
 
 
-AttributeValue = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | int | bool | None
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | float | int | bool | None
+)
 
 
 class PredictFeaturesRequest(BaseModel):
-    """A customer who is not in the snapshot: their transactions, consent and attributes (cold start)."""
+    """A customer who is not in the snapshot: their transactions, consent and attributes (cold
+    start)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({
-        "customer_id": "new-0001",
-        "consent_profiling": True,
-        "as_of": "2018-01-01",
-        "transactions": [
-            {"timestamp": "2017-10-02T10:15:00", "amount": 42.5, "category": "PRODUCE", "order_id": "b1"},
-            {"timestamp": "2017-11-20T17:40:00", "amount": 18.0, "category": "MEAT", "order_id": "b2"},
-            {"timestamp": "2017-12-18T09:05:00", "amount": 61.2, "category": "GROCERY", "order_id": "b3"},
-        ],
-        "attributes": {"income": "50-74K"},
-    }))
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_openapi_30(
+            {
+                "customer_id": "new-0001",
+                "consent_profiling": True,
+                "as_of": "2018-01-01",
+                "transactions": [
+                    {
+                        "timestamp": "2017-10-02T10:15:00",
+                        "amount": 42.5,
+                        "category": "PRODUCE",
+                        "order_id": "b1",
+                    },
+                    {
+                        "timestamp": "2017-11-20T17:40:00",
+                        "amount": 18.0,
+                        "category": "MEAT",
+                        "order_id": "b2",
+                    },
+                    {
+                        "timestamp": "2017-12-18T09:05:00",
+                        "amount": 61.2,
+                        "category": "GROCERY",
+                        "order_id": "b3",
+                    },
+                ],
+                "attributes": {"income": "50-74K"},
+            }
+        ),
+    )
 
     customer_id: CustomerId
-    transactions: list[Transaction] = Field(min_length=1, max_length=MAX_TRANSACTIONS,
-                                            description=f"1 to {MAX_TRANSACTIONS:,} lines before as_of.")
+    transactions: list[Transaction] = Field(
+        min_length=1,
+        max_length=MAX_TRANSACTIONS,
+        description=f"1 to {MAX_TRANSACTIONS:,} lines before as_of.",
+    )
     consent_profiling: bool = Field(
         default=True,
-        description="False: the customer objected to profiling; non-personalised action, no scores.")
-    as_of: dt.date | None = Field(default=None, ge=EARLIEST_DATE, le=LATEST_DATE,
-                                  description="First day NOT observed; default: the snapshot's as_of.")
+        description="False: the customer objected to profiling; "
+        "non-personalised action, no scores.",
+    )
+    as_of: dt.date | None = Field(
+        default=None,
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="First day NOT observed; default: the snapshot's as_of.",
+    )
     attributes: dict[ShortText, AttributeValue] = Field(
-        default_factory=dict, max_length=MAX_ATTRIBUTES,
-        description="Customer attributes the models know (e.g. demographics); unknown names are rejected.")
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="Customer attributes the models know (e.g. demographics); unknown names are "
+        "rejected.",
+    )
 
 
 class ReloadRequest(BaseModel):
@@ -135,14 +199,18 @@ class ReloadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({"force": False}))
 
-    force: bool = Field(default=False, description="Rebuild even if no champion or snapshot changed.")
+    force: bool = Field(
+        default=False, description="Rebuild even if no champion or snapshot changed."
+    )
 
 
 # -- responses -----------------------------------------------------------------------------------
 class OfferOut(BaseModel):
     offer_id: str
     category: str
-    p_convert: float = Field(description="P(customer buys the offer's category in the next window).")
+    p_convert: float = Field(
+        description="P(customer buys the offer's category in the next window)."
+    )
     expected_value: float = Field(description="p_convert x value - cost, in $.")
 
 
@@ -152,28 +220,57 @@ class ReasonOut(BaseModel):
 
 
 class Decision(BaseModel):
-    """The ``nextbest.scoring.score`` row of one customer (scores are null for opted-out customers)."""
+    """The ``nextbest.scoring.score`` row of one customer (scores are null for opted-out
+    customers)."""
 
-    model_config = ConfigDict(json_schema_extra=_openapi_30({
-        "customer_id": "1234", "p_alive": 0.97, "expected_purchases": 41.3, "expected_spend": 38.2,
-        "predicted_clv": 1478.5, "churn_probability": 0.06, "action": "cross_sell",
-        "action_offer_id": "XS-DELI",
-        "offers": [{"offer_id": "XS-DELI", "category": "DELI", "p_convert": 0.31, "expected_value": 0.94}],
-        "reasons": [{"code": "CROSS_SELL_PROPENSITY", "text": "buys PRODUCE weekly, no DELI in 45 days"}],
-        "model_versions": {"nextbest-churn": "1", "nextbest-clv": "1", "nextbest-nbo": "1"},
-        "consent_profiling": True, "as_of": "2018-01-01", "horizon_days": 365.0}))
+    model_config = ConfigDict(
+        json_schema_extra=_openapi_30(
+            {
+                "customer_id": "1234",
+                "p_alive": 0.97,
+                "expected_purchases": 41.3,
+                "expected_spend": 38.2,
+                "predicted_clv": 1478.5,
+                "churn_probability": 0.06,
+                "action": "cross_sell",
+                "action_offer_id": "XS-DELI",
+                "offers": [
+                    {
+                        "offer_id": "XS-DELI",
+                        "category": "DELI",
+                        "p_convert": 0.31,
+                        "expected_value": 0.94,
+                    }
+                ],
+                "reasons": [
+                    {
+                        "code": "CROSS_SELL_PROPENSITY",
+                        "text": "buys PRODUCE weekly, no DELI in 45 days",
+                    }
+                ],
+                "model_versions": {"nextbest-churn": "1", "nextbest-clv": "1", "nextbest-nbo": "1"},
+                "consent_profiling": True,
+                "as_of": "2018-01-01",
+                "horizon_days": 365.0,
+            }
+        )
+    )
 
     customer_id: str
     p_alive: float | None = Field(description="P(still active at as_of).")
     expected_purchases: float | None = Field(description="Expected purchases over horizon_days.")
     expected_spend: float | None = Field(description="Expected spend per purchase ($).")
-    predicted_clv: float | None = Field(description="Discounted value over horizon_days ($, times margin).")
+    predicted_clv: float | None = Field(
+        description="Discounted value over horizon_days ($, times margin)."
+    )
     churn_probability: float | None
     action: Action
     action_offer_id: str | None
     offers: list[OfferOut] = Field(description="Top-k eligible offers, best first.")
     reasons: list[ReasonOut]
-    model_versions: dict[str, str] = Field(description="Registry version of each model that decided.")
+    model_versions: dict[str, str] = Field(
+        description="Registry version of each model that decided."
+    )
     consent_profiling: bool
     as_of: dt.date | None
     horizon_days: float
@@ -185,15 +282,18 @@ class DecisionBatch(BaseModel):
     model_config = ConfigDict(json_schema_extra=_openapi_30())
 
     decisions: list[Decision]
-    not_found: list[str] = Field(description="Requested ids with no snapshot row (answer them with "
-                                             "/predict_features).")
+    not_found: list[str] = Field(
+        description="Requested ids with no snapshot row (answer them with /predict_features)."
+    )
 
 
 class ReloadResult(BaseModel):
     model_config = ConfigDict(json_schema_extra=_openapi_30())
 
     outcome: Literal["reloaded", "unchanged", "in_progress"] = Field(
-        description="in_progress (HTTP 202): still building; the versions shown are the ones still served.")
+        description="in_progress (HTTP 202): still building; the versions shown are the ones still "
+        "served."
+    )
     model_versions: dict[str, str]
     as_of: dt.date | None
     n_customers: int

@@ -6,12 +6,15 @@ variable                       meaning (default)
 ``NEXTBEST_HOME``              state directory: MLflow store, snapshots, audit log (``./.nextbest``)
 ``NEXTBEST_API_KEY``           bearer key(s) clients must send; comma-separated to rotate
 ``NEXTBEST_ALLOW_NO_AUTH``     ``1`` to run without a key (development only; logged loudly)
-``NEXTBEST_HORIZON_DAYS``      horizon of ``expected_purchases`` / ``predicted_clv`` (``models/clv.yaml``)
-``NEXTBEST_RELOAD_SECONDS``    how often the watcher looks for a new champion or snapshot (30; 0 = off)
+``NEXTBEST_HORIZON_DAYS``      horizon of ``expected_purchases`` / ``predicted_clv``
+(``models/clv.yaml``)
+``NEXTBEST_RELOAD_SECONDS``    how often the watcher looks for a new champion or snapshot (30; 0 =
+off)
 ``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (20,000)
 ``NEXTBEST_MAX_BODY_BYTES``    largest request body accepted (2 MiB)
 ``NEXTBEST_AUDIT``             ``0`` to switch the audit log off (on)
-``NEXTBEST_CONTACT_HISTORY``   CSV/Parquet of past contacts (``customer_id, offer_id, timestamp``) for
+``NEXTBEST_CONTACT_HISTORY``   CSV/Parquet of past contacts (``customer_id, offer_id, timestamp``)
+for
                                cooldowns and caps, as ``nextbest score --contact-history`` (none)
 =============================  ==========================================================
 """
@@ -70,13 +73,18 @@ def api_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
         return keys
     if env.get(ALLOW_NO_AUTH_ENV, "") == "1":
         log.warning("!" * 72)
-        log.warning("%s is not set and %s=1: the nextbest API is OPEN to anyone who can reach it",
-                    API_KEY_ENV, ALLOW_NO_AUTH_ENV)
+        log.warning(
+            "%s is not set and %s=1: the nextbest API is OPEN to anyone who can reach it",
+            API_KEY_ENV,
+            ALLOW_NO_AUTH_ENV,
+        )
         log.warning("!" * 72)
         return ()
-    message = (f"{API_KEY_ENV} is not set: refusing to start an unauthenticated service. Set "
-               f"{API_KEY_ENV}=<secret> (clients send 'Authorization: Bearer <secret>'), or "
-               f"{ALLOW_NO_AUTH_ENV}=1 for local development only.")
+    message = (
+        f"{API_KEY_ENV} is not set: refusing to start an unauthenticated service. Set "
+        f"{API_KEY_ENV}=<secret> (clients send 'Authorization: Bearer <secret>'), or "
+        f"{ALLOW_NO_AUTH_ENV}=1 for local development only."
+    )
     log.critical(message)
     raise ConfigurationError(message)
 
@@ -104,7 +112,7 @@ class ServiceSettings:
         return self.paths.root / "serving" / "reload-requested"
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "ServiceSettings":
+    def from_env(cls, env: dict | None = None) -> ServiceSettings:
         """Read and check the environment (see the module docstring).
 
         Raises
@@ -127,5 +135,6 @@ class ServiceSettings:
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
             catalog_path=models_dir() / "offers.yaml",
             contact_history=Path(env["NEXTBEST_CONTACT_HISTORY"]).resolve()
-            if env.get("NEXTBEST_CONTACT_HISTORY", "").strip() else None,
+            if env.get("NEXTBEST_CONTACT_HISTORY", "").strip()
+            else None,
         )

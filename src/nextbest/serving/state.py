@@ -1,4 +1,5 @@
-"""One immutable serving state (champions, snapshot metadata, precomputed decisions) and how to build it.
+"""One immutable serving state (champions, snapshot metadata, precomputed decisions) and how to
+build it.
 
 A state is built completely (models loaded, every snapshot customer scored)
 before anyone sees it; :class:`nextbest.serving.holder.StateHolder` then
@@ -17,9 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -64,8 +65,13 @@ class ServingState:
 def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
     snaps = settings.paths.snapshots
     out = []
-    for path in (snaps / SNAPSHOT_FILE, snaps / SNAPSHOT_META, settings.catalog_path, settings.reload_marker,
-                 settings.contact_history):
+    for path in (
+        snaps / SNAPSHOT_FILE,
+        snaps / SNAPSHOT_META,
+        settings.catalog_path,
+        settings.reload_marker,
+        settings.contact_history,
+    ):
         if path is None:
             continue
         try:
@@ -109,11 +115,19 @@ def offer_vocabulary(bundle: ModelBundle) -> tuple[list[str], list[str]]:
     return ids, cats
 
 
-def decision_table(scored: Iterable[pd.DataFrame], n_rows: int, bundle: ModelBundle, versions: dict[str, str],
-                   as_of, horizon_days: float) -> DecisionTable:
+def decision_table(
+    scored: Iterable[pd.DataFrame],
+    n_rows: int,
+    bundle: ModelBundle,
+    versions: dict[str, str],
+    as_of,
+    horizon_days: float,
+) -> DecisionTable:
     """A :class:`DecisionTable` from ``score()`` frames (at most ``n_rows`` rows in all)."""
     ids, cats = offer_vocabulary(bundle)
-    builder = DecisionTableBuilder(n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH)
+    builder = DecisionTableBuilder(
+        n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH
+    )
     for frame in scored:
         builder.add(frame)
     return builder.finish(versions, as_of, horizon_days)
@@ -135,8 +149,12 @@ def build_state(settings: ServiceSettings, attempts: int = 3) -> ServingState:
         state = _build_once(settings)
         if _file_stats(settings) == before:
             return state
-        log.warning("snapshot changed while loading (attempt %d/%d); loading again", attempt, attempts)
-    raise LookupError(f"the snapshot under {settings.paths.snapshots} kept changing while being loaded")
+        log.warning(
+            "snapshot changed while loading (attempt %d/%d); loading again", attempt, attempts
+        )
+    raise LookupError(
+        f"the snapshot under {settings.paths.snapshots} kept changing while being loaded"
+    )
 
 
 def _build_once(settings: ServiceSettings) -> ServingState:
@@ -168,15 +186,32 @@ def _build_once(settings: ServiceSettings) -> ServingState:
             yield score(features, bundle, settings.horizon_days, popularity, history, as_of=as_of)
 
     table = decision_table(scored(), n_rows, bundle, bundle.versions, as_of, settings.horizon_days)
-    attributes = tuple(c for c, d in dtypes.items()
-                       if c not in ("customer_id", "consent_profiling") and not pd.api.types.is_numeric_dtype(d)
-                       and not pd.api.types.is_bool_dtype(d))
+    attributes = tuple(
+        c
+        for c, d in dtypes.items()
+        if c not in ("customer_id", "consent_profiling")
+        and not pd.api.types.is_numeric_dtype(d)
+        and not pd.api.types.is_bool_dtype(d)
+    )
     seconds = time.perf_counter() - started
-    log.info("serving state built: %d customers, models %s, snapshot as_of %s, %.1f MB, %.1fs",
-             len(table), bundle.versions, as_of.date(), table.nbytes / 1e6, seconds)
+    log.info(
+        "serving state built: %d customers, models %s, snapshot as_of %s, %.1f MB, %.1fs",
+        len(table),
+        bundle.versions,
+        as_of.date(),
+        table.nbytes / 1e6,
+        seconds,
+    )
     return ServingState(
-        bundle=bundle, table=table, popularity=popularity, as_of=as_of, horizon_days=settings.horizon_days,
-        time_unit_days=float(meta.get("time_unit_days", bundle.clv.time_unit_days)), feature_dtypes=dtypes,
+        bundle=bundle,
+        table=table,
+        popularity=popularity,
+        as_of=as_of,
+        horizon_days=settings.horizon_days,
+        time_unit_days=float(meta.get("time_unit_days", bundle.clv.time_unit_days)),
+        feature_dtypes=dtypes,
         attributes=attributes,
-        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats), build_seconds=seconds,
-        contact_history=history)
+        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats),
+        build_seconds=seconds,
+        contact_history=history,
+    )

@@ -1,4 +1,5 @@
-"""Training: CLV (:mod:`.clv`), churn (:mod:`.churn`), next-best-offer (:mod:`.nbo`) and the pipeline
+"""Training: CLV (:mod:`.clv`), churn (:mod:`.churn`), next-best-offer (:mod:`.nbo`) and the
+pipeline
 that runs all three (:mod:`.pipeline`). Every run is logged to MLflow, registered, and promoted to
 ``champion`` only past the thresholds of ``models/*.yaml``."""
 
@@ -12,5 +13,12 @@ from nextbest.train.clv import (
     train_clv,
 )
 
-__all__ = ["TrainResult", "default_as_of", "historic_rate_baseline", "holdout_metrics",
-           "prepare_transactions", "select_count_model", "train_clv"]
+__all__ = [
+    "TrainResult",
+    "default_as_of",
+    "historic_rate_baseline",
+    "holdout_metrics",
+    "prepare_transactions",
+    "select_count_model",
+    "train_clv",
+]

@@ -45,16 +45,24 @@ class ChurnResult:
     example: pd.DataFrame
 
 
-def churn_examples(ctx: FeatureContext, cutoffs: list[pd.Timestamp], horizon_days: int, clv_config: dict,
-                   count_model: str) -> pd.DataFrame:
-    """Features at each cutoff (data before it) with ``label`` = no purchase in the next ``horizon_days``."""
+def churn_examples(
+    ctx: FeatureContext,
+    cutoffs: list[pd.Timestamp],
+    horizon_days: int,
+    clv_config: dict,
+    count_model: str,
+) -> pd.DataFrame:
+    """Features at each cutoff (data before it) with ``label`` = no purchase in the next
+    ``horizon_days``."""
     unit = float(clv_config["time_unit_days"])
     index = pd.Index(ctx.table.customer_ids.astype(str))
     frames = []
     for c in cutoffs:
         f = features_at(ctx, c, unit)
         f = f[f["consent_profiling"]].reset_index(drop=True)
-        clv = ClvModel(count_model=count_model, time_unit_days=unit, penalizers=clv_config["penalizers"]).fit(f)
+        clv = ClvModel(
+            count_model=count_model, time_unit_days=unit, penalizers=clv_config["penalizers"]
+        ).fit(f)
         f = add_clv_features(f, clv, horizon_days)
         bought = purchased_in_window(ctx.table, c, horizon_days)
         f["label"] = (~bought[index.get_indexer(f["customer_id"])]).astype("int64")
@@ -68,11 +76,19 @@ def _calibrated_baseline(cal_score, cal_y, test_score) -> np.ndarray:
     return iso.predict(test_score)
 
 
-def train_churn(ctx: FeatureContext, as_of, config: dict, clv_config: dict, count_model: str) -> ChurnResult:
+def train_churn(
+    ctx: FeatureContext, as_of, config: dict, clv_config: dict, count_model: str
+) -> ChurnResult:
     """Build examples, evaluate on the newest cutoff against baselines, fit the production model."""
     horizon = int(config["horizon_days"])
-    cutoffs = rolling_cutoffs(ctx.first_day, as_of, horizon, int(config["cutoff_step_days"]),
-                              int(config["n_cutoffs"]), int(config["min_history_days"]))
+    cutoffs = rolling_cutoffs(
+        ctx.first_day,
+        as_of,
+        horizon,
+        int(config["cutoff_step_days"]),
+        int(config["n_cutoffs"]),
+        int(config["min_history_days"]),
+    )
     ex = churn_examples(ctx, cutoffs, horizon, clv_config, count_model)
     names = churn_feature_names(ex, ctx.demographics)
     levels = learn_levels(ex, [d for d in ctx.demographics if d in names])
@@ -97,7 +113,9 @@ def train_churn(ctx: FeatureContext, as_of, config: dict, clv_config: dict, coun
         bp = _calibrated_baseline(cal_s, cal["label"].to_numpy(dtype=float), test_s)
         m = classification_metrics(y, test_s)
         m["brier"] = classification_metrics(y, bp)["brier"]
-        metrics.update({f"baseline_{name}_{k}": v for k, v in m.items() if k in ("auc", "pr_auc", "brier")})
+        metrics.update(
+            {f"baseline_{name}_{k}": v for k, v in m.items() if k in ("auc", "pr_auc", "brier")}
+        )
         metrics[f"baseline_{name}_top_decile_lift"] = float(lift_table(y, test_s)["lift"].iloc[0])
         calib[name] = calibration_table(y, bp)
         lifts[name] = lift_table(y, test_s)
@@ -107,17 +125,28 @@ def train_churn(ctx: FeatureContext, as_of, config: dict, clv_config: dict, coun
     metrics["n_examples"] = float(len(ex))
     th = config["thresholds"]
     checks = {
-        "min_auc_gain_vs_baselines": {"value": metrics["test_auc_gain_vs_best_baseline"],
-                                      "limit": th["min_auc_gain_vs_baselines"]},
+        "min_auc_gain_vs_baselines": {
+            "value": metrics["test_auc_gain_vs_best_baseline"],
+            "limit": th["min_auc_gain_vs_baselines"],
+        },
         "max_brier": {"value": metrics["test_brier"], "limit": th["max_brier"]},
     }
     checks["min_auc_gain_vs_baselines"]["passed"] = bool(
         np.isfinite(checks["min_auc_gain_vs_baselines"]["value"])
-        and checks["min_auc_gain_vs_baselines"]["value"] >= th["min_auc_gain_vs_baselines"])
+        and checks["min_auc_gain_vs_baselines"]["value"] >= th["min_auc_gain_vs_baselines"]
+    )
     checks["max_brier"]["passed"] = bool(metrics["test_brier"] <= th["max_brier"])
     gate = {"passed": all(c["passed"] for c in checks.values()), "checks": checks}
 
     final = ChurnModel(config["lightgbm"]).fit(ex[ex["cutoff"] < cutoffs[-1]], test, names, levels)
     final.horizon_days_ = horizon
-    return ChurnResult(final, metrics, gate, cutoffs, calib, lifts, final.feature_importance(),
-                       test[["customer_id", *names]].head(5))
+    return ChurnResult(
+        final,
+        metrics,
+        gate,
+        cutoffs,
+        calib,
+        lifts,
+        final.feature_importance(),
+        test[["customer_id", *names]].head(5),
+    )

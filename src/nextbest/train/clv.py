@@ -31,12 +31,17 @@ import pandas as pd
 
 from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
-from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, require_columns, validate_transactions
+from nextbest.data.schema import (
+    REQUIRED_TRANSACTION_COLUMNS,
+    require_columns,
+    validate_transactions,
+)
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+
 # The gate's metrics live with every other metric (``nextbest evaluate`` uses the same ones);
 # re-exported here for callers of ``nextbest.train``.
-from nextbest.models.evaluation import historic_rate_baseline, holdout_metrics  # noqa: F401
+from nextbest.models.evaluation import historic_rate_baseline, holdout_metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +66,20 @@ class TrainResult:
 def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
     """The day after the last transaction: every row is then in the past."""
     require_columns(transactions, REQUIRED_TRANSACTION_COLUMNS, "transactions")
-    ts = pd.to_datetime(transactions["timestamp"], errors="coerce", format="mixed") \
-        if not pd.api.types.is_datetime64_any_dtype(transactions["timestamp"]) else transactions["timestamp"]
+    ts = (
+        pd.to_datetime(transactions["timestamp"], errors="coerce", format="mixed")
+        if not pd.api.types.is_datetime64_any_dtype(transactions["timestamp"])
+        else transactions["timestamp"]
+    )
     last = ts.max()
     if pd.isna(last):
         raise ValueError("no parsable timestamp in transactions")
     return last.normalize() + pd.Timedelta(days=1)
 
 
-def select_count_model(transactions: pd.DataFrame, as_of, config: dict) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+def select_count_model(
+    transactions: pd.DataFrame, as_of, config: dict
+) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """Fit each candidate on an inner calibration period and score it on the inner holdout.
 
     Returns
@@ -85,8 +95,9 @@ def select_count_model(transactions: pd.DataFrame, as_of, config: dict) -> tuple
     cal = calibration_holdout(transactions, inner_as_of, hold_days, unit)
     rows = []
     for name in config["count_models"]:
-        model = ClvModel(count_model=name, time_unit_days=unit, penalizers=config["penalizers"],
-                         fallbacks=[])
+        model = ClvModel(
+            count_model=name, time_unit_days=unit, penalizers=config["penalizers"], fallbacks=[]
+        )
         try:
             model.fit(cal)
         except RuntimeError as exc:
@@ -94,16 +105,27 @@ def select_count_model(transactions: pd.DataFrame, as_of, config: dict) -> tuple
             continue
         pred = model.expected_purchases(hold_days, cal)
         m = holdout_metrics(cal["frequency_holdout"].to_numpy(), pred)
-        rows.append({"model": name, "outcome": "ok", "penalizer": model.penalizer_used_,
-                     "log_likelihood": model.log_likelihood_, "holdout_mae": m["mae"],
-                     "holdout_rmse": m["rmse"], "aggregate_error": m["aggregate_error"],
-                     "predicted_total": m["predicted_total"], "actual_total": m["actual_total"],
-                     "fit_seconds": model.fit_seconds_})
+        rows.append(
+            {
+                "model": name,
+                "outcome": "ok",
+                "penalizer": model.penalizer_used_,
+                "log_likelihood": model.log_likelihood_,
+                "holdout_mae": m["mae"],
+                "holdout_rmse": m["rmse"],
+                "aggregate_error": m["aggregate_error"],
+                "predicted_total": m["predicted_total"],
+                "actual_total": m["actual_total"],
+                "fit_seconds": model.fit_seconds_,
+            }
+        )
     table = pd.DataFrame(rows)
     ok = table[table["outcome"] == "ok"]
     if ok.empty:
         raise RuntimeError(f"no count model converged on the inner split: {rows}")
-    best = ok.sort_values(["holdout_mae", "log_likelihood"], ascending=[True, False]).iloc[0]["model"]
+    best = ok.sort_values(["holdout_mae", "log_likelihood"], ascending=[True, False]).iloc[0][
+        "model"
+    ]
     return str(best), table, cal
 
 
@@ -115,8 +137,11 @@ def _gate(metrics: dict[str, float], thresholds: dict[str, float]) -> dict[str, 
     results = {}
     for key, value in checks.items():
         limit = thresholds.get(key)
-        results[key] = {"value": float(value), "limit": limit,
-                        "passed": bool(limit is None or (np.isfinite(value) and value <= limit))}
+        results[key] = {
+            "value": float(value),
+            "limit": limit,
+            "passed": bool(limit is None or (np.isfinite(value) and value <= limit)),
+        }
     return {"passed": all(r["passed"] for r in results.values()), "checks": results}
 
 
@@ -130,8 +155,14 @@ def prepare_transactions(dataset: Dataset, as_of) -> tuple[pd.DataFrame, pd.Data
     return tx, result.rejects, result.report.as_dict(), len(opted_out)
 
 
-def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = None,
-              register: bool = True, prepared: tuple | None = None) -> TrainResult:
+def train_clv(
+    dataset: Dataset,
+    config: dict,
+    as_of=None,
+    paths: Paths | None = None,
+    register: bool = True,
+    prepared: tuple | None = None,
+) -> TrainResult:
     """Train, evaluate, log, register and (if the gate passes) promote the CLV model.
 
     Parameters
@@ -157,39 +188,62 @@ def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = 
     horizon = int(config["horizon_days"])
     tracking.setup(paths)
 
-    with mlflow.start_run(run_name=f"clv-{dataset.name}-{as_of.date()}",
-                          nested=mlflow.active_run() is not None) as run:
+    with mlflow.start_run(
+        run_name=f"clv-{dataset.name}-{as_of.date()}", nested=mlflow.active_run() is not None
+    ) as run:
         rejects_path = None
         if len(rejects):
             rejects_path = paths.rejects / f"{run.info.run_id}.rejects.parquet"
-            rejects.astype({c: str for c in rejects.columns if rejects[c].dtype == object}).to_parquet(rejects_path)
+            rejects.astype(
+                {c: str for c in rejects.columns if rejects[c].dtype == object}
+            ).to_parquet(rejects_path)
         mlflow.set_tags({"dataset": dataset.name, "stage": "clv", "as_of": str(as_of.date())})
         mlflow.log_params(tracking.flatten("config", config))
-        mlflow.log_params({"as_of": str(as_of.date()), "dataset": dataset.name,
-                           "data_fingerprint": tracking.data_fingerprint(tx),
-                           "config_hash": config_hash(config), "n_transactions": len(tx),
-                           "n_opted_out_excluded": n_opted_out})
+        mlflow.log_params(
+            {
+                "as_of": str(as_of.date()),
+                "dataset": dataset.name,
+                "data_fingerprint": tracking.data_fingerprint(tx),
+                "config_hash": config_hash(config),
+                "n_transactions": len(tx),
+                "n_opted_out_excluded": n_opted_out,
+            }
+        )
         mlflow.log_dict(report, "data/validation_report.json")
 
         best, table, cal = select_count_model(tx, as_of, config)
         chosen = table.set_index("model").loc[best]
         baseline = historic_rate_baseline(cal)
         base = holdout_metrics(cal["frequency_holdout"].to_numpy(), baseline)
-        reason = (f"{COUNT_MODEL_NAMES[best]} chosen: lowest per-customer MAE on the inner holdout "
-                  f"({chosen['holdout_mae']:.4f} purchases over {config['selection_holdout_days']} days; "
-                  + ", ".join(f"{r.model}={r.holdout_mae:.4f}" for r in table.itertuples()
-                              if r.outcome == "ok") + ")")
+        reason = (
+            f"{COUNT_MODEL_NAMES[best]} chosen: lowest per-customer MAE on the inner holdout "
+            f"({chosen['holdout_mae']:.4f} purchases over {config['selection_holdout_days']} days; "
+            + ", ".join(
+                f"{r.model}={r.holdout_mae:.4f}" for r in table.itertuples() if r.outcome == "ok"
+            )
+            + ")"
+        )
         mlflow.log_text(table.to_csv(index=False), "selection/candidates.csv")
         mlflow.set_tag("selection_reason", reason[:5000])
 
-        model = ClvModel(count_model=best, time_unit_days=unit, penalizers=config["penalizers"],
-                         discount_rate_annual=config["discount_rate_annual"], margin=config["margin"])
+        model = ClvModel(
+            count_model=best,
+            time_unit_days=unit,
+            penalizers=config["penalizers"],
+            discount_rate_annual=config["discount_rate_annual"],
+            margin=config["margin"],
+        )
         rfm = rfm_summary(tx, as_of, unit)
         model.fit(rfm)
         summary = model.summary()
         mlflow.log_dict(summary, "model/summary.json")
-        mlflow.log_params({"count_model": model.count_model_used_, "penalizer": model.penalizer_used_,
-                           **{f"param.{k}": round(v, 6) for k, v in model.params_.items()}})
+        mlflow.log_params(
+            {
+                "count_model": model.count_model_used_,
+                "penalizer": model.penalizer_used_,
+                **{f"param.{k}": round(v, 6) for k, v in model.params_.items()},
+            }
+        )
         if model.count_model_used_ != best or model.penalizer_used_ > 0:
             mlflow.set_tag("convergence_note", json.dumps(summary["fit_log"])[:5000])
 
@@ -203,7 +257,9 @@ def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = 
             "inner_holdout_predicted_total": float(chosen["predicted_total"]),
             "baseline_holdout_mae": base["mae"],
             "baseline_aggregate_error": base["aggregate_error"],
-            "inner_holdout_mae_ratio_vs_baseline": float(chosen["holdout_mae"]) / base["mae"] if base["mae"] > 0 else float("nan"),
+            "inner_holdout_mae_ratio_vs_baseline": float(chosen["holdout_mae"]) / base["mae"]
+            if base["mae"] > 0
+            else float("nan"),
             "n_customers": float(len(rfm)),
             "fit_seconds": model.fit_seconds_,
             "frequency_monetary_corr": model.frequency_monetary_corr_,
@@ -223,17 +279,26 @@ def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = 
         with tempfile.TemporaryDirectory() as tmp:
             model_path = model.save(Path(tmp) / "clv_model.pkl")
             example = as_model_input(rfm.head(5))
-            signature = infer_signature(example, predictions.head(5), params={"horizon_days": float(horizon)})
+            signature = infer_signature(
+                example, predictions.head(5), params={"horizon_days": float(horizon)}
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 info = mlflow.pyfunc.log_model(
-                    name="clv_model", python_model=ClvPyfunc(), artifacts={"clv_model": str(model_path)},
-                    signature=signature, input_example=example,
+                    name="clv_model",
+                    python_model=ClvPyfunc(),
+                    artifacts={"clv_model": str(model_path)},
+                    signature=signature,
+                    input_example=example,
                     registered_model_name=tracking.CLV_MODEL_NAME if register else None,
                     pip_requirements=_requirements(),
-                    metadata={"time_unit_days": unit, "horizon_days": horizon,
-                              "count_model": model.count_model_used_, "as_of": str(as_of.date()),
-                              "config_hash": config_hash(config)},
+                    metadata={
+                        "time_unit_days": unit,
+                        "horizon_days": horizon,
+                        "count_model": model.count_model_used_,
+                        "as_of": str(as_of.date()),
+                        "config_hash": config_hash(config),
+                    },
                 )
         if register:
             version = str(info.registered_model_version)
@@ -242,10 +307,19 @@ def train_clv(dataset: Dataset, config: dict, as_of=None, paths: Paths | None = 
                 promoted = True
         mlflow.set_tag("promoted", str(promoted))
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
-        return TrainResult(run_id=run.info.run_id, model=model, metrics=metrics, selection=table,
-                           promoted=promoted, gate=gate, version=version, as_of=as_of,
-                           rejects_path=rejects_path, snapshot_path=snapshot,
-                           notes=[reason])
+        return TrainResult(
+            run_id=run.info.run_id,
+            model=model,
+            metrics=metrics,
+            selection=table,
+            promoted=promoted,
+            gate=gate,
+            version=version,
+            as_of=as_of,
+            rejects_path=rejects_path,
+            snapshot_path=snapshot,
+            notes=[reason],
+        )
 
 
 def _requirements() -> list[str]:
@@ -255,15 +329,21 @@ def _requirements() -> list[str]:
     return [f"{pkg}=={v[pkg]}" for pkg in ("lifetimes", "pandas", "numpy", "scipy") if pkg in v]
 
 
-def _log_plots(plots, tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict) -> None:
+def _log_plots(
+    plots, tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict
+) -> None:
     """Diagnostic plots of the inner split (refit on the inner calibration for honesty)."""
     import mlflow
 
     unit = float(config["time_unit_days"])
     hold_days = int(config["selection_holdout_days"])
     inner_as_of = pd.Timestamp(as_of) - pd.Timedelta(days=hold_days)
-    inner = ClvModel(count_model=model.count_model_used_, time_unit_days=unit,
-                     penalizers=config["penalizers"], fallbacks=[]).fit(cal)
+    inner = ClvModel(
+        count_model=model.count_model_used_,
+        time_unit_days=unit,
+        penalizers=config["penalizers"],
+        fallbacks=[],
+    ).fit(cal)
     days = customer_days(tx, as_of=pd.Timestamp(inner_as_of) + pd.Timedelta(days=hold_days))
     first_day = days.groupby("customer_id")["day"].min()
     first_day = first_day[first_day < (inner_as_of - pd.Timestamp("1970-01-01")).days]
@@ -271,15 +351,25 @@ def _log_plots(plots, tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_o
     as_of_day = int((inner_as_of - pd.Timestamp("1970-01-01")).days)
     figs = {
         "plots/tracking_calibration_holdout.png": plots.tracking_plot(
-            days, first_day, inner.count_fitter_, as_of_day, hold_days, unit),
+            days, first_day, inner.count_fitter_, as_of_day, hold_days, unit
+        ),
         "plots/conditional_expectations_by_frequency.png": plots.conditional_expectations_plot(
-            cal, inner.count_fitter_),
+            cal, inner.count_fitter_
+        ),
         "plots/p_alive_matrix.png": plots.frequency_recency_matrix(
-            model.count_fitter_, max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
-            max_recency=float(cal["T"].max()), kind="p_alive", time_unit_days=unit),
+            model.count_fitter_,
+            max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
+            max_recency=float(cal["T"].max()),
+            kind="p_alive",
+            time_unit_days=unit,
+        ),
         "plots/expected_purchases_matrix.png": plots.frequency_recency_matrix(
-            model.count_fitter_, max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
-            max_recency=float(cal["T"].max()), kind="expected", time_unit_days=unit),
+            model.count_fitter_,
+            max_frequency=int(min(40, cal["frequency"].quantile(0.99) + 1)),
+            max_recency=float(cal["T"].max()),
+            kind="expected",
+            time_unit_days=unit,
+        ),
     }
     for name, fig in figs.items():
         mlflow.log_figure(fig, name)

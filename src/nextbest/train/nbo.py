@@ -42,9 +42,15 @@ class NboResult:
     example: pd.DataFrame
 
 
-def offer_examples(ctx: FeatureContext, cutoffs: list[pd.Timestamp], catalog: Catalog, config: dict,
-                   time_unit_days: float) -> pd.DataFrame:
-    """Eligible (customer, offer) pairs per cutoff with ``label`` (bought the category in the window)."""
+def offer_examples(
+    ctx: FeatureContext,
+    cutoffs: list[pd.Timestamp],
+    catalog: Catalog,
+    config: dict,
+    time_unit_days: float,
+) -> pd.DataFrame:
+    """Eligible (customer, offer) pairs per cutoff with ``label`` (bought the category in the
+    window)."""
     prior = int(config["prior_window_days"])
     window = int(config["label_window_days"])
     index = pd.Index(ctx.table.customer_ids.astype(str))
@@ -64,16 +70,26 @@ def offer_examples(ctx: FeatureContext, cutoffs: list[pd.Timestamp], catalog: Ca
     return pd.concat(frames, ignore_index=True)
 
 
-def train_nbo(ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_unit_days: float) -> NboResult:
-    """Build pair examples, evaluate on the newest cutoff against baselines, fit the production model."""
+def train_nbo(
+    ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_unit_days: float
+) -> NboResult:
+    """Build pair examples, evaluate on the newest cutoff against baselines, fit the production
+    model."""
     if ctx.table.cat_cust.size == 0:
         raise NotApplicableError(
             "no purchase in any catalog category (the data has no `category` column or none of its "
-            "categories is in the offer catalog): next-best-offer not trained")
+            "categories is in the offer catalog): next-best-offer not trained"
+        )
     window = int(config["label_window_days"])
     k = int(config["k"])
-    cutoffs = rolling_cutoffs(ctx.first_day, as_of, window, int(config["cutoff_step_days"]),
-                              int(config["n_cutoffs"]), int(config["min_history_days"]))
+    cutoffs = rolling_cutoffs(
+        ctx.first_day,
+        as_of,
+        window,
+        int(config["cutoff_step_days"]),
+        int(config["n_cutoffs"]),
+        int(config["min_history_days"]),
+    )
     ex = offer_examples(ctx, cutoffs, catalog, config, time_unit_days)
     names = offer_feature_names(ex, ctx.demographics)
     levels = learn_levels(ex, ["offer_id", *[d for d in ctx.demographics if d in names]])
@@ -83,31 +99,59 @@ def train_nbo(ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_u
     evaluation = OfferModel(config["lightgbm"]).fit(train, names, levels)
     p = evaluation.predict_proba(test)
     metrics: dict[str, float] = {}
-    for name, score in (("model", p), ("baseline_popularity", popularity_scores(test)),
-                        ("baseline_last_bought", last_bought_scores(test))):
+    for name, score in (
+        ("model", p),
+        ("baseline_popularity", popularity_scores(test)),
+        ("baseline_last_bought", last_bought_scores(test)),
+    ):
         rel, ranked = rank_lists(test, score)
         for kk in sorted({1, k}):
             r = ranking_metrics(rel, ranked, kk)
             metrics[f"{name}_hit_at_{kk}"] = r[f"hit@{kk}"]
             metrics[f"{name}_map_at_{kk}"] = r[f"map@{kk}"]
         metrics[f"{name}_pair_auc"] = classification_metrics(test["label"].to_numpy(), score)["auc"]
-    metrics["n_test_customers_with_conversion"] = float(ranking_metrics(*rank_lists(test, p), k)["n_users"])
+    metrics["n_test_customers_with_conversion"] = float(
+        ranking_metrics(*rank_lists(test, p), k)["n_users"]
+    )
     metrics["n_examples"] = float(len(ex))
     per_offer = []
     for oid, g in test.assign(p=p).groupby("offer_id"):
         m = classification_metrics(g["label"].to_numpy(), g["p"].to_numpy())
-        per_offer.append({"offer_id": oid, "auc": m["auc"], "conversion_rate": m["base_rate"],
-                          "mean_p_convert": m["mean_prediction"], "n_pairs": m["n"]})
+        per_offer.append(
+            {
+                "offer_id": oid,
+                "auc": m["auc"],
+                "conversion_rate": m["base_rate"],
+                "mean_p_convert": m["mean_prediction"],
+                "n_pairs": m["n"],
+            }
+        )
     per_offer = pd.DataFrame(per_offer)
     for row in per_offer.itertuples():
         metrics[f"offer_auc.{row.offer_id}"] = row.auc
-    best_base = max(metrics[f"baseline_popularity_hit_at_{k}"], metrics[f"baseline_last_bought_hit_at_{k}"])
+    best_base = max(
+        metrics[f"baseline_popularity_hit_at_{k}"], metrics[f"baseline_last_bought_hit_at_{k}"]
+    )
     gain = metrics[f"model_hit_at_{k}"] - best_base
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
     limit = config["thresholds"]["min_hit_gain_vs_baselines"]
-    gate = {"passed": bool(np.isfinite(gain) and gain >= limit),
-            "checks": {"min_hit_gain_vs_baselines": {"value": gain, "limit": limit,
-                                                     "passed": bool(np.isfinite(gain) and gain >= limit)}}}
+    gate = {
+        "passed": bool(np.isfinite(gain) and gain >= limit),
+        "checks": {
+            "min_hit_gain_vs_baselines": {
+                "value": gain,
+                "limit": limit,
+                "passed": bool(np.isfinite(gain) and gain >= limit),
+            }
+        },
+    }
     final = OfferModel(config["lightgbm"]).fit(ex, names, levels)
-    return NboResult(final, metrics, gate, cutoffs, per_offer, final.feature_importance(),
-                     test[["customer_id", *names]].head(5))
+    return NboResult(
+        final,
+        metrics,
+        gate,
+        cutoffs,
+        per_offer,
+        final.feature_importance(),
+        test[["customer_id", *names]].head(5),
+    )

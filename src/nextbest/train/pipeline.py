@@ -50,7 +50,9 @@ def write_snapshot(features: pd.DataFrame, opted_out: list[str], meta: dict, pat
     rows = features
     if opted_out:
         gone = pd.DataFrame({"customer_id": sorted(opted_out), "consent_profiling": False})
-        rows = pd.concat([features[~features["customer_id"].isin(opted_out)], gone], ignore_index=True)
+        rows = pd.concat(
+            [features[~features["customer_id"].isin(opted_out)], gone], ignore_index=True
+        )
     rows = rows.sort_values("customer_id").reset_index(drop=True)
     for col in rows.columns:
         if rows[col].dtype == object and col != "customer_id":
@@ -74,8 +76,15 @@ def load_snapshot(paths: Paths | None = None) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(path), json.loads((paths.snapshots / SNAPSHOT_META).read_text())
 
 
-def _log_classifier_run(name: str, result, config: dict, extra_tables: dict[str, pd.DataFrame],
-                        figures: dict, python_model, register: bool) -> tuple[str | None, bool]:
+def _log_classifier_run(
+    name: str,
+    result,
+    config: dict,
+    extra_tables: dict[str, pd.DataFrame],
+    figures: dict,
+    python_model,
+    register: bool,
+) -> tuple[str | None, bool]:
     import mlflow
 
     from nextbest import tracking
@@ -90,14 +99,23 @@ def _log_classifier_run(name: str, result, config: dict, extra_tables: dict[str,
     for fname, fig in figures.items():
         mlflow.log_figure(fig, fname)
     output = result.model.predict(result.example)
-    return tracking.log_model(python_model, result.model, result.example, output, name,
-                              promote_if=result.gate["passed"], register=register,
-                              metadata={"config_hash": config_hash(config)})
+    return tracking.log_model(
+        python_model,
+        result.model,
+        result.example,
+        output,
+        name,
+        promote_if=result.gate["passed"],
+        register=register,
+        metadata={"config_hash": config_hash(config)},
+    )
 
 
-def run_churn(ctx, dataset_name: str, as_of, configs: dict[str, dict], count_model: str,
-              register: bool = True):
-    """Train churn in a (nested) MLflow run; log, register, promote. Returns (result, version, promoted)."""
+def run_churn(
+    ctx, dataset_name: str, as_of, configs: dict[str, dict], count_model: str, register: bool = True
+):
+    """Train churn in a (nested) MLflow run; log, register, promote. Returns (result, version,
+    promoted)."""
     import mlflow
 
     from nextbest import plots_classifier as pc
@@ -105,22 +123,36 @@ def run_churn(ctx, dataset_name: str, as_of, configs: dict[str, dict], count_mod
     from nextbest.models.pyfunc import ProbaPyfunc
     from nextbest.train.churn import train_churn
 
-    with mlflow.start_run(run_name=f"churn-{dataset_name}-{pd.Timestamp(as_of).date()}",
-                          nested=mlflow.active_run() is not None):
+    with mlflow.start_run(
+        run_name=f"churn-{dataset_name}-{pd.Timestamp(as_of).date()}",
+        nested=mlflow.active_run() is not None,
+    ):
         mlflow.set_tags({"dataset": dataset_name, "stage": "churn"})
         churn = train_churn(ctx, as_of, configs["churn"], configs["clv"], count_model)
         tables = {f"evaluation/calibration_{k}.csv": v for k, v in churn.calibration.items()}
         tables.update({f"evaluation/lift_{k}.csv": v for k, v in churn.lift.items()})
-        figs = {"plots/calibration.png": pc.calibration_plot(churn.calibration),
-                "plots/lift_by_decile.png": pc.lift_plot(churn.lift),
-                "plots/feature_importance.png": pc.importance_plot(churn.importance)}
+        figs = {
+            "plots/calibration.png": pc.calibration_plot(churn.calibration),
+            "plots/lift_by_decile.png": pc.lift_plot(churn.lift),
+            "plots/feature_importance.png": pc.importance_plot(churn.importance),
+        }
         version, promoted = _log_classifier_run(
-            tracking.CHURN_MODEL_NAME, churn, configs["churn"], tables, figs, ProbaPyfunc("churn"), register)
+            tracking.CHURN_MODEL_NAME,
+            churn,
+            configs["churn"],
+            tables,
+            figs,
+            ProbaPyfunc("churn"),
+            register,
+        )
     return churn, version, promoted
 
 
-def run_nbo(ctx, dataset_name: str, as_of, configs: dict[str, dict], catalog: Catalog, register: bool = True):
-    """Train the offer model in a (nested) MLflow run; log, register, promote. Returns (result, version, promoted)."""
+def run_nbo(
+    ctx, dataset_name: str, as_of, configs: dict[str, dict], catalog: Catalog, register: bool = True
+):
+    """Train the offer model in a (nested) MLflow run; log, register, promote. Returns (result,
+    version, promoted)."""
     import mlflow
 
     from nextbest import plots_classifier as pc
@@ -128,21 +160,38 @@ def run_nbo(ctx, dataset_name: str, as_of, configs: dict[str, dict], catalog: Ca
     from nextbest.models.pyfunc import ProbaPyfunc
     from nextbest.train.nbo import train_nbo
 
-    with mlflow.start_run(run_name=f"nbo-{dataset_name}-{pd.Timestamp(as_of).date()}",
-                          nested=mlflow.active_run() is not None):
+    with mlflow.start_run(
+        run_name=f"nbo-{dataset_name}-{pd.Timestamp(as_of).date()}",
+        nested=mlflow.active_run() is not None,
+    ):
         mlflow.set_tags({"dataset": dataset_name, "stage": "nbo"})
         mlflow.log_dict(catalog.as_dict(), "catalog.json")
-        nbo = train_nbo(ctx, as_of, configs["nbo"], catalog, float(configs["clv"]["time_unit_days"]))
+        nbo = train_nbo(
+            ctx, as_of, configs["nbo"], catalog, float(configs["clv"]["time_unit_days"])
+        )
         figs = {"plots/feature_importance.png": pc.importance_plot(nbo.importance)}
         version, promoted = _log_classifier_run(
-            tracking.NBO_MODEL_NAME, nbo, configs["nbo"], {"evaluation/per_offer.csv": nbo.per_offer},
-            figs, ProbaPyfunc("nbo"), register)
+            tracking.NBO_MODEL_NAME,
+            nbo,
+            configs["nbo"],
+            {"evaluation/per_offer.csv": nbo.per_offer},
+            figs,
+            ProbaPyfunc("nbo"),
+            register,
+        )
     return nbo, version, promoted
 
 
-def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_of=None,
-              paths: Paths | None = None, register: bool = True) -> PipelineResult:
-    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote; write the snapshot."""
+def train_all(
+    dataset: Dataset,
+    configs: dict[str, dict],
+    catalog: Catalog,
+    as_of=None,
+    paths: Paths | None = None,
+    register: bool = True,
+) -> PipelineResult:
+    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote; write the
+    snapshot."""
     import mlflow
 
     from nextbest import tracking
@@ -153,34 +202,59 @@ def train_all(dataset: Dataset, configs: dict[str, dict], catalog: Catalog, as_o
     tracking.setup(paths)
     prepared = prepare_transactions(dataset, as_of)
     tx = prepared[0]
-    opted_out = dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"].astype(str).tolist()
+    opted_out = (
+        dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"]
+        .astype(str)
+        .tolist()
+    )
     unit = float(configs["clv"]["time_unit_days"])
     with mlflow.start_run(run_name=f"pipeline-{dataset.name}-{as_of.date()}") as parent:
         mlflow.set_tags({"dataset": dataset.name, "stage": "pipeline", "as_of": str(as_of.date())})
         mlflow.log_dict(catalog.as_dict(), "catalog.json")
-        clv = train_clv(dataset, configs["clv"], as_of=as_of, paths=paths, register=register, prepared=prepared)
+        clv = train_clv(
+            dataset, configs["clv"], as_of=as_of, paths=paths, register=register, prepared=prepared
+        )
         ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
 
-        churn, churn_version, churn_promoted = run_churn(ctx, dataset.name, as_of, configs,
-                                                         clv.model.count_model_used_, register)
+        churn, churn_version, churn_promoted = run_churn(
+            ctx, dataset.name, as_of, configs, clv.model.count_model_used_, register
+        )
         try:
-            nbo, nbo_version, nbo_promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog, register)
+            nbo, nbo_version, nbo_promoted = run_nbo(
+                ctx, dataset.name, as_of, configs, catalog, register
+            )
         except NotApplicableError as exc:
             mlflow.set_tag("nbo_skipped", str(exc))
             nbo, nbo_version, nbo_promoted = None, None, False
 
         features = features_at(ctx, as_of, unit)
-        meta = {"as_of": str(as_of.date()), "time_unit_days": unit,
-                "popularity": category_popularity(ctx, as_of), "dataset": dataset.name,
-                "pipeline_run_id": parent.info.run_id,
-                "versions": {tracking.CLV_MODEL_NAME: clv.version, tracking.CHURN_MODEL_NAME: churn_version,
-                             tracking.NBO_MODEL_NAME: nbo_version}}
+        meta = {
+            "as_of": str(as_of.date()),
+            "time_unit_days": unit,
+            "popularity": category_popularity(ctx, as_of),
+            "dataset": dataset.name,
+            "pipeline_run_id": parent.info.run_id,
+            "versions": {
+                tracking.CLV_MODEL_NAME: clv.version,
+                tracking.CHURN_MODEL_NAME: churn_version,
+                tracking.NBO_MODEL_NAME: nbo_version,
+            },
+        }
         snapshot = write_snapshot(features, opted_out, meta, paths)
         seconds = time.perf_counter() - started
         mlflow.log_metric("pipeline_seconds", seconds)
         return PipelineResult(
-            run_id=parent.info.run_id, as_of=as_of, clv=clv, churn=churn, nbo=nbo,
+            run_id=parent.info.run_id,
+            as_of=as_of,
+            clv=clv,
+            churn=churn,
+            nbo=nbo,
             versions=meta["versions"],
-            promoted={tracking.CLV_MODEL_NAME: clv.promoted, tracking.CHURN_MODEL_NAME: churn_promoted,
-                      **({tracking.NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {})},
-            snapshot=snapshot, seconds=seconds)
+            promoted={
+                tracking.CLV_MODEL_NAME: clv.promoted,
+                tracking.CHURN_MODEL_NAME: churn_promoted,
+                **({tracking.NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {}),
+            },
+            snapshot=snapshot,
+            seconds=seconds,
+        )

@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nextbest.data.schema import SchemaError
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import SchemaError
 
 MARKER = "audiences.json"
 COLUMNS = (

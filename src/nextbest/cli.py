@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nextbest.data.schema import SchemaError
+from nextbest.errors import SchemaError
 
 app = typer.Typer(
     add_completion=False,

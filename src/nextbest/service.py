@@ -28,8 +28,9 @@ import datetime as dt
 import bentoml
 from starlette.responses import Response
 
+from nextbest.errors import UnknownCustomer
 from nextbest.serving.auth import AuthMiddleware
-from nextbest.serving.errors import UnknownCustomer, handles_errors, json_response
+from nextbest.serving.errors import handles_errors, json_response
 from nextbest.serving.http import BodyLimitMiddleware, ErrorEnvelopeMiddleware, request_id_var
 from nextbest.serving.schemas import (
     Decision,

@@ -13,8 +13,8 @@ from batch_helpers import read_scores
 from nextbest.audiences import COLUMNS, MARKER, export_audiences
 from nextbest.batch.command import build_job
 from nextbest.batch.job import run_local
-from nextbest.data.schema import SchemaError
 from nextbest.data.synthetic import synthetic_as_of
+from nextbest.errors import SchemaError
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,14 @@ from batch_helpers import comparable, read_scores
 from nextbest.batch import score_dataset
 from nextbest.batch.chunks import SCORES_SCHEMA
 from nextbest.batch.command import build_job, summary_lines
-from nextbest.batch.job import BatchError, run_local
-from nextbest.batch.manifest import ResumeError, work_dir
+from nextbest.batch.job import run_local
+from nextbest.batch.manifest import work_dir
 from nextbest.batch.output import rejects_path
 from nextbest.data import Dataset
 from nextbest.data.files import read_table
-from nextbest.data.schema import SchemaError, validate_customers, validate_transactions
+from nextbest.data.schema import validate_customers, validate_transactions
 from nextbest.data.synthetic import synthetic_as_of
+from nextbest.errors import BatchError, ResumeError, SchemaError
 
 AS_OF = synthetic_as_of()
 

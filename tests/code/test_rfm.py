@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.data.schema import SchemaError, validate_transactions
+from nextbest.data.schema import validate_transactions
+from nextbest.errors import ModelInputError
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.clv import validate_rfm, validate_spend_input
 
@@ -373,7 +374,7 @@ def test_validate_rfm_names_column_row_customer_and_rule(rfm, column, row, value
     rfm[column] = rfm[column].astype("float64")
     rfm.loc[row, column] = value
     customer = rfm["customer_id"].iloc[row]
-    with pytest.raises(SchemaError, match=rf"rule: {re.escape(rule)}$") as exc_info:
+    with pytest.raises(ModelInputError, match=rf"rule: {re.escape(rule)}$") as exc_info:
         validate_rfm(rfm)
     raises_naming(exc_info, f"RFM summary: column '{column}' row {row} (customer_id '{customer}')")
 
@@ -381,12 +382,12 @@ def test_validate_rfm_names_column_row_customer_and_rule(rfm, column, row, value
 def test_validate_rfm_rejects_duplicate_customer_ids(rfm):
     rfm.loc[1, "customer_id"] = "a"
     message = r"RFM summary: column 'customer_id' must be unique; 'a' repeats at row 1"
-    with pytest.raises(SchemaError, match=message):
+    with pytest.raises(ModelInputError, match=message):
         validate_rfm(rfm)
 
 
 def test_validate_rfm_rejects_a_missing_column(rfm):
-    with pytest.raises(SchemaError, match=r"calibration: missing required column\(s\) \['T'\]"):
+    with pytest.raises(ModelInputError, match=r"calibration: missing required column\(s\) \['T'\]"):
         validate_rfm(rfm.drop(columns="T"), what="calibration")
 
 
@@ -407,7 +408,7 @@ def test_validate_spend_input_names_column_row_and_rule(column, value, rule):
     frame = pd.DataFrame({"customer_id": ["a", "b"], "frequency": [1, 3], "monetary": [5.0, 7.0]})
     frame[column] = frame[column].astype("float64")
     frame.loc[1, column] = value
-    with pytest.raises(SchemaError, match=rf"rule: {re.escape(rule)}$") as exc_info:
+    with pytest.raises(ModelInputError, match=rf"rule: {re.escape(rule)}$") as exc_info:
         validate_spend_input(frame)
     raises_naming(exc_info, f"Gamma-Gamma input: column '{column}' row 1 (customer_id 'b')")
 
@@ -415,5 +416,5 @@ def test_validate_spend_input_names_column_row_and_rule(column, value, rule):
 def test_validate_spend_input_rejects_a_missing_column():
     frame = pd.DataFrame({"customer_id": ["a"], "frequency": [1]})
     message = r"Gamma-Gamma input: missing required column\(s\) \['monetary'\]"
-    with pytest.raises(SchemaError, match=message):
+    with pytest.raises(ModelInputError, match=message):
         validate_spend_input(frame)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from nextbest.data import load_dataset
-from nextbest.data.schema import SchemaError, validate_transactions
+from nextbest.data.schema import validate_transactions
+from nextbest.errors import SchemaError
 
 
 def test_cdnow_sample_is_the_papers_2357_customers(cdnow_tx):

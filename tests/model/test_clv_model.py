@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 
-from nextbest.models.base import ArtifactMismatchError, NotFittedError
+from nextbest.errors import ArtifactMismatchError, NotFittedError
 from nextbest.models.clv import ClvModel, discount_factor_per_unit
 
 

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nextbest.data.schema import SchemaError
 from nextbest.decision.catalog import parse_catalog
 from nextbest.decision.policy import decide
 from nextbest.decision.reasons import build_reasons
+from nextbest.errors import CatalogError
 
 RAW = {
     "policy": {
@@ -215,7 +215,7 @@ def test_catalog_errors_name_the_problem(mutate, message):
 
     raw = copy.deepcopy(RAW)
     mutate(raw)
-    with pytest.raises(SchemaError, match=message):
+    with pytest.raises(CatalogError, match=message):
         parse_catalog(raw)
 
 
@@ -267,7 +267,7 @@ def test_top_k_limits_the_list_but_not_the_choice(top_k):
 )
 def test_catalog_policy_values_are_checked(bad):
     key = next(iter(bad))
-    with pytest.raises(SchemaError, match=f"policy.{key}"):
+    with pytest.raises(CatalogError, match=f"policy.{key}"):
         parse_catalog({**RAW, "policy": {**RAW["policy"], **bad}})
 
 

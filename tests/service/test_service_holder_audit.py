@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from nextbest.config import Paths
+from nextbest.errors import NotReady, ReloadFailed
 from nextbest.serving.audit import AuditLog
-from nextbest.serving.errors import NotReady, ReloadFailed
 from nextbest.serving.holder import StateHolder
 from nextbest.serving.settings import ServiceSettings
 

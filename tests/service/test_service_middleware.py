@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from nextbest.errors import ConfigurationError
 from nextbest.serving.auth import AuthMiddleware, bearer_token
 from nextbest.serving.http import (
     BodyLimitMiddleware,
@@ -19,7 +20,7 @@ from nextbest.serving.http import (
     envelope,
     request_id_var,
 )
-from nextbest.serving.settings import ConfigurationError, ServiceSettings, api_keys_from_env
+from nextbest.serving.settings import ServiceSettings, api_keys_from_env
 
 
 async def echo(request: Request):

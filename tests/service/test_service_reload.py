@@ -132,7 +132,7 @@ def test_not_ready_without_champions(tmp_path):
 
 
 def test_service_refuses_to_start_without_api_key(tmp_path):
-    from nextbest.serving.settings import ConfigurationError
+    from nextbest.errors import ConfigurationError
 
     with pytest.MonkeyPatch.context() as mp:
         client = start_client(mp, {"NEXTBEST_HOME": str(tmp_path)})

@@ -14,7 +14,8 @@ from nextbest.batch.job import BatchError, BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
 from nextbest.batch.progress import Reporter, RichReporter
 from nextbest.batch.source import Source, file_digest
-from nextbest.data.schema import SchemaError, require_columns, validate_customers
+from nextbest.data.schema import require_columns, validate_customers
+from nextbest.errors import SchemaError
 
 ENGINES = ("local", "spark")
 

@@ -50,20 +50,17 @@ from nextbest.batch.chunks import (
 )
 from nextbest.batch.manifest import Manifest, is_uri, work_dir
 from nextbest.batch.output import assemble_rejects, assemble_scores
-from nextbest.batch.partition import EmptyInput, chunk_name, partition, read_bucket
+from nextbest.batch.partition import chunk_name, partition, read_bucket
 from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, frame_digest
 from nextbest.data.schema import ValidationReport
+from nextbest.errors import BatchError, EmptyInput
 from nextbest.scoring import ModelBundle
 
 DEFAULT_CHUNK_SIZE = 100_000
 HOLD_ENV = (
     "NEXTBEST_TEST_HOLD_AFTER"  # test hook: "features:K" / "scores:K" parks the job after K chunks
 )
-
-
-class BatchError(ValueError):
-    """A batch job cannot run (bad output path, empty input, ...): one clear message."""
 
 
 @dataclass

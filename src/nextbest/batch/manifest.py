@@ -16,11 +16,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nextbest.errors import ResumeError
+
 FORMAT = 1
-
-
-class ResumeError(ValueError):
-    """``--resume`` was asked for a job that is not the one in the work directory."""
 
 
 def is_uri(path) -> bool:

@@ -21,10 +21,7 @@ from nextbest.batch.chunks import ROW, bucket_of
 from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, estimate_customers
 from nextbest.data.schema import parse_timestamps
-
-
-class EmptyInput(ValueError):
-    """The input has no lines at all."""
+from nextbest.errors import EmptyInput
 
 
 def chunk_name(kind: str, b: int, ext: str) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, SchemaError
+from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS
+from nextbest.errors import SchemaError
 
 BATCH_ROWS = 1 << 20
 # pandas' default NA strings (read_csv keep_default_na=True), for the CSV reader.

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nextbest.data.schema import SchemaError, validate_customers
+from nextbest.data.schema import validate_customers
+from nextbest.errors import SchemaError
 
 DATASETS = ("cdnow", "cdnow-full", "completejourney")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nextbest.data.schema import SchemaError
+from nextbest.errors import SchemaError
 
 
 def parse_mapping(items: list[str] | None) -> dict[str, str]:

@@ -34,13 +34,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nextbest.errors import SchemaError
+
 REQUIRED_TRANSACTION_COLUMNS: tuple[str, ...] = ("customer_id", "timestamp", "amount")
 OPTIONAL_TRANSACTION_COLUMNS: tuple[str, ...] = ("order_id", "category", "channel")
 REJECT_COLUMNS: tuple[str, ...] = ("row", "column", "value", "reason")
-
-
-class SchemaError(ValueError):
-    """The input cannot be used at all (for example a required column is missing)."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nextbest.config import models_dir, read_yaml
-from nextbest.data.schema import SchemaError
+from nextbest.errors import CatalogError
 
 ELIGIBILITY_KEYS = {
     "not_bought_category_days",
@@ -80,16 +80,16 @@ class Catalog:
 def _require(entry: dict, keys: list[str], where: str) -> None:
     missing = [k for k in keys if k not in entry]
     if missing:
-        raise SchemaError(f"offer catalog: {where} is missing {missing}")
+        raise CatalogError(f"offer catalog: {where} is missing {missing}")
 
 
 def _eligibility(raw: Any, where: str) -> dict[str, float]:
     raw = raw or {}
     if not isinstance(raw, dict):
-        raise SchemaError(f"offer catalog: {where}.eligibility must be a mapping")
+        raise CatalogError(f"offer catalog: {where}.eligibility must be a mapping")
     unknown = set(raw) - ELIGIBILITY_KEYS
     if unknown:
-        raise SchemaError(
+        raise CatalogError(
             f"offer catalog: {where}.eligibility has unknown rule(s) {sorted(unknown)}; "
             f"known: {sorted(ELIGIBILITY_KEYS)}"
         )
@@ -99,7 +99,7 @@ def _eligibility(raw: Any, where: str) -> dict[str, float]:
 def parse_catalog(raw: dict) -> Catalog:
     """Validate a parsed catalog mapping; errors name the offer and the field."""
     if not isinstance(raw, dict):
-        raise SchemaError("offer catalog: expected a mapping at the top level")
+        raise CatalogError("offer catalog: expected a mapping at the top level")
     offers = []
     seen: set[str] = set()
     for i, entry in enumerate(raw.get("offers") or []):
@@ -107,11 +107,11 @@ def parse_catalog(raw: dict) -> Catalog:
         _require(entry, ["offer_id", "name", "category", "value", "cost"], where)
         oid = str(entry["offer_id"])
         if oid in seen:
-            raise SchemaError(f"offer catalog: offer_id {oid!r} appears twice")
+            raise CatalogError(f"offer catalog: offer_id {oid!r} appears twice")
         seen.add(oid)
         value, cost = float(entry["value"]), float(entry["cost"])
         if value < 0 or cost < 0:
-            raise SchemaError(f"offer catalog: {oid}: value and cost must be >= 0")
+            raise CatalogError(f"offer catalog: {oid}: value and cost must be >= 0")
         offers.append(
             Offer(
                 offer_id=oid,
@@ -126,7 +126,7 @@ def parse_catalog(raw: dict) -> Catalog:
             )
         )
     if not offers:
-        raise SchemaError("offer catalog: no offers")
+        raise CatalogError("offer catalog: no offers")
     ret = raw.get("retention")
     retention = None
     if ret:
@@ -141,18 +141,18 @@ def parse_catalog(raw: dict) -> Catalog:
             eligibility=_eligibility(ret.get("eligibility"), "retention"),
         )
         if retention.offer_id in seen:
-            raise SchemaError(f"offer catalog: offer_id {retention.offer_id!r} appears twice")
+            raise CatalogError(f"offer catalog: offer_id {retention.offer_id!r} appears twice")
     default = raw.get("default_action") or {}
     _require(default, ["offer_id", "name"], "default_action")
     policy = {**POLICY_DEFAULTS, **(raw.get("policy") or {})}
     unknown = set(policy) - set(POLICY_DEFAULTS)
     if unknown:
-        raise SchemaError(f"offer catalog: policy has unknown key(s) {sorted(unknown)}")
+        raise CatalogError(f"offer catalog: policy has unknown key(s) {sorted(unknown)}")
     for key, value in policy.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise SchemaError(f"offer catalog: policy.{key} must be a number, got {value!r}")
+            raise CatalogError(f"offer catalog: policy.{key} must be a number, got {value!r}")
     if int(policy["top_k"]) != policy["top_k"] or policy["top_k"] < 0:
-        raise SchemaError(
+        raise CatalogError(
             f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}"
         )
     policy["top_k"] = int(policy["top_k"])
@@ -170,5 +170,5 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate ``models/offers.yaml`` (or ``path``)."""
     path = Path(path) if path else models_dir() / "offers.yaml"
     if not path.exists():
-        raise SchemaError(f"offer catalog not found: {path}")
+        raise CatalogError(f"offer catalog not found: {path}")
     return parse_catalog(read_yaml(path))

@@ -10,21 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from nextbest.data.schema import SchemaError
+from nextbest.errors import (
+    ArtifactMismatchError,
+    ModelInputError,
+    NotFittedError,
+)
 
 TRACKED_PACKAGES = ("nextbest", "lifetimes", "pandas", "numpy", "scipy", "lightgbm", "scikit-learn")
-
-
-class NotFittedError(RuntimeError):
-    """A model was used before ``fit``."""
-
-
-class NotApplicableError(RuntimeError):
-    """A model cannot be trained on this data (e.g. no product categories for offers)."""
-
-
-class ArtifactMismatchError(RuntimeError):
-    """A saved model was made for another model class or format version."""
 
 
 def library_versions() -> dict[str, str]:
@@ -47,14 +39,14 @@ def validate_columns(
     """Check required columns and uniqueness; messages name the column and the row."""
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise SchemaError(
+        raise ModelInputError(
             f"{what}: missing required column(s) {missing}; found {list(frame.columns)}"
         )
     for col in must_be_unique:
         dup = frame[col].duplicated()
         if dup.any():
             row = int(dup.to_numpy().nonzero()[0][0])
-            raise SchemaError(
+            raise ModelInputError(
                 f"{what}: column {col!r} must be unique; {str(frame[col].iloc[row])!r} repeats at "
                 f"row {row}"
             )

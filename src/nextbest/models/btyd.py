@@ -27,7 +27,7 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError
 
-from nextbest.data.schema import SchemaError
+from nextbest.errors import ModelInputError
 from nextbest.models.base import validate_columns
 from nextbest.models.fast import fit_bgnbd, fit_gamma_gamma
 
@@ -46,7 +46,7 @@ def validate_rfm(frame: pd.DataFrame, what: str = "RFM summary") -> None:
 
     Rules: ``frequency`` is an integer >= 0; ``recency`` and ``T`` are finite
     and >= 0; ``recency <= T``; ``recency == 0`` when ``frequency == 0``.
-    The first broken rule raises :class:`SchemaError` naming column, row and rule.
+    The first broken rule raises :class:`ModelInputError` naming column, row and rule.
     """
     validate_columns(frame, RFM_COLUMNS, must_be_unique=["customer_id"], what=what)
 
@@ -55,7 +55,7 @@ def validate_rfm(frame: pd.DataFrame, what: str = "RFM summary") -> None:
             row = int(np.flatnonzero(mask)[0])
             value = frame[column].iloc[row]
             value = value.item() if hasattr(value, "item") else value
-            raise SchemaError(
+            raise ModelInputError(
                 f"{what}: column {column!r} row {row} (customer_id "
                 f"{frame['customer_id'].iloc[row]!r}) has {value!r}; rule: {rule}"
             )
@@ -85,7 +85,7 @@ def validate_spend_input(frame: pd.DataFrame, what: str = "Gamma-Gamma input") -
         bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise SchemaError(
+            raise ModelInputError(
                 f"{what}: column {column!r} row {row} (customer_id "
                 f"{frame['customer_id'].iloc[row]!r}) has {values[row]!r}; rule: {rule}"
             )
@@ -196,7 +196,7 @@ def fit_spend_model(
         (rfm["frequency"] > 0) & (rfm["monetary"] > 0), ["customer_id", "frequency", "monetary"]
     ]
     if len(use) < 10:
-        raise SchemaError(
+        raise ModelInputError(
             f"Gamma-Gamma needs customers with frequency > 0 and spend > 0; only {len(use)} found"
         )
     validate_spend_input(use)

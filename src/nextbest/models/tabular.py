@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nextbest.data.schema import SchemaError
+from nextbest.errors import ModelInputError
 from nextbest.features.rfm import as_of_date
 
 ID_COLUMNS = {"customer_id", "consent_profiling", "cutoff", "label", "offer_id", "category"}
@@ -85,10 +85,10 @@ def learn_levels(frame: pd.DataFrame, columns: list[str]) -> dict[str, list[str]
 
 
 def check_features(frame: pd.DataFrame, feature_names: list[str], what: str) -> None:
-    """Raise :class:`SchemaError` naming the feature columns a frame lacks."""
+    """Raise :class:`ModelInputError` naming the feature columns a frame lacks."""
     missing = [c for c in feature_names if c not in frame.columns]
     if missing:
-        raise SchemaError(
+        raise ModelInputError(
             f"{what}: missing feature column(s) {missing[:10]}{' ...' if len(missing) > 10 else ''}"
         )
 

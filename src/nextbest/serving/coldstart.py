@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from nextbest.data.schema import validate_transactions
+from nextbest.errors import InvalidInput
 from nextbest.features.build import build_context, features_at
-from nextbest.serving.errors import InvalidInput
 from nextbest.serving.schemas import PredictFeaturesRequest
 from nextbest.serving.state import ServingState, decision_table
 

@@ -17,43 +17,7 @@ from typing import Any
 import pydantic_core
 from starlette.responses import Response
 
-
-class ServiceError(Exception):
-    """Base class: ``status`` is the HTTP status, ``error`` a short stable message."""
-
-    status = 500
-    error = "internal error"
-
-    def __init__(self, detail: Any = None, error: str | None = None) -> None:
-        super().__init__(error or self.error)
-        self.detail = detail
-        if error is not None:
-            self.error = error
-
-    def response(self) -> Response:
-        return error_response(self.status, self.error, self.detail)
-
-
-class UnknownCustomer(ServiceError):
-    status = 404
-    error = "unknown customer_id"
-
-
-class InvalidInput(ServiceError):
-    status = 422
-    error = "invalid input"
-
-
-class NotReady(ServiceError):
-    status = 503
-    error = "service not ready: models and snapshot are still loading"
-
-
-class ReloadFailed(ServiceError):
-    """A reload could not build a new state; the previous state keeps serving."""
-
-    status = 409
-    error = "reload failed; still serving the previous models and snapshot"
+from nextbest.errors import ServiceError
 
 
 def error_body(error: str, detail: Any = None) -> bytes:
@@ -98,7 +62,7 @@ def handles_errors(func: Callable) -> Callable:
             try:
                 return await func(*args, **kwargs)
             except ServiceError as exc:
-                return exc.response()
+                return error_response(exc.http_status, exc.error, exc.detail)
 
         return async_wrapper
 
@@ -107,6 +71,6 @@ def handles_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except ServiceError as exc:
-            return exc.response()
+            return error_response(exc.http_status, exc.error, exc.detail)
 
     return wrapper

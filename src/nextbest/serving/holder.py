@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from nextbest.serving.errors import NotReady, ReloadFailed
+from nextbest.errors import NotReady, ReloadFailed
 from nextbest.serving.settings import ServiceSettings
 from nextbest.serving.state import ServingState, build_state, current_fingerprint
 

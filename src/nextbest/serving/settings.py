@@ -27,16 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextbest.config import Paths
+from nextbest.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "NEXTBEST_API_KEY"
 ALLOW_NO_AUTH_ENV = "NEXTBEST_ALLOW_NO_AUTH"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
-
-
-class ConfigurationError(RuntimeError):
-    """The service cannot start with this environment (for example no API key)."""
 
 
 def _number(env: dict, name: str, default: float, minimum: float) -> float:

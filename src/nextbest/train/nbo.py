@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import NotApplicableError
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
-from nextbest.models.base import NotApplicableError
 from nextbest.models.evaluation import classification_metrics, rank_lists, ranking_metrics
 from nextbest.models.offers import (
     OfferModel,

@@ -24,8 +24,8 @@ import pandas as pd
 from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import NotApplicableError
 from nextbest.features.build import build_context, category_popularity, features_at
-from nextbest.models.base import NotApplicableError
 from nextbest.train.clv import TrainResult, default_as_of, prepare_transactions, train_clv
 
 SNAPSHOT_FILE = "features.parquet"

@@ -82,15 +82,15 @@ def run_child(args: list[str], env: dict) -> dict:
 
 # -- child processes -------------------------------------------------------------------------------
 def child_job(engine: str, data: Path, out: Path, chunk_size: int, workers: int) -> None:
-    from nextbest import tracking
+    from nextbest import registry
     from nextbest.batch.command import build_job
     from nextbest.batch.progress import Reporter
     from nextbest.decision.catalog import load_catalog
 
-    tracking.setup()
+    registry.setup()
     catalog = load_catalog()
     started = time.perf_counter()
-    models = tracking.load_bundle(catalog)
+    models = registry.load_models(catalog)
     load_s = time.perf_counter() - started
     job = build_job(None, data, None, {}, AS_OF, 365, out, None, chunk_size, False, catalog)
     job.workers = workers
@@ -127,7 +127,7 @@ def child_score(data: Path, n: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from nextbest import tracking
+    from nextbest import registry
     from nextbest.batch.chunks import (
         FeatureSetup,
         chunk_features,
@@ -140,8 +140,8 @@ def child_score(data: Path, n: int) -> None:
     from nextbest.decision.reasons import build_reasons
     from nextbest.scoring import _no_cyclic_gc, _offer_lists, score
 
-    tracking.setup()
-    models = tracking.load_bundle(load_catalog())
+    registry.setup()
+    models = registry.load_models(load_catalog())
     tx = pd.read_parquet(data)
     ids = tx["customer_id"].drop_duplicates().head(n)
     tx = tx[tx["customer_id"].isin(ids)]
@@ -263,10 +263,10 @@ def ensure_champions(n_train: int | None, root: Path) -> dict:
     missing)."""
     env = dict(os.environ)
     if not n_train:
-        from nextbest import tracking
+        from nextbest import registry
 
-        tracking.setup()
-        if all(tracking.champion_version(name) is not None for name in tracking.MODEL_NAMES):
+        registry.setup()
+        if all(registry.champion_version(name) is not None for name in registry.MODEL_NAMES):
             return env
         n_train = 20_000
     home = root / "home"

@@ -200,11 +200,11 @@ def model_work(settings, ids: list[str], reps: int = 20_000) -> dict:
     on-demand scoring."""
     import pandas as pd
 
+    from nextbest.data.snapshot import read_snapshot as load_snapshot
     from nextbest.scoring import score
     from nextbest.serving.audit import AuditLog
     from nextbest.serving.errors import json_response
     from nextbest.serving.state import build_state
-    from nextbest.train.pipeline import load_snapshot
 
     t0 = time.perf_counter()
     state = build_state(settings)

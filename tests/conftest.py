@@ -55,7 +55,7 @@ def synthetic_world():
     from nextbest.decision.catalog import load_catalog
     from nextbest.features.build import build_context, category_popularity, features_at
     from nextbest.models.clv import ClvModel
-    from nextbest.scoring import ModelBundle
+    from nextbest.scoring import ModelSet
     from nextbest.train.churn import train_churn
     from nextbest.train.nbo import train_nbo
 
@@ -73,12 +73,11 @@ def synthetic_world():
     light = {"lightgbm": {"n_estimators": 80, "n_jobs": 1}}
     churn = train_churn(ctx, as_of, load_config("churn", light), clv_cfg, "bgnbd")
     nbo = train_nbo(ctx, as_of, load_config("nbo", light), catalog, 7.0)
-    bundle = ModelBundle(
+    bundle = ModelSet(
         clv=clv,
         catalog=catalog,
         churn=churn.model,
         nbo=nbo.model,
-        churn_horizon_days=30,
         versions={"nextbest-clv": "t", "nextbest-churn": "t", "nextbest-nbo": "t"},
     )
     return {

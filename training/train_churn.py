@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nextbest import tracking
+from nextbest import registry
 from nextbest.config import load_config
 from nextbest.data import load_dataset
 from nextbest.decision.catalog import load_catalog
@@ -42,13 +42,11 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.transactions, args.customers)
     as_of = args.as_of or default_as_of(dataset.transactions)
     tx = prepare_transactions(dataset, as_of)[0]
-    tracking.setup()
-    champion = tracking.champion_version(tracking.CLV_MODEL_NAME)
+    registry.setup()
+    champion = registry.champion_version(registry.CLV_MODEL_NAME)
     count_model = "bgnbd"
     if champion is not None:
-        count_model = tracking.unwrap(
-            tracking.load_champion(tracking.CLV_MODEL_NAME)[0]
-        ).count_model_used_
+        count_model = registry.load_model(registry.CLV_MODEL_NAME)[0].count_model_used_
     ctx = build_context(tx, dataset.customers, load_catalog().categories, dataset.extras)
     result, version, promoted = run_churn(ctx, dataset.name, as_of, configs, count_model)
     print(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nextbest import tracking
+from nextbest import registry
 from nextbest.config import load_config
 from nextbest.data import load_dataset
 from nextbest.decision.catalog import load_catalog
@@ -39,7 +39,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.transactions, args.customers)
     as_of = args.as_of or default_as_of(dataset.transactions)
     tx = prepare_transactions(dataset, as_of)[0]
-    tracking.setup()
+    registry.setup()
     ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
     result, version, promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog)
     print(

@@ -1,11 +1,26 @@
-"""Where state lives and how run configuration is built.
+"""Where state lives, the one settings object, and how run configuration is built.
 
-Nothing here touches the file system or the environment at import time;
-call :func:`home` (or :class:`Paths`) when a path is needed.
+Nothing here touches the file system or the environment at import time.
+:func:`settings` reads the environment into one :class:`Settings` object
+(built once per environment and passed down); the service's
+:class:`~nextbest.serving.settings.ServiceSettings` extends it. No other
+module reads ``os.environ``.
 
-* ``NEXTBEST_HOME`` (default ``./.nextbest``) holds all local state: the
-  MLflow SQLite store and artifacts, feature snapshots, rejects and logs.
-* ``MLFLOW_TRACKING_URI`` overrides only the MLflow part.
+==================================  ==============================================================
+variable                            meaning (default)
+==================================  ==============================================================
+``NEXTBEST_HOME``                   all local state: MLflow store and artifacts, snapshots,
+                                    rejects, logs, caches (``./.nextbest``)
+``MLFLOW_TRACKING_URI``             another MLflow store (default: SQLite under the home)
+``NEXTBEST_MODELS_DIR``             model configs and offer catalogs (the repository's ``models/``)
+``NEXTBEST_COMPILED_TREES``         ``0`` to score LightGBM models without compiled trees (on)
+``NEXTBEST_SPARK_MASTER``           Spark master URL for ``--engine spark`` (``local[*]``)
+``NEXTBEST_SPARK_DRIVER_MEMORY``    Spark driver memory (``2g``)
+``NEXTBEST_SPARK_LOG_LEVEL``        Spark's log level (``ERROR``)
+``NEXTBEST_KEEP_WORK``              ``1`` keeps a finished batch job's work directory (off)
+``NEXTBEST_EVENTS_URL``             event store: ``postgresql://...`` for several replicas
+                                    (default: SQLite under the home)
+==================================  ==============================================================
 
 Run configuration follows *defaults in code, overrides merged onto them*:
 :func:`load_config` reads ``models/<name>.yaml`` and merges CLI flags on top,
@@ -24,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from nextbest.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,18 +70,22 @@ def read_yaml(path: Path):
 
 def home() -> Path:
     """The state directory: ``$NEXTBEST_HOME`` or ``./.nextbest`` (not created)."""
-    return Path(os.environ.get("NEXTBEST_HOME", ".nextbest")).resolve()
+    return settings().paths.root
 
 
 @dataclass(frozen=True)
 class Paths:
-    """Locations under ``NEXTBEST_HOME``; :meth:`ensure` creates them."""
+    """Locations under ``NEXTBEST_HOME``; :meth:`ensure` creates them.
+
+    ``mlflow_uri`` replaces the SQLite store under the home (``MLFLOW_TRACKING_URI``).
+    """
 
     root: Path
+    mlflow_uri: str | None = None
 
     @classmethod
     def from_env(cls) -> Paths:
-        return cls(home())
+        return settings().paths
 
     @property
     def mlflow_db(self) -> Path:
@@ -86,19 +107,99 @@ class Paths:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def batch_work(self) -> Path:
+        return self.root / "batch-work"
+
     def ensure(self) -> Paths:
         for p in (self.root, self.mlflow_artifacts, self.snapshots, self.rejects, self.logs):
             p.mkdir(parents=True, exist_ok=True)
         return self
 
     def tracking_uri(self) -> str:
-        """``$MLFLOW_TRACKING_URI`` if set, else the SQLite store under the home."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+        """``mlflow_uri`` if given, else the SQLite store under the home."""
+        return self.mlflow_uri or f"sqlite:///{self.mlflow_db}"
+
+
+ENV_VARS = (
+    "NEXTBEST_HOME",
+    "MLFLOW_TRACKING_URI",
+    "NEXTBEST_MODELS_DIR",
+    "NEXTBEST_COMPILED_TREES",
+    "NEXTBEST_SPARK_MASTER",
+    "NEXTBEST_SPARK_DRIVER_MEMORY",
+    "NEXTBEST_SPARK_LOG_LEVEL",
+    "NEXTBEST_KEEP_WORK",
+    "NEXTBEST_EVENTS_URL",
+)
+_OFF = ("0", "false", "no", "off")
+
+
+def _text(env, name: str) -> str | None:
+    value = env.get(name, "")
+    return value.strip() or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything nextbest reads from the environment, read once (see the module docstring)."""
+
+    paths: Paths
+    models_dir: Path = PROJECT_ROOT / "models"
+    compiled_trees: bool = True
+    spark_master: str | None = None
+    spark_driver_memory: str = "2g"
+    spark_log_level: str = "ERROR"
+    keep_work: bool = False
+    events_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env=None) -> Settings:
+        """Read the variables of the module docstring from ``env`` (default ``os.environ``)."""
+        env = os.environ if env is None else env
+        return cls(**settings_fields(env))
+
+
+def settings_fields(env) -> dict[str, Any]:
+    """The :class:`Settings` fields from ``env`` (shared with the service settings)."""
+    return {
+        "paths": Paths(
+            Path(env.get("NEXTBEST_HOME") or ".nextbest").resolve(),
+            _text(env, "MLFLOW_TRACKING_URI"),
+        ),
+        "models_dir": Path(env.get("NEXTBEST_MODELS_DIR") or PROJECT_ROOT / "models"),
+        "compiled_trees": env.get("NEXTBEST_COMPILED_TREES", "1").strip().lower() not in _OFF,
+        "spark_master": _text(env, "NEXTBEST_SPARK_MASTER"),
+        "spark_driver_memory": _text(env, "NEXTBEST_SPARK_DRIVER_MEMORY") or "2g",
+        "spark_log_level": _text(env, "NEXTBEST_SPARK_LOG_LEVEL") or "ERROR",
+        "keep_work": env.get("NEXTBEST_KEEP_WORK", "").strip().lower() not in ("", *_OFF),
+        "events_url": _text(env, "NEXTBEST_EVENTS_URL"),
+    }
+
+
+_cached: tuple[tuple, Settings] | None = None
+
+
+def settings() -> Settings:
+    """The process's :class:`Settings`, built once per environment.
+
+    Rebuilt only when one of :data:`ENV_VARS` changed (tests point
+    ``NEXTBEST_HOME`` elsewhere between tests).
+    """
+    global _cached
+    key = tuple(os.environ.get(name) for name in ENV_VARS)
+    if _cached is None or _cached[0] != key:
+        _cached = (key, Settings.from_env())
+    return _cached[1]
 
 
 def models_dir() -> Path:
     """Directory of model configs: ``$NEXTBEST_MODELS_DIR`` or the repo's ``models/``."""
-    return Path(os.environ.get("NEXTBEST_MODELS_DIR", PROJECT_ROOT / "models"))
+    return settings().models_dir
 
 
 CLV_DEFAULTS: dict[str, Any] = {
@@ -182,12 +283,37 @@ def load_config(name: str, overrides: dict | None = None, path: Path | None = No
     if path.exists():
         from_file = read_yaml(path) or {}
         if not isinstance(from_file, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(f"{path}: expected a mapping at the top level")
         unknown = sorted(set(from_file) - set(defaults)) if defaults else []
         if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(defaults)}")
+            raise ConfigError(f"{path}: unknown key(s) {unknown}; known: {sorted(defaults)}")
         _check_numbers(defaults, from_file, path)
     return merge(merge(defaults, from_file), overrides)
+
+
+MODEL_CONFIGS = ("clv", "churn", "nbo")
+
+
+def load_configs(
+    overrides: dict[str, dict] | None = None, config_dir: Path | None = None
+) -> dict[str, dict]:
+    """The merged config of every model (``clv``, ``churn``, ``nbo``) for one run.
+
+    Parameters
+    ----------
+    overrides : dict, optional
+        Per model, the values given on the command line (``None`` = not given).
+    config_dir : Path, optional
+        A directory with the YAML files instead of :func:`models_dir`.
+    """
+    return {
+        name: load_config(
+            name,
+            (overrides or {}).get(name),
+            path=(config_dir / f"{name}.yaml") if config_dir else None,
+        )
+        for name in MODEL_CONFIGS
+    }
 
 
 def _check_numbers(defaults: dict, given: dict, path: Path, prefix: str = "") -> None:
@@ -202,7 +328,7 @@ def _check_numbers(defaults: dict, given: dict, path: Path, prefix: str = "") ->
             and value is not None
             and (isinstance(value, bool) or not isinstance(value, (int, float)))
         ):
-            raise ValueError(f"{path}: {prefix}{key} must be a number, got {value!r}")
+            raise ConfigError(f"{path}: {prefix}{key} must be a number, got {value!r}")
 
 
 def config_hash(config: dict) -> str:

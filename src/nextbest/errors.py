@@ -90,6 +90,14 @@ class ModelInputError(ModelError, ValueError):
     http_status = 422
 
 
+class ConvergenceError(ModelError, RuntimeError):
+    """A model fit did not converge with any setting tried (the message lists the attempts)."""
+
+
+class GateFailedError(ModelError):
+    """A freshly trained model did not pass its promotion gate, so nothing can be served."""
+
+
 class NoChampionError(ModelError, LookupError):
     """No registered version carries the ``champion`` alias yet."""
 
@@ -97,6 +105,15 @@ class NoChampionError(ModelError, LookupError):
 
     def __str__(self) -> str:  # LookupError would quote the message
         return str(self.args[0]) if self.args else self.error
+
+
+class NoSnapshotError(NextbestError, LookupError):
+    """No feature snapshot has been written yet (run ``nextbest train``)."""
+
+    http_status = 503
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else "no feature snapshot"
 
 
 # -- batch ---------------------------------------------------------------------------------------

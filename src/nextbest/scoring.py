@@ -18,6 +18,7 @@ import gc
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -48,21 +49,60 @@ MODEL_SCORE_COLUMNS = (
 )
 
 
-@dataclass
-class ModelBundle:
-    """The models and catalog one scoring run uses, with their registry versions."""
+class ClvPredictor(Protocol):
+    """What scoring needs of a CLV model (:class:`~nextbest.models.clv.ClvModel`)."""
 
-    clv: object
+    time_unit_days: float
+
+    def predict(self, rfm: pd.DataFrame, horizon_days: float = 365) -> pd.DataFrame: ...
+
+    def expected_purchases(self, horizon_days: float, rfm: pd.DataFrame) -> np.ndarray: ...
+
+
+class ChurnPredictor(Protocol):
+    """What scoring needs of a churn model (:class:`~nextbest.models.churn.ChurnModel`)."""
+
+    def predict_proba(self, frame: pd.DataFrame, calibrated: bool = True) -> np.ndarray: ...
+
+
+class OfferPredictor(Protocol):
+    """What scoring needs of an offer model (:class:`~nextbest.models.offers.OfferModel`)."""
+
+    levels_: dict[str, list[str]]
+
+    def predict_offers(
+        self, features: pd.DataFrame, offers, popularity: dict[str, float], mask=None
+    ) -> np.ndarray: ...
+
+
+@dataclass
+class ModelSet:
+    """The models and catalog one scoring run uses, with their registry versions.
+
+    ``churn`` and ``nbo`` are optional: without an offer model decisions are
+    retention or no action; without a churn model there is no retention.
+    ``label``, ``notes`` and ``skipped`` say where the models came from (a
+    backtest compares two sets).
+    """
+
+    clv: ClvPredictor
     catalog: Catalog
-    churn: object | None = None
-    nbo: object | None = None
-    churn_horizon_days: float = 30.0
+    churn: ChurnPredictor | None = None
+    nbo: OfferPredictor | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def churn_horizon_days(self) -> float:
+        """The churn model's label window in days (30 without a churn model)."""
+        return float(getattr(self.churn, "horizon_days_", 30.0))
 
 
 def score(
     features: pd.DataFrame,
-    models: ModelBundle,
+    models: ModelSet,
     horizon_days: float,
     popularity: dict[str, float] | None = None,
     contact_history: pd.DataFrame | None = None,
@@ -76,7 +116,7 @@ def score(
         Rows from :func:`nextbest.features.build.features_at` (or a snapshot
         of them): RFM in the CLV model's unit, windows, category mix,
         ``consent_profiling``.
-    models : ModelBundle
+    models : ModelSet
     horizon_days : float
         Horizon of ``expected_purchases`` and ``predicted_clv``.
     popularity : dict, optional

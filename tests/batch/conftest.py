@@ -97,12 +97,12 @@ def _dataset(batch_data) -> Dataset:
 
 @pytest.fixture(scope="session")
 def bundle(batch_data):
-    """Models fitted in memory with the real training functions (no MLflow), as a ModelBundle."""
+    """Models fitted in memory with the real training functions (no MLflow), as a ModelSet."""
     from nextbest.decision.catalog import load_catalog
     from nextbest.features.build import build_context
     from nextbest.features.rfm import rfm_summary
     from nextbest.models.clv import ClvModel
-    from nextbest.scoring import ModelBundle
+    from nextbest.scoring import ModelSet
     from nextbest.train.churn import train_churn
     from nextbest.train.clv import prepare_transactions
     from nextbest.train.nbo import train_nbo
@@ -115,12 +115,11 @@ def bundle(batch_data):
     ctx = build_context(tx, ds.customers, catalog.categories)
     churn = train_churn(ctx, AS_OF, cfg["churn"], cfg["clv"], "bgnbd").model
     nbo = train_nbo(ctx, AS_OF, cfg["nbo"], catalog, 7.0).model
-    return ModelBundle(
+    return ModelSet(
         clv=clv,
         catalog=catalog,
         churn=churn,
         nbo=nbo,
-        churn_horizon_days=float(churn.horizon_days_) if hasattr(churn, "horizon_days_") else 30.0,
         versions={"nextbest-clv": "t1", "nextbest-churn": "t1", "nextbest-nbo": "t1"},
     )
 

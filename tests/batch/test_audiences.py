@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from batch_helpers import read_scores
 
-from nextbest.audiences import COLUMNS, MARKER, export_audiences
+from nextbest.batch.audiences import COLUMNS, MARKER, export_audiences
 from nextbest.batch.command import build_job
 from nextbest.batch.job import run_local
 from nextbest.data.synthetic import synthetic_as_of

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -102,13 +103,14 @@ def test_killed_run_resumes_to_byte_identical_output(champion_home, batch_data, 
 
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"last week's scores")
-    cmd = [sys.executable, "-m", "nextbest.cli", *map(str, _score_args(batch_data, out))]
+    hold = Path(__file__).with_name("hold_score.py")
+    cmd = [sys.executable, str(hold), "scores:2", *map(str, _score_args(batch_data, out))]
     proc = subprocess.Popen(
         cmd,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
-        env=cli_env(champion_home, NEXTBEST_TEST_HOLD_AFTER="scores:2"),
+        env=cli_env(champion_home),
     )
     watchdog = threading.Timer(240, proc.kill)
     watchdog.start()

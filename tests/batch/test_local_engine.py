@@ -12,10 +12,11 @@ from batch_helpers import comparable, read_scores
 
 from nextbest.batch import score_dataset
 from nextbest.batch.chunks import SCORES_SCHEMA
-from nextbest.batch.command import build_job, summary_lines
+from nextbest.batch.command import build_job
 from nextbest.batch.job import run_local
 from nextbest.batch.manifest import work_dir
 from nextbest.batch.output import rejects_path
+from nextbest.cli.present import score_lines as summary_lines
 from nextbest.data import Dataset
 from nextbest.data.files import read_table
 from nextbest.data.schema import validate_customers, validate_transactions

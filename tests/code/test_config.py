@@ -165,13 +165,14 @@ def test_paths_lay_out_the_home_and_ensure_creates_them(tmp_path, monkeypatch):
 
 
 def test_tracking_uri_honours_mlflow_tracking_uri(tmp_path, monkeypatch):
-    paths = Paths(tmp_path)
+    # The environment is read into the one Settings object; Paths carry the result.
+    monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert paths.tracking_uri() == "http://mlflow.example:5000"
+    assert Paths.from_env().tracking_uri() == "http://mlflow.example:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # empty means unset
-    assert paths.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert Paths.from_env().tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert paths.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert Paths.from_env().tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 # --- config_hash -----------------------------------------------------------------------
@@ -204,6 +205,6 @@ def test_config_hash_accepts_paths_via_str():
 
 def test_importing_nextbest_creates_nothing_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("NEXTBEST_HOME", "MLFLOW_TRACKING_URI")}
-    code = "import nextbest, nextbest.cli, nextbest.train, nextbest.tracking"
+    code = "import nextbest, nextbest.cli, nextbest.train, nextbest.registry"
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
     assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,8 @@ import pytest
 from lifetimes import BetaGeoFitter
 from matplotlib.figure import Figure
 
-from nextbest import plots
+from nextbest.plots import clv as plots
+from nextbest.plots import png as png_bytes
 
 
 class LinearModel:
@@ -247,13 +248,16 @@ def test_conditional_expectations_plot_bars_and_labels(cal_holdout):
 
 def test_figure_to_png_bytes_renders_png(days, first_day, bgnbd):
     fig = plots.tracking_plot(days, first_day, bgnbd, 14, 7, 7.0)
-    png = plots.figure_to_png_bytes(fig)
+    png = png_bytes(fig)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 1000
 
 
 def test_import_does_not_load_pyplot():
-    src = str(Path(plots.__file__).resolve().parents[1])
+    src = str(Path(plots.__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": src}
-    code = "import sys, nextbest.plots; assert 'matplotlib.pyplot' not in sys.modules"
+    code = (
+        "import sys, nextbest.plots.clv, nextbest.plots.classifier, nextbest.plots.evaluation; "
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

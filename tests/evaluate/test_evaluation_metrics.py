@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.evaluate.figures import capture_curve
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Score, compare_values, winner
 from nextbest.models.evaluation import (
     decile_mape,
@@ -20,6 +19,7 @@ from nextbest.models.evaluation import (
     spearman,
     value_metrics,
 )
+from nextbest.plots.evaluation import capture_curve
 
 
 def test_spearman_by_hand():

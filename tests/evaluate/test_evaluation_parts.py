@@ -156,7 +156,7 @@ def test_p_alive_grid_works_for_pareto_nbd():
     calls)."""
     from lifetimes import ParetoNBDFitter
 
-    from nextbest.plots import frequency_recency_data
+    from nextbest.plots.clv import frequency_recency_data
 
     fitter = ParetoNBDFitter()
     fitter.params_ = pd.Series({"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669})

@@ -12,10 +12,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from nextbest.evaluate import write_outputs
-from nextbest.evaluate.figures import png
 from nextbest.evaluate.report import render, summary_rows
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, ModelRun, Score, Section
 from nextbest.evaluate.run import Evaluation, flat_metrics
+from nextbest.plots import png
 
 SECTIONS = {
     "clv": "Customer lifetime value",

@@ -41,7 +41,7 @@ def test_features_at_a_cutoff_ignore_everything_after_it(synthetic_world):
 def test_training_sets_never_contain_opted_out_customers(synthetic_world):
     from nextbest.config import load_config
     from nextbest.features.customer import customer_features  # noqa: F401  (same ctx path as training)
-    from nextbest.models.tabular import rolling_cutoffs
+    from nextbest.features.splits import rolling_cutoffs
     from nextbest.train.churn import churn_examples
     from nextbest.train.nbo import offer_examples
 

@@ -24,13 +24,13 @@ def _cdnow_dataset(cdnow_tx, opted_out=()):
 def test_train_logs_registers_and_promotes(nb_home, cdnow_tx):
     import mlflow
 
-    from nextbest import tracking
+    from nextbest import registry
 
     result = train_clv(_cdnow_dataset(cdnow_tx), load_config("clv"), as_of="1998-07-01")
     assert result.promoted and result.version == "1"
     run = mlflow.get_run(result.run_id)
     assert run.data.params["count_model"] in {"bgnbd", "pareto", "mbgnbd"}
-    assert run.data.params["data_fingerprint"] == tracking.data_fingerprint(cdnow_tx)
+    assert run.data.params["data_fingerprint"] == registry.data_fingerprint(cdnow_tx)
     for metric in (
         "log_likelihood",
         "inner_holdout_mae",
@@ -45,27 +45,30 @@ def test_train_logs_registers_and_promotes(nb_home, cdnow_tx):
         "plots/conditional_expectations_by_frequency.png",
     } <= artifacts
     # The champion pyfunc gives the same numbers as the in-memory model.
-    model, version = tracking.load_champion(tracking.CLV_MODEL_NAME)
+    model, version = registry.load_pyfunc(registry.CLV_MODEL_NAME)
     assert str(version.version) == "1"
     from nextbest.features.rfm import rfm_summary
-    from nextbest.models.clv_pyfunc import as_model_input
+    from nextbest.models.btyd import RFM_INPUT_COLUMNS
 
     rfm = rfm_summary(cdnow_tx, "1998-07-01")
-    served = model.predict(as_model_input(rfm.head(50)), params={"horizon_days": 180.0})
+    served = model.predict(
+        registry.pyfunc_input(rfm.head(50)[list(RFM_INPUT_COLUMNS)]),
+        params={"horizon_days": 180.0},
+    )
     direct = result.model.predict(rfm.head(50), horizon_days=180)
     pd.testing.assert_frame_equal(served.reset_index(drop=True), direct, check_dtype=False)
     assert (nb_home / "mlflow.db").exists()
 
 
 def test_gate_failure_registers_but_does_not_promote(nb_home, cdnow_tx):
-    from nextbest import tracking
+    from nextbest import registry
 
     strict = load_config("clv", {"thresholds": {"max_abs_aggregate_error": 0.0}})
     result = train_clv(_cdnow_dataset(cdnow_tx), strict, as_of="1998-07-01")
     assert result.version == "1" and not result.promoted
     assert not result.gate["passed"]
-    tracking.setup(Paths.from_env())
-    assert tracking.champion_version(tracking.CLV_MODEL_NAME) is None
+    registry.setup(Paths.from_env())
+    assert registry.champion_version(registry.CLV_MODEL_NAME) is None
 
 
 def test_opted_out_customers_never_enter_training(nb_home, cdnow_tx):
@@ -75,7 +78,7 @@ def test_opted_out_customers_never_enter_training(nb_home, cdnow_tx):
         _cdnow_dataset(cdnow_tx, opted_out), load_config("clv"), as_of="1998-07-01", register=False
     )
     assert result.metrics["n_customers"] == len(ids) - 100
-    snapshot = pd.read_parquet(result.snapshot_path)
+    snapshot = result.rfm
     assert not set(opted_out) & set(snapshot["customer_id"])
 
 

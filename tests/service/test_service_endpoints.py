@@ -16,15 +16,15 @@ SCORES = ("p_alive", "expected_purchases", "expected_spend", "predicted_clv", "c
 @pytest.fixture(scope="module")
 def batch_scores(trained_home):
     """What batch scoring gives for the snapshot: score() on load_snapshot() with the champions."""
-    from nextbest import tracking
+    from nextbest import registry
     from nextbest.config import Paths
+    from nextbest.data.snapshot import read_snapshot as load_snapshot
     from nextbest.scoring import score
-    from nextbest.train.pipeline import load_snapshot
 
     paths = Paths(trained_home.home)
-    tracking.setup(paths)
+    registry.setup(paths)
     features, meta = load_snapshot(paths)
-    scores = score(features, tracking.load_bundle(), 365.0, meta["popularity"], as_of=meta["as_of"])
+    scores = score(features, registry.load_models(), 365.0, meta["popularity"], as_of=meta["as_of"])
     return scores.set_index("customer_id", drop=False), features
 
 

@@ -19,14 +19,14 @@ def new_champion(home, name: str = "nextbest-churn") -> str:
     """Register a copy of the champion of ``name`` as a new version and promote it."""
     from mlflow import MlflowClient
 
-    from nextbest import tracking
+    from nextbest import registry
     from nextbest.config import Paths
 
-    tracking.setup(Paths(home))
-    current = tracking.champion_version(name)
+    registry.setup(Paths(home))
+    current = registry.champion_version(name)
     client = MlflowClient()
     mv = client.create_model_version(name, current.source, run_id=current.run_id)
-    tracking.promote(name, mv.version)
+    registry.promote(name, mv.version)
     return str(mv.version)
 
 
@@ -172,10 +172,10 @@ def test_cli_serve_refuses_without_api_key(tmp_path, monkeypatch):
 def test_contact_history_caps_and_cooldowns_match_batch(trained_home, tmp_path):
     import pandas as pd
 
-    from nextbest import tracking
+    from nextbest import registry
     from nextbest.config import Paths
+    from nextbest.data.snapshot import read_snapshot as load_snapshot
     from nextbest.scoring import score
-    from nextbest.train.pipeline import load_snapshot
 
     features, meta = load_snapshot(Paths(trained_home.home))
     as_of = pd.Timestamp(meta["as_of"])
@@ -185,10 +185,10 @@ def test_contact_history_caps_and_cooldowns_match_batch(trained_home, tmp_path):
     history = pd.DataFrame({"customer_id": "1", "offer_id": "XS-MEAT", "timestamp": capped})
     path = tmp_path / "contacts.csv"
     history.to_csv(path, index=False)
-    tracking.setup(Paths(trained_home.home))
+    registry.setup(Paths(trained_home.home))
     one = features[features["customer_id"] == "1"]
     expected = score(
-        one, tracking.load_bundle(), 365.0, meta["popularity"], history, as_of=as_of
+        one, registry.load_models(), 365.0, meta["popularity"], history, as_of=as_of
     ).iloc[0]
     assert expected["action"] == "no_action"
     env = service_env(trained_home.home, NEXTBEST_CONTACT_HISTORY=str(path))

@@ -2,7 +2,8 @@
 
 The same :func:`nextbest.scoring.score` as the HTTP service. Two ways in:
 
-* :func:`score_dataset` - everything in memory (small data, ``nextbest run``);
+* :func:`score_dataset` - everything in memory (small data); :func:`run_main_job`
+  (``nextbest run``) trains first if a champion is missing;
 * :func:`nextbest.batch.job.run_local` (``nextbest score``) - streams
   customer chunks with bounded memory, resumable, atomic output; and
   :func:`nextbest.batch.spark.run_spark` (``--engine spark``) - the same
@@ -16,15 +17,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from nextbest import registry
 from nextbest.batch.output import rejects_path, write_rejects, write_scores
+from nextbest.config import settings
 from nextbest.data import Dataset
-from nextbest.data.schema import ValidationReport, validate_transactions
+from nextbest.data.schema import ValidationReport, validate_transactions, without_customers
+from nextbest.decision.catalog import load_catalog
 from nextbest.features.build import build_context, category_popularity, features_at
-from nextbest.scoring import ModelBundle, score
+from nextbest.scoring import ModelSet, score, top_customers
+from nextbest.train.clv import default_as_of
+from nextbest.train.pipeline import train_if_missing
 
 __all__ = [
     "BatchResult",
+    "MainJobResult",
     "customer_rows",
+    "run_main_job",
     "score_dataset",
     "write_scores",
     "rejects_path",
@@ -47,13 +55,11 @@ def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tu
     Returns (features, popularity, rejects, report).
     """
     checked = validate_transactions(dataset.transactions, as_of=as_of)
-    cust = dataset.customers
-    opted_out = set(cust.loc[~cust["consent_profiling"], "customer_id"].astype(str))
+    gone_ids = dataset.opted_out
     tx = checked.transactions
-    seen_opted_out = sorted(opted_out & set(tx["customer_id"].unique())) if opted_out else []
-    if opted_out:
-        tx = tx[~tx["customer_id"].isin(opted_out)]
-    ctx = build_context(tx, cust, categories, dataset.extras)
+    seen_opted_out = sorted(gone_ids & set(tx["customer_id"].unique()))
+    tx = without_customers(tx, gone_ids)
+    ctx = build_context(tx, dataset.customers, categories, dataset.extras)
     features = features_at(ctx, as_of, time_unit_days)
     if seen_opted_out:
         gone = pd.DataFrame({"customer_id": seen_opted_out, "consent_profiling": False})
@@ -65,7 +71,7 @@ def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tu
 
 def score_dataset(
     dataset: Dataset,
-    models: ModelBundle,
+    models: ModelSet,
     as_of,
     horizon_days: float,
     contact_history: pd.DataFrame | None = None,
@@ -78,3 +84,32 @@ def score_dataset(
     )
     scores = score(features, models, horizon_days, popularity, contact_history, as_of)
     return BatchResult(scores, rejects, report, as_of, time.perf_counter() - started)
+
+
+@dataclass
+class MainJobResult:
+    """What ``nextbest run`` decided: every customer's scores, as of when, with which models."""
+
+    scores: pd.DataFrame
+    as_of: pd.Timestamp
+    versions: dict[str, str]
+
+    def top(self, n: int) -> pd.DataFrame:
+        """The ``n`` customers with the highest predicted CLV."""
+        return top_customers(self.scores, n)
+
+
+def run_main_job(
+    dataset: Dataset, configs: dict[str, dict], horizon_days: float, on_training=None
+) -> MainJobResult:
+    """Train on ``dataset`` if a champion is missing, then decide for every customer in it.
+
+    ``on_training(missing)`` is called before training (to tell the user).
+    Customers are scored as of the day after the dataset's last transaction.
+    """
+    paths = settings().paths.ensure()
+    catalog = load_catalog()
+    train_if_missing(dataset, configs, catalog, paths, on_training=on_training)
+    models = registry.load_models(catalog)
+    result = score_dataset(dataset, models, default_as_of(dataset.transactions), horizon_days)
+    return MainJobResult(result.scores, result.as_of, models.versions)

@@ -18,10 +18,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nextbest.data.schema import ValidationReport, validate_transactions
+from nextbest.data.schema import (
+    ValidationReport,
+    opted_out,
+    validate_transactions,
+    without_customers,
+)
 from nextbest.features.build import FeatureContext, features_at
 from nextbest.features.customer import PurchaseTable, day_number, purchase_table
-from nextbest.scoring import ModelBundle, score
+from nextbest.scoring import ModelSet, score
 
 ROW = "__nextbest_row__"  # global 0-based input row number carried through partitioning
 OFFER_TYPE = pa.struct(
@@ -122,8 +127,8 @@ class FeatureSetup:
         time_unit_days: float,
         extras: dict | None = None,
     ) -> FeatureSetup:
+        from nextbest.features.build import demographic_columns
         from nextbest.features.campaigns import coupon_departments
-        from nextbest.models.tabular import demographic_columns
 
         extras = extras or {}
         return cls(
@@ -146,19 +151,16 @@ def chunk_features(
     Returns the features (sorted by ``customer_id``) and the purchase table
     (for :func:`popularity_counts`; ``None`` when nothing is left to profile).
     """
-    cust = customers
-    opted_out = set(cust.loc[~cust["consent_profiling"].astype(bool), "customer_id"].astype(str))
-    tx = transactions
-    seen_opted_out = sorted(opted_out & set(tx["customer_id"].unique())) if opted_out else []
-    if opted_out:
-        tx = tx[~tx["customer_id"].isin(opted_out)]
+    gone_ids = opted_out(customers)
+    seen_opted_out = sorted(gone_ids & set(transactions["customer_id"].unique()))
+    tx = without_customers(transactions, gone_ids)
     table = None
     features = pd.DataFrame(
         {"customer_id": pd.Series([], dtype=object), "consent_profiling": pd.Series([], dtype=bool)}
     )
     if len(tx):
         table = purchase_table(tx, setup.categories)
-        ctx = FeatureContext(table, cust, setup.extras, setup.coupon_dept, setup.demographics)
+        ctx = FeatureContext(table, customers, setup.extras, setup.coupon_dept, setup.demographics)
         features = features_at(ctx, as_of, setup.time_unit_days)
     if seen_opted_out:
         gone = pd.DataFrame({"customer_id": seen_opted_out, "consent_profiling": False})
@@ -202,7 +204,7 @@ def popularity_from_counts(
 
 def score_chunk(
     features: pd.DataFrame,
-    models: ModelBundle,
+    models: ModelSet,
     horizon_days: float,
     popularity: dict[str, float],
     contact_history: pd.DataFrame | None,
@@ -278,5 +280,5 @@ def rejects_frame(rejects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def versions_json(models: ModelBundle) -> str:
+def versions_json(models: ModelSet) -> str:
     return json.dumps(models.versions, sort_keys=True)

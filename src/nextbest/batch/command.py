@@ -1,4 +1,9 @@
-"""What ``nextbest score`` and ``nextbest export-audiences`` do, kept out of the Typer functions."""
+"""What ``nextbest score`` does, kept out of the Typer function: check the request, run the job.
+
+:func:`score_files` is the one call: it loads the champions, checks every
+input before any work (a missing column or an unknown engine is fatal at
+once), then runs the job on the local or the Spark engine.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,24 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from nextbest.batch.job import BatchError, BatchJob, JobResult, run_local
+from nextbest import registry
+from nextbest.batch.job import BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
 from nextbest.batch.progress import Reporter, RichReporter
 from nextbest.batch.source import Source, file_digest
+from nextbest.config import settings
+from nextbest.data import load_dataset
+from nextbest.data.files import read_table
 from nextbest.data.schema import require_columns, validate_customers
-from nextbest.errors import SchemaError
+from nextbest.decision.catalog import load_catalog
+from nextbest.errors import BatchError, SchemaError
+from nextbest.features.rfm import as_of_date
+from nextbest.scoring import ModelSet
 
 ENGINES = ("local", "spark")
 
@@ -52,9 +65,6 @@ def build_job(
     workers: int = 1,
 ) -> BatchJob:
     """Check the arguments and the inputs' columns (fatal problems raise before any work)."""
-    from nextbest.data.files import read_table
-    from nextbest.features.rfm import as_of_date
-
     if (dataset is None) == (transactions is None):
         raise SchemaError("give exactly one of --dataset or --transactions")
     if horizon_days <= 0:
@@ -62,8 +72,6 @@ def build_job(
     cutoff = as_of_date(as_of) if as_of is not None else None
     extras: dict = {}
     if dataset is not None:
-        from nextbest.data import load_dataset
-
         ds = load_dataset(dataset, None, customers, None)
         source, cust, extras = Source.from_frame(dataset, ds.transactions), ds.customers, ds.extras
     else:
@@ -108,6 +116,7 @@ def build_job(
 def run_job(
     job: BatchJob, models, engine: str, reporter: Reporter, spark_master: str | None = None
 ) -> JobResult:
+    """Run ``job`` on ``engine`` (``local`` or ``spark``); the reporter is closed afterwards."""
     if engine not in ENGINES:
         raise BatchError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
     try:
@@ -131,35 +140,54 @@ def run_job(
         reporter.close()
 
 
-def summary_lines(result: JobResult, models) -> list[str]:
-    """The end-of-run summary a marketer reads: who was scored, what they get, what was refused, how
-    long."""
-    s = result.stats
-    secs = result.total_seconds
-    rate = s["customers"] / secs if secs > 0 else float("nan")
-    lines = [
-        f"scored {s['scored']:,} customers ({s['opted_out']:,} opted out: non-personalised, not "
-        "scored) "
-        f"as of {result.as_of.date()} from {result.n_input:,} lines in {result.n_chunks} chunk(s) "
-        f"-> {result.output}",
-        "actions: " + (", ".join(f"{k} {v:,}" for k, v in s["actions"].items()) or "none"),
-        "offers: " + (", ".join(f"{k} {v:,}" for k, v in s["offers"].items()) or "none"),
-    ]
-    if result.n_rejects:
-        lines.append(
-            f"rejected {result.n_rejects:,} lines -> {result.rejects_path}: "
-            + ", ".join(f"{k} {v:,}" for k, v in result.rejected.items())
-        )
-    else:
-        lines.append("rejected 0 lines")
-    lines.append("models: " + ", ".join(f"{k} v{v}" for k, v in sorted(models.versions.items())))
-    lines.append(
-        f"time {secs:.1f}s ({rate:,.0f} customers/s): "
-        + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-        + (
-            f"; resumed from {result.resumed_chunks} finished step(s)"
-            if result.resumed_chunks
-            else ""
-        )
+@dataclass(frozen=True)
+class ScoreRequest:
+    """The options of ``nextbest score`` (see ``nextbest score --help``)."""
+
+    dataset: str | None
+    transactions: str | Path | None
+    customers: Path | None
+    mapping: dict[str, str]
+    as_of: str | None
+    horizon_days: float
+    output: str | Path
+    catalog: Path | None = None
+    contact_history: Path | None = None
+    engine: str = "local"
+    chunk_size: int = 100_000
+    resume: bool = False
+    workers: int = 1
+    spark_master: str | None = None
+
+
+def score_files(request: ScoreRequest, reporter: Reporter) -> tuple[JobResult, ModelSet]:
+    """Score every customer of the request's input with the champions.
+
+    Returns the job result and the models that decided.
+
+    Raises
+    ------
+    NoChampionError
+        If the CLV or churn model has no champion (run ``nextbest train``).
+    SchemaError, BatchError
+        On an unusable input or output, before any work is done.
+    """
+    registry.setup(settings().paths)
+    catalog = load_catalog(request.catalog)
+    models = registry.load_models(catalog)
+    job = build_job(
+        request.dataset,
+        request.transactions,
+        request.customers,
+        request.mapping,
+        request.as_of,
+        request.horizon_days,
+        request.output,
+        request.contact_history,
+        request.chunk_size,
+        request.resume,
+        catalog,
+        request.workers,
     )
-    return lines
+    result = run_job(job, models, request.engine, reporter, request.spark_master)
+    return result, models

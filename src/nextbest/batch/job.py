@@ -22,9 +22,7 @@ uninterrupted run's, byte for byte.
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,12 +53,9 @@ from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, frame_digest
 from nextbest.data.schema import ValidationReport
 from nextbest.errors import BatchError, EmptyInput
-from nextbest.scoring import ModelBundle
+from nextbest.scoring import ModelSet
 
 DEFAULT_CHUNK_SIZE = 100_000
-HOLD_ENV = (
-    "NEXTBEST_TEST_HOLD_AFTER"  # test hook: "features:K" / "scores:K" parks the job after K chunks
-)
 
 
 @dataclass
@@ -89,7 +84,7 @@ class BatchJob:
             raise BatchError(f"output {self.output} must end in .parquet or .csv")
         return suffix[1:]
 
-    def identity(self, models: ModelBundle, engine: str) -> dict:
+    def identity(self, models: ModelSet, engine: str) -> dict:
         """What must not change between a killed run and its ``--resume``."""
         return {
             "input": str(self.source.uri or self.source.path or self.source.name),
@@ -128,14 +123,6 @@ class JobResult:
     @property
     def total_seconds(self) -> float:
         return float(sum(self.seconds.values()))
-
-
-def _hold(phase: str, done: int) -> None:
-    """Test hook: park the process (until it is killed) after ``done`` chunks of ``phase``."""
-    if os.environ.get(HOLD_ENV) == f"{phase}:{done}":
-        print(f"HOLDING after {phase} chunk {done}", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
 
 
 def _write_parquet(frame_or_table, path: Path) -> None:
@@ -203,7 +190,7 @@ def features_pass(
         manifest.save()
         finished_here += 1
         reporter.advance(1)
-        _hold("features", finished_here)
+        reporter.chunk_saved("features", finished_here)
     reporter.finish()
     if not sum(c["customers"] for c in done.values()):
         raise BatchError(
@@ -232,7 +219,7 @@ def global_popularity(manifest: Manifest, categories: tuple[str, ...]) -> dict[s
 _WORKER: dict = {}
 
 
-def single_threaded(models: ModelBundle) -> ModelBundle:
+def single_threaded(models: ModelSet) -> ModelSet:
     """One LightGBM thread per process where processes (or Spark tasks) are the parallelism.
 
     Only for a worker's private copy of the models; predictions do not depend on threads,
@@ -259,7 +246,7 @@ def _score_bucket(
     popularity: dict,
     history,
     as_of,
-    models: ModelBundle | None = None,
+    models: ModelSet | None = None,
 ) -> tuple[int, dict, int]:
     """Score chunk ``b`` from its features file and write its part; returns (b, stats,
     customers)."""
@@ -275,7 +262,7 @@ def _score_bucket(
 def scores_pass(
     job: BatchJob,
     manifest: Manifest,
-    models: ModelBundle,
+    models: ModelSet,
     popularity: dict[str, float],
     as_of: pd.Timestamp,
     reporter: Reporter,
@@ -308,7 +295,7 @@ def scores_pass(
         manifest.save()
         finished_here += 1
         reporter.advance(n)
-        _hold("scores", finished_here)
+        reporter.chunk_saved("scores", finished_here)
 
     workers = min(job.workers, len(todo))
     if workers <= 1:
@@ -343,7 +330,7 @@ def rejected_counts(manifest: Manifest) -> dict[str, int]:
 
 
 # -- the job -----------------------------------------------------------------------------------
-def run_local(job: BatchJob, models: ModelBundle, reporter: Reporter | None = None) -> JobResult:
+def run_local(job: BatchJob, models: ModelSet, reporter: Reporter | None = None) -> JobResult:
     """Score every customer of ``job.source`` with ``models``; write ``job.output`` and its
     rejects."""
     from nextbest.batch.output import rejects_path

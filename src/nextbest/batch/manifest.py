@@ -10,12 +10,14 @@ leaves a manifest that only lists files that are complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nextbest.config import settings
 from nextbest.errors import ResumeError
 
 FORMAT = 1
@@ -33,11 +35,7 @@ def work_dir(output) -> Path:
     ``NEXTBEST_HOME/batch-work/<hash of the URI>``.
     """
     if is_uri(output):
-        import hashlib
-
-        from nextbest.config import home
-
-        return home() / "batch-work" / hashlib.sha256(str(output).encode()).hexdigest()[:16]
+        return settings().paths.batch_work / hashlib.sha256(str(output).encode()).hexdigest()[:16]
     output = Path(output)
     return output.with_name(output.name + ".work")
 

@@ -44,6 +44,13 @@ class Reporter:
             self._last = now
             self.write(self._line(now))
 
+    def chunk_saved(self, phase: str, n_done: int) -> None:
+        """Called once a chunk of ``phase`` is durably saved (``n_done`` in this run so far).
+
+        A job killed after this call resumes past that chunk; tests use the
+        hook to kill a job at a known point.
+        """
+
     def finish(self) -> None:
         pass
 

@@ -60,9 +60,8 @@ from nextbest.batch.spark_stages import (
     spark_type_ddl,
     validate_group,
 )
-from nextbest.scoring import ModelBundle
-
-MASTER_ENV = "NEXTBEST_SPARK_MASTER"
+from nextbest.config import settings
+from nextbest.scoring import ModelSet
 
 
 def spark_session(master: str | None = None, n_partitions: int = 8):
@@ -80,7 +79,8 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
         active = SparkSession.getActiveSession()
         if active is not None:
             return active, False
-        master = master or os.environ.get(MASTER_ENV)
+        config = settings()
+        master = master or config.spark_master
         under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # launched by spark-submit
         if master is None and not under_submit:
             master = "local[*]"
@@ -92,7 +92,7 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
             builder = (
                 builder.config("spark.ui.enabled", "false")
                 .config("spark.driver.host", "127.0.0.1")
-                .config("spark.driver.memory", os.environ.get("NEXTBEST_SPARK_DRIVER_MEMORY", "2g"))
+                .config("spark.driver.memory", config.spark_driver_memory)
             )
         builder = (
             builder.config("spark.sql.session.timeZone", "UTC")
@@ -105,7 +105,7 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
             )
         )
         spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel(os.environ.get("NEXTBEST_SPARK_LOG_LEVEL", "ERROR"))
+        spark.sparkContext.setLogLevel(config.spark_log_level)
         return spark, True
 
 
@@ -188,7 +188,7 @@ def _with_rows(spark, path: str, mapping: dict[str, str]):
 
 
 def run_spark(
-    job: BatchJob, models: ModelBundle, reporter: Reporter | None = None, master: str | None = None
+    job: BatchJob, models: ModelSet, reporter: Reporter | None = None, master: str | None = None
 ) -> JobResult:
     """Score ``job`` on Spark; same outputs (scores, rejects, summary) as
     :func:`~.job.run_local`."""
@@ -213,7 +213,7 @@ def run_spark(
         with warnings.catch_warnings():
             quiet_pandas3_warnings()
             result = _run(job, models, reporter, manifest, spark, seconds, fmt, stages)
-        if not os.environ.get("NEXTBEST_KEEP_WORK"):
+        if not settings().keep_work:
             if is_uri(job.output):
                 _delete(spark, stages)
             shutil.rmtree(manifest.root, ignore_errors=True)
@@ -433,4 +433,4 @@ def _stats(scores) -> dict:
     return merge_stats(items)
 
 
-__all__ = ["run_spark", "spark_session", "spark_type_ddl", "MASTER_ENV"]
+__all__ = ["run_spark", "spark_session", "spark_type_ddl"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nextbest.data.schema import validate_customers
+from nextbest.data.schema import opted_out, validate_customers
 from nextbest.errors import SchemaError
 
 DATASETS = ("cdnow", "cdnow-full", "completejourney")
@@ -26,6 +26,11 @@ class Dataset:
     customers: pd.DataFrame
     extras: dict[str, pd.DataFrame] = field(default_factory=dict)
     default_as_of: pd.Timestamp | None = None
+
+    @property
+    def opted_out(self) -> set[str]:
+        """Ids of customers who objected to profiling (see :func:`~.schema.opted_out`)."""
+        return opted_out(self.customers)
 
 
 def _customers_from(transactions: pd.DataFrame) -> pd.DataFrame:

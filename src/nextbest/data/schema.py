@@ -248,6 +248,27 @@ def validate_customers(frame: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def opted_out(customers: pd.DataFrame) -> set[str]:
+    """Ids of the customers who objected to profiling (``consent_profiling`` false).
+
+    The one place this set is built: training leaves these customers out of
+    every fit, scoring gives them the non-personalised action with no scores.
+    ``customers`` is a frame checked by :func:`validate_customers`.
+    """
+    if customers.empty or "consent_profiling" not in customers.columns:
+        return set()
+    consent = customers["consent_profiling"].fillna(True).astype(bool).to_numpy()
+    return set(customers.loc[~consent, "customer_id"].astype(str))
+
+
+def without_customers(transactions: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """``transactions`` minus the lines of customers in ``ids`` (a new frame; no copy if none)."""
+    if not ids:
+        return transactions
+    keep = ~transactions["customer_id"].astype(str).isin(ids)
+    return transactions[keep.to_numpy()].reset_index(drop=True)
+
+
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 

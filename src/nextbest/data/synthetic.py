@@ -20,11 +20,14 @@ iso-value curves": ``z ~ Gamma(p, nu)`` with ``nu ~ Gamma(q, gamma)``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from nextbest.errors import InputError
 
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "GROCERY",
@@ -96,7 +99,7 @@ def generate_transactions(
         ``as_of = start + observation_days`` when fitting.
     """
     if n_customers < 1:
-        raise ValueError(f"n_customers must be >= 1, got {n_customers}")
+        raise InputError(f"n_customers must be >= 1, got {n_customers}")
     params = params or SyntheticParams()
     rng = np.random.default_rng(seed)
     unit = params.time_unit_days
@@ -167,3 +170,18 @@ def synthetic_as_of(params: SyntheticParams | None = None) -> pd.Timestamp:
     """The first day after the synthetic observation window."""
     params = params or SyntheticParams()
     return pd.Timestamp(params.start) + pd.Timedelta(days=params.observation_days)
+
+
+def write_synthetic(n_customers: int, seed: int, output: str | Path) -> str:
+    """Write :func:`generate_transactions` to ``output`` (.csv or .parquet); say what it wrote."""
+    output = Path(output)
+    frame = generate_transactions(n_customers, seed=seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".csv":
+        frame.to_csv(output, index=False)
+    else:
+        frame.to_parquet(output, index=False)
+    return (
+        f"wrote {len(frame):,} transactions of {n_customers:,} customers to {output} "
+        f"(as_of {synthetic_as_of().date()}, true parameters {SyntheticParams().as_dict()})"
+    )

@@ -21,14 +21,16 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from nextbest import plots_classifier as pc
-from nextbest.evaluate import figures
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
-from nextbest.evaluate.sources import MODEL_ERRORS, ModelSet
+from nextbest.evaluate.sources import MODEL_ERRORS
 from nextbest.features.build import add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
 from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
+from nextbest.plots import classifier as pc
+from nextbest.plots import evaluation as figures
+from nextbest.plots import png
+from nextbest.scoring import ModelSet
 
 log = logging.getLogger(__name__)
 
@@ -219,4 +221,4 @@ def _charts(calib: dict[str, pd.DataFrame], lifts: dict[str, pd.DataFrame]) -> l
             figures.gain_plot(lifts, "Cumulative gain: churners found"),
         ),
     ]
-    return [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]
+    return [Chart(n, t, e, png(f)) for n, t, e, f in charts]

@@ -18,11 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nextbest import plots
-from nextbest.evaluate import figures
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
-from nextbest.evaluate.sources import ModelSet
 from nextbest.features.customer import day_number
 from nextbest.features.rfm import calibration_holdout, customer_days
 from nextbest.models.evaluation import (
@@ -32,6 +29,10 @@ from nextbest.models.evaluation import (
     holdout_metrics,
     value_metrics,
 )
+from nextbest.plots import clv as plots
+from nextbest.plots import evaluation as figures
+from nextbest.plots import png
+from nextbest.scoring import ModelSet
 
 TITLE = "Customer lifetime value"
 BASELINE = "historic rate"
@@ -272,4 +273,4 @@ def _charts(
             figures.decile_plot(deciles),
         ),
     ]
-    section.charts += [Chart(n, t, e, figures.png(f)) for n, t, e, f in charts]
+    section.charts += [Chart(n, t, e, png(f)) for n, t, e, f in charts]

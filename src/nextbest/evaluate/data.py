@@ -22,8 +22,9 @@ from functools import cached_property
 import pandas as pd
 
 from nextbest.data import Dataset
-from nextbest.data.schema import validate_transactions
+from nextbest.data.schema import validate_transactions, without_customers
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import InputError
 from nextbest.features.build import FeatureContext, build_context
 from nextbest.features.rfm import as_of_date
 
@@ -81,7 +82,7 @@ def parse_as_of(value) -> pd.Timestamp:
     try:
         return as_of_date(value)
     except ValueError as exc:
-        raise ValueError(f"--as-of {value!s}: expected a date YYYY-MM-DD ({exc})") from exc
+        raise InputError(f"--as-of {value!s}: expected a date YYYY-MM-DD ({exc})") from exc
 
 
 def default_backtest_as_of(dataset: Dataset, horizon_days: int) -> pd.Timestamp:
@@ -100,13 +101,13 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
         or the horizon runs past the last transaction day.
     """
     if horizon_days <= 0:
-        raise ValueError(f"--horizon-days must be > 0, got {horizon_days}")
+        raise InputError(f"--horizon-days must be > 0, got {horizon_days}")
     as_of = parse_as_of(as_of)
     end = data_end(dataset.transactions)
     horizon_end = as_of + pd.Timedelta(days=int(horizon_days))
     if horizon_end > end:
         last = (end - pd.Timedelta(days=1)).date()
-        raise ValueError(
+        raise InputError(
             f"the {horizon_days}-day horizon after as_of {as_of.date()} runs to "
             f"{(horizon_end - pd.Timedelta(days=1)).date()}, past the last day of the data "
             f"({dataset.name}: "
@@ -115,13 +116,10 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
         )
     checked = validate_transactions(dataset.transactions, as_of=end)
     tx = checked.transactions
-    opted_out = set(
-        dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"].astype(str)
-    )
-    if opted_out:
-        tx = tx[~tx["customer_id"].astype(str).isin(opted_out)].reset_index(drop=True)
+    opted_out = dataset.opted_out
+    tx = without_customers(tx, opted_out)
     if not (tx["timestamp"] < as_of).any():
-        raise ValueError(f"no valid transaction before as_of {as_of.date()}: nothing to train on")
+        raise InputError(f"no valid transaction before as_of {as_of.date()}: nothing to train on")
     notes = []
     report = checked.report.as_dict()
     if report.get("n_rejected"):

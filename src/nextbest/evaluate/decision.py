@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 
 from nextbest.decision.policy import gate_offers
-from nextbest.evaluate import figures
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
-from nextbest.evaluate.sources import ModelSet
 from nextbest.features.build import category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
-from nextbest.scoring import ModelBundle, score
+from nextbest.plots import evaluation as figures
+from nextbest.plots import png
+from nextbest.scoring import ModelSet, score
 
 TITLE = "Decisions: who gets which offer"
 NONE, RETENTION = -1, -2
@@ -47,14 +47,7 @@ def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed
     f = features_at(data.ctx_full, data.as_of, models.clv.time_unit_days)
     f = f[f["consent_profiling"]].reset_index(drop=True)
     popularity = category_popularity(data.ctx_full, data.as_of)
-    bundle = ModelBundle(
-        clv=models.clv,
-        catalog=catalog,
-        churn=models.churn,
-        nbo=models.nbo,
-        churn_horizon_days=models.churn_horizon_days,
-    )
-    decided = score(f, bundle, data.horizon_days, popularity, None, data.as_of)
+    decided = score(f, models, data.horizon_days, popularity, None, data.as_of)
     offer_ids = [o.offer_id for o in catalog.offers]
     lookup = {oid: j for j, oid in enumerate(offer_ids)}
     ret_id = catalog.retention.offer_id if catalog.retention else None
@@ -226,7 +219,7 @@ def decision_section(
             "Expected and realised value of each policy",
             "Realised value: what the offers sent would have earned from purchases that really "
             "happened, minus the cost of every contact.",
-            figures.png(fig),
+            png(fig),
         )
     )
     return section

@@ -22,10 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nextbest.evaluate import figures
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
-from nextbest.evaluate.sources import MODEL_ERRORS, ModelSet
+from nextbest.evaluate.sources import MODEL_ERRORS
 from nextbest.features.build import category_popularity, features_at
 from nextbest.models.evaluation import (
     classification_metrics,
@@ -34,6 +33,9 @@ from nextbest.models.evaluation import (
     ranking_metrics,
 )
 from nextbest.models.offers import last_bought_scores, offer_pairs, popularity_scores
+from nextbest.plots import evaluation as figures
+from nextbest.plots import png
+from nextbest.scoring import ModelSet
 
 TITLE = "Next best offer"
 CAMPAIGN_TITLE = "Coupon campaigns after the cut-off"
@@ -135,7 +137,7 @@ def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Sectio
             "How often the recommended offers were the ones customers took",
             "Taller bars for 'model' mean its recommendations match what customers went on to "
             "buy more often than the simple rules do.",
-            figures.png(fig),
+            png(fig),
         )
     )
     return section
@@ -259,7 +261,7 @@ def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
             "Who redeemed the coupons of later campaigns",
             "If the model is useful, the first deciles (highest predicted propensity) redeem "
             "far more often than the last ones.",
-            figures.png(fig),
+            png(fig),
         )
     )
     return section

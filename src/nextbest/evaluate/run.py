@@ -22,6 +22,7 @@ import pandas as pd
 
 from nextbest.data import Dataset
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import InputError
 from nextbest.evaluate.churn import churn_section
 from nextbest.evaluate.clv import clv_section
 from nextbest.evaluate.data import BacktestData, default_backtest_as_of, parse_as_of, prepare
@@ -113,7 +114,7 @@ def evaluate(
     started = time.perf_counter()
     as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else as_of
     if len(set(specs)) != len(specs):
-        raise ValueError(f"--compare needs two different model specs, got {list(specs)}")
+        raise InputError(f"--compare needs two different model specs, got {list(specs)}")
     data = prepare(dataset, as_of, horizon_days, catalog)
     runs = []
     for spec in specs:
@@ -196,9 +197,9 @@ def evaluate_to_dir(
     to MLflow."""
     import mlflow
 
-    from nextbest import tracking
+    from nextbest import registry
 
-    tracking.setup()
+    registry.setup()
     as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else parse_as_of(as_of)
     name = f"evaluate-{dataset.name}-{as_of.date()}"
     with mlflow.start_run(run_name=name) as run:
@@ -213,7 +214,7 @@ def evaluate_to_dir(
             }
         )
         for kind in ("clv", "churn", "nbo"):
-            mlflow.log_params(tracking.flatten(f"config.{kind}", configs[kind]))
+            mlflow.log_params(registry.flatten(f"config.{kind}", configs[kind]))
         result = evaluate(dataset, as_of, horizon_days, configs, catalog, specs, seed)
         result.run_id = run.info.run_id
         mlflow.log_params(

@@ -18,45 +18,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
-from dataclasses import dataclass, field
 
 import pandas as pd
 
-from nextbest import tracking
+from nextbest import registry
 from nextbest.decision.catalog import Catalog
+from nextbest.errors import InputError
 from nextbest.evaluate.data import BacktestData
 from nextbest.features.rfm import rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+from nextbest.scoring import ModelSet
 
 log = logging.getLogger(__name__)
 
 TRAIN = "train"
 KINDS = {
-    "clv": tracking.CLV_MODEL_NAME,
-    "churn": tracking.CHURN_MODEL_NAME,
-    "nbo": tracking.NBO_MODEL_NAME,
+    "clv": registry.CLV_MODEL_NAME,
+    "churn": registry.CHURN_MODEL_NAME,
+    "nbo": registry.NBO_MODEL_NAME,
 }
 # Errors a model can raise on data it cannot handle; anything else is a bug and propagates.
 MODEL_ERRORS = (ValueError, RuntimeError, LookupError)
-
-
-@dataclass
-class ModelSet:
-    """The models one side of an evaluation uses, with where each came from."""
-
-    label: str
-    clv: ClvModel
-    catalog: Catalog
-    churn: object | None = None
-    nbo: object | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def churn_horizon_days(self) -> int:
-        return int(getattr(self.churn, "horizon_days_", 30))
 
 
 def parse_spec(spec: str) -> dict[str, str]:
@@ -70,16 +52,16 @@ def parse_spec(spec: str) -> dict[str, str]:
     spec = spec.strip()
     if "=" not in spec:
         if not spec:
-            raise ValueError(
+            raise InputError(
                 "empty model spec; use 'train', an alias such as 'champion', or a version number"
             )
         return dict.fromkeys(KINDS, spec)
-    refs = dict.fromkeys(KINDS, tracking.CHAMPION)
+    refs = dict.fromkeys(KINDS, registry.CHAMPION)
     for part in spec.split(","):
         kind, _, ref = part.partition("=")
         kind, ref = kind.strip(), ref.strip()
         if kind not in KINDS or not ref:
-            raise ValueError(
+            raise InputError(
                 f"bad model spec part {part!r}: use kind=ref with kind in {sorted(KINDS)}"
             )
         refs[kind] = ref
@@ -130,7 +112,7 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
     candidates = list(config["count_models"])
     unknown = [c for c in candidates if c not in COUNT_MODEL_NAMES]
     if unknown or not candidates:
-        raise ValueError(
+        raise InputError(
             f"unknown count model(s) {unknown}; choose from {sorted(COUNT_MODEL_NAMES)}"
         )
     best, reason = candidates[0], f"CLV: {COUNT_MODEL_NAMES[candidates[0]]} (the only candidate)"
@@ -185,26 +167,14 @@ def _train_classifier(kind: str, data: BacktestData, configs: dict, clv: ClvMode
 def load_registered(kind: str, ref: str, data: BacktestData, notes: list[str]):
     """Load ``nextbest-<kind>`` by alias or version; warn when it was trained past ``as_of``.
 
-    Returns ``(model, version)``; raises :class:`LookupError` when the registry has no such version.
+    Returns ``(model, version)``; raises :class:`~nextbest.errors.NoChampionError` (a
+    ``LookupError``) when the registry has no such version.
     """
-    import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     name = KINDS[kind]
-    client = MlflowClient()
-    try:
-        mv = (
-            client.get_model_version(name, ref)
-            if ref.isdigit()
-            else client.get_model_version_by_alias(name, ref)
-        )
-    except MlflowException as exc:
-        raise LookupError(f"no version {ref!r} of {name} in {mlflow.get_tracking_uri()}") from exc
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = tracking.unwrap(mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}"))
-    trained_as_of, trained_on = _training_tags(client, mv.run_id)
+    model, mv = registry.load_model(name, ref)
+    trained_as_of, trained_on = _training_tags(MlflowClient(), mv.run_id)
     if trained_as_of is not None and trained_as_of > data.as_of:
         notes.append(
             f"WARNING: {name} v{mv.version} was trained on data up to {trained_as_of.date()}, "

@@ -18,6 +18,9 @@ import pandas as pd
 from nextbest.features.campaigns import campaign_features, coupon_departments
 from nextbest.features.customer import PurchaseTable, customer_features, day_number, purchase_table
 
+# Columns that identify a row or a label, never a customer attribute.
+ID_COLUMNS = {"customer_id", "consent_profiling", "cutoff", "label", "offer_id", "category"}
+
 
 @dataclass
 class FeatureContext:
@@ -45,12 +48,25 @@ def build_context(
     extras: dict[str, pd.DataFrame] | None = None,
 ) -> FeatureContext:
     """Precompute the purchase table and campaign lookups (validated transactions only)."""
-    from nextbest.models.tabular import demographic_columns
-
     extras = extras or {}
     demo = demographic_columns(customers)
     dept = coupon_departments(extras) if extras else None
     return FeatureContext(purchase_table(transactions, categories), customers, extras, dept, demo)
+
+
+def demographic_columns(customers: pd.DataFrame | None, max_levels: int = 50) -> list[str]:
+    """Customer attributes usable as features: not ids/consent, at most ``max_levels`` values."""
+    if customers is None:
+        return []
+    cols = []
+    for c in customers.columns:
+        if c in ID_COLUMNS:
+            continue
+        if customers[c].nunique(dropna=True) <= max_levels or pd.api.types.is_numeric_dtype(
+            customers[c]
+        ):
+            cols.append(c)
+    return cols
 
 
 def category_popularity(ctx: FeatureContext, as_of, days: int = 30) -> dict[str, float]:

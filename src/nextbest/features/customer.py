@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nextbest.errors import InputError
 from nextbest.features.rfm import as_of_date
 
 WINDOWS_DAYS: tuple[int, ...] = (14, 30, 60, 90)
@@ -124,7 +125,7 @@ def customer_features(
     m = table.day_day < cutoff
     cust, day, amt = table.day_cust[m], table.day_day[m], table.day_amount[m]
     if cust.size == 0:
-        raise ValueError(
+        raise InputError(
             f"no transactions before as_of {as_of_date(as_of).date()}: empty feature window"
         )
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nextbest.errors import InputError
+
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -45,7 +47,7 @@ def as_of_date(as_of) -> pd.Timestamp:
 
     ts = naive_utc(as_of)
     if ts != ts.normalize():
-        raise ValueError(
+        raise InputError(
             f"as_of must be a date (midnight), got {ts}; use {ts.normalize().date()} "
             f"or {(ts.normalize() + pd.Timedelta(days=1)).date()}"
         )
@@ -123,10 +125,10 @@ def rfm_summary(
         If no transaction falls before ``as_of`` or the unit is not positive.
     """
     if time_unit_days <= 0:
-        raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
+        raise InputError(f"time_unit_days must be > 0, got {time_unit_days}")
     days = customer_days(transactions, as_of=as_of)
     if days.empty:
-        raise ValueError(
+        raise InputError(
             f"no transactions before as_of {pd.Timestamp(as_of).date()}: empty calibration window"
         )
     return _summarise(days, _as_day(as_of) - 1, time_unit_days)
@@ -187,12 +189,12 @@ def calibration_holdout(
         If the calibration or the holdout window holds no transaction.
     """
     if horizon_days <= 0:
-        raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
+        raise InputError(f"horizon_days must be > 0, got {horizon_days}")
     cal = rfm_summary(transactions, as_of, time_unit_days)
     end = as_of_date(as_of) + pd.Timedelta(days=horizon_days)
     hold = customer_days(transactions, as_of=end, start=as_of)
     if hold.empty:
-        raise ValueError(
+        raise InputError(
             f"no transactions in the holdout window [{pd.Timestamp(as_of).date()}, {end.date()}): "
             "empty holdout"
         )

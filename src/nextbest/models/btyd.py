@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
-from lifetimes.utils import ConvergenceError
+from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
 
-from nextbest.errors import ModelInputError
+from nextbest.errors import ConfigError, ConvergenceError, ModelInputError
 from nextbest.models.base import validate_columns
 from nextbest.models.fast import fit_bgnbd, fit_gamma_gamma
 
@@ -38,6 +38,8 @@ COUNT_MODELS: dict[str, type] = {
 }
 COUNT_MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
 RFM_COLUMNS = ("customer_id", "frequency", "recency", "T")
+# What a CLV model is fed in production (and its pyfunc signature declares).
+RFM_INPUT_COLUMNS = (*RFM_COLUMNS, "monetary")
 OUTPUT_COLUMNS = ("customer_id", "p_alive", "expected_purchases", "expected_spend", "predicted_clv")
 
 
@@ -144,7 +146,7 @@ def fit_count_model(
         one record per attempt: model, penalizer, outcome, seconds.
     """
     if name not in COUNT_MODELS:
-        raise ValueError(f"unknown count model {name!r}; choose from {sorted(COUNT_MODELS)}")
+        raise ConfigError(f"unknown count model {name!r}; choose from {sorted(COUNT_MODELS)}")
     packed = compress(rfm, ["frequency", "recency", "T"])
     attempts: list[dict] = []
     for pen in penalizers:
@@ -167,7 +169,7 @@ def fit_count_model(
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
             elif not _predictions_finite(fitter, packed):
                 outcome = "non-finite predictions on the training data"
-        except ConvergenceError:
+        except LifetimesConvergenceError:
             outcome = "ConvergenceError"
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             outcome = f"{type(exc).__name__}: {exc}"
@@ -216,7 +218,7 @@ def fit_spend_model(
                 )
             if not _params_ok(fitter) or fitter.params_["q"] <= 1:
                 outcome = f"degenerate parameters {dict(fitter.params_.round(6))}"
-        except ConvergenceError:
+        except LifetimesConvergenceError:
             outcome = "ConvergenceError"
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             outcome = f"{type(exc).__name__}: {exc}"
@@ -231,7 +233,7 @@ def fit_spend_model(
         )
         if outcome == "ok":
             return params_only(fitter), attempts, len(use)
-    raise RuntimeError(f"Gamma-Gamma did not converge with any penalizer: {attempts}")
+    raise ConvergenceError(f"Gamma-Gamma did not converge with any penalizer: {attempts}")
 
 
 def count_log_likelihood(name: str, fitter, frequency, recency, T) -> float:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.errors import ConfigError, ConvergenceError
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.btyd import (  # noqa: F401  (re-exported: the CLV model's public helpers)
     COUNT_MODEL_NAMES,
@@ -85,13 +86,13 @@ class ClvModel(BaseModel):
     ) -> None:
         super().__init__()
         if count_model not in COUNT_MODELS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown count model {count_model!r}; choose from {sorted(COUNT_MODELS)}"
             )
         if time_unit_days <= 0:
-            raise ValueError(f"time_unit_days must be > 0, got {time_unit_days}")
+            raise ConfigError(f"time_unit_days must be > 0, got {time_unit_days}")
         if not 0 < margin <= 1:
-            raise ValueError(f"margin must be in (0, 1], got {margin}")
+            raise ConfigError(f"margin must be in (0, 1], got {margin}")
         self.count_model = count_model
         self.time_unit_days = float(time_unit_days)
         self.penalizers = [float(p) for p in penalizers]
@@ -118,7 +119,7 @@ class ClvModel(BaseModel):
                 self.count_model_used_ = name
                 break
         if fitter is None:
-            raise RuntimeError(f"no count model converged: {self.fit_log_}")
+            raise ConvergenceError(f"no count model converged: {self.fit_log_}")
         self.count_fitter_ = fitter
         self.spend_fitter_, spend_attempts, self.n_spend_customers_ = fit_spend_model(
             rfm, self.penalizers
@@ -201,7 +202,7 @@ class ClvModel(BaseModel):
         self._check_fitted()
         validate_rfm(rfm)
         if horizon_days <= 0:
-            raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
+            raise ConfigError(f"horizon_days must be > 0, got {horizon_days}")
         f = rfm["frequency"].to_numpy(dtype="float64")
         r = rfm["recency"].to_numpy(dtype="float64")
         T = rfm["T"].to_numpy(dtype="float64")

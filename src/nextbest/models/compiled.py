@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nextbest.config import settings
+
 log = logging.getLogger(__name__)
 
 MIN_ROWS = 2_000
@@ -40,12 +42,8 @@ _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return os.environ.get("NEXTBEST_COMPILED_TREES", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    """Whether compiled trees are on (``NEXTBEST_COMPILED_TREES``, see :mod:`nextbest.config`)."""
+    return settings().compiled_trees
 
 
 def predict(booster, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
@@ -111,10 +109,8 @@ def _compiled_model(booster):
 
 
 def _cache_dir() -> Path:
-    from nextbest.config import home
-
     for candidate in (
-        home() / "cache" / "lleaves",
+        settings().paths.cache / "lleaves",
         Path(tempfile.gettempdir()) / "nextbest-lleaves",
     ):
         try:

@@ -1,5 +1,4 @@
-"""Shared plumbing for the LightGBM models: feature frames, categorical encoding, rolling
-cutoffs."""
+"""Shared plumbing for the LightGBM models: feature frames and categorical encoding."""
 
 from __future__ import annotations
 
@@ -7,60 +6,6 @@ import numpy as np
 import pandas as pd
 
 from nextbest.errors import ModelInputError
-from nextbest.features.rfm import as_of_date
-
-ID_COLUMNS = {"customer_id", "consent_profiling", "cutoff", "label", "offer_id", "category"}
-
-
-def rolling_cutoffs(
-    first_day: pd.Timestamp,
-    as_of,
-    label_days: int,
-    step_days: int,
-    n_cutoffs: int,
-    min_history_days: int,
-) -> list[pd.Timestamp]:
-    """Cutoffs (oldest first) whose label windows end on or before ``as_of``.
-
-    The newest cutoff is ``as_of - label_days``: its label window ends exactly
-    at ``as_of``, so nothing on or after ``as_of`` is ever used. Each cutoff
-    has at least ``min_history_days`` of data before it.
-
-    Raises
-    ------
-    ValueError
-        If fewer than three cutoffs fit (train, calibration and test folds).
-    """
-    as_of = as_of_date(as_of)
-    earliest = as_of_date(first_day.normalize()) + pd.Timedelta(days=min_history_days)
-    cutoffs = []
-    for k in range(n_cutoffs):
-        c = as_of - pd.Timedelta(days=label_days + k * step_days)
-        if c < earliest:
-            break
-        cutoffs.append(c)
-    if len(cutoffs) < 3:
-        raise ValueError(
-            f"only {len(cutoffs)} cutoff(s) fit between {earliest.date()} and {as_of.date()} with "
-            f"{label_days}-day labels every {step_days} days; need 3 (train, calibrate, test): "
-            "use more history, shorter windows or a smaller step"
-        )
-    return sorted(cutoffs)
-
-
-def demographic_columns(customers: pd.DataFrame | None, max_levels: int = 50) -> list[str]:
-    """Customer attributes usable as features: not ids/consent, at most ``max_levels`` values."""
-    if customers is None:
-        return []
-    cols = []
-    for c in customers.columns:
-        if c in ID_COLUMNS:
-            continue
-        if customers[c].nunique(dropna=True) <= max_levels or pd.api.types.is_numeric_dtype(
-            customers[c]
-        ):
-            cols.append(c)
-    return cols
 
 
 def encode_categoricals(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:

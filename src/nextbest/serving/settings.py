@@ -1,22 +1,24 @@
 """Service configuration, read from the environment once at start-up.
 
-=============================  ==========================================================
-variable                       meaning (default)
-=============================  ==========================================================
-``NEXTBEST_HOME``              state directory: MLflow store, snapshots, audit log (``./.nextbest``)
-``NEXTBEST_API_KEY``           bearer key(s) clients must send; comma-separated to rotate
-``NEXTBEST_ALLOW_NO_AUTH``     ``1`` to run without a key (development only; logged loudly)
-``NEXTBEST_HORIZON_DAYS``      horizon of ``expected_purchases`` / ``predicted_clv``
-(``models/clv.yaml``)
-``NEXTBEST_RELOAD_SECONDS``    how often the watcher looks for a new champion or snapshot (30; 0 =
-off)
-``NEXTBEST_SCORE_CHUNK``       customers scored per ``score()`` call when loading (20,000)
-``NEXTBEST_MAX_BODY_BYTES``    largest request body accepted (2 MiB)
-``NEXTBEST_AUDIT``             ``0`` to switch the audit log off (on)
-``NEXTBEST_CONTACT_HISTORY``   CSV/Parquet of past contacts (``customer_id, offer_id, timestamp``)
-for
-                               cooldowns and caps, as ``nextbest score --contact-history`` (none)
-=============================  ==========================================================
+:class:`ServiceSettings` extends the common :class:`~nextbest.config.Settings`
+(``NEXTBEST_HOME``, ``MLFLOW_TRACKING_URI``, ``NEXTBEST_MODELS_DIR``, ...) with:
+
+==============================  ==============================================================
+variable                        meaning (default)
+==============================  ==============================================================
+``NEXTBEST_API_KEY``            bearer key(s) clients must send; comma-separated to rotate
+``NEXTBEST_ALLOW_NO_AUTH``      ``1`` to run without a key (development only; logged loudly)
+``NEXTBEST_HORIZON_DAYS``       horizon of ``expected_purchases`` / ``predicted_clv``
+                                (``models/clv.yaml``)
+``NEXTBEST_RELOAD_SECONDS``     how often the watcher looks for a new champion or snapshot
+                                (30; 0 = off)
+``NEXTBEST_SCORE_CHUNK``        customers scored per ``score()`` call when loading (20,000)
+``NEXTBEST_MAX_BODY_BYTES``     largest request body accepted (2 MiB)
+``NEXTBEST_AUDIT``              ``0`` to switch the audit log off (on)
+``NEXTBEST_CONTACT_HISTORY``    CSV/Parquet of past contacts (``customer_id, offer_id,
+                                timestamp``) for cooldowns and caps, as ``nextbest score
+                                --contact-history`` (none)
+==============================  ==============================================================
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nextbest.config import Paths
+from nextbest.config import Settings, load_config, settings_fields
 from nextbest.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -87,12 +89,11 @@ def api_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ServiceSettings:
-    """Everything the service reads from the environment, validated."""
+class ServiceSettings(Settings):
+    """The common :class:`~nextbest.config.Settings` plus what only the service reads."""
 
-    paths: Paths
-    api_keys: tuple[str, ...]
-    horizon_days: float
+    api_keys: tuple[str, ...] = ()
+    horizon_days: float = 365.0
     reload_seconds: float = 30.0
     score_chunk: int = 20_000
     audit: bool = True
@@ -117,21 +118,19 @@ class ServiceSettings:
         ConfigurationError
             On a missing API key (unless explicitly allowed) or a malformed number.
         """
-        from nextbest.config import home, load_config, models_dir
-
         env = os.environ if env is None else env
+        common = settings_fields(env)
         keys = api_keys_from_env(env)
-        default_horizon = float(load_config("clv")["horizon_days"])
-        horizon = _number(env, "NEXTBEST_HORIZON_DAYS", default_horizon, 1.0)
+        clv = load_config("clv", path=common["models_dir"] / "clv.yaml")
+        horizon = _number(env, "NEXTBEST_HORIZON_DAYS", float(clv["horizon_days"]), 1.0)
+        history = env.get("NEXTBEST_CONTACT_HISTORY", "").strip()
         return cls(
-            paths=Paths(home()),
+            **common,
             api_keys=keys,
             horizon_days=horizon,
             reload_seconds=_number(env, "NEXTBEST_RELOAD_SECONDS", 30.0, 0.0),
             score_chunk=int(_number(env, "NEXTBEST_SCORE_CHUNK", 20_000, 1.0)),
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
-            catalog_path=models_dir() / "offers.yaml",
-            contact_history=Path(env["NEXTBEST_CONTACT_HISTORY"]).resolve()
-            if env.get("NEXTBEST_CONTACT_HISTORY", "").strip()
-            else None,
+            catalog_path=common["models_dir"] / "offers.yaml",
+            contact_history=Path(history).resolve() if history else None,
         )

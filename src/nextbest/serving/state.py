@@ -15,7 +15,6 @@ offer pairs exist at a time, next to the compact
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -24,11 +23,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from nextbest.scoring import ModelBundle, score
+from nextbest import registry
+from nextbest.data.files import read_table
+from nextbest.data.snapshot import read_snapshot, snapshot_files
+from nextbest.decision.catalog import load_catalog
+from nextbest.errors import NoSnapshotError
+from nextbest.scoring import ModelSet, score
 from nextbest.serving.decisions import DecisionTable, DecisionTableBuilder
 from nextbest.serving.schemas import MAX_ID_LENGTH
 from nextbest.serving.settings import ServiceSettings
-from nextbest.train.pipeline import SNAPSHOT_FILE, SNAPSHOT_META
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class Fingerprint:
 class ServingState:
     """Everything a request needs, built once and never modified."""
 
-    bundle: ModelBundle
+    bundle: ModelSet
     table: DecisionTable
     popularity: dict[str, float]
     as_of: pd.Timestamp
@@ -63,11 +66,9 @@ class ServingState:
 
 
 def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
-    snaps = settings.paths.snapshots
     out = []
     for path in (
-        snaps / SNAPSHOT_FILE,
-        snaps / SNAPSHOT_META,
+        *snapshot_files(settings.paths),
         settings.catalog_path,
         settings.reload_marker,
         settings.contact_history,
@@ -84,25 +85,15 @@ def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
 
 def current_fingerprint(settings: ServiceSettings) -> Fingerprint:
     """Champion versions in the registry and the snapshot/catalog/marker file stats, now."""
-    from nextbest import tracking
-
-    tracking.setup(settings.paths)
+    registry.setup(settings.paths)
     versions = []
-    for name in tracking.MODEL_NAMES:
-        mv = tracking.champion_version(name)
+    for name in registry.MODEL_NAMES:
+        mv = registry.champion_version(name)
         versions.append((name, None if mv is None else str(mv.version)))
     return Fingerprint(tuple(sorted(versions)), _file_stats(settings))
 
 
-def _snapshot_batches(path: Path, chunk: int):
-    """The snapshot as pandas frames of at most ``chunk`` rows, and the total row count."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    return pf.metadata.num_rows, (b.to_pandas() for b in pf.iter_batches(batch_size=chunk))
-
-
-def offer_vocabulary(bundle: ModelBundle) -> tuple[list[str], list[str]]:
+def offer_vocabulary(bundle: ModelSet) -> tuple[list[str], list[str]]:
     """Every offer id a decision may name (catalog, retention, default action) and its category."""
     cat = bundle.catalog
     ids = [o.offer_id for o in cat.offers]
@@ -118,7 +109,7 @@ def offer_vocabulary(bundle: ModelBundle) -> tuple[list[str], list[str]]:
 def decision_table(
     scored: Iterable[pd.DataFrame],
     n_rows: int,
-    bundle: ModelBundle,
+    bundle: ModelSet,
     versions: dict[str, str],
     as_of,
     horizon_days: float,
@@ -152,31 +143,22 @@ def build_state(settings: ServiceSettings, attempts: int = 3) -> ServingState:
         log.warning(
             "snapshot changed while loading (attempt %d/%d); loading again", attempt, attempts
         )
-    raise LookupError(
+    raise NoSnapshotError(
         f"the snapshot under {settings.paths.snapshots} kept changing while being loaded"
     )
 
 
 def _build_once(settings: ServiceSettings) -> ServingState:
-    from nextbest import tracking
-    from nextbest.decision.catalog import load_catalog
-
     started = time.perf_counter()
     stats = _file_stats(settings)
-    tracking.setup(settings.paths)
-    bundle = tracking.load_bundle(load_catalog(settings.catalog_path))
-    snap = settings.paths.snapshots / SNAPSHOT_FILE
-    if not snap.exists():
-        raise LookupError(f"no feature snapshot at {snap}; run `nextbest train` first")
-    meta = json.loads((settings.paths.snapshots / SNAPSHOT_META).read_text())
+    registry.setup(settings.paths)
+    bundle = registry.load_models(load_catalog(settings.catalog_path))
+    n_rows, batches, meta = read_snapshot(settings.paths, chunk_rows=settings.score_chunk)
     as_of = pd.Timestamp(meta["as_of"])
     popularity = {str(k): float(v) for k, v in (meta.get("popularity") or {}).items()}
     history = None
     if settings.contact_history is not None:
-        from nextbest.data.files import read_table
-
         history = read_table(settings.contact_history)
-    n_rows, batches = _snapshot_batches(snap, settings.score_chunk)
     dtypes: dict[str, object] = {}
 
     def scored():

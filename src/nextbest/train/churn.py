@@ -25,10 +25,12 @@ from sklearn.isotonic import IsotonicRegression
 
 from nextbest.features.build import FeatureContext, add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
+from nextbest.features.splits import rolling_cutoffs
 from nextbest.models.churn import ChurnModel, churn_feature_names
 from nextbest.models.clv import ClvModel
 from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
-from nextbest.models.tabular import learn_levels, rolling_cutoffs
+from nextbest.models.tabular import learn_levels
+from nextbest.train.gate import gate
 
 log = logging.getLogger(__name__)
 
@@ -123,27 +125,20 @@ def train_churn(
     metrics["test_auc_gain_vs_best_baseline"] = metrics["test_auc"] - best_base
     metrics["n_cutoffs"] = float(len(cutoffs))
     metrics["n_examples"] = float(len(ex))
-    th = config["thresholds"]
-    checks = {
-        "min_auc_gain_vs_baselines": {
-            "value": metrics["test_auc_gain_vs_best_baseline"],
-            "limit": th["min_auc_gain_vs_baselines"],
+    verdict = gate(
+        {
+            "min_auc_gain_vs_baselines": metrics["test_auc_gain_vs_best_baseline"],
+            "max_brier": metrics["test_brier"],
         },
-        "max_brier": {"value": metrics["test_brier"], "limit": th["max_brier"]},
-    }
-    checks["min_auc_gain_vs_baselines"]["passed"] = bool(
-        np.isfinite(checks["min_auc_gain_vs_baselines"]["value"])
-        and checks["min_auc_gain_vs_baselines"]["value"] >= th["min_auc_gain_vs_baselines"]
+        config["thresholds"],
     )
-    checks["max_brier"]["passed"] = bool(metrics["test_brier"] <= th["max_brier"])
-    gate = {"passed": all(c["passed"] for c in checks.values()), "checks": checks}
 
     final = ChurnModel(config["lightgbm"]).fit(ex[ex["cutoff"] < cutoffs[-1]], test, names, levels)
     final.horizon_days_ = horizon
     return ChurnResult(
         final,
         metrics,
-        gate,
+        verdict,
         cutoffs,
         calib,
         lifts,

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +33,19 @@ from nextbest.data.schema import (
     REQUIRED_TRANSACTION_COLUMNS,
     require_columns,
     validate_transactions,
+    without_customers,
 )
+from nextbest.errors import ConvergenceError, InputError
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
+from nextbest.models.btyd import RFM_INPUT_COLUMNS
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
 
 # The gate's metrics live with every other metric (``nextbest evaluate`` uses the same ones);
 # re-exported here for callers of ``nextbest.train``.
 from nextbest.models.evaluation import historic_rate_baseline, holdout_metrics
+from nextbest.plots import clv as plots
+from nextbest.registry import CLV_MODEL_NAME, data_fingerprint, flatten, log_model, setup
+from nextbest.train.gate import gate
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ class TrainResult:
     version: str | None
     as_of: pd.Timestamp
     rejects_path: Path | None
-    snapshot_path: Path | None
+    rfm: pd.DataFrame  # the training RFM summary (in memory only; opted-out customers absent)
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,7 +77,7 @@ def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
     )
     last = ts.max()
     if pd.isna(last):
-        raise ValueError("no parsable timestamp in transactions")
+        raise InputError("no parsable timestamp in transactions")
     return last.normalize() + pd.Timedelta(days=1)
 
 
@@ -122,37 +126,19 @@ def select_count_model(
     table = pd.DataFrame(rows)
     ok = table[table["outcome"] == "ok"]
     if ok.empty:
-        raise RuntimeError(f"no count model converged on the inner split: {rows}")
+        raise ConvergenceError(f"no count model converged on the inner split: {rows}")
     best = ok.sort_values(["holdout_mae", "log_likelihood"], ascending=[True, False]).iloc[0][
         "model"
     ]
     return str(best), table, cal
 
 
-def _gate(metrics: dict[str, float], thresholds: dict[str, float]) -> dict[str, Any]:
-    checks = {
-        "max_abs_aggregate_error": abs(metrics["inner_holdout_aggregate_error"]),
-        "max_holdout_mae_ratio_vs_baseline": metrics["inner_holdout_mae_ratio_vs_baseline"],
-    }
-    results = {}
-    for key, value in checks.items():
-        limit = thresholds.get(key)
-        results[key] = {
-            "value": float(value),
-            "limit": limit,
-            "passed": bool(limit is None or (np.isfinite(value) and value <= limit)),
-        }
-    return {"passed": all(r["passed"] for r in results.values()), "checks": results}
-
-
 def prepare_transactions(dataset: Dataset, as_of) -> tuple[pd.DataFrame, pd.DataFrame, dict, int]:
     """Validate, then drop opted-out customers. Returns (clean, rejects, report, n_opted_out)."""
     result = validate_transactions(dataset.transactions, as_of=as_of)
-    opted_out = set(dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"])
-    tx = result.transactions
-    if opted_out:
-        tx = tx[~tx["customer_id"].isin(opted_out)].reset_index(drop=True)
-    return tx, result.rejects, result.report.as_dict(), len(opted_out)
+    gone = dataset.opted_out
+    tx = without_customers(result.transactions, gone)
+    return tx, result.rejects, result.report.as_dict(), len(gone)
 
 
 def train_clv(
@@ -175,10 +161,6 @@ def train_clv(
         First day not used; defaults to the day after the last transaction.
     """
     import mlflow
-    from mlflow.models import infer_signature
-
-    from nextbest import plots, tracking
-    from nextbest.models.clv_pyfunc import ClvPyfunc, as_model_input
 
     paths = (paths or Paths.from_env()).ensure()
     started = time.perf_counter()
@@ -186,7 +168,7 @@ def train_clv(
     tx, rejects, report, n_opted_out = prepared or prepare_transactions(dataset, as_of)
     unit = float(config["time_unit_days"])
     horizon = int(config["horizon_days"])
-    tracking.setup(paths)
+    setup(paths)
 
     with mlflow.start_run(
         run_name=f"clv-{dataset.name}-{as_of.date()}", nested=mlflow.active_run() is not None
@@ -198,12 +180,12 @@ def train_clv(
                 {c: str for c in rejects.columns if rejects[c].dtype == object}
             ).to_parquet(rejects_path)
         mlflow.set_tags({"dataset": dataset.name, "stage": "clv", "as_of": str(as_of.date())})
-        mlflow.log_params(tracking.flatten("config", config))
+        mlflow.log_params(flatten("config", config))
         mlflow.log_params(
             {
                 "as_of": str(as_of.date()),
                 "dataset": dataset.name,
-                "data_fingerprint": tracking.data_fingerprint(tx),
+                "data_fingerprint": data_fingerprint(tx),
                 "config_hash": config_hash(config),
                 "n_transactions": len(tx),
                 "n_opted_out_excluded": n_opted_out,
@@ -266,45 +248,31 @@ def train_clv(
         }
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
 
-        _log_plots(plots, tx, cal, model, as_of, config)
+        _log_plots(tx, cal, model, as_of, config)
 
-        gate = _gate(metrics, config["thresholds"])
-        mlflow.log_dict(gate, "model/gate.json")
-        predictions = model.predict(rfm, horizon_days=horizon)
-        snapshot = paths.snapshots / "clv_features.parquet"
-        rfm.assign(as_of=as_of, time_unit_days=unit).to_parquet(snapshot)
-
-        version = None
-        promoted = False
-        with tempfile.TemporaryDirectory() as tmp:
-            model_path = model.save(Path(tmp) / "clv_model.pkl")
-            example = as_model_input(rfm.head(5))
-            signature = infer_signature(
-                example, predictions.head(5), params={"horizon_days": float(horizon)}
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                info = mlflow.pyfunc.log_model(
-                    name="clv_model",
-                    python_model=ClvPyfunc(),
-                    artifacts={"clv_model": str(model_path)},
-                    signature=signature,
-                    input_example=example,
-                    registered_model_name=tracking.CLV_MODEL_NAME if register else None,
-                    pip_requirements=_requirements(),
-                    metadata={
-                        "time_unit_days": unit,
-                        "horizon_days": horizon,
-                        "count_model": model.count_model_used_,
-                        "as_of": str(as_of.date()),
-                        "config_hash": config_hash(config),
-                    },
-                )
-        if register:
-            version = str(info.registered_model_version)
-            if gate["passed"]:
-                tracking.promote(tracking.CLV_MODEL_NAME, version)
-                promoted = True
+        verdict = gate(
+            {
+                "max_abs_aggregate_error": abs(metrics["inner_holdout_aggregate_error"]),
+                "max_holdout_mae_ratio_vs_baseline": metrics["inner_holdout_mae_ratio_vs_baseline"],
+            },
+            config["thresholds"],
+        )
+        mlflow.log_dict(verdict, "model/gate.json")
+        version, promoted = log_model(
+            model,
+            rfm.head(5)[list(RFM_INPUT_COLUMNS)],
+            CLV_MODEL_NAME,
+            promote_if=verdict["passed"],
+            register=register,
+            params={"horizon_days": float(horizon)},
+            metadata={
+                "time_unit_days": unit,
+                "horizon_days": horizon,
+                "count_model": model.count_model_used_,
+                "as_of": str(as_of.date()),
+                "config_hash": config_hash(config),
+            },
+        )
         mlflow.set_tag("promoted", str(promoted))
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainResult(
@@ -313,25 +281,16 @@ def train_clv(
             metrics=metrics,
             selection=table,
             promoted=promoted,
-            gate=gate,
+            gate=verdict,
             version=version,
             as_of=as_of,
             rejects_path=rejects_path,
-            snapshot_path=snapshot,
+            rfm=rfm,
             notes=[reason],
         )
 
 
-def _requirements() -> list[str]:
-    from nextbest.models.base import library_versions
-
-    v = library_versions()
-    return [f"{pkg}=={v[pkg]}" for pkg in ("lifetimes", "pandas", "numpy", "scipy") if pkg in v]
-
-
-def _log_plots(
-    plots, tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict
-) -> None:
+def _log_plots(tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict) -> None:
     """Diagnostic plots of the inner split (refit on the inner calibration for honesty)."""
     import mlflow
 

@@ -20,6 +20,7 @@ from nextbest.decision.catalog import Catalog
 from nextbest.errors import NotApplicableError
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
+from nextbest.features.splits import rolling_cutoffs
 from nextbest.models.evaluation import classification_metrics, rank_lists, ranking_metrics
 from nextbest.models.offers import (
     OfferModel,
@@ -28,7 +29,8 @@ from nextbest.models.offers import (
     offer_pairs,
     popularity_scores,
 )
-from nextbest.models.tabular import learn_levels, rolling_cutoffs
+from nextbest.models.tabular import learn_levels
+from nextbest.train.gate import gate
 
 
 @dataclass
@@ -134,22 +136,12 @@ def train_nbo(
     )
     gain = metrics[f"model_hit_at_{k}"] - best_base
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
-    limit = config["thresholds"]["min_hit_gain_vs_baselines"]
-    gate = {
-        "passed": bool(np.isfinite(gain) and gain >= limit),
-        "checks": {
-            "min_hit_gain_vs_baselines": {
-                "value": gain,
-                "limit": limit,
-                "passed": bool(np.isfinite(gain) and gain >= limit),
-            }
-        },
-    }
+    verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
     final = OfferModel(config["lightgbm"]).fit(ex, names, levels)
     return NboResult(
         final,
         metrics,
-        gate,
+        verdict,
         cutoffs,
         per_offer,
         final.feature_importance(),

@@ -13,7 +13,7 @@ customers present with ``consent_profiling = false`` and no features).
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +23,26 @@ import pandas as pd
 
 from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
+from nextbest.data.snapshot import snapshot_files, write_snapshot
 from nextbest.decision.catalog import Catalog
-from nextbest.errors import NotApplicableError
+from nextbest.errors import GateFailedError, NotApplicableError
 from nextbest.features.build import build_context, category_popularity, features_at
+from nextbest.plots import classifier as pc
+from nextbest.registry import (
+    CHURN_MODEL_NAME,
+    CLV_MODEL_NAME,
+    MODEL_NAMES,
+    NBO_MODEL_NAME,
+    flatten,
+    log_model,
+    missing_champions,
+    setup,
+)
+from nextbest.train.churn import ChurnResult, train_churn
 from nextbest.train.clv import TrainResult, default_as_of, prepare_transactions, train_clv
+from nextbest.train.nbo import NboResult, train_nbo
 
-SNAPSHOT_FILE = "features.parquet"
-SNAPSHOT_META = "features.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,59 +50,25 @@ class PipelineResult:
     run_id: str
     as_of: pd.Timestamp
     clv: TrainResult
-    churn: object
-    nbo: object | None
+    churn: ChurnResult
+    nbo: NboResult | None
     versions: dict[str, str | None]
     promoted: dict[str, bool]
     snapshot: Path
     seconds: float
 
 
-def write_snapshot(features: pd.DataFrame, opted_out: list[str], meta: dict, paths: Paths) -> Path:
-    """Write the serving snapshot atomically (features + a JSON side file)."""
-    rows = features
-    if opted_out:
-        gone = pd.DataFrame({"customer_id": sorted(opted_out), "consent_profiling": False})
-        rows = pd.concat(
-            [features[~features["customer_id"].isin(opted_out)], gone], ignore_index=True
-        )
-    rows = rows.sort_values("customer_id").reset_index(drop=True)
-    for col in rows.columns:
-        if rows[col].dtype == object and col != "customer_id":
-            rows[col] = rows[col].astype("string")
-    path = paths.snapshots / SNAPSHOT_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    rows.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    meta_path = paths.snapshots / SNAPSHOT_META
-    meta_path.with_name(meta_path.name + ".tmp").write_text(json.dumps(meta, indent=2, default=str))
-    meta_path.with_name(meta_path.name + ".tmp").replace(meta_path)
-    return path
-
-
-def load_snapshot(paths: Paths | None = None) -> tuple[pd.DataFrame, dict]:
-    """The serving snapshot and its metadata (``as_of``, ``popularity``, ``time_unit_days``)."""
-    paths = paths or Paths.from_env()
-    path = paths.snapshots / SNAPSHOT_FILE
-    if not path.exists():
-        raise LookupError(f"no feature snapshot at {path}; run `nextbest train` first")
-    return pd.read_parquet(path), json.loads((paths.snapshots / SNAPSHOT_META).read_text())
-
-
 def _log_classifier_run(
     name: str,
-    result,
+    result: ChurnResult | NboResult,
     config: dict,
     extra_tables: dict[str, pd.DataFrame],
     figures: dict,
-    python_model,
     register: bool,
 ) -> tuple[str | None, bool]:
     import mlflow
 
-    from nextbest import tracking
-
-    mlflow.log_params(tracking.flatten("config", config))
+    mlflow.log_params(flatten("config", config))
     mlflow.log_params({"cutoffs": ",".join(str(c.date()) for c in result.cutoffs)})
     mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
     mlflow.log_dict(result.gate, "model/gate.json")
@@ -98,12 +77,9 @@ def _log_classifier_run(
         mlflow.log_text(table.to_csv(index=False), fname)
     for fname, fig in figures.items():
         mlflow.log_figure(fig, fname)
-    output = result.model.predict(result.example)
-    return tracking.log_model(
-        python_model,
+    return log_model(
         result.model,
         result.example,
-        output,
         name,
         promote_if=result.gate["passed"],
         register=register,
@@ -113,15 +89,12 @@ def _log_classifier_run(
 
 def run_churn(
     ctx, dataset_name: str, as_of, configs: dict[str, dict], count_model: str, register: bool = True
-):
-    """Train churn in a (nested) MLflow run; log, register, promote. Returns (result, version,
-    promoted)."""
-    import mlflow
+) -> tuple[ChurnResult, str | None, bool]:
+    """Train churn in a (nested) MLflow run; log, register, promote.
 
-    from nextbest import plots_classifier as pc
-    from nextbest import tracking
-    from nextbest.models.pyfunc import ProbaPyfunc
-    from nextbest.train.churn import train_churn
+    Returns ``(result, version, promoted)``.
+    """
+    import mlflow
 
     with mlflow.start_run(
         run_name=f"churn-{dataset_name}-{pd.Timestamp(as_of).date()}",
@@ -137,28 +110,19 @@ def run_churn(
             "plots/feature_importance.png": pc.importance_plot(churn.importance),
         }
         version, promoted = _log_classifier_run(
-            tracking.CHURN_MODEL_NAME,
-            churn,
-            configs["churn"],
-            tables,
-            figs,
-            ProbaPyfunc("churn"),
-            register,
+            CHURN_MODEL_NAME, churn, configs["churn"], tables, figs, register
         )
     return churn, version, promoted
 
 
 def run_nbo(
     ctx, dataset_name: str, as_of, configs: dict[str, dict], catalog: Catalog, register: bool = True
-):
-    """Train the offer model in a (nested) MLflow run; log, register, promote. Returns (result,
-    version, promoted)."""
-    import mlflow
+) -> tuple[NboResult, str | None, bool]:
+    """Train the offer model in a (nested) MLflow run; log, register, promote.
 
-    from nextbest import plots_classifier as pc
-    from nextbest import tracking
-    from nextbest.models.pyfunc import ProbaPyfunc
-    from nextbest.train.nbo import train_nbo
+    Returns ``(result, version, promoted)``.
+    """
+    import mlflow
 
     with mlflow.start_run(
         run_name=f"nbo-{dataset_name}-{pd.Timestamp(as_of).date()}",
@@ -171,12 +135,11 @@ def run_nbo(
         )
         figs = {"plots/feature_importance.png": pc.importance_plot(nbo.importance)}
         version, promoted = _log_classifier_run(
-            tracking.NBO_MODEL_NAME,
+            NBO_MODEL_NAME,
             nbo,
             configs["nbo"],
             {"evaluation/per_offer.csv": nbo.per_offer},
             figs,
-            ProbaPyfunc("nbo"),
             register,
         )
     return nbo, version, promoted
@@ -190,23 +153,18 @@ def train_all(
     paths: Paths | None = None,
     register: bool = True,
 ) -> PipelineResult:
-    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote; write the
-    snapshot."""
-    import mlflow
+    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote.
 
-    from nextbest import tracking
+    Writes the serving snapshot at the end.
+    """
+    import mlflow
 
     started = time.perf_counter()
     paths = (paths or Paths.from_env()).ensure()
     as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(dataset.transactions)
-    tracking.setup(paths)
+    setup(paths)
     prepared = prepare_transactions(dataset, as_of)
     tx = prepared[0]
-    opted_out = (
-        dataset.customers.loc[~dataset.customers["consent_profiling"], "customer_id"]
-        .astype(str)
-        .tolist()
-    )
     unit = float(configs["clv"]["time_unit_days"])
     with mlflow.start_run(run_name=f"pipeline-{dataset.name}-{as_of.date()}") as parent:
         mlflow.set_tags({"dataset": dataset.name, "stage": "pipeline", "as_of": str(as_of.date())})
@@ -235,12 +193,12 @@ def train_all(
             "dataset": dataset.name,
             "pipeline_run_id": parent.info.run_id,
             "versions": {
-                tracking.CLV_MODEL_NAME: clv.version,
-                tracking.CHURN_MODEL_NAME: churn_version,
-                tracking.NBO_MODEL_NAME: nbo_version,
+                CLV_MODEL_NAME: clv.version,
+                CHURN_MODEL_NAME: churn_version,
+                NBO_MODEL_NAME: nbo_version,
             },
         }
-        snapshot = write_snapshot(features, opted_out, meta, paths)
+        snapshot = write_snapshot(features, dataset.opted_out, meta, paths)
         seconds = time.perf_counter() - started
         mlflow.log_metric("pipeline_seconds", seconds)
         return PipelineResult(
@@ -251,10 +209,58 @@ def train_all(
             nbo=nbo,
             versions=meta["versions"],
             promoted={
-                tracking.CLV_MODEL_NAME: clv.promoted,
-                tracking.CHURN_MODEL_NAME: churn_promoted,
-                **({tracking.NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {}),
+                CLV_MODEL_NAME: clv.promoted,
+                CHURN_MODEL_NAME: churn_promoted,
+                **({NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {}),
             },
             snapshot=snapshot,
             seconds=seconds,
         )
+
+
+def needs_training(paths: Paths, serving: bool = False) -> list[str]:
+    """What is missing before scoring (``serving=False``) or serving can start.
+
+    Scoring needs a ``champion`` of the CLV and churn models (the offer model
+    is optional: data without categories has none). Serving also needs the
+    feature snapshot. Returns the missing parts by name (empty: nothing to do).
+    """
+    setup(paths)
+    missing = missing_champions()
+    if serving and not snapshot_files(paths)[0].exists():
+        missing.append("feature snapshot")
+    return missing
+
+
+def train_if_missing(
+    dataset: Dataset,
+    configs: dict[str, dict],
+    catalog: Catalog,
+    paths: Paths,
+    serving: bool = False,
+    on_training=None,
+) -> PipelineResult | None:
+    """Train everything on ``dataset`` if :func:`needs_training` finds something missing.
+
+    ``on_training(missing)`` is called first (e.g. to tell the user). Returns
+    the pipeline result, or ``None`` when nothing was missing.
+
+    Raises
+    ------
+    ModelError
+        If the freshly trained CLV or churn model failed its promotion gate:
+        there is still nothing to score with.
+    """
+    missing = needs_training(paths, serving)
+    if not missing:
+        return None
+    if on_training is not None:
+        on_training(missing)
+    pipe = train_all(dataset, configs, catalog, paths=paths)
+    failed = [n for n in MODEL_NAMES if n in missing and not pipe.promoted.get(n, True)]
+    if failed:
+        raise GateFailedError(
+            f"trained models did not pass their promotion gates: {failed}; "
+            f"see the MLflow run {pipe.run_id}"
+        )
+    return pipe

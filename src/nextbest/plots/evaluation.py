@@ -1,24 +1,15 @@
-"""Evaluation figures not already in :mod:`nextbest.plots` / :mod:`nextbest.plots_classifier`.
+"""Backtest figures: capture curves, deciles, gains, grouped bars, rates by decile.
 
-Same rules: a new :class:`matplotlib.figure.Figure` per call, no pyplot, the
-plotted numbers come from tables computed elsewhere. :func:`png` renders
-without the PNG "Software" text chunk so the report carries no URL at all.
+Same rules as the rest of :mod:`nextbest.plots`: a new
+:class:`matplotlib.figure.Figure` per call, no pyplot, the plotted numbers
+come from tables computed elsewhere.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-
-
-def png(fig: Figure) -> bytes:
-    """PNG bytes of ``fig`` (dpi 90, tight box, no metadata)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def capture_curve(actual: np.ndarray, score: np.ndarray, points: int = 101) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Figures for the churn and offer classifiers: calibration, lift, feature importance.
 
-Same rules as :mod:`nextbest.plots`: ``matplotlib.figure.Figure`` only,
+Same rules as the rest of :mod:`nextbest.plots`: ``matplotlib.figure.Figure`` only,
 returned, never shown; the plotted numbers come from the tables in
 :mod:`nextbest.models.evaluation`.
 """

@@ -11,8 +11,6 @@ E[X(t)] and eq. (10) E[Y(t) | x, t_x, T].
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -291,10 +289,3 @@ def conditional_expectations_plot(
     ax.set_ylabel("mean holdout purchases per customer")
     ax.legend(loc="best")
     return fig
-
-
-def figure_to_png_bytes(fig: Figure) -> bytes:
-    """Render ``fig`` to PNG bytes (dpi 100, tight bounding box)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()

@@ -1,0 +1,494 @@
+"""``nextbest`` command line.
+
+Commands: ``generate`` (synthetic data), ``train`` (fit, log, register,
+promote), ``score`` (batch decisions for every customer, local or Spark),
+``export-audiences`` (one CSV per action for a campaign tool), ``evaluate``
+(backtest against baselines), ``run`` (the main job: train if needed, then
+decide for every customer) and ``serve`` (the HTTP API).
+
+Each command parses its options, calls one function of the package and
+prints what it returned (:mod:`.present`). Every error nextbest raises on
+purpose (:class:`~nextbest.errors.NextbestError`) is caught once and printed
+as one ``error:`` line with exit code 2; anything else is a bug and keeps its
+traceback (``--debug`` for the whole of it).
+
+Every command reads and writes state under ``NEXTBEST_HOME`` (default
+``./.nextbest``); ``MLFLOW_TRACKING_URI`` overrides the MLflow store. Library
+log output (MLflow, LightGBM, ...) goes to ``NEXTBEST_HOME/logs/nextbest.log``;
+``--verbose`` shows it on the terminal too.
+
+The application packages (train, batch, evaluate, serving) are imported inside
+the command that uses them: they pull in LightGBM, lifetimes and MLflow, which
+take seconds to import, and ``nextbest --help`` should not wait for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from nextbest import __version__
+from nextbest.cli import present
+from nextbest.config import load_config, load_configs, settings
+from nextbest.errors import NextbestError, SchemaError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="nextbest: the next best action for every customer (CLV, churn, offers).",
+)
+console = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+LOG_FILE = "nextbest.log"
+
+DatasetOpt = typer.Option(
+    None, "--dataset", "-d", help="Bundled dataset: cdnow, cdnow-full or completejourney."
+)
+TransactionsOpt = typer.Option(
+    None, "--transactions", "-t", exists=False, help="Your transactions file (.csv or .parquet)."
+)
+CustomersOpt = typer.Option(
+    None, "--customers", help="Customers file with customer_id, consent_profiling."
+)
+MapOpt = typer.Option(
+    None, "--map", help="Column mapping schema=source, repeatable, e.g. --map customer_id=HH_KEY."
+)
+AsOfOpt = typer.Option(
+    None,
+    "--as-of",
+    help="First day NOT observed (YYYY-MM-DD); default: day after the last transaction.",
+)
+CatalogOpt = typer.Option(
+    None, "--catalog", help="Offer catalog YAML (default models/offers.yaml)."
+)
+ConfigDirOpt = typer.Option(
+    None, "--config-dir", help="Directory with clv.yaml, churn.yaml, nbo.yaml (default models/)."
+)
+
+
+def command(*args, **kwargs):
+    """``app.command`` whose errors are printed as one line (see the module docstring)."""
+
+    def register(func):
+        @functools.wraps(func)
+        def run(*a, **kw):
+            try:
+                return func(*a, **kw)
+            except NextbestError as exc:
+                _fail(str(exc))
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+                raise
+            except OSError as exc:  # an unreadable input, an unwritable output, a full disk
+                _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+            except Exception as exc:
+                if _state["debug"]:
+                    raise
+                console.print(
+                    "".join(traceback.format_exception(exc, limit=-3)).rstrip(),
+                    markup=False,
+                    highlight=False,
+                )
+                console.print(
+                    "[bold red]internal error[/] (a bug in nextbest, not in your input): "
+                    "run again with --debug for the full traceback"
+                )
+                raise typer.Exit(code=1) from None
+
+        return app.command(*args, **kwargs)(run)
+
+    return register
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _say(lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _log_to_file(verbose: bool) -> None:
+    """Library log output to ``NEXTBEST_HOME/logs``; the terminal shows nextbest's warnings only."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # let MLflow's records propagate
+    logs = settings().paths.logs
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(logs / LOG_FILE, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    except OSError:
+        pass  # a read-only home: the terminal still gets what matters
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        terminal.addFilter(lambda record: record.name.startswith("nextbest"))
+    root.addHandler(terminal)
+    logging.captureWarnings(True)
+    if not verbose:
+        warnings.filterwarnings("ignore", module="mlflow")
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show library log output (MLflow, LightGBM) too."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an unexpected error."
+    ),
+) -> None:
+    """nextbest: the next best action for every customer (CLV, churn, offers)."""
+    _state["debug"] = debug
+    _log_to_file(verbose)
+
+
+def _load(dataset, transactions, customers, mapping):
+    from nextbest.data import load_dataset
+    from nextbest.data.files import parse_mapping
+
+    if (dataset is None) == (transactions is None):
+        raise SchemaError("give exactly one of --dataset or --transactions")
+    return load_dataset(dataset, transactions, customers, parse_mapping(mapping))
+
+
+@command()
+def generate(
+    n_customers: int = typer.Option(
+        10_000, "--n-customers", "-n", min=1, help="Number of customers."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed; same seed, same file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .parquet or .csv."),
+) -> None:
+    """Write seeded synthetic transactions (BG/NBD + Gamma-Gamma, known parameters)."""
+    from nextbest.data.synthetic import write_synthetic
+
+    _say([write_synthetic(n_customers, seed, output)])
+
+
+@command()
+def train(
+    dataset: str | None = DatasetOpt,
+    transactions: Path | None = TransactionsOpt,
+    customers: Path | None = CustomersOpt,
+    mapping: list[str] | None = MapOpt,
+    as_of: str | None = AsOfOpt,
+    horizon_days: int | None = typer.Option(
+        None, "--horizon-days", help="CLV horizon in days (default: models/clv.yaml)."
+    ),
+    churn_horizon_days: int | None = typer.Option(
+        None,
+        "--churn-horizon-days",
+        help="Churn label window in days (default: models/churn.yaml).",
+    ),
+    time_unit_days: float | None = typer.Option(
+        None, "--time-unit-days", help="CLV model time unit in days (default 7 = weeks)."
+    ),
+    margin: float | None = typer.Option(
+        None, "--margin", help="Gross margin in (0, 1] applied to spend."
+    ),
+    discount_rate: float | None = typer.Option(
+        None, "--discount-rate", help="Annual discount rate."
+    ),
+    catalog: Path | None = CatalogOpt,
+    config_dir: Path | None = ConfigDirOpt,
+    clv_only: bool = typer.Option(False, "--clv-only", help="Train only the CLV model."),
+) -> None:
+    """Train CLV, churn and next-best-offer models; log to MLflow; register; promote past the
+    gates."""
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.train import train_clv
+    from nextbest.train.pipeline import train_all
+
+    clv_flags = {
+        "horizon_days": horizon_days,
+        "time_unit_days": time_unit_days,
+        "margin": margin,
+        "discount_rate_annual": discount_rate,
+    }
+    cfg = load_configs(
+        {"clv": clv_flags, "churn": {"horizon_days": churn_horizon_days}}, config_dir
+    )
+    ds = _load(dataset, transactions, customers, mapping)
+    if clv_only:
+        _say(present.train_lines(clv=train_clv(ds, cfg["clv"], as_of=as_of)))
+    else:
+        pipe = train_all(ds, cfg, load_catalog(catalog), as_of=as_of)
+        _say(present.train_lines(pipe=pipe, k=cfg["nbo"]["k"]))
+
+
+@command()
+def score(
+    dataset: str | None = DatasetOpt,
+    transactions: str | None = typer.Option(
+        None,
+        "--transactions",
+        "-t",
+        help="Your transactions file (.csv or .parquet); with --engine spark also a Parquet URI "
+        "(hdfs://, s3a://).",
+    ),
+    customers: Path | None = CustomersOpt,
+    mapping: list[str] | None = MapOpt,
+    as_of: str | None = AsOfOpt,
+    horizon_days: int | None = typer.Option(
+        None,
+        "--horizon-days",
+        help="Horizon for expected purchases and CLV, in days (default: models/clv.yaml).",
+    ),
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Output .parquet or .csv; with --engine spark also a URI (a Parquet directory).",
+    ),
+    catalog: Path | None = CatalogOpt,
+    contact_history: Path | None = typer.Option(
+        None,
+        "--contact-history",
+        help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps.",
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (this machine, streaming by chunks) or spark (pyspark; see README).",
+    ),
+    chunk_size: int = typer.Option(
+        100_000,
+        "--chunk-size",
+        min=1,
+        help="Customers per chunk, approximately (memory grows with it).",
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue a killed run from its finished chunks "
+        "(same inputs, as_of, horizon, models).",
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Local engine: scoring processes, one chunk in memory each."
+    ),
+    spark_master: str | None = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master URL (default $NEXTBEST_SPARK_MASTER, spark-submit's master, else "
+        "local[*]).",
+    ),
+) -> None:
+    """Score every customer with the champion models, in chunks; one decision per customer,
+    rejects beside it."""
+    from nextbest.batch import command as batch_command
+    from nextbest.data.files import parse_mapping
+
+    horizon = horizon_days or load_config("clv")["horizon_days"]
+    result, models = batch_command.score_files(
+        batch_command.ScoreRequest(
+            dataset=dataset,
+            transactions=transactions,
+            customers=customers,
+            mapping=parse_mapping(mapping),
+            as_of=as_of,
+            horizon_days=float(horizon),
+            output=output,
+            catalog=catalog,
+            contact_history=contact_history,
+            engine=engine,
+            chunk_size=chunk_size,
+            resume=resume,
+            workers=workers,
+            spark_master=spark_master,
+        ),
+        batch_command.make_reporter(console),
+    )
+    _say(present.score_lines(result, models))
+
+
+@command("export-audiences")
+def export_audiences(
+    scores: Path = typer.Option(
+        ..., "--scores", "-s", help="Scores file written by `nextbest score` (.parquet or .csv)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Directory for one CSV per action and offer."
+    ),
+    catalog: Path | None = CatalogOpt,
+) -> None:
+    """One CSV per action/offer (customer_id, offer, expected value, reason) for a campaign
+    tool."""
+    from nextbest.batch.audiences import export_audiences as export
+    from nextbest.decision.catalog import load_catalog
+
+    _say(present.audience_lines(export(scores, output, load_catalog(catalog)), output))
+
+
+@command()
+def run(
+    dataset: str = typer.Option(
+        "completejourney", "--dataset", "-d", help="Dataset to train on if a champion is missing."
+    ),
+    top: int = typer.Option(15, "--top", help="How many customers to show."),
+    horizon_days: int | None = typer.Option(
+        None, "--horizon-days", help="CLV horizon in days (default: models/clv.yaml)."
+    ),
+) -> None:
+    """The main job: train if any champion is missing, then decide for every customer and show
+    the top ones."""
+    from nextbest.batch import run_main_job
+
+    ds = _load(dataset, None, None, None)
+    horizon = float(horizon_days or load_config("clv")["horizon_days"])
+    result = run_main_job(
+        ds,
+        load_configs(),
+        horizon,
+        on_training=lambda missing: console.print(
+            f"no champion for {missing}: training on {dataset} ..."
+        ),
+    )
+    out.print(present.top_customers_table(result.top(top), horizon, dataset, result.as_of))
+    for line in present.action_lines(result.scores, result.versions):
+        out.print(line, highlight=False)
+
+
+@command()
+def evaluate(
+    dataset: str | None = DatasetOpt,
+    transactions: Path | None = TransactionsOpt,
+    customers: Path | None = CustomersOpt,
+    mapping: list[str] | None = MapOpt,
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="First day of the backtest horizon (YYYY-MM-DD); models see only earlier data. "
+        "Default: the last data day + 1 - horizon.",
+    ),
+    horizon_days: int = typer.Option(
+        90, "--horizon-days", min=1, help="Days after --as-of that CLV predicts and is measured on."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Directory for metrics.json and report.html."
+    ),
+    models: str = typer.Option(
+        "train",
+        "--models",
+        help="Models to evaluate: 'train' (fit now on data before --as-of), a registry alias "
+        "('champion'), a version ('3') or 'clv=3,churn=champion,nbo=train'.",
+    ),
+    compare: tuple[str, str] | None = typer.Option(
+        None,
+        "--compare",
+        help="Two model specs side by side, e.g. --compare champion 3; says which wins on each "
+        "measure.",
+    ),
+    count_model: list[str] | None = typer.Option(
+        None,
+        "--count-model",
+        help="CLV count model candidates when training (bgnbd, pareto, mbgnbd), repeatable; "
+        "default models/clv.yaml.",
+    ),
+    churn_horizon_days: int | None = typer.Option(
+        None,
+        "--churn-horizon-days",
+        help="Churn window in days when training (default models/churn.yaml).",
+    ),
+    catalog: Path | None = CatalogOpt,
+    config_dir: Path | None = ConfigDirOpt,
+    seed: int = typer.Option(42, "--seed", help="Seed of the random-offer baseline policy."),
+) -> None:
+    """Backtest: predict the horizon after --as-of and measure CLV, churn, offers and decisions
+    against what happened."""
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.evaluate import evaluate_to_dir
+
+    cfg = load_configs(
+        {
+            "clv": {"count_models": count_model or None},
+            "churn": {"horizon_days": churn_horizon_days},
+        },
+        config_dir,
+    )
+    ds = _load(dataset, transactions, customers, mapping)
+    result = evaluate_to_dir(
+        ds,
+        as_of,
+        horizon_days,
+        output,
+        cfg,
+        load_catalog(catalog),
+        tuple(compare) if compare else (models,),
+        seed,
+    )
+    out.print(present.backtest_table(result))
+    _say(present.backtest_lines(result, output))
+
+
+def _api_key(generate_key: bool) -> None:
+    """With ``--generate-key`` and no ``NEXTBEST_API_KEY``: create one (kept across runs)."""
+    from nextbest.serving.settings import API_KEY_ENV
+
+    if not generate_key or os.environ.get(API_KEY_ENV, "").strip():
+        return
+    paths = settings().paths.ensure()
+    key_file = paths.root / "api-key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(32) + "\n")
+    os.environ[API_KEY_ENV] = key_file.read_text().strip()
+    console.print(
+        f"API key (from {key_file}): send 'Authorization: Bearer {os.environ[API_KEY_ENV]}'"
+    )
+
+
+@command()
+def serve(
+    dataset: str = typer.Option(
+        "completejourney",
+        "--dataset",
+        "-d",
+        help="Dataset to train on if a champion or the feature snapshot is missing.",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port to listen on."),
+    generate_key: bool = typer.Option(
+        False,
+        "--generate-key",
+        help="If NEXTBEST_API_KEY is unset, create one in NEXTBEST_HOME/api-key "
+        "(kept across runs) and use it.",
+    ),
+) -> None:
+    """Train if a champion or the snapshot is missing, then serve the HTTP API (bentoml serve) on
+    HOST:PORT."""
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.serving.settings import api_keys_from_env
+    from nextbest.train.pipeline import needs_training, train_if_missing
+
+    _api_key(generate_key)
+    api_keys_from_env()  # refuse to start an open service before any training
+    paths = settings().paths.ensure()
+    if needs_training(paths, serving=True):
+        train_if_missing(
+            _load(dataset, None, None, None),
+            load_configs(),
+            load_catalog(),
+            paths,
+            serving=True,
+            on_training=lambda missing: console.print(
+                f"no champion or snapshot ({', '.join(missing)}): training on {dataset} ..."
+            ),
+        )
+    bentoml = Path(sys.executable).with_name("bentoml")
+    console.print(f"serving nextbest {__version__} on http://{host}:{port} (docs at /docs) ...")
+    args = ["serve", "nextbest.service:NextBest", "--host", host, "--port", str(port)]
+    os.execv(bentoml, [str(bentoml), *args])

@@ -1,0 +1,165 @@
+"""What the command line prints: results as lines and tables, nothing computed here.
+
+Each function takes what a command's one call returned and gives lines (rich
+markup allowed) or a :class:`rich.table.Table`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+
+def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
+    """The summary of ``nextbest train``: CLV choice, churn and offer measures, registry outcome.
+
+    Give the pipeline result ``pipe`` (all models) or only the CLV result ``clv`` (``--clv-only``).
+    """
+    clv = pipe.clv if pipe is not None else clv
+    s = clv.model.summary()
+    m = clv.metrics
+    lines = [
+        f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
+        f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}",
+        clv.notes[0],
+        f"inner holdout: MAE {m['inner_holdout_mae']:.4f} "
+        f"(baseline {m['baseline_holdout_mae']:.4f}), aggregate error "
+        f"{m['inner_holdout_aggregate_error']:+.1%}",
+    ]
+    if pipe is not None:
+        cm = pipe.churn.metrics
+        lines.append(
+            f"[bold]churn[/] test AUC {cm['test_auc']:.3f} (recency "
+            f"{cm['baseline_recency_auc']:.3f}, P(alive) {cm['baseline_p_alive_auc']:.3f}), "
+            f"Brier {cm['test_brier']:.3f}"
+        )
+        if pipe.nbo is None:
+            lines.append("[bold]next best offer[/] skipped: no purchases in any catalog category")
+        else:
+            nm = pipe.nbo.metrics
+            lines.append(
+                f"[bold]next best offer[/] hit@{k} {nm[f'model_hit_at_{k}']:.3f} (popularity "
+                f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought "
+                f"{nm[f'baseline_last_bought_hit_at_{k}']:.3f})"
+            )
+        lines.append(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
+        promoted, versions = pipe.promoted, pipe.versions
+    else:
+        promoted = {"nextbest-clv": clv.promoted}
+        versions = {"nextbest-clv": clv.version}
+    for name, ok in promoted.items():
+        status = "promoted to champion" if ok else "NOT promoted (gate failed)"
+        lines.append(f"registered {name} version {versions[name]}: {status}")
+    if clv.rejects_path:
+        lines.append(f"rejected rows written to {clv.rejects_path}")
+    return lines
+
+
+def score_lines(result, models) -> list[str]:
+    """The end-of-run summary a marketer reads: who was scored, what they get, what was refused.
+
+    ``result`` is a :class:`~nextbest.batch.job.JobResult`.
+    """
+    s = result.stats
+    secs = result.total_seconds
+    rate = s["customers"] / secs if secs > 0 else float("nan")
+    lines = [
+        f"scored {s['scored']:,} customers ({s['opted_out']:,} opted out: non-personalised, "
+        f"not scored) as of {result.as_of.date()} from {result.n_input:,} lines in "
+        f"{result.n_chunks} chunk(s) -> {result.output}",
+        "actions: " + (", ".join(f"{k} {v:,}" for k, v in s["actions"].items()) or "none"),
+        "offers: " + (", ".join(f"{k} {v:,}" for k, v in s["offers"].items()) or "none"),
+    ]
+    if result.n_rejects:
+        lines.append(
+            f"rejected {result.n_rejects:,} lines -> {result.rejects_path}: "
+            + ", ".join(f"{k} {v:,}" for k, v in result.rejected.items())
+        )
+    else:
+        lines.append("rejected 0 lines")
+    lines.append("models: " + ", ".join(f"{k} v{v}" for k, v in sorted(models.versions.items())))
+    resumed = (
+        f"; resumed from {result.resumed_chunks} finished step(s)" if result.resumed_chunks else ""
+    )
+    lines.append(
+        f"time {secs:.1f}s ({rate:,.0f} customers/s): "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+        + resumed
+    )
+    return lines
+
+
+def audience_lines(result, output: Path) -> list[str]:
+    """One line per audience file written, per action not exported, and any consent fix."""
+    lines = [f"{n:>10,}  {output / name}" for name, n in result.files.items()]
+    lines += [
+        f"{n:>10,}  {action}: not exported (nothing to send)"
+        for action, n in result.not_exported.items()
+    ]
+    if result.moved_to_non_personalised:
+        lines.append(
+            f"warning: {result.moved_to_non_personalised:,} opted-out customers had a "
+            "personalised action in the scores; exported in the non-personalised list only"
+        )
+    return lines
+
+
+def top_customers_table(
+    top: pd.DataFrame, horizon_days: float, dataset: str, as_of: pd.Timestamp
+) -> Table:
+    """The customers of ``top`` (highest predicted CLV first) with their next best action."""
+    table = Table(
+        title=f"Top {len(top)} customers by predicted {horizon_days:g}-day CLV and their next "
+        f"best action ({dataset}, as of {as_of.date()})"
+    )
+    for col in ("customer", "P(alive)", "churn risk", "predicted CLV", "action", "why"):
+        table.add_column(col, justify="left" if col in ("action", "why") else "right")
+    for row in top.itertuples():
+        why = row.reasons[0]["text"] if row.reasons else ""
+        table.add_row(
+            row.customer_id,
+            f"{row.p_alive:.2f}",
+            f"{row.churn_probability:.2f}",
+            f"${row.predicted_clv:,.0f}",
+            f"{row.action} {row.action_offer_id or ''}".strip(),
+            why,
+        )
+    return table
+
+
+def action_lines(scores: pd.DataFrame, versions: dict[str, str]) -> list[str]:
+    """How many customers get each action, and the model versions that decided."""
+    counts = scores["action"].value_counts()
+    return [
+        "actions over all customers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+        "models: " + ", ".join(f"{k} v{v}" for k, v in versions.items()),
+    ]
+
+
+def backtest_table(result) -> Table:
+    """The backtest summary: every measure beside its baseline, with the verdict."""
+    # The rows come from the report module, so terminal and report.html agree.
+    from nextbest.evaluate.report import summary_rows
+
+    head, rows = summary_rows(result)
+    table = Table(
+        title=f"Backtest on {result.dataset}: {result.horizon_days} days from {result.as_of.date()}"
+    )
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i < 2 or i == len(head) - 1 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def backtest_lines(result, output: Path) -> list[str]:
+    """Notes of a backtest (warnings highlighted) and where its files are."""
+    notes = result.notes + [n for r in result.runs for n in r.notes]
+    lines = [f"[yellow]{n}[/]" if n.startswith("WARNING") else n for n in notes]
+    lines.append(
+        f"wrote {output / 'metrics.json'} and {output / 'report.html'} in {result.seconds:.0f}s "
+        f"(MLflow run {result.run_id})"
+    )
+    return lines

@@ -29,9 +29,18 @@ import bentoml
 from starlette.responses import Response
 
 from nextbest.errors import UnknownCustomer
+from nextbest.serving.audit import AuditLog
 from nextbest.serving.auth import AuthMiddleware
+from nextbest.serving.coldstart import cold_start_decision
 from nextbest.serving.errors import handles_errors, json_response
-from nextbest.serving.http import BodyLimitMiddleware, ErrorEnvelopeMiddleware, request_id_var
+from nextbest.serving.holder import StateHolder
+from nextbest.serving.http import (
+    BodyLimitMiddleware,
+    ErrorEnvelopeMiddleware,
+    quiet_client_errors,
+    request_id_var,
+)
+from nextbest.serving.metrics import get_metrics
 from nextbest.serving.schemas import (
     Decision,
     DecisionBatch,
@@ -42,12 +51,12 @@ from nextbest.serving.schemas import (
     ReloadResult,
     Transaction,
 )
+from nextbest.serving.settings import ServiceSettings
 
 RELOAD_WAIT_SECONDS = 60.0  # below the traffic timeout: a longer reload answers 202 and goes on
 
 
 def _count_auth_failure() -> None:
-    from nextbest.serving.metrics import get_metrics
 
     get_metrics().auth_failures.inc()
 
@@ -57,11 +66,6 @@ class NextBest:
     """Next best action per customer (see the module docstring)."""
 
     def __init__(self) -> None:
-        from nextbest.serving.audit import AuditLog
-        from nextbest.serving.holder import StateHolder
-        from nextbest.serving.http import quiet_client_errors
-        from nextbest.serving.metrics import get_metrics
-        from nextbest.serving.settings import ServiceSettings
 
         self.settings = ServiceSettings.from_env()  # refuses to start without an API key
         quiet_client_errors()
@@ -140,7 +144,6 @@ class NextBest:
     ) -> Decision | Response:
         """Cold start: score a customer who is not in the snapshot from their posted
         transactions."""
-        from nextbest.serving.coldstart import cold_start_decision
 
         request = PredictFeaturesRequest.model_construct(
             customer_id=customer_id,

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nextbest.decision.catalog import Catalog
+from nextbest.decision.catalog import Catalog, load_catalog
 from nextbest.errors import SchemaError
 
 MARKER = "audiences.json"
@@ -227,7 +227,6 @@ def export_audiences(
         If ``scores`` is not a scores file, or ``out_dir`` exists and holds
         something other than an earlier export.
     """
-    from nextbest.decision.catalog import load_catalog
 
     catalog = catalog or load_catalog()
     out_dir = Path(out_dir)

@@ -11,7 +11,6 @@ chunk is scored. The local and the Spark engine call the same functions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,8 @@ from nextbest.data.schema import (
     validate_transactions,
     without_customers,
 )
-from nextbest.features.build import FeatureContext, features_at
+from nextbest.features.build import FeatureContext, demographic_columns, features_at
+from nextbest.features.campaigns import coupon_departments
 from nextbest.features.customer import PurchaseTable, day_number, purchase_table
 from nextbest.scoring import ModelSet, score
 
@@ -127,8 +127,6 @@ class FeatureSetup:
         time_unit_days: float,
         extras: dict | None = None,
     ) -> FeatureSetup:
-        from nextbest.features.build import demographic_columns
-        from nextbest.features.campaigns import coupon_departments
 
         extras = extras or {}
         return cls(
@@ -278,7 +276,3 @@ def rejects_frame(rejects: pd.DataFrame) -> pd.DataFrame:
                 .astype(object)
             )
     return out
-
-
-def versions_json(models: ModelSet) -> str:
-    return json.dumps(models.versions, sort_keys=True)

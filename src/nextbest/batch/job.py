@@ -47,7 +47,7 @@ from nextbest.batch.chunks import (
     validate_chunk,
 )
 from nextbest.batch.manifest import Manifest, is_uri, work_dir
-from nextbest.batch.output import assemble_rejects, assemble_scores
+from nextbest.batch.output import assemble_rejects, assemble_scores, rejects_path
 from nextbest.batch.partition import chunk_name, partition, read_bucket
 from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, frame_digest
@@ -333,7 +333,6 @@ def rejected_counts(manifest: Manifest) -> dict[str, int]:
 def run_local(job: BatchJob, models: ModelSet, reporter: Reporter | None = None) -> JobResult:
     """Score every customer of ``job.source`` with ``models``; write ``job.output`` and its
     rejects."""
-    from nextbest.batch.output import rejects_path
 
     reporter = reporter or Reporter()
     if is_uri(job.output) or job.source.uri is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from nextbest.batch.chunks import normalise_ids
 from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS
 from nextbest.errors import SchemaError
 
@@ -221,7 +222,6 @@ def _open_text(path: Path):
 def estimate_customers(first: pd.Series, n_rows: int | None, source: Source) -> int:
     """Rough number of customers from the first batch's ids (lines per customer) and the input
     size."""
-    from nextbest.batch.chunks import normalise_ids
 
     seen = max(1, normalise_ids(first).nunique())
     per_customer = len(first) / seen

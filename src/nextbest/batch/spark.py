@@ -49,7 +49,7 @@ from nextbest.batch.chunks import (
 )
 from nextbest.batch.job import BatchError, BatchJob, JobResult, resolve_as_of
 from nextbest.batch.manifest import Manifest, is_uri
-from nextbest.batch.output import assemble_scores
+from nextbest.batch.output import assemble_scores, rejects_path
 from nextbest.batch.progress import Reporter
 from nextbest.batch.spark_stages import (
     BUCKET,
@@ -61,6 +61,7 @@ from nextbest.batch.spark_stages import (
     validate_group,
 )
 from nextbest.config import settings
+from nextbest.data.schema import parse_timestamps
 from nextbest.scoring import ModelSet
 
 
@@ -113,8 +114,6 @@ def spark_session(master: str | None = None, n_partitions: int = 8):
 def _parse_timestamp_udf():
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import TimestampNTZType
-
-    from nextbest.data.schema import parse_timestamps
 
     @pandas_udf(TimestampNTZType())
     def parse(values: pd.Series) -> pd.Series:
@@ -233,8 +232,6 @@ def _delete(spark, uri: str) -> None:
 def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> JobResult:
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType
-
-    from nextbest.batch.output import rejects_path
 
     root = manifest.root
     sc = spark.sparkContext

@@ -25,6 +25,7 @@ from nextbest.batch.chunks import (
     validate_chunk,
 )
 from nextbest.batch.job import single_threaded
+from nextbest.features.customer import purchase_table
 
 BUCKET = "_bucket"
 LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category")
@@ -89,7 +90,6 @@ def validate_group(as_of, n_categories: int, categories: tuple[str, ...], custom
         cust = customers_bc.value
         opted = set(cust.loc[(cust[BUCKET] == b) & ~cust["consent_profiling"], "customer_id"])
         keep = tx[~tx["customer_id"].isin(opted)] if opted else tx
-        from nextbest.features.customer import purchase_table
 
         table = purchase_table(keep, categories) if len(keep) else None
         active, buyers = popularity_counts(table, as_of, n_categories)

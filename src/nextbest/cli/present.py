@@ -7,9 +7,12 @@ markup allowed) or a :class:`rich.table.Table`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.table import Table
+
+if TYPE_CHECKING:  # pandas takes a second to import; --help should not wait for it
+    import pandas as pd
 
 
 def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from nextbest.data.cdnow import load_cdnow
+from nextbest.data.completejourney import load_completejourney
+from nextbest.data.files import read_table
 from nextbest.data.schema import opted_out, validate_customers
 from nextbest.errors import SchemaError
 
@@ -55,7 +58,6 @@ def load_dataset(
     mapping : dict, optional
         Source column -> schema column renames for the transactions file.
     """
-    from nextbest.data.files import read_table
 
     if (name is None) == (transactions is None):
         raise SchemaError("give exactly one of a dataset name or a transactions file")
@@ -63,14 +65,10 @@ def load_dataset(
     default_as_of = None
     if name is not None:
         if name in ("cdnow", "cdnow-full"):
-            from nextbest.data.cdnow import load_cdnow
-
             tx = load_cdnow(full=name == "cdnow-full")
             cust = _customers_from(tx)
             default_as_of = pd.Timestamp("1998-07-01")
         elif name == "completejourney":
-            from nextbest.data.completejourney import load_completejourney
-
             tx, cust, extras = load_completejourney()
             default_as_of = pd.Timestamp("2018-01-01")
         else:

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nextbest.data.schema import parse_timestamps
 from nextbest.decision.catalog import Catalog
 from nextbest.features.customer import category_key
+from nextbest.features.rfm import as_of_date
 
 ACTIONS = ("retention", "cross_sell", "no_action", "non_personalised")
 
@@ -60,8 +62,6 @@ def contact_state(
     count_cust = np.zeros(n)
     if history is None or history.empty:
         return days_since, count_pair, count_cust
-    from nextbest.data.schema import parse_timestamps
-    from nextbest.features.rfm import as_of_date
 
     cutoff = as_of_date(as_of)
     h = history.assign(timestamp=parse_timestamps(history["timestamp"]))

@@ -31,6 +31,7 @@ from nextbest.plots import classifier as pc
 from nextbest.plots import evaluation as figures
 from nextbest.plots import png
 from nextbest.scoring import ModelSet
+from nextbest.train.churn import churn_examples
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ def _baseline_probabilities(
     models: ModelSet, data: BacktestData, configs: dict, h: int, test: pd.DataFrame
 ) -> dict[str, np.ndarray]:
     """Isotonic maps from each baseline score to P(churn), fitted on the window before ``as_of``."""
-    from nextbest.train.churn import churn_examples
 
     prev = data.as_of - pd.Timedelta(days=h)
     clv_cfg = {**configs["clv"], "time_unit_days": models.clv.time_unit_days}

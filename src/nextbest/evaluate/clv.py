@@ -22,6 +22,7 @@ from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
 from nextbest.features.customer import day_number
 from nextbest.features.rfm import calibration_holdout, customer_days
+from nextbest.models.clv import COUNT_MODEL_NAMES
 from nextbest.models.evaluation import (
     decile_table,
     historic_rate_baseline,
@@ -189,7 +190,6 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
 
 
 def _model_name(clv) -> str:
-    from nextbest.models.clv import COUNT_MODEL_NAMES
 
     return f"{COUNT_MODEL_NAMES.get(clv.count_model_used_, clv.count_model_used_)} + Gamma-Gamma"
 

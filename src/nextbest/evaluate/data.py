@@ -27,6 +27,7 @@ from nextbest.decision.catalog import Catalog
 from nextbest.errors import InputError
 from nextbest.features.build import FeatureContext, build_context
 from nextbest.features.rfm import as_of_date
+from nextbest.train import default_as_of
 
 
 @dataclass
@@ -72,7 +73,6 @@ class BacktestData:
 
 def data_end(transactions: pd.DataFrame) -> pd.Timestamp:
     """The day after the last parsable transaction."""
-    from nextbest.train import default_as_of
 
     return default_as_of(transactions)
 

@@ -36,6 +36,7 @@ from nextbest.models.offers import last_bought_scores, offer_pairs, popularity_s
 from nextbest.plots import evaluation as figures
 from nextbest.plots import png
 from nextbest.scoring import ModelSet
+from nextbest.train.nbo import offer_examples
 
 TITLE = "Next best offer"
 CAMPAIGN_TITLE = "Coupon campaigns after the cut-off"
@@ -45,7 +46,6 @@ CAMPAIGN_TABLES = ("campaigns", "campaign_descriptions", "coupon_redemptions")
 def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Section:
     """hit@k, MAP@k and pair AUC of the offer model against the popularity and last-bought
     rankings."""
-    from nextbest.train.nbo import offer_examples
 
     if models.nbo is None:
         return Section.skipped("nbo", TITLE, models.skipped.get("nbo", "no offer model"))

@@ -13,7 +13,7 @@ from html import escape
 
 import pandas as pd
 
-from nextbest.evaluate.results import HIGHER, LOWER, Score, Section, winner
+from nextbest.evaluate.results import HIGHER, LOWER, SECTION_ORDER, Score, Section, winner
 
 VERDICT = {
     "better": ("good", "better than {b}"),
@@ -230,8 +230,6 @@ def section_html(result, sname: str) -> str:
 
 def render(result) -> str:
     """The whole page as one HTML string."""
-    from nextbest.evaluate.run import SECTION_ORDER
-
     present = [s for s in SECTION_ORDER if any(s in r.sections for r in result.runs)]
     titles = {s: next(r.sections[s].title for r in result.runs if s in r.sections) for s in present}
     models = "; ".join(

@@ -19,6 +19,9 @@ HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
 # separate them, and a marketer should not read 0.805 vs 0.804 as a win.
 REL_TOL = 0.01
 
+# The order of the report's sections.
+SECTION_ORDER = ("clv", "churn", "nbo", "campaigns", "decision")
+
 
 @dataclass
 class Score:

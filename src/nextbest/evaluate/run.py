@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nextbest import registry
 from nextbest.data import Dataset
 from nextbest.decision.catalog import Catalog
 from nextbest.errors import InputError
@@ -28,12 +29,11 @@ from nextbest.evaluate.clv import clv_section
 from nextbest.evaluate.data import BacktestData, default_backtest_as_of, parse_as_of, prepare
 from nextbest.evaluate.decision import decision_section
 from nextbest.evaluate.offers import campaign_section, offers_section
+from nextbest.evaluate.report import render
 from nextbest.evaluate.results import ModelRun, Section, comparison
 from nextbest.evaluate.sources import obtain
 
 log = logging.getLogger(__name__)
-
-SECTION_ORDER = ("clv", "churn", "nbo", "campaigns", "decision")
 
 
 @dataclass
@@ -173,8 +173,6 @@ def _metric_name(name: str) -> str:
 
 def write_outputs(result: Evaluation, output: Path) -> tuple[Path, Path]:
     """Write ``metrics.json`` and ``report.html`` into ``output`` (created). Returns both paths."""
-    from nextbest.evaluate.report import render
-
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     metrics_path, report_path = output / "metrics.json", output / "report.html"
@@ -196,8 +194,6 @@ def evaluate_to_dir(
     """:func:`evaluate`, then write ``output/metrics.json`` and ``output/report.html`` and log all
     to MLflow."""
     import mlflow
-
-    from nextbest import registry
 
     registry.setup()
     as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else parse_as_of(as_of)

@@ -28,6 +28,9 @@ from nextbest.evaluate.data import BacktestData
 from nextbest.features.rfm import rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
 from nextbest.scoring import ModelSet
+from nextbest.train.churn import train_churn
+from nextbest.train.clv import select_count_model
+from nextbest.train.nbo import train_nbo
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,6 @@ def obtain(spec: str, data: BacktestData, configs: dict[str, dict]) -> ModelSet:
 def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
     """Choose the count model on an inner split and fit it on rows before ``as_of`` (as ``nextbest
     train``)."""
-    from nextbest.train.clv import select_count_model
 
     unit = float(config["time_unit_days"])
     candidates = list(config["count_models"])
@@ -152,13 +154,10 @@ def _train_classifier(kind: str, data: BacktestData, configs: dict, clv: ClvMode
         )
     cfg_clv = {**configs["clv"], "time_unit_days": clv.time_unit_days}
     if kind == "churn":
-        from nextbest.train.churn import train_churn
-
         result = train_churn(
             data.ctx_train, data.as_of, configs["churn"], cfg_clv, clv.count_model_used_
         )
         return result.model, None
-    from nextbest.train.nbo import train_nbo
 
     result = train_nbo(data.ctx_train, data.as_of, configs["nbo"], data.catalog, clv.time_unit_days)
     return result.model, None

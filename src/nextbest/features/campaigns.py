@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nextbest.features.customer import category_key
 from nextbest.features.rfm import as_of_date
 
 CAMPAIGN_FEATURES = ("n_campaigns_received", "n_campaigns_active", "n_redemptions")
@@ -93,7 +94,6 @@ def campaign_features(
 def _with_categories(
     out: pd.DataFrame, per_cat: np.ndarray, categories: tuple[str, ...]
 ) -> pd.DataFrame:
-    from nextbest.features.customer import category_key
 
     for j, name in enumerate(categories):
         out[f"redemptions_{category_key(name)}"] = per_cat[:, j]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nextbest.data.schema import naive_utc
 from nextbest.errors import InputError
 
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -43,7 +44,6 @@ def as_of_date(as_of) -> pd.Timestamp:
         If ``as_of`` has a time of day: features are built from whole days,
         so the cutoff must be a day boundary.
     """
-    from nextbest.data.schema import naive_utc
 
     ts = naive_utc(as_of)
     if ts != ts.normalize():

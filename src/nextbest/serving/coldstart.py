@@ -25,6 +25,7 @@ import pandas as pd
 from nextbest.data.schema import validate_transactions
 from nextbest.errors import InvalidInput
 from nextbest.features.build import build_context, features_at
+from nextbest.scoring import score
 from nextbest.serving.schemas import PredictFeaturesRequest
 from nextbest.serving.state import ServingState, decision_table
 
@@ -114,7 +115,6 @@ def cold_start_features(
 
 def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) -> dict:
     """The :func:`nextbest.scoring.score` row of the posted customer, as a Decision-shaped dict."""
-    from nextbest.scoring import score
 
     features, as_of = cold_start_features(request, state)
     scored = score(

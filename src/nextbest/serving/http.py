@@ -24,6 +24,7 @@ import uuid
 from http import HTTPStatus
 
 from nextbest.serving.errors import error_body
+from nextbest.serving.settings import max_body_bytes_from_env
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,6 @@ class BodyLimitMiddleware:
     """POST bodies: JSON only (415) and at most ``max_body_bytes`` (413)."""
 
     def __init__(self, app, max_body_bytes: int | None = None) -> None:
-        from nextbest.serving.settings import max_body_bytes_from_env
 
         self.app = app
         self.max_body_bytes = (

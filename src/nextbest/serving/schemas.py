@@ -298,10 +298,3 @@ class ReloadResult(BaseModel):
     as_of: dt.date | None
     n_customers: int
     build_seconds: float
-
-
-class ErrorBody(BaseModel):
-    """Every error: a message and machine-readable detail."""
-
-    error: str
-    detail: object | None = None

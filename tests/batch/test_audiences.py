@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from batch_helpers import read_scores
+from tests.batch.batch_helpers import read_scores
 
 from nextbest.batch.audiences import COLUMNS, MARKER, export_audiences
 from nextbest.batch.command import build_job

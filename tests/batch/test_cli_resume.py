@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from batch_helpers import cli_env, read_scores
+from tests.batch.batch_helpers import cli_env, read_scores
 from typer.testing import CliRunner
 
 from nextbest.batch.manifest import work_dir

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from batch_helpers import read_scores
+from tests.batch.batch_helpers import read_scores
 
 from nextbest.batch.chunks import SCORES_SCHEMA
 from nextbest.batch.command import build_job

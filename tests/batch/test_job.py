@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from batch_helpers import comparable, read_scores
+from tests.batch.batch_helpers import comparable, read_scores
 
 from nextbest.batch import score_dataset
 from nextbest.batch.chunks import SCORES_SCHEMA

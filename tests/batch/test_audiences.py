@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from tests.batch.batch_helpers import read_scores
 
 from nextbest.batch.audiences import COLUMNS, MARKER, export_audiences
 from nextbest.batch.command import build_job
 from nextbest.batch.job import run_local
 from nextbest.data.synthetic import synthetic_as_of
 from nextbest.errors import SchemaError
+from tests.batch.batch_helpers import read_scores
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.batch.batch_helpers import cli_env, read_scores
 from typer.testing import CliRunner
 
 from nextbest.batch.manifest import work_dir
 from nextbest.cli import app
 from nextbest.data.synthetic import synthetic_as_of
+from tests.batch.batch_helpers import cli_env, read_scores
 
 AS_OF = str(synthetic_as_of().date())
 runner = CliRunner()

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from tests.batch.batch_helpers import comparable, read_scores
 
 from nextbest.batch import score_dataset
 from nextbest.batch.chunks import SCORES_SCHEMA
@@ -22,6 +21,7 @@ from nextbest.data.files import read_table
 from nextbest.data.schema import validate_customers, validate_transactions
 from nextbest.data.synthetic import synthetic_as_of
 from nextbest.errors import BatchError, ResumeError, SchemaError
+from tests.batch.batch_helpers import comparable, read_scores
 
 AS_OF = synthetic_as_of()
 

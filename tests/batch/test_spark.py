@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tests.batch.batch_helpers import read_scores
 
 from nextbest.batch.chunks import SCORES_SCHEMA
 from nextbest.batch.command import build_job
@@ -12,6 +11,7 @@ from nextbest.batch.job import run_local
 from nextbest.batch.manifest import work_dir
 from nextbest.batch.output import rejects_path
 from nextbest.data.synthetic import synthetic_as_of
+from tests.batch.batch_helpers import read_scores
 
 pytest.importorskip("pyspark")
 pytestmark = pytest.mark.slow

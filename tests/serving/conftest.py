@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.serving.service_helpers import API_KEY, service_env, start_client, wait_ready
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from tests.serving.service_helpers import service_env, start_client, wait_ready
 
 pytestmark = pytest.mark.slow

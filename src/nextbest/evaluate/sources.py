@@ -26,7 +26,7 @@ from nextbest.decision.catalog import Catalog
 from nextbest.errors import InputError
 from nextbest.evaluate.data import BacktestData
 from nextbest.features.rfm import rfm_summary
-from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
 from nextbest.scoring import ModelSet
 from nextbest.train.churn import train_churn
 from nextbest.train.clv import select_count_model
@@ -131,13 +131,7 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
             )
         except (ValueError, RuntimeError) as exc:
             reason = f"CLV: inner model choice impossible ({exc}); using {COUNT_MODEL_NAMES[best]}"
-    model = ClvModel(
-        count_model=best,
-        time_unit_days=unit,
-        penalizers=config["penalizers"],
-        discount_rate_annual=config["discount_rate_annual"],
-        margin=config["margin"],
-    )
+    model = make_clv_model(config, best)
     model.fit(rfm_summary(data.train, data.as_of, unit))
     if model.count_model_used_ != best:
         reason += f"; {best} did not converge, {model.count_model_used_} used instead"

@@ -270,3 +270,27 @@ class ClvModel(BaseModel):
             "fit_seconds": self.fit_seconds_,
             "fit_log": self.fit_log_,
         }
+
+
+def make_clv_model(config: dict, count_model: str, fallback: bool = True) -> ClvModel:
+    """An unfitted :class:`ClvModel` from a CLV config (``models/clv.yaml``).
+
+    Parameters
+    ----------
+    config : dict
+        The merged CLV config (time unit, penalizers, discount rate, margin).
+    count_model : str
+        ``bgnbd``, ``pareto`` or ``mbgnbd``.
+    fallback : bool
+        Whether a failed fit may fall back to the other count models (off when
+        the candidates are being compared).
+    """
+    kwargs = {} if fallback else {"fallbacks": []}
+    return ClvModel(
+        count_model=count_model,
+        time_unit_days=float(config["time_unit_days"]),
+        penalizers=config["penalizers"],
+        discount_rate_annual=config["discount_rate_annual"],
+        margin=config["margin"],
+        **kwargs,
+    )

@@ -27,7 +27,7 @@ from nextbest.features.build import FeatureContext, add_clv_features, features_a
 from nextbest.features.customer import purchased_in_window
 from nextbest.features.splits import rolling_cutoffs
 from nextbest.models.churn import ChurnModel, churn_feature_names
-from nextbest.models.clv import ClvModel
+from nextbest.models.clv import make_clv_model
 from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
 from nextbest.models.tabular import learn_levels
 from nextbest.train.gate import gate
@@ -62,9 +62,7 @@ def churn_examples(
     for c in cutoffs:
         f = features_at(ctx, c, unit)
         f = f[f["consent_profiling"]].reset_index(drop=True)
-        clv = ClvModel(
-            count_model=count_model, time_unit_days=unit, penalizers=clv_config["penalizers"]
-        ).fit(f)
+        clv = make_clv_model({**clv_config, "time_unit_days": unit}, count_model).fit(f)
         f = add_clv_features(f, clv, horizon_days)
         bought = purchased_in_window(ctx.table, c, horizon_days)
         f["label"] = (~bought[index.get_indexer(f["customer_id"])]).astype("int64")

@@ -38,7 +38,7 @@ from nextbest.data.schema import (
 from nextbest.errors import ConvergenceError, InputError
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.btyd import RFM_INPUT_COLUMNS
-from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
+from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
 
 # The gate's metrics live with every other metric (``nextbest evaluate`` uses the same ones);
 # re-exported here for callers of ``nextbest.train``.
@@ -99,9 +99,7 @@ def select_count_model(
     cal = calibration_holdout(transactions, inner_as_of, hold_days, unit)
     rows = []
     for name in config["count_models"]:
-        model = ClvModel(
-            count_model=name, time_unit_days=unit, penalizers=config["penalizers"], fallbacks=[]
-        )
+        model = make_clv_model(config, name, fallback=False)
         try:
             model.fit(cal)
         except RuntimeError as exc:
@@ -208,13 +206,7 @@ def train_clv(
         mlflow.log_text(table.to_csv(index=False), "selection/candidates.csv")
         mlflow.set_tag("selection_reason", reason[:5000])
 
-        model = ClvModel(
-            count_model=best,
-            time_unit_days=unit,
-            penalizers=config["penalizers"],
-            discount_rate_annual=config["discount_rate_annual"],
-            margin=config["margin"],
-        )
+        model = make_clv_model(config, best)
         rfm = rfm_summary(tx, as_of, unit)
         model.fit(rfm)
         summary = model.summary()
@@ -297,12 +289,7 @@ def _log_plots(tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, conf
     unit = float(config["time_unit_days"])
     hold_days = int(config["selection_holdout_days"])
     inner_as_of = pd.Timestamp(as_of) - pd.Timedelta(days=hold_days)
-    inner = ClvModel(
-        count_model=model.count_model_used_,
-        time_unit_days=unit,
-        penalizers=config["penalizers"],
-        fallbacks=[],
-    ).fit(cal)
+    inner = make_clv_model(config, model.count_model_used_, fallback=False).fit(cal)
     days = customer_days(tx, as_of=pd.Timestamp(inner_as_of) + pd.Timedelta(days=hold_days))
     first_day = days.groupby("customer_id")["day"].min()
     first_day = first_day[first_day < (inner_as_of - pd.Timestamp("1970-01-01")).days]

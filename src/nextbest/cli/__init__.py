@@ -125,10 +125,14 @@ def _log_to_file(verbose: bool) -> None:
     logs = settings().paths.logs
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    for old in [h for h in root.handlers if getattr(h, "nextbest", False)]:
+        root.removeHandler(old)  # a second command in the same process (tests) starts afresh
+        old.close()
     try:
         logs.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(logs / LOG_FILE, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.nextbest = True
         root.addHandler(handler)
     except OSError:
         pass  # a read-only home: the terminal still gets what matters
@@ -136,6 +140,7 @@ def _log_to_file(verbose: bool) -> None:
     terminal.setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         terminal.addFilter(lambda record: record.name.startswith("nextbest"))
+    terminal.nextbest = True
     root.addHandler(terminal)
     logging.captureWarnings(True)
     if not verbose:

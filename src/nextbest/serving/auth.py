@@ -2,7 +2,7 @@
 
 Every request needs ``Authorization: Bearer <key>`` with a key from
 ``NEXTBEST_API_KEY`` (comma-separated to rotate keys without downtime),
-except the probes, metrics and API docs in :data:`PUBLIC_PATHS`. Anything
+except the probes, metrics and API docs (:data:`.openapi.PUBLIC_PATHS`). Anything
 else gets 401 with a JSON body and ``WWW-Authenticate: Bearer``. Keys are
 compared in constant time.
 
@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import hmac
 
+from nextbest.errors import ConfigurationError
 from nextbest.serving.http import send_error
-from nextbest.serving.settings import ConfigurationError, api_keys_from_env
-
-PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs", "/docs.json"})
-PUBLIC_PREFIXES = ("/static_content/",)
-
-
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+from nextbest.serving.openapi import is_public
+from nextbest.serving.settings import api_keys_from_env
 
 
 def bearer_token(scope) -> bytes | None:

@@ -87,7 +87,7 @@ def cold_start_features(
     if checked.report.n_rejected:
         rej = checked.rejects.sort_values("row").head(MAX_REJECTS_SHOWN)
         detail = [
-            {"row": int(r.row), "column": r.column, "value": r.value, "reason": r.reason}
+            {"field": f"transactions.{int(r.row)}.{r.column}", "problem": r.reason}
             for r in rej.itertuples()
         ]
         raise InvalidInput(

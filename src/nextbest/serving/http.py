@@ -4,10 +4,12 @@ Added to the BentoML service with ``add_asgi_middleware`` (outermost first):
 
 1. :class:`ErrorEnvelopeMiddleware` - gives every request an id
    (``X-Request-ID``: the client's if well-formed, else a new one), serves
-   the Swagger UI at ``/docs``, and rewrites every error response (status >=
-   400) into one JSON object ``{"error": ..., "detail": ...}`` - BentoML
-   wraps raised exceptions in a JSON array and Starlette answers unknown
-   routes in plain text;
+   the API page at ``/docs`` and the published document at ``/docs.json``
+   (:mod:`.openapi`), and rewrites every error response (status >= 400)
+   into one JSON object ``{"error": ..., "detail": ...}`` - BentoML wraps
+   raised exceptions in a JSON array and Starlette answers unknown routes in
+   plain text; pydantic's validation errors become ``{"field", "problem"}``
+   in our words;
 2. :class:`~nextbest.serving.auth.AuthMiddleware`;
 3. :class:`BodyLimitMiddleware` - POST bodies must be JSON (415 otherwise:
    BentoML would otherwise pick a multipart or pickle decoder from the
@@ -23,7 +25,8 @@ import re
 import uuid
 from http import HTTPStatus
 
-from nextbest.serving.errors import error_body
+from nextbest.serving.errors import error_body, field_problems
+from nextbest.serving.openapi import DOCS_HEADERS, DOCS_HTML, published_bytes
 from nextbest.serving.settings import max_body_bytes_from_env
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,14 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _is_validation_detail(detail) -> bool:
+    return (
+        isinstance(detail, list)
+        and bool(detail)
+        and all(isinstance(d, dict) and "loc" in d and "msg" in d for d in detail)
+    )
+
+
 def envelope(status: int, body: bytes) -> bytes:
     """Any error body as ``{"error": ..., "detail": ...}``."""
     try:
@@ -88,9 +99,11 @@ def envelope(status: int, body: bytes) -> bytes:
         data = body.decode("utf-8", "replace").strip() or None
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]  # BentoML's array-wrapped exception body
-    if (
-        isinstance(data, dict) and "error" in data
-    ):  # BentoML names its generated input classes *IODescriptor
+    if isinstance(data, dict) and _is_validation_detail(data.get("detail")):
+        # BentoML's pydantic error ("1 validation error for PredictRequestIODescriptor", links
+        # to pydantic's pages): the same facts in our words, one entry per field.
+        return error_body("invalid request body", field_problems(data["detail"]))
+    if isinstance(data, dict) and "error" in data:
         return error_body(_IO_SUFFIX.sub(r"\1", str(data["error"])), data.get("detail"))
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
     if isinstance(data, str):
@@ -111,9 +124,15 @@ class ErrorEnvelopeMiddleware:
         given = given.decode("latin-1") if given else ""
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(rid)
-        if scope["path"] == "/docs" and scope["method"] in ("GET", "HEAD"):
-            scope = {**scope, "path": "/", "raw_path": b"/"}
         rid_header = (b"x-request-id", rid.encode())
+        if scope["path"] in ("/", "/docs") and scope["method"] in ("GET", "HEAD"):
+            request_id_var.reset(token)
+            return await self._docs_page(scope, send, rid_header)
+        if scope["path"] == "/docs.json" and scope["method"] == "GET":
+            try:
+                return await self._openapi(scope, receive, send, rid_header)
+            finally:
+                request_id_var.reset(token)
         held: dict = {}
         chunks: list[bytes] = []
 
@@ -156,6 +175,40 @@ class ErrorEnvelopeMiddleware:
                 await send_error(send, 500, "internal error", {"request_id": rid}, [rid_header])
         finally:
             request_id_var.reset(token)
+
+    async def _docs_page(self, scope, send, rid_header) -> None:
+        """The API page (:data:`.openapi.DOCS_HTML`) instead of BentoML's."""
+        body = DOCS_HTML if scope["method"] == "GET" else b""
+        headers = [
+            *DOCS_HEADERS,
+            (b"content-length", str(len(DOCS_HTML)).encode()),
+            rid_header,
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _openapi(self, scope, receive, send, rid_header) -> None:
+        """``/docs.json``: BentoML's document, as :func:`.openapi.publish` makes it."""
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def capture(message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start.get("status") != 200:
+            return await send_error(send, 503, "API document unavailable", None, [rid_header])
+        body = published_bytes(b"".join(chunks))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            rid_header,
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:

@@ -1,9 +1,11 @@
 """Typed request and response bodies of the HTTP service, with the limits they enforce.
 
-Every limit a client can hit is a constant here and is named in the 4xx
-message pydantic produces (``"List should have at most 1000 items"``,
-``"String should have at most 64 characters"``). Unknown fields are
-rejected (``extra="forbid"``) so that a typo never passes silently.
+Every limit a client can hit is a constant here and is named in the 400
+answer (``"must have at most 1000 items"``, ``"must have at most 64
+characters"``). Unknown fields are rejected (``extra="forbid"``) so that a
+typo never passes silently, and types are strict (``strict=True``): a
+number where a string is documented is a 400, never silently converted
+(a timestamp is an ISO 8601 string, not seconds since 1970).
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 MAX_ID_LENGTH = 64
 MAX_BATCH_IDS = 1_000
@@ -22,22 +32,53 @@ MAX_ABS_AMOUNT = 1e9
 EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2200, 1, 1)
 
+
+def _strip_spaces(value: str) -> str:
+    """Surrounding ASCII spaces are not part of an id or a label (as in files); nothing else is
+    trimmed, so the document's pattern and the service agree exactly."""
+    return value.strip(" ")
+
+
+# At least one character that is neither a space nor a control character; no control characters.
+_VISIBLE = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 CustomerId = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-    ),
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_VISIBLE),
+    AfterValidator(_strip_spaces),
     Field(
         description=f"The one customer id (1 to {MAX_ID_LENGTH} characters, no control "
-        "characters; leading zeros are kept).",
+        "characters; kept exactly as given - leading zeros, case, inner spaces - except "
+        "surrounding spaces).",
         examples=["1234"],
     ),
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=_VISIBLE),
+    AfterValidator(_strip_spaces),
+]
+
+
+def _iso_text(value):
+    """Dates and times come as ISO 8601 text: a JSON number (seconds since 1970?) is refused."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string, e.g. 2017-03-01T10:00:00Z")
+    return value
+
+
+# Years the service accepts, as a pattern the published document carries (JSON Schema has no
+# range for date strings): 1900 to 2199.
+_YEARS = r"^(19|20|21)[0-9]{2}-"
+# Parsed from text leniently (a date alone is midnight), but only from text.
+IsoDateTime = Annotated[
+    dt.datetime,
+    Field(strict=False, json_schema_extra={"pattern": _YEARS}),
+    BeforeValidator(_iso_text),
+]
+IsoDate = Annotated[
+    dt.date,
+    Field(strict=False, json_schema_extra={"pattern": _YEARS}),
+    BeforeValidator(_iso_text),
 ]
 Action = Literal["retention", "cross_sell", "no_action", "non_personalised"]
 
@@ -62,7 +103,7 @@ def _openapi_30(example: dict | None = None):
     return extra
 
 
-_STRICT = ConfigDict(extra="forbid", json_schema_extra=_openapi_30())
+_STRICT = ConfigDict(extra="forbid", strict=True, json_schema_extra=_openapi_30())
 
 
 # -- requests ------------------------------------------------------------------------------------
@@ -70,7 +111,7 @@ class PredictRequest(BaseModel):
     """One customer id."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_openapi_30({"customer_id": "1234"})
+        extra="forbid", strict=True, json_schema_extra=_openapi_30({"customer_id": "1234"})
     )
 
     customer_id: CustomerId
@@ -81,6 +122,7 @@ class PredictBatchRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra=_openapi_30({"customer_ids": ["1234", "2001", "no-such-customer"]}),
     )
 
@@ -94,7 +136,7 @@ class Transaction(BaseModel):
 
     model_config = _STRICT
 
-    timestamp: dt.datetime = Field(
+    timestamp: IsoDateTime = Field(
         description=f"ISO 8601, from {EARLIEST_DATE} to before {LATEST_DATE}; time "
         "zones are converted to UTC, naive values are UTC."
     )
@@ -139,6 +181,7 @@ class PredictFeaturesRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra=_openapi_30(
             {
                 "customer_id": "new-0001",
@@ -180,24 +223,31 @@ class PredictFeaturesRequest(BaseModel):
         description="False: the customer objected to profiling; "
         "non-personalised action, no scores.",
     )
-    as_of: dt.date | None = Field(
+    as_of: IsoDate | None = Field(
         default=None,
-        ge=EARLIEST_DATE,
-        le=LATEST_DATE,
         description="First day NOT observed; default: the snapshot's as_of.",
     )
-    attributes: dict[ShortText, AttributeValue] = Field(
+    attributes: dict[str, AttributeValue] = Field(
         default_factory=dict,
         max_length=MAX_ATTRIBUTES,
         description="Customer attributes the models know (e.g. demographics); unknown names are "
         "rejected.",
     )
 
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_range(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and not EARLIEST_DATE <= value < LATEST_DATE:
+            raise ValueError(f"as_of must be from {EARLIEST_DATE} to before {LATEST_DATE}")
+        return value
+
 
 class ReloadRequest(BaseModel):
     """Reload models and snapshot now."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_openapi_30({"force": False}))
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=_openapi_30({"force": False})
+    )
 
     force: bool = Field(
         default=False, description="Rebuild even if no champion or snapshot changed."

@@ -1,0 +1,98 @@
+"""The published OpenAPI document is the truth: schemathesis against a live ``bentoml serve``.
+
+Every operation (``/admin/reload`` has its own stateful tests in
+``test_reload.py``), all checks, positive and negative data. One documented
+leniency: a schema-valid body whose content cannot be used (a transaction on
+or after ``as_of``, an unknown attribute) is a 422, which the document lists
+for ``/predict_features``; schemathesis is told so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nextbest import __version__
+from tests.serving.live import live_server
+
+pytestmark = pytest.mark.slow
+
+KEY = "contract-key"
+CONFIG = """\
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "404", "409", "422"]
+"""
+
+
+@pytest.fixture(scope="module")
+def base(trained_home, tmp_path_factory):
+    """One live server for this module's tests."""
+    with live_server(trained_home.home, tmp_path_factory.mktemp("contract"), KEY) as (url, _):
+        yield url
+
+
+def test_live_server_answers_only_what_its_document_says(base, tmp_path):
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    doc = httpx.get(f"{base}/docs.json").json()
+    run = subprocess.run(
+        [
+            str(schemathesis),
+            "--config-file",
+            str(config),
+            "run",
+            f"{base}/docs.json",
+            "-H",
+            f"Authorization: Bearer {KEY}",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--exclude-path",
+            "/admin/reload",
+            "--max-examples",
+            "80",
+            "--seed",
+            "7",
+            "--suppress-health-check",
+            "all",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout
+    tested = {p for p in doc["paths"] if p != "/admin/reload"}
+    assert f"Tested: {len(tested)}" in run.stdout, run.stdout[-3000:]
+
+
+def test_document_describes_nextbest_not_the_framework(base):
+    doc = httpx.get(f"{base}/docs.json").json()
+    assert doc["info"]["title"] == "nextbest"
+    assert doc["info"]["version"] == __version__
+    text = str(doc)
+    assert "BentoML" not in doc["info"]["description"] and "IODescriptor" not in text
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            assert "500" not in op["responses"], path
+            if path in ("/livez", "/readyz", "/healthz", "/metrics"):
+                assert "security" not in op, path
+                continue
+            assert op["security"] == [{"bearerAuth": []}], path
+            assert {"400", "401", "413", "415"} <= set(op["responses"]), path
+            for status, response in op["responses"].items():
+                if status >= "400":
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/Error", (path, status)
+            body = op["requestBody"]
+            assert body["required"] is (path != "/admin/reload"), path
+            assert "example" in body["content"]["application/json"]["schema"], path

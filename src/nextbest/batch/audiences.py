@@ -57,6 +57,7 @@ NEEDED = (
     "consent_profiling",
     "churn_probability",
     "predicted_clv",
+    "p_alive",
     "as_of",
     "horizon_days",
     "model_versions",
@@ -113,6 +114,7 @@ def read_scores(path: str | Path) -> pa.Table:
                 "reason": first["reasons"]["text"],
                 "consent_profiling": consent,
                 "churn_probability": frame["churn_probability"].astype(float),
+                "p_alive": frame["p_alive"].astype(float),
                 "predicted_clv": frame["predicted_clv"].astype(float),
                 "as_of": frame["as_of"].astype(str),
                 "horizon_days": frame["horizon_days"].astype(float),
@@ -122,7 +124,7 @@ def read_scores(path: str | Path) -> pa.Table:
     raise SchemaError(f"{path}: unsupported scores file type {path.suffix!r}; use .parquet or .csv")
 
 
-def _flat(table: pa.Table) -> pd.DataFrame:
+def flatten_scores(table: pa.Table) -> pd.DataFrame:
     """One row per customer with the first offer and the first reason pulled out of the lists."""
     if "offers" in table.column_names:
         top = pc.list_element(
@@ -151,12 +153,23 @@ def _flat(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def audience_frames(
-    table: pa.Table, catalog: Catalog
-) -> tuple[dict[str, pd.DataFrame], dict[str, int], int]:
-    """(file name -> rows, action -> customers not exported, opted-out rows moved to
-    non-personalised)."""
-    f = _flat(table)
+def offer_names(catalog: Catalog) -> dict[str, tuple[str, str]]:
+    """offer id -> (name, channel) for every offer, the retention offer and the default action."""
+    default = catalog.default_action
+    names = {o.offer_id: (o.name, o.channel) for o in catalog.offers}
+    if catalog.retention:
+        names[catalog.retention.offer_id] = (catalog.retention.name, catalog.retention.channel)
+    names[default.offer_id] = (default.name, default.channel)
+    return names
+
+
+def chosen_actions(f: pd.DataFrame, catalog: Catalog):
+    """Per customer of a flat scores frame: the action, its offer id and its expected value.
+
+    Consent first: an opted-out customer's action is the non-personalised
+    default whatever the row says. Returns ``(action, offer, expected_value,
+    n_moved)`` with ``n_moved`` the opted-out rows whose action was changed.
+    """
     default = catalog.default_action
     consent = f["consent_profiling"].fillna(True).astype(bool).to_numpy()
     action = f["action"].astype(str).to_numpy(dtype=object)
@@ -164,11 +177,6 @@ def audience_frames(
     moved = int(((~consent) & (action != "non_personalised")).sum())
     action = np.where(consent, action, "non_personalised")
     offer = np.where(consent, offer, default.offer_id)
-    names = {o.offer_id: (o.name, o.channel) for o in catalog.offers}
-    if catalog.retention:
-        names[catalog.retention.offer_id] = (catalog.retention.name, catalog.retention.channel)
-    names[default.offer_id] = (default.name, default.channel)
-
     ev = np.full(len(f), np.nan)
     xs = (action == "cross_sell") & (f["top_offer_id"].astype(object).to_numpy() == offer)
     ev[xs] = f["top_ev"].to_numpy(dtype=float)[xs]
@@ -181,6 +189,17 @@ def audience_frames(
             * f["predicted_clv"].to_numpy(dtype=float)
             - r.cost
         )[ret]
+    return action, offer, ev, moved
+
+
+def audience_frames(
+    table: pa.Table, catalog: Catalog
+) -> tuple[dict[str, pd.DataFrame], dict[str, int], int]:
+    """(file name -> rows, action -> customers not exported, opted-out rows moved to
+    non-personalised)."""
+    f = flatten_scores(table)
+    action, offer, ev, moved = chosen_actions(f, catalog)
+    names = offer_names(catalog)
     personal = action != "non_personalised"
     out = pd.DataFrame(
         {

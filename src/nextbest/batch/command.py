@@ -20,6 +20,7 @@ from nextbest import registry
 from nextbest.batch.job import BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
 from nextbest.batch.progress import Reporter, RichReporter
+from nextbest.batch.report import ScoreReport, write_score_report
 from nextbest.batch.source import Source, file_digest
 from nextbest.config import settings
 from nextbest.data import load_dataset
@@ -158,12 +159,18 @@ class ScoreRequest:
     resume: bool = False
     workers: int = 1
     spark_master: str | None = None
+    track: bool = True
 
 
-def score_files(request: ScoreRequest, reporter: Reporter) -> tuple[JobResult, ModelSet]:
-    """Score every customer of the request's input with the champions.
+def score_files(
+    request: ScoreRequest, reporter: Reporter
+) -> tuple[JobResult, ModelSet, ScoreReport | None]:
+    """Score every customer of the request's input with the champions; write the report.
 
-    Returns the job result and the models that decided.
+    Returns the job result, the models that decided and the scoring report
+    (``<output stem>.report.html``; ``None`` for an output URI, which only
+    Spark writes). With ``request.track`` the report and the run's figures are
+    logged to MLflow.
 
     Raises
     ------
@@ -190,4 +197,32 @@ def score_files(request: ScoreRequest, reporter: Reporter) -> tuple[JobResult, M
         request.workers,
     )
     result = run_job(job, models, request.engine, reporter, request.spark_master)
-    return result, models
+    report = None
+    if not is_uri(result.output):
+        report = write_score_report(result.output, catalog)
+        if request.track:
+            log_score_run(result, models, report)
+    return result, models, report
+
+
+def log_score_run(result: JobResult, models: ModelSet, report: ScoreReport) -> str:
+    """One MLflow run per scoring run: counts, timings, model versions and the report."""
+    import mlflow
+
+    s = result.stats
+    with mlflow.start_run(run_name=f"score-{Path(str(result.output)).stem}-{result.as_of.date()}"):
+        mlflow.set_tags({"stage": "score", "as_of": str(result.as_of.date())})
+        mlflow.log_params({f"version.{k}": v for k, v in models.versions.items()})
+        mlflow.log_metrics(
+            {
+                "customers": float(s["customers"]),
+                "scored": float(s["scored"]),
+                "opted_out": float(s["opted_out"]),
+                "rejected_lines": float(result.n_rejects),
+                "seconds": float(result.total_seconds),
+                "report_seconds": float(report.seconds),
+                **{f"action.{k}": float(v) for k, v in s["actions"].items()},
+            }
+        )
+        mlflow.log_artifact(str(report.path), "report")
+        return mlflow.active_run().info.run_id

@@ -291,14 +291,17 @@ def score(
         help="Spark master URL (default $NEXTBEST_SPARK_MASTER, spark-submit's master, else "
         "local[*]).",
     ),
+    track: bool = typer.Option(
+        True, "--track/--no-track", help="Log the run and its report to MLflow."
+    ),
 ) -> None:
     """Score every customer with the champion models, in chunks; one decision per customer,
-    rejects beside it."""
+    rejects and a report (<output stem>.report.html) beside it."""
     from nextbest.batch import command as batch_command
     from nextbest.data.files import parse_mapping
 
     horizon = horizon_days or load_config("clv")["horizon_days"]
-    result, models = batch_command.score_files(
+    result, models, report = batch_command.score_files(
         batch_command.ScoreRequest(
             dataset=dataset,
             transactions=transactions,
@@ -314,10 +317,28 @@ def score(
             resume=resume,
             workers=workers,
             spark_master=spark_master,
+            track=track,
         ),
         batch_command.make_reporter(console),
     )
-    _say(present.score_lines(result, models))
+    _say(present.score_lines(result, models, report))
+
+
+@command()
+def segments(
+    scores: Path = typer.Option(
+        ..., "--scores", "-s", help="Scores file written by `nextbest score` (.parquet or .csv)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output .csv or .parquet: customer_id and segment columns."
+    ),
+) -> None:
+    """Each customer's micro-segment (value tier x churn risk x activity) for a CRM, with the
+    definitions of the scoring report."""
+    from nextbest.batch.segments import export_segments
+
+    path, counts = export_segments(scores, output)
+    _say(present.segment_lines(path, counts))
 
 
 @command("export-audiences")

@@ -60,7 +60,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
     return lines
 
 
-def score_lines(result, models) -> list[str]:
+def score_lines(result, models, report=None) -> list[str]:
     """The end-of-run summary a marketer reads: who was scored, what they get, what was refused.
 
     ``result`` is a :class:`~nextbest.batch.job.JobResult`.
@@ -91,7 +91,15 @@ def score_lines(result, models) -> list[str]:
         + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
         + resumed
     )
+    if report is not None:
+        lines.append(f"report: {report.path} ({report.seconds:.1f}s)")
     return lines
+
+
+def segment_lines(path: Path, counts) -> list[str]:
+    """Customers per segment and where the file is."""
+    lines = [f"{n:>10,}  {segment}" for segment, n in counts.items()]
+    return [*lines, f"wrote {path}"]
 
 
 def audience_lines(result, output: Path) -> list[str]:

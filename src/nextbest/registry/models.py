@@ -12,6 +12,8 @@ by digging a path out of an artifact URI.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 import warnings
@@ -35,6 +37,20 @@ CHAMPION = "champion"
 PINNED = ("lifetimes", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 
 log = logging.getLogger(__name__)
+_said = {"pickle": False}
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream whose lines go to a logger at INFO (for libraries that print)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.logger.info(line.strip())
+        return len(text)
 
 
 def champion_version(name: str) -> Any | None:
@@ -116,7 +132,8 @@ def log_model(
     with tempfile.TemporaryDirectory() as tmp:
         path = model.save(Path(tmp) / "model.pkl")
         signature = infer_signature(example, output, params=params)
-        with warnings.catch_warnings():
+        # MLflow prints "Successfully registered model ..." straight to stderr: into the log.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(_LogWriter(log)):
             warnings.simplefilter("ignore")
             info = mlflow.pyfunc.log_model(
                 name=name.replace("nextbest-", ""),
@@ -128,6 +145,11 @@ def log_model(
                 pip_requirements=reqs,
                 metadata=metadata or {},
             )
+    if not _said["pickle"]:
+        _said["pickle"] = True
+        log.warning(
+            "models are saved with pickle: load them only from an MLflow registry you trust"
+        )
     mlflow.set_tag(f"{name}.promoted", str(bool(register and promote_if)))
     if not register:
         return None, False

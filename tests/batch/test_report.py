@@ -16,6 +16,7 @@ from nextbest.batch.segments import NOT_PROFILED, export_segments, segment_frame
 from nextbest.data.synthetic import synthetic_as_of
 from nextbest.errors import SchemaError
 from tests.batch.batch_helpers import read_scores
+from tests.browser import artifacts_dir, chromium_browser
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,30 @@ def test_segments_export_for_a_crm(scored, tmp_path):
     assert int(counts.sum()) == len(seg) == len(read_scores(scored))
     with pytest.raises(SchemaError, match=r"\.csv or \.parquet"):
         export_segments(scored, tmp_path / "seg.xlsx")
+
+
+@pytest.mark.slow
+def test_report_renders_in_chromium_without_errors_or_requests(scored, bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "scores.parquet"
+    shutil.copy(scored, out)
+    report = write_score_report(out, bundle.catalog)
+    with sync_playwright() as pw:
+        browser = chromium_browser(pw)
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        errors, requests = [], []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.path.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
+        )
+        page.screenshot(path=str(artifacts_dir(tmp_path) / "score-report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    outside = [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert outside == [] and requests[0] == report.path.as_uri()
+    assert images and all(images)

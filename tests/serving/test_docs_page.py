@@ -1,47 +1,16 @@
-"""The API page in a real browser: Debian's Chromium opens /docs, authorizes, runs /predict.
-
-Chromium comes from the system (``/usr/bin/chromium``, Debian's ``chromium``
-package, installed by ``.ci/run``); Playwright only drives it, it downloads
-nothing. The screenshot is kept in ``$NEXTBEST_TEST_ARTIFACTS`` (CI) or the
-test's temporary directory.
-"""
+"""The API page in a real browser: Debian's Chromium opens /docs, authorizes, runs /predict."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from tests.browser import artifacts_dir, chromium_browser
 from tests.serving.live import live_server
 
 pytestmark = pytest.mark.slow
 
 KEY = "browser-key"
 OP = "#operations-Decisions-nextbest__predict"  # Swagger UI's id of POST /predict
-CHROMIUM = os.environ.get("NEXTBEST_CHROMIUM", "/usr/bin/chromium")
-# Offline and quiet: no first-run, sync, component or background network traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_browser(playwright):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (.ci/run does)")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-def artifacts_dir(tmp_path: Path) -> Path:
-    path = Path(os.environ.get("NEXTBEST_TEST_ARTIFACTS") or tmp_path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def test_swagger_page_authorizes_and_runs_predict(trained_home, tmp_path):

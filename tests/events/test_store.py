@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from nextbest.data.schema import validate_transactions
-from nextbest.events import EventStore, open_store, validate_events
-from nextbest.events.ingest import ingest_file
+from nextbest.events import BatchTooLarge, EventError, EventStore, open_store, validate_events
+from nextbest.events.ingest import ingest_events, ingest_file
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -312,3 +312,24 @@ def test_compact_deletes_folded_events_but_keeps_the_newest_consent(store):
     left = [e.event_id for e in store.since(0).events]
     assert left == ["s-new", "m-old", "after0"]
     pd.testing.assert_frame_equal(store.consent_state(), before_state)
+
+
+def test_a_request_is_all_or_nothing(store):
+    """ingest_events: what POST /events calls; 413 for too many, 422 naming every problem."""
+    ok = ingest_events(purchases(2), store, now=NOW)
+    assert ok.new == 2 and ingest_events(purchases(2), store, now=NOW).duplicates == 2
+    bad = purchases(3, prefix="q")
+    del bad[2]["amount"]
+    with pytest.raises(EventError, match=r"events\[2\]\.amount: required") as err:
+        ingest_events(bad, store, now=NOW)
+    assert err.value.http_status == 422
+    changed = purchases(1) + purchases(1, prefix="r")
+    changed[0]["amount"] = 1.0
+    with pytest.raises(EventError, match=r"events\[0\]\.event_id: already stored"):
+        ingest_events(changed, store, now=NOW)
+    store.forget("gone")
+    with pytest.raises(EventError, match=r"events\[1\]\.customer_id: erased"):
+        ingest_events(purchases(1, prefix="s") + purchases(1, customer="gone"), store, now=NOW)
+    with pytest.raises(BatchTooLarge):
+        ingest_events(purchases(1001, prefix="t"), store, now=NOW)
+    assert [e.event_id for e in store.since(0).events] == ["p0", "p1"]

@@ -1,4 +1,10 @@
-"""Ingest a file of events into a store, streamed in batches, with rejects in a side file.
+"""Put events into a store: one request (:func:`ingest_events`) or a file (:func:`ingest_file`).
+
+A request (``POST /events``, at most 1,000 events) is all or nothing: any
+problem raises :class:`~nextbest.events.schema.EventError` listing every
+``events[i].field: reason`` and nothing is stored.
+
+A file is streamed in batches, with rejects in a side file.
 
 Formats, by suffix: ``.parquet``/``.pq``; ``.csv`` (also ``.csv.gz``, read
 as text so ids keep their leading zeros); ``.jsonl``/``.ndjson``/``.json``
@@ -27,14 +33,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from nextbest.errors import SchemaError
-from nextbest.events.schema import MAX_FUTURE, Reject, rejects_frame
-from nextbest.events.store import EventStore
+from nextbest.events.schema import MAX_BATCH, MAX_FUTURE, EventError, Reject, rejects_frame
+from nextbest.events.store import AppendResult, EventStore
 from nextbest.events.validate import ValidationResult, validate_events, validate_table
 
 BATCH_ROWS = 100_000
@@ -64,6 +71,46 @@ class IngestResult:
 
     def as_dict(self) -> dict:
         return asdict(self) | {"rate": self.rate}
+
+
+def ingest_events(
+    raw: Any,
+    store: EventStore,
+    *,
+    now: datetime | None = None,
+    max_future: timedelta = MAX_FUTURE,
+    max_batch: int | None = MAX_BATCH,
+) -> AppendResult:
+    """Validate and append the events of one request, all or nothing (``POST /events``).
+
+    Parameters
+    ----------
+    raw : list of dict
+        The request's ``events``.
+    store : EventStore
+    now, max_future, max_batch
+        As in :func:`~nextbest.events.validate.validate_events`.
+
+    Returns
+    -------
+    AppendResult
+        ``new`` and ``duplicates`` (repeated ``event_id`` with equal content).
+
+    Raises
+    ------
+    BatchTooLarge
+        More than ``max_batch`` events (HTTP 413); nothing stored.
+    EventError
+        Any event invalid, an ``event_id`` already stored with other content,
+        or an erased customer (HTTP 422); every problem is listed in ``detail``
+        as ``events[i].field: reason`` and nothing is stored.
+    """
+    checked = validate_events(raw, now=now, max_future=max_future, max_batch=max_batch)
+    checked.raise_for_rejects()
+    result = store.append(checked.accepted, all_or_nothing=True)
+    if result.rejects:
+        raise EventError(result.rejects)
+    return result
 
 
 def default_rejects_path(path: str | Path) -> Path:

@@ -33,6 +33,8 @@ from nextbest.events.sql import META, TABLE, TOMBSTONES, SqlEventStore
 LOCK_KEY = 0x6E65787462657374 >> 1
 """Advisory lock id of the writers ("nextbest", shifted into a signed 64-bit range)."""
 CHANNEL = "nextbest_events"
+POLL_S = 0.25
+"""Longest wait between two checks of the head in :meth:`PostgresEventStore.wait` (seconds)."""
 _STAGE = "nextbest_stage"
 
 
@@ -79,6 +81,11 @@ class PostgresEventStore(SqlEventStore):
                 hash TEXT PRIMARY KEY, seq BIGINT NOT NULL, erased_us BIGINT NOT NULL)""",
             f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]
+
+    def _exists(self, cur: Any) -> bool:
+        names = (TABLE, TOMBSTONES, META)
+        found = cur.execute("SELECT " + ", ".join(["to_regclass(%s)"] * 3), names).fetchone()
+        return all(found)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Any]:
@@ -129,7 +136,9 @@ class PostgresEventStore(SqlEventStore):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            for _ in listener.notifies(timeout=remaining, stop_after=1):
+            # Woken by NOTIFY; re-checked at least every POLL_S should a notice be lost (a pooler
+            # in transaction mode drops LISTEN).
+            for _ in listener.notifies(timeout=min(remaining, POLL_S), stop_after=1):
                 pass
 
 

@@ -126,6 +126,10 @@ class SqlEventStore:
         (seqs are then consecutive), else ``(event_id, seq)`` of the rows inserted."""
         raise NotImplementedError
 
+    def _exists(self, cur: Any) -> bool:
+        """True if the tables exist already (then no DDL runs, so no CREATE privilege is needed)."""
+        return False
+
     def _notify(self, cur: Any, head: int) -> None:
         """Tell listeners of other processes that ``head`` grew (inside the transaction)."""
 
@@ -152,8 +156,9 @@ class SqlEventStore:
 
     def _create(self) -> None:
         with self._write() as cur:
-            for statement in self._ddl():
-                cur.execute(statement)
+            if not self._exists(cur):
+                for statement in self._ddl():
+                    cur.execute(statement)
             for key, value in (("schema", SCHEMA_VERSION), ("salt", new_salt())):
                 cur.execute(
                     self._q(

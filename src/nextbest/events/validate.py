@@ -229,7 +229,7 @@ def _from_records(
     values: dict[str, list] = {}
     ignored: set[str] = set()
     for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, (dict, Mapping)):
             found_out.append(
                 (i, "", item, f"must be an object with a type, got {_json_kind(item)}")
             )
@@ -244,8 +244,13 @@ def _from_records(
                 continue
             if value is None:
                 continue
-            typed, problem = _record_value(key, kind, value)
-            column = values.setdefault(key, [None] * n)
+            if kind == STR and type(value) is str:
+                typed, problem = value, None
+            else:
+                typed, problem = _record_value(key, kind, value)
+            column = values.get(key)
+            if column is None:
+                column = values[key] = [None] * n
             if problem is None:
                 column[i] = typed
             else:

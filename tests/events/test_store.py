@@ -333,3 +333,31 @@ def test_a_request_is_all_or_nothing(store):
     with pytest.raises(BatchTooLarge):
         ingest_events(purchases(1001, prefix="t"), store, now=NOW)
     assert [e.event_id for e in store.since(0).events] == ["p0", "p1"]
+
+
+def test_a_slow_writer_is_not_overtaken_so_no_reader_skips_it(store, store_url):
+    """Sequence numbers become visible in order: a batch that took its numbers first commits
+    first, so a reader moving its cursor past a later batch cannot miss it."""
+    slow = open_store(store_url)
+    inserting = threading.Event()
+    original = slow._insert
+
+    def slow_insert(cur, names, rows):
+        out = original(cur, names, rows)
+        inserting.set()
+        time.sleep(0.3)  # numbers drawn, not yet committed
+        return out
+
+    slow._insert = slow_insert
+    writer = threading.Thread(target=lambda: slow.append(batch(purchases(1, prefix="slow"))))
+    try:
+        writer.start()
+        assert inserting.wait(10)
+        assert store.since(0).events == []
+        fast = store.append(batch(purchases(1, prefix="fast")))  # waits for the slow commit
+        seen = store.since(0).events
+        assert [e.event_id for e in seen] == ["slow0", "fast0"]
+        assert seen[0].seq < seen[1].seq == fast.seqs[0]
+    finally:
+        writer.join()
+        slow.close()

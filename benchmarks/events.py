@@ -1,7 +1,8 @@
 """Benchmark: the event store (store part; the HTTP part comes with the service).
 
 Each figure is the median of ``--runs`` runs (default 3), each on a fresh
-store, printed beside its target and a baseline measured in the same run:
+store, alternating with the runs of its baseline so that both meet the same
+machine load, and printed beside its target and that baseline:
 
 * **ingest**: ``ingest_file`` of a Parquet file of ``--events`` purchases
   (default 1M) into SQLite with ``synchronous=FULL`` (the default) and
@@ -13,7 +14,8 @@ store, printed beside its target and a baseline measured in the same run:
   and single-event appends, where each commit pays its own fsync (FULL)
   or not (NORMAL). Baseline: plain ``executemany`` of the same rows per batch.
 * **feed poll**: ``since(head)`` with nothing new, on the 1M-event store
-  (target well under 1 ms). Baseline: a bare ``SELECT max(seq)``.
+  (target well under 1 ms). Baseline: a bare ``SELECT max(seq)``. And the
+  time until a second handle waiting in ``wait()`` sees an appended objection.
 * **PostgreSQL** (``--postgres URL``): append batches of 1,000, an empty poll,
   and the time until a second connection waiting with ``wait()`` sees an
   appended objection (target <= 1 s). Baseline: plain psycopg
@@ -233,6 +235,15 @@ def median_of(runs: int, fn, *args) -> float:
     return statistics.median(fn(*args) for _ in range(runs))
 
 
+def paired(runs: int, ours, baseline) -> tuple[float, float]:
+    """Medians of ``runs`` alternating runs of ours and the baseline (same load for both)."""
+    a, b = [], []
+    for _ in range(runs):
+        a.append(ours())
+        b.append(baseline())
+    return statistics.median(a), statistics.median(b)
+
+
 def line(name: str, value: str, target: str, verdict: str, baseline: str) -> None:
     print(f"{name:<44} {value:>16}   {target:<22} {verdict:<5} {baseline}")
 
@@ -255,8 +266,11 @@ def main() -> None:
     n = f"{args.events / 1e6:g}M" if args.events >= 1e6 else f"{args.events:,}"
 
     for sync in ("full", "normal"):
-        rate = median_of(args.runs, lambda s=sync: ingest_rate(source, fresh(root, "i", s)))
-        base = median_of(args.runs, lambda s=sync: baseline_ingest(source, fresh(root, "b", s)))
+        rate, base = paired(
+            args.runs,
+            lambda s=sync: ingest_rate(source, fresh(root, "i", s)),
+            lambda s=sync: baseline_ingest(source, fresh(root, "b", s)),
+        )
         line(
             f"ingest {n} purchases, Parquet, {sync.upper()}",
             f"{rate:,.0f} ev/s",
@@ -270,9 +284,10 @@ def main() -> None:
     singles = json_batches(300, 1, "s")
     single_rows = validated_rows(singles)
     for sync in ("full", "normal"):
-        rate = median_of(args.runs, lambda s=sync: append_rate(fresh(root, "a", s), batches))
-        base = median_of(
-            args.runs, lambda s=sync: baseline_append_sqlite(fresh(root, "ab", s), rows)
+        rate, base = paired(
+            args.runs,
+            lambda s=sync: append_rate(fresh(root, "a", s), batches),
+            lambda s=sync: baseline_append_sqlite(fresh(root, "ab", s), rows),
         )
         line(
             f"append batches of 1,000, {sync.upper()}",
@@ -281,9 +296,10 @@ def main() -> None:
             verdict(rate >= 2000),
             f"plain executemany {base:,.0f} ev/s ({rate / base:.2f}x)",
         )
-        one = median_of(args.runs, lambda s=sync: append_rate(fresh(root, "o", s), singles))
-        one_base = median_of(
-            args.runs, lambda s=sync: baseline_append_sqlite(fresh(root, "ob", s), single_rows)
+        one, one_base = paired(
+            args.runs,
+            lambda s=sync: append_rate(fresh(root, "o", s), singles),
+            lambda s=sync: baseline_append_sqlite(fresh(root, "ob", s), single_rows),
         )
         line(
             f"append single events (1 commit each), {sync.upper()}",
@@ -307,6 +323,15 @@ def main() -> None:
         "< 1,000 us",
         verdict(med < 1000),
         f"bare SELECT max(seq) {base:.1f} us",
+    )
+
+    delay = median_of(args.runs, lambda: visibility_ms(fresh(root, "v", "full")))
+    line(
+        "objection seen by a 2nd handle waiting",
+        f"{delay:.1f} ms",
+        "next request",
+        "",
+        "wait() polls head() every 2 ms",
     )
 
     if args.postgres:
@@ -334,8 +359,7 @@ def postgres(url: str, runs: int, batches: list[list[dict]], rows: list[list[tup
                     cur.executemany(insert_sql("%s"), batch)
             return sum(map(len, rows)) / (time.perf_counter() - start)
 
-    rate = median_of(runs, lambda: append_rate(scratch(), batches))
-    base = median_of(runs, lambda: baseline(scratch()))
+    rate, base = paired(runs, lambda: append_rate(scratch(), batches), lambda: baseline(scratch()))
     line(
         "PostgreSQL append batches of 1,000",
         f"{rate:,.0f} ev/s",

@@ -69,6 +69,12 @@ Using it
     store.forget(id)                       # erasure (Art. 17), tombstone kept
     store.compact(before=snapshot_seq)     # after a snapshot folded the events in
 
+Replaying onto a snapshot (service start-up, ``score``): take
+``cursor = store.head()`` first, then read the frames and drop their rows with
+``seq > cursor``, then apply ``since(cursor)`` page by page, with the same
+newest-wins rule for consent (latest ``at``, then highest ``seq``). Reading
+the cursor last would miss what arrived while the frames were read.
+
 Consistency guarantees
 ----------------------
 * **Atomic batches.** An append is one transaction: all of a batch is

@@ -254,6 +254,8 @@ def test_export_parquet_and_jsonl_round_trip_through_ingest(store, tmp_path):
         assert copy.since(0).events == original
         assert [e.event_id for e in copy.since(0).events] == [e.event_id for e in original]
         copy.close()
+    with pytest.raises(ValueError, match="export to .parquet or .jsonl"):
+        store.export(tmp_path / "all.csv")
     first = json.loads((tmp_path / "all.jsonl").read_text().splitlines()[0])
     assert first["customer_id"] == "00042" and first["timestamp"] == "2024-05-01T10:00:00Z"
 

@@ -176,10 +176,13 @@ Several replicas on PostgreSQL
    burst of appends from many replicas queues instead of interleaving.
 
 Modules: :mod:`~nextbest.events.schema` (types, :class:`Event`),
-:mod:`~nextbest.events.validate`, :mod:`~nextbest.events.store` (the
-:class:`EventStore` protocol, :func:`open_store`), :mod:`~nextbest.events.sqlite`,
+:mod:`~nextbest.events.columns` and :mod:`~nextbest.events.validate` (raw input
+to typed columns, then the rules), :mod:`~nextbest.events.store` (the
+:class:`EventStore` protocol, :func:`open_store`), :mod:`~nextbest.events.sql`
+(what both backends share), :mod:`~nextbest.events.sqlite`,
 :mod:`~nextbest.events.postgres`, :mod:`~nextbest.events.ingest`,
-:mod:`~nextbest.events.frames`.
+:mod:`~nextbest.events.export`, :mod:`~nextbest.events.frames`,
+:mod:`~nextbest.events.ids`.
 """
 
 from nextbest.events.ingest import IngestResult, ingest_events, ingest_file

@@ -9,7 +9,6 @@ and its DDL. SQL here is written with ``?`` placeholders; PostgreSQL's
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -22,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nextbest.data.schema import naive_utc
-from nextbest.errors import ConfigError, InputError
+from nextbest.errors import ConfigError
 from nextbest.events import frames
+from nextbest.events.export import write_events
 from nextbest.events.ids import customer_hash, new_event_ids, new_salt
 from nextbest.events.schema import COLUMNS, Event, EventBatch, Reject, row_to_event, to_us
 from nextbest.events.store import AppendResult, Changes, ForgetResult
@@ -42,28 +40,6 @@ SELECT = ", ".join(SQL_NAME.get(c, c) for c in READ_COLUMNS)
 _REQUIRED = ("event_id", "type", "customer_id", "at_us")
 _CHUNK = 500
 _PAGE = 100_000
-_EXPORT_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("event_id", pa.string()),
-        ("type", pa.string()),
-        ("customer_id", pa.string()),
-        ("at", pa.timestamp("us", tz="UTC")),
-        ("received_at", pa.timestamp("us", tz="UTC")),
-        ("amount", pa.float64()),
-        ("quantity", pa.float64()),
-        ("category", pa.string()),
-        ("order_id", pa.string()),
-        ("channel", pa.string()),
-        ("offer_id", pa.string()),
-        ("group", pa.string()),
-        ("propensity", pa.float64()),
-        ("converted", pa.int8()),
-        ("revenue", pa.float64()),
-        ("consent_profiling", pa.bool_()),
-        ("opt_in", pa.bool_()),
-    ]
-)
 _RANKED_CONSENT = (
     "SELECT seq, event_id, customer_id, channel, coalesce(consent_profiling, opt_in) AS granted,"
     " at_us, ROW_NUMBER() OVER (PARTITION BY customer_id, channel"
@@ -378,26 +354,7 @@ class SqlEventStore:
             cursor = rows[-1][0]
 
     def export(self, path: str | Path) -> int:
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".parquet", ".pq", ".jsonl", ".ndjson", ".json"):
-            raise InputError(f"{path}: export to .parquet or .jsonl")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        n = 0
-        if suffix in (".parquet", ".pq"):
-            with pq.ParquetWriter(path, _EXPORT_SCHEMA) as writer:
-                for rows in self._pages():
-                    writer.write_table(_export_table(rows))
-                    n += len(rows)
-                if n == 0:
-                    writer.write_table(_EXPORT_SCHEMA.empty_table())
-            return n
-        with path.open("w", encoding="utf-8") as out:
-            for rows in self._pages():
-                for row in rows:
-                    out.write(json.dumps(row_to_event(row, READ_COLUMNS).to_dict()) + "\n")
-                n += len(rows)
-        return n
+        return write_events(self._pages(), READ_COLUMNS, path)
 
     # -- erasure and compaction ------------------------------------------------------------------
 
@@ -489,21 +446,3 @@ def _dedupe(batch: EventBatch, rejects: dict[int, Reject]) -> tuple[list[int], d
                 "with different content",
             )
     return keep, copies
-
-
-def _export_table(rows: list[tuple]) -> pa.Table:
-    cols = dict(zip(READ_COLUMNS, zip(*rows)))
-    data = {}
-    for spec in _EXPORT_SCHEMA:
-        name = spec.name
-        if name == "at":
-            values = pa.array(cols["at_us"], pa.int64()).cast(spec.type)
-        elif name == "received_at":
-            values = pa.array(cols["received_us"], pa.int64()).cast(spec.type)
-        else:
-            raw = cols[name]
-            if pa.types.is_boolean(spec.type):
-                raw = [None if v is None else bool(v) for v in raw]
-            values = pa.array(raw, spec.type)
-        data[name] = values
-    return pa.table(data, schema=_EXPORT_SCHEMA)

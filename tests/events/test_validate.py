@@ -240,6 +240,12 @@ def test_numeric_ids_in_a_typed_file_are_a_schema_error():
         validate_table(table, now=NOW)
 
 
+def test_a_frame_mixing_text_and_numbers_in_a_column_is_a_schema_error():
+    frame = pd.DataFrame({"type": ["purchase"] * 2, "customer_id": ["1", 2], "amount": [1, 2]})
+    with pytest.raises(SchemaError, match="column 'customer_id' mixes kinds of values"):
+        validate_table(frame, now=NOW)
+
+
 def test_a_file_without_type_needs_an_event_type():
     table = pa.table({"customer_id": ["1"], "amount": [1.0]})
     with pytest.raises(SchemaError, match="no 'type' column"):

@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nextbest.errors import InputError
+from nextbest.errors import InputError, SchemaError
 from nextbest.events.columns import NO_TIME, Columns, from_arrow, from_records, json_kind, show
 from nextbest.events.ids import new_event_ids
 from nextbest.events.schema import (
@@ -405,6 +405,18 @@ def validate_events(
     return ValidationResult(batch, rejects, ignored)
 
 
+def _from_pandas(frame: pd.DataFrame) -> pa.Table:
+    arrays = {}
+    for name in frame.columns:
+        try:
+            arrays[str(name)] = pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(
+                f"column {name!r} mixes kinds of values ({exc}); write it as text"
+            ) from exc
+    return pa.table(arrays)
+
+
 def validate_table(
     table: pa.Table | pa.RecordBatch | pd.DataFrame,
     *,
@@ -434,7 +446,7 @@ def validate_table(
         or a column whose type cannot hold its field (numbers in ``customer_id``).
     """
     if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+        table = _from_pandas(table)
     elif isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if event_type is not None and event_type not in EVENT_TYPES:

@@ -344,8 +344,8 @@ def test_a_slow_writer_is_not_overtaken_so_no_reader_skips_it(store, store_url):
     inserting = threading.Event()
     original = slow._insert
 
-    def slow_insert(cur, names, rows):
-        out = original(cur, names, rows)
+    def slow_insert(cur, names, rows, n):
+        out = original(cur, names, rows, n)
         inserting.set()
         time.sleep(0.3)  # numbers drawn, not yet committed
         return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from nextbest.errors import ConfigError
@@ -95,7 +95,9 @@ class PostgresEventStore(SqlEventStore):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             yield cur
 
-    def _insert(self, cur: Any, names: list[str], rows: list[tuple]) -> int | list[tuple]:
+    def _insert(
+        self, cur: Any, names: list[str], rows: Iterable[tuple], n: int
+    ) -> int | list[tuple]:
         cur.execute(
             f"""CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
                 ord BIGINT, event_id TEXT, type TEXT, customer_id TEXT, at_us BIGINT,

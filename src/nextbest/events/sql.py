@@ -97,8 +97,10 @@ class SqlEventStore:
         raise NotImplementedError
         yield
 
-    def _insert(self, cur: Any, names: list[str], rows: list[tuple]) -> int | list[tuple]:
-        """Insert rows, skipping ids already stored: the first seq if every row was new
+    def _insert(
+        self, cur: Any, names: list[str], rows: Iterable[tuple], n: int
+    ) -> int | list[tuple]:
+        """Insert ``n`` rows, skipping ids already stored: the first seq if every row was new
         (seqs are then consecutive), else ``(event_id, seq)`` of the rows inserted."""
         raise NotImplementedError
 
@@ -225,8 +227,10 @@ class SqlEventStore:
         columns = {c: (v if whole else [v[p] for p in keep]) for c, v in batch.columns.items()}
         names = [c for c in COLUMNS if c in _REQUIRED or columns[c].count(None) < len(keep)]
         received = to_us(datetime.now(UTC))
-        rows = list(zip(*(columns[c] for c in names), repeat(received)))
-        inserted = self._insert(cur, [SQL_NAME[c] for c in names] + ["received_us"], rows)
+        rows = zip(*(columns[c] for c in names), repeat(received))
+        inserted = self._insert(
+            cur, [SQL_NAME[c] for c in names] + ["received_us"], rows, len(keep)
+        )
         if isinstance(inserted, int):
             seqs[keep] = np.arange(inserted, inserted + len(keep))
             return len(keep), 0

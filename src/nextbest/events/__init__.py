@@ -93,13 +93,14 @@ Consistency guarantees
   advisory lock held from insert to commit), so numbers become visible in
   order: a reader that has seen ``n`` has seen everything below ``n``. Polling
   ``since(cursor)`` with nothing new costs about 5 us on SQLite (1M events) and
-  one indexed query (~60 us) on PostgreSQL. A worker that polls before each
+  one indexed query (30-60 us) on PostgreSQL. A worker that polls before each
   request sees every event acknowledged before that request began.
 * **Read your writes, across processes.** Once ``append`` returns, any
   handle in any process (SQLite, one host) or any replica (PostgreSQL) sees the
   events on its next read. Measured: a second process waiting in ``wait()``
-  sees an objection in ~13 ms on PostgreSQL (NOTIFY; re-checked at least every
-  250 ms should a notice be lost), and within the 2 ms poll step on SQLite.
+  sees an objection in 13-17 ms on PostgreSQL (NOTIFY; re-checked at least
+  every 250 ms should a notice be lost), and in 5-6 ms on SQLite (``wait()``
+  polls every 2 ms).
 * **Newest consent wins** per customer and scope (profiling, or one channel):
   the latest event time; on equal times the latest arrival. An old objection
   imported late does not undo a newer withdrawal.
@@ -110,21 +111,22 @@ Once ``append`` returns, the events survive a ``kill -9`` of the process
 (tested). SQLite runs in WAL mode with ``synchronous=FULL`` by default: the
 WAL is fsynced at every commit, so an acknowledged objection also survives a
 power cut. This costs one fsync per commit; ``benchmarks/events.py`` measured
-on this machine (2 CPUs, shared, load ~4):
+on this machine (2 CPUs shared with other sessions, load average 4 to 7;
+ranges over two runs of the benchmark, each figure a median of three):
 
-=====================================  ==============  ==============
-                                       FULL (default)  NORMAL
-=====================================  ==============  ==============
-append, batches of 1,000 (validated)   83,000 ev/s     107,000 ev/s
-append, one event per commit           4.0 ms/event    0.7 ms/event
-ingest 1M purchases from Parquet       133,000 ev/s    103,000 ev/s*
-=====================================  ==============  ==============
+=====================================  ====================  ====================
+                                       FULL (default)        NORMAL
+=====================================  ====================  ====================
+append, batches of 1,000 (validated)   46,000-83,000 ev/s    71,000-107,000 ev/s
+append, one event per commit           4.0-7.6 ms/event      0.7-1.3 ms/event
+ingest 1M purchases from Parquet       122,000 ev/s          122,000 ev/s
+=====================================  ====================  ====================
 
-(* within noise of FULL: one fsync per 100,000 rows.) ``NORMAL``
+``NORMAL``
 (``sqlite:///PATH?synchronous=normal``) still survives a killed process,
 since the WAL is written to the OS before the commit returns, but may lose
 the last commits on a power cut or OS crash. Writers share one lock, so with
-FULL a host commits at most ~250 single-event requests per second; a service
+FULL a host commits at most 130-250 single-event requests per second; a service
 that needs more should append concurrent requests together (one commit for
 several requests) or choose NORMAL knowingly. PostgreSQL returns after
 ``COMMIT`` with the server's ``synchronous_commit`` (default on).

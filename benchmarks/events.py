@@ -22,12 +22,14 @@ machine load, and printed beside its target and that baseline:
   ``executemany`` of the same rows.
 
     python benchmarks/events.py [--events 1000000] [--runs 3] [--postgres postgresql://...]
+                                [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -257,8 +259,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", help="postgresql:// URL of a scratch database")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (~1.6 GB at 1M)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nextbest-bench-events-"))
+    try:
+        run(args, root)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
     print(f"work dir {root}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     print(f"each figure: median of {args.runs} runs on fresh stores\n")
     source = root / "purchases.parquet"

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 from nextbest import registry
 from nextbest.batch.output import rejects_path, write_rejects, write_scores
+from nextbest.batch.report import write_score_report
 from nextbest.config import settings
 from nextbest.data import Dataset
 from nextbest.data.schema import ValidationReport, validate_transactions, without_customers
@@ -88,11 +90,17 @@ def score_dataset(
 
 @dataclass
 class MainJobResult:
-    """What ``nextbest run`` decided: every customer's scores, as of when, with which models."""
+    """What ``nextbest run`` decided: every customer's scores, as of when, with which models.
+
+    The scores are also written to ``NEXTBEST_HOME/scores/<dataset>.parquet``
+    with the scoring report beside them (``report``).
+    """
 
     scores: pd.DataFrame
     as_of: pd.Timestamp
     versions: dict[str, str]
+    output: Path
+    report: Path
 
     def top(self, n: int) -> pd.DataFrame:
         """The ``n`` customers with the highest predicted CLV."""
@@ -112,4 +120,6 @@ def run_main_job(
     train_if_missing(dataset, configs, catalog, paths, on_training=on_training)
     models = registry.load_models(catalog)
     result = score_dataset(dataset, models, default_as_of(dataset.transactions), horizon_days)
-    return MainJobResult(result.scores, result.as_of, models.versions)
+    output = write_scores(result.scores, paths.root / "scores" / f"{dataset.name}.parquet")
+    report = write_score_report(output, catalog)
+    return MainJobResult(result.scores, result.as_of, models.versions, output, report.path)

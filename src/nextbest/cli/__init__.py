@@ -384,8 +384,10 @@ def run(
         ),
     )
     out.print(present.top_customers_table(result.top(top), horizon, dataset, result.as_of))
-    for line in present.action_lines(result.scores, result.versions):
-        out.print(line, highlight=False)
+    lines = present.action_lines(result.scores, result.versions)
+    lines += present.where_lines(result.output, result.report, settings().paths)
+    for line in lines:
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @command()

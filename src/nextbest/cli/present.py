@@ -6,6 +6,7 @@ markup allowed) or a :class:`rich.table.Table`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,6 +147,17 @@ def action_lines(scores: pd.DataFrame, versions: dict[str, str]) -> list[str]:
     return [
         "actions over all customers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
         "models: " + ", ".join(f"{k} v{v}" for k, v in versions.items()),
+    ]
+
+
+def where_lines(output: Path, report: Path, paths) -> list[str]:
+    """Where the scores, the report and the MLflow runs are, and how to open the MLflow UI."""
+    mlflow = Path(sys.executable).with_name("mlflow")  # this environment's MLflow
+    ui = f"{mlflow} ui --backend-store-uri {paths.tracking_uri()}"
+    return [
+        f"scores: {output}",
+        f"report: {report}  (open it in a browser)",
+        f"MLflow runs: {ui}  then http://127.0.0.1:5000",
     ]
 
 

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from nextbest.batch.audiences import chosen_actions, flatten_scores, offer_names, read_scores
+from nextbest.batch.audiences import ACTIONS as DECIDED_ACTIONS
+from nextbest.batch.audiences import decide_rows, flatten_scores, offer_names, read_scores
 from nextbest.batch.segments import NOT_PROFILED, segment_frame
 from nextbest.decision.catalog import Catalog
 from nextbest.plots import png
 
-ACTIONS = ("retention", "cross_sell", "no_action", "non_personalised")
+ACTIONS = tuple(DECIDED_ACTIONS)
 TOP_PER_SEGMENT = 5
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0 auto;
@@ -121,42 +122,50 @@ def _bars(labels: list[str], values: list[float], title: str, xlabel: str) -> Fi
 
 
 def _decisions(flat: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Per customer: segment columns, action, offer, channel, expected value and contact cost."""
-    action, offer, ev, _ = chosen_actions(flat, catalog)
+    """Per customer: segment columns, action, offer, channel, expected value and contact cost.
+
+    Text columns are categoricals: a handful of values over millions of rows.
+    """
+    dec = decide_rows(flat, catalog)
     names = offer_names(catalog)
     cost = {o.offer_id: o.cost for o in catalog.offers}
     if catalog.retention is not None:
         cost[catalog.retention.offer_id] = catalog.retention.cost
+    offers = [*dec.offers, ""]
+    oc = np.where(dec.offer >= 0, dec.offer, len(offers) - 1)
+    paid = np.isin(dec.action, [ACTIONS.index("cross_sell"), ACTIONS.index("retention")])
+    channels = sorted({names.get(o, ("", ""))[1] for o in offers} | {""})
+    channel_of = np.array([channels.index(names.get(o, ("", ""))[1]) for o in offers])
+    cost_of = np.array([cost.get(o, 0.0) for o in offers], dtype=float)
+    contacted = dec.action != ACTIONS.index("no_action")
     seg = segment_frame(flat)
-    seg["action"] = action
-    seg["offer_id"] = [o or "" for o in offer]
-    seg["channel"] = [
-        names.get(o, ("", ""))[1] if a != "no_action" else "" for a, o in zip(action, offer)
-    ]
-    seg["expected_value"] = ev
-    seg["cost"] = [
-        cost.get(o, 0.0) if a in ("cross_sell", "retention") else 0.0 for a, o in zip(action, offer)
-    ]
+    seg["action"] = pd.Categorical.from_codes(dec.action, categories=list(ACTIONS))
+    seg["offer_id"] = pd.Categorical.from_codes(oc, categories=offers)
+    seg["channel"] = pd.Categorical.from_codes(
+        np.where(contacted, channel_of[oc], channels.index("")), categories=channels
+    )
+    seg["expected_value"] = dec.expected_value
+    seg["cost"] = np.where(paid, cost_of[oc], 0.0)
     seg["predicted_clv"] = flat["predicted_clv"].to_numpy(dtype=float)
     seg["churn_probability"] = flat["churn_probability"].to_numpy(dtype=float)
     seg["consent_profiling"] = flat["consent_profiling"].fillna(True).astype(bool).to_numpy()
-    seg["reason"] = flat["reason"].astype(object).where(flat["reason"].notna(), "").to_numpy()
+    seg["reason"] = flat["reason"].to_numpy()
     if "group" in flat.columns:
-        seg["group"] = flat["group"].astype(str).to_numpy()
+        seg["group"] = pd.Categorical(flat["group"].astype(str))
     return seg
 
 
 def _segments_html(d: pd.DataFrame) -> str:
-    g = d.groupby("segment", sort=False)
-    mix = pd.crosstab(d["segment"], d["action"]).reindex(columns=list(ACTIONS), fill_value=0)
-    table = pd.DataFrame(
-        {
-            "customers": g.size(),
-            "clv": g["predicted_clv"].sum(min_count=1),
-            "ev": g["expected_value"].sum(min_count=1),
-        }
-    ).join(mix)
-    table = table.sort_values("clv", ascending=False, na_position="last")
+    seg, act = np.asarray(d["segment"].cat.codes), np.asarray(d["action"].cat.codes)
+    k, m = len(d["segment"].cat.categories), len(ACTIONS)
+    clv = d["predicted_clv"].to_numpy()
+    ok = np.isfinite(clv)
+    mix = np.bincount(seg * m + act, minlength=k * m).reshape(k, m)
+    table = pd.DataFrame(mix, index=d["segment"].cat.categories, columns=list(ACTIONS))
+    table.insert(0, "customers", mix.sum(axis=1))
+    totals = np.bincount(seg[ok], weights=clv[ok], minlength=k)
+    table.insert(1, "clv", np.where(np.bincount(seg[ok], minlength=k) > 0, totals, np.nan))
+    table = table[table["customers"] > 0].sort_values("clv", ascending=False, na_position="last")
     n = len(d)
     rows = [
         [
@@ -257,7 +266,7 @@ def _top_html(d: pd.DataFrame) -> str:
                     _money(r.predicted_clv),
                     f"{r.churn_probability:.2f}",
                     f"{r.action} {r.offer_id}".strip(),
-                    r.reason,
+                    r.reason if isinstance(r.reason, str) else "",
                 ]
                 for r in top.itertuples()
             ],

@@ -28,57 +28,74 @@ NOT_PROFILED = "not profiled"
 SEGMENT_COLUMNS = ("customer_id", "segment", "value_tier", "churn_risk", "activity")
 
 
+TIERS = ("high", "medium", "low")
+RISKS = ("low", "medium", "high", "unknown")
+ACTIVITY = ("active", "lapsing")
+
+
+def _tier_codes(clv: np.ndarray) -> np.ndarray:
+    """0 high (top 20% by rank), 1 medium (next 30%), 2 low; -1 without a CLV."""
+    out = np.full(clv.shape, -1, dtype=np.int8)
+    ok = np.isfinite(clv)
+    if ok.any():
+        order = np.argsort(-clv[ok], kind="stable")  # rank 0 = highest CLV; ties by position
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        share = (rank + 0.5) / order.size
+        out[ok] = np.where(share < 0.2, 0, np.where(share < 0.5, 1, 2))
+    return out
+
+
+def _risk_codes(churn: np.ndarray) -> np.ndarray:
+    """0 low (< 0.2), 1 medium (< 0.5), 2 high; 3 unknown (no churn score)."""
+    with np.errstate(invalid="ignore"):
+        codes = np.where(churn < 0.2, 0, np.where(churn < 0.5, 1, 2))
+    return np.where(np.isfinite(churn), codes, 3).astype(np.int8)
+
+
 def value_tiers(clv: np.ndarray) -> np.ndarray:
     """``high`` / ``medium`` / ``low`` by rank of predicted CLV (NaN -> ``""``)."""
-    out = np.full(clv.shape, "", dtype=object)
-    ok = np.isfinite(clv)
-    if not ok.any():
-        return out
-    # rank 0 = highest CLV; ties broken by position, so shares are exact
-    order = np.argsort(-clv[ok], kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    share = (rank + 0.5) / order.size
-    tiers = np.where(share < 0.2, "high", np.where(share < 0.5, "medium", "low"))
-    out[ok] = tiers
-    return out
+    return np.array([*TIERS, ""], dtype=object)[_tier_codes(clv)]
 
 
 def churn_bands(churn: np.ndarray) -> np.ndarray:
     """``low`` / ``medium`` / ``high`` churn risk (NaN -> ``""``)."""
-    out = np.full(churn.shape, "", dtype=object)
-    ok = np.isfinite(churn)
-    out[ok] = np.where(churn[ok] < 0.2, "low", np.where(churn[ok] < 0.5, "medium", "high"))
-    return out
+    names = np.array([*RISKS[:3], ""], dtype=object)
+    return names[_risk_codes(churn)]
+
+
+def _categorical(codes: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int16), categories=list(names))
 
 
 def segment_frame(flat: pd.DataFrame) -> pd.DataFrame:
-    """``customer_id, segment, value_tier, churn_risk, activity`` for a flat scores frame."""
+    """``customer_id, segment, value_tier, churn_risk, activity`` for a flat scores frame.
+
+    The label columns are pandas categoricals (a few distinct values over
+    millions of rows); a customer who is not profiled has ``segment`` =
+    ``not profiled`` and missing parts.
+    """
     clv = flat["predicted_clv"].to_numpy(dtype=float)
     churn = flat["churn_probability"].to_numpy(dtype=float)
     alive = flat["p_alive"].to_numpy(dtype=float)
     consent = flat["consent_profiling"].fillna(True).astype(bool).to_numpy()
     profiled = consent & np.isfinite(clv)
-    tier = value_tiers(np.where(profiled, clv, np.nan))
-    risk = churn_bands(np.where(profiled, churn, np.nan))
-    risk[profiled & (risk == "")] = "unknown"  # no churn model: risk not assessed
-    activity = np.where(alive >= ALIVE_THRESHOLD, "active", "lapsing").astype(object)
-    activity[~profiled] = ""
-    label = (
-        pd.Series(tier, dtype=object)
-        + " value, "
-        + pd.Series(risk, dtype=object)
-        + " risk, "
-        + pd.Series(activity, dtype=object)
-    ).to_numpy(dtype=object, copy=True)
-    label[~profiled] = NOT_PROFILED
+    tier = _tier_codes(np.where(profiled, clv, np.nan))
+    risk = _risk_codes(churn)
+    act = np.where(alive >= ALIVE_THRESHOLD, 0, 1).astype(np.int8)
+    labels = [f"{t} value, {r} risk, {a}" for t in TIERS for r in RISKS for a in ACTIVITY] + [
+        NOT_PROFILED
+    ]
+    code = (tier.astype(np.int16) * len(RISKS) + risk) * len(ACTIVITY) + act
+    code = np.where(profiled, code, len(labels) - 1)
+    missing = ~profiled
     return pd.DataFrame(
         {
-            "customer_id": flat["customer_id"].astype(str).to_numpy(),
-            "segment": label,
-            "value_tier": tier,
-            "churn_risk": risk,
-            "activity": activity,
+            "customer_id": flat["customer_id"].array,
+            "segment": _categorical(code, tuple(labels)),
+            "value_tier": _categorical(np.where(missing, -1, tier), TIERS),
+            "churn_risk": _categorical(np.where(missing, -1, risk), RISKS),
+            "activity": _categorical(np.where(missing, -1, act), ACTIVITY),
         }
     )
 
@@ -92,6 +109,7 @@ def export_segments(scores: str | Path, output: str | Path) -> tuple[Path, pd.Se
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise SchemaError(f"--output must end in .csv or .parquet, got {output.name!r}")
     seg = segment_frame(flatten_scores(read_scores(scores)))
+    counts = seg["segment"].value_counts()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     if output.suffix.lower() == ".csv":
@@ -99,4 +117,4 @@ def export_segments(scores: str | Path, output: str | Path) -> tuple[Path, pd.Se
     else:
         seg.to_parquet(tmp, index=False)
     tmp.replace(output)
-    return output, seg["segment"].value_counts()
+    return output, counts[counts > 0]

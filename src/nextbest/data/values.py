@@ -240,11 +240,12 @@ def canonical_dates(values: pa.Array, fmt: DateFormat) -> pa.Array:
     """Numeric day-month dates of ``fmt``'s order as ISO text; other values unchanged."""
     if fmt.order == "YMD" or len(values) == 0:
         return values
-    values = values.cast(pa.large_string())
+    original_type = values.type
+    values = values.cast(pa.string())
     parts = pc.extract_regex(values, _named_date_pattern())
     matched = pc.fill_null(pc.is_valid(parts), False)
     if not pc.any(matched).as_py():
-        return values
+        return values.cast(original_type)
     first, second = pc.struct_field(parts, "a"), pc.struct_field(parts, "b")
     day, month = (first, second) if fmt.order == "DMY" else (second, first)
     year = pc.struct_field(parts, "y")
@@ -266,7 +267,7 @@ def canonical_dates(values: pa.Array, fmt: DateFormat) -> pa.Array:
     )
     time = pc.binary_join_element_wise(pad(hour), minute, seconds, ":")
     iso = pc.if_else(has_time, pc.binary_join_element_wise(date, time, " "), date)
-    return pc.if_else(matched, iso, values)
+    return pc.if_else(matched, iso, values).cast(original_type)
 
 
 def _named_date_pattern() -> str:
@@ -377,11 +378,13 @@ def detect_decimal(values: list[str]) -> str | None:
 
     A mark followed by other than exactly three digits, or the later of two
     different marks, is the decimal mark; ``1.234`` alone settles nothing.
+    The mark at least 90% of the telling values show wins: the others are
+    then rejected by :func:`parse_amounts` with a reason, never misread.
 
     Raises
     ------
     SchemaError
-        If some values show a decimal comma and others a decimal point.
+        If neither mark has 90% of the telling values.
     """
     votes = Counter()
     for v in values:
@@ -400,7 +403,8 @@ def detect_decimal(values: list[str]) -> str | None:
             votes["," if marks[0] == "." else "."] += 1  # the repeated mark groups thousands
         elif len(num) - num.index(marks[0]) - 1 != 3:
             votes[marks[0]] += 1
-    if votes["."] and votes[","]:
+    total = votes["."] + votes[","]
+    if total and max(votes["."], votes[","]) < 0.9 * total:
         raise SchemaError(
             f"amounts mix a decimal comma ({votes[',']:,} values) and a decimal point "
             f"({votes['.']:,} values) in the first lines; give --decimal , or --decimal ."

@@ -462,7 +462,11 @@ def guess_encoding(data: bytes) -> str | None:
 
 
 def _split(line: str, sep: str) -> list[str]:
-    return next(csv.reader([line], delimiter=sep), [])
+    """Fields of one line as far as they go (for detection; never raises)."""
+    try:
+        return next(csv.reader([line], delimiter=sep), [])
+    except csv.Error:
+        return line.split(sep)
 
 
 def _detect_sep(header: str, lines: list[str]) -> str:
@@ -515,10 +519,10 @@ class CsvTable(Table):
         header = (body if end < 0 else body[:end]).rstrip(b"\r")
         self._skip = (len(_BOM) if bom else 0) + (len(body) if end < 0 else end + 1)
         detected = []
-        encoding = options.encoding or ("utf-8" if bom else None)
+        encoding = options.encoding
         if encoding is None:
             cut = body.rfind(b"\n")
-            encoding = guess_encoding(body if at_eof or cut < 0 else body[:cut])
+            encoding = "utf-8" if bom else guess_encoding(body if at_eof or cut < 0 else body[:cut])
             detected.append("encoding")
         self._encoding = encoding
         header_text = header.decode(encoding or "utf-8", errors="replace").lstrip("\ufeff")
@@ -677,16 +681,14 @@ class CsvTable(Table):
         """The whole block at once when nothing in it needs a closer look, else ``None``."""
         if b"\x00" in block or b'"' in block:
             return None
-        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
-            return None
-        if block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block:
+        if b"\r" in block and not _only_crlf(block):
             return None
         data = self._utf8(block)
         if data is None:
             return None
         n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
         table, ragged = self._parse(data, quoted=False)
-        if ragged or table.num_rows != n:
+        if ragged or table.num_rows != n:  # fewer rows: blank lines, which shift line numbers
             return None
         return self._with_reserved(table, np.arange(first, first + n, dtype="int64"))
 
@@ -787,6 +789,13 @@ class CsvTable(Table):
             pa.array(raws, type=pa.string()),
         ]
         return pa.Table.from_arrays(cols, schema=self._schema)
+
+
+def _only_crlf(block: bytes) -> bool:
+    """Is every carriage return in ``block`` the end of a CRLF line end?"""
+    data = np.frombuffer(block, dtype=np.uint8)
+    cr = np.flatnonzero(data == 13)
+    return bool(len(cr) and cr[-1] + 1 < len(data) and (data[cr + 1] == 10).all())
 
 
 def _columns(rows: list[list[str]], n: int) -> pa.Table:

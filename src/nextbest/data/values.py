@@ -281,7 +281,7 @@ def _named_date_pattern() -> str:
 _CURRENCY = r"(?:€|\$|£|¥|₤|EUR|USD|GBP|CHF|JPY|Fr\.|SFr\.)"
 _AMOUNT = re.compile(
     rf"^(?P<s1>[+-])?\s*(?P<c1>{_CURRENCY})?\s*(?P<s2>[+-])?\s*"
-    r"(?P<num>\d[\d.,' \u00a0\u202f]*|[.,]\d+)"
+    r"(?P<num>\d[\d.,' \u00a0\u202f]*(?:[eE][+-]?\d+)?|[.,]\d+)"
     rf"\s*(?P<c2>{_CURRENCY})?$",
     re.IGNORECASE,
 )

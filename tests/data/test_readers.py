@@ -432,3 +432,13 @@ def test_na_strings_are_missing_everywhere(tmp_path):
     ]
     assert np.array_equal(result.rejects["line"].to_numpy(), [2, 3, 4])
     assert RAW not in result.rejects.columns
+
+
+def test_a_stored_pandas_index_is_not_a_column(tmp_path):
+    path = tmp_path / "tx.parquet"
+    frame = pd.DataFrame(
+        {"customer_id": ["a", "a"], "timestamp": ["2024-01-01"] * 2, "amount": [1, 1]}
+    )
+    frame.set_axis([5, 9]).to_parquet(path)
+    assert list(read_table(path).columns) == ["customer_id", "timestamp", "amount"]
+    assert validate_transactions(read_table(path)).report.rejected == {"exact duplicate row": 1}

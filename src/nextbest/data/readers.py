@@ -62,6 +62,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ _MAGIC = (
     (b"\xfe\xff", "UTF-16 text; save it as UTF-8 CSV"),
 )
 _BOM = codecs.BOM_UTF8
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 @dataclass(frozen=True)
@@ -312,10 +314,11 @@ class ParquetTable(Table):
         self.path, self.options = path, options
         try:
             self._dataset = ds.dataset(path, format="parquet")
-            raw = list(self._dataset.schema.names)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from None
-        self.columns = _rename(raw, mapping, path)
+        # pandas' stored index (df.to_parquet with an index) is not data: as pd.read_parquet
+        self._names = [n for n in self._dataset.schema.names if not _PANDAS_INDEX.fullmatch(n)]
+        self.columns = _rename(self._names, mapping, path)
         self.info = ReadInfo(
             str(path),
             "parquet",
@@ -328,7 +331,7 @@ class ParquetTable(Table):
 
     def batches(self, batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
         self.info.n_rows = self.info.n_rejected = 0
-        for batch in self._dataset.to_batches(batch_size=batch_rows):
+        for batch in self._dataset.to_batches(columns=self._names, batch_size=batch_rows):
             if not batch.num_rows:
                 continue
             batch = decode_dictionaries(batch).rename_columns(self.columns)
@@ -339,7 +342,7 @@ class ParquetTable(Table):
 
     def _empty(self) -> pd.DataFrame:
         return _ids_as_text(
-            self._dataset.schema.empty_table().rename_columns(self.columns)
+            self._dataset.schema.empty_table().select(self._names).rename_columns(self.columns)
         ).to_pandas()
 
 

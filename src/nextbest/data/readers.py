@@ -403,7 +403,7 @@ def _canonical(batch: pa.RecordBatch, info: ReadInfo) -> pa.RecordBatch:
             if name not in text:
                 continue
             i = names.index(name)
-            amounts, why = parse_amounts(pd.Series(cols[i].to_pandas(), dtype=object), ",")
+            amounts, why = parse_amounts(cols[i].to_pandas(), ",")
             ok = pd.isna(why)
             canon = pa.array(amounts, from_pandas=True).cast(cols[i].type)
             cols[i] = pc.if_else(pa.array(ok), canon, cols[i])

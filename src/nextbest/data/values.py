@@ -242,6 +242,12 @@ def canonical_dates(values: pa.Array, fmt: DateFormat) -> pa.Array:
         return values
     original_type = values.type
     values = values.cast(pa.string())
+    # the usual shapes (two-digit day and month, four-digit year) in one regex replacement
+    order = r"\3-\2-\1\4" if fmt.order == "DMY" else r"\3-\1-\2\4"
+    values = pc.replace_substring_regex(values, pattern=_USUAL_DATE, replacement=order)
+    left = pc.fill_null(pc.match_substring_regex(values, _DAY_MONTH), False)
+    if not pc.any(left).as_py():
+        return values.cast(original_type)
     parts = pc.extract_regex(values, _named_date_pattern())
     matched = pc.fill_null(pc.is_valid(parts), False)
     if not pc.any(matched).as_py():
@@ -268,6 +274,9 @@ def canonical_dates(values: pa.Array, fmt: DateFormat) -> pa.Array:
     time = pc.binary_join_element_wise(pad(hour), minute, seconds, ":")
     iso = pc.if_else(has_time, pc.binary_join_element_wise(date, time, " "), date)
     return pc.if_else(matched, iso, values).cast(original_type)
+
+
+_USUAL_DATE = r"^(\d{2})[./-](\d{2})[./-](\d{4})( \d{2}:\d{2}(?::\d{2})?)?$"
 
 
 def _named_date_pattern() -> str:
@@ -328,6 +337,21 @@ def _why_not(num: str, decimal: str) -> str:
     return UNPARSABLE_AMOUNT
 
 
+_PLAIN_COMMA = r"^\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?\s*$"
+
+
+def _plain_decimal_comma(values: pd.Series) -> np.ndarray:
+    """``12,50`` / ``-1.234,5`` (no currency, no spaces inside) as floats, in Arrow; NaN for
+    anything else (those go through :func:`parse_amount_text`)."""
+    arr = _as_arrow_strings(values)
+    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN_COMMA), False)
+    canon = pc.replace_substring(
+        pc.replace_substring(pc.utf8_trim_whitespace(arr), ".", ""), ",", "."
+    )
+    nums = pc.cast(pc.if_else(plain, canon, pa.scalar(None, canon.type)), pa.float64())
+    return np.array(nums.to_numpy(zero_copy_only=False), dtype="float64", copy=True)
+
+
 def parse_amounts(
     values: pd.Series, decimal: str = ".", max_abs: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -352,10 +376,11 @@ def parse_amounts(
         reasons[np.isnan(out)] = MISSING_AMOUNT
     else:
         missing = values.isna().to_numpy()
-        out = np.full(n, np.nan)
         if decimal == ".":
             out = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             out = np.array(out, copy=True)
+        else:
+            out = _plain_decimal_comma(values)
         todo = np.flatnonzero(np.isnan(out) & ~missing)
         if len(todo):
             codes, uniques = pd.factorize(values.iloc[todo].astype(str))

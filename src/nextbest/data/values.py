@@ -110,16 +110,16 @@ def classify_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         missing = parsed.isna().to_numpy()
         ambiguous = np.zeros(len(values), dtype=bool)
     else:
-        blank = values.isna().to_numpy()
-        if not blank.all():
-            text = values.astype("string").str.strip()
-            blank = blank | (text == "").fillna(True).to_numpy(dtype=bool)
-        missing = blank
-        parsed = pd.to_datetime(values.where(~missing), errors="coerce", format="mixed", utc=True)
+        text = _as_arrow_strings(values)
+        missing = values.isna().to_numpy()
+        blank = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), False))
+        if blank.any():
+            missing = missing | blank
+            values = values.where(~blank)
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
         parsed = parsed.dt.tz_localize(None)
         ambiguous = np.asarray(
-            pc.fill_null(pc.match_substring_regex(_as_arrow_strings(values), _DAY_MONTH), False),
-            dtype=bool,
+            pc.fill_null(pc.match_substring_regex(text, _DAY_MONTH), False), dtype=bool
         )
     ok = parsed.notna().to_numpy()
     unparsable = ~missing & ~ok

@@ -15,9 +15,8 @@ import pytest
 
 from nextbest.batch.source import Source
 from nextbest.data import load_dataset
-from nextbest.data import readers as readers_module
 from nextbest.data.files import read_table
-from nextbest.data.readers import ReadOptions, open_table, read_frame
+from nextbest.data.readers import ReadOptions, delimited, open_table, read_frame, sniff
 from nextbest.data.schema import ISSUE, LINE, RAW, check_customers, validate_transactions
 from nextbest.errors import SchemaError
 
@@ -116,7 +115,7 @@ def test_blocks_fast_and_exact_paths_give_the_same_rows(tmp_path, monkeypatch):
     bad = body.replace(b"c17,", b"c17,x,").replace(b"c230,2024", b'c230,"2024')
     path = write(tmp_path, HEADER + bad + b"c400,2024-01-01,1,o400")  # no final line break
     whole = read_frame(path)[0]
-    monkeypatch.setattr(readers_module, "BLOCK_BYTES", 333)  # many blocks, lines cut across them
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 333)  # many blocks, lines cut across them
     pieces = read_frame(path)[0]
     pd.testing.assert_frame_equal(whole, pieces)
     assert len(whole) == 401 and whole[ISSUE].notna().sum() == 2
@@ -147,7 +146,7 @@ def test_a_very_long_ragged_file_keeps_every_good_line(tmp_path):
         (b"PK\x03\x04\x14\x00\x06\x00", "ZIP archive"),
         (b"\xff\xfec\x00u\x00s\x00", "UTF-16"),
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "binary data"),
-        (b"x" * (readers_module.SAMPLE_BYTES + 10), "no line break"),
+        (b"x" * (sniff.SAMPLE_BYTES + 10), "no line break"),
     ],
     ids=[
         "empty",
@@ -357,7 +356,7 @@ def test_a_value_that_does_not_fit_the_decimal_comma_is_rejected_not_misread(tmp
 
 
 def test_a_cp1252_file_that_is_ascii_for_its_first_mebibyte_is_decided_later(tmp_path):
-    n = readers_module.SAMPLE_BYTES // len(good(0)) + 100
+    n = sniff.SAMPLE_BYTES // len(good(0)) + 100
     body = b"".join(good(i) for i in range(n))
     path = write(tmp_path, HEADER + body + "M\u00fcller,2024-01-02,1,last\n".encode("cp1252"))
     frame, info = read_frame(path)

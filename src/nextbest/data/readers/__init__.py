@@ -12,21 +12,21 @@ Lines that cannot be read are rejects, never the end of the job
     that are not in the file's encoding stays in the output as a row whose
     columns are empty (except ``customer_id`` of a ragged line, split as
     far as it goes, so that a lost customers line can still mean "no
-    consent") and whose reserved columns say why: :data:`~.schema.ISSUE`
-    (column ``"(line)"`` and the reason) and :data:`~.schema.RAW` (the line,
+    consent") and whose reserved columns say why: :data:`~nextbest.data.schema.ISSUE`
+    (column ``"(line)"`` and the reason) and :data:`~nextbest.data.schema.RAW` (the line,
     decoded with U+FFFD for undecodable bytes and NULs). The validators
-    (:func:`~.schema.validate_transactions`, :func:`~.schema.check_customers`)
+    (:func:`~nextbest.data.schema.validate_transactions`, :func:`~nextbest.data.schema.check_customers`)
     turn them into reject rows and drop the reserved columns. Every good line
     is kept. A value that does not fit the file's decimal comma is flagged
     the same way with its column.
 Row numbers
-    Every row of a CSV carries :data:`~.schema.LINE`: its 1-based line number
+    Every row of a CSV carries :data:`~nextbest.data.schema.LINE`: its 1-based line number
     in the file as an editor shows it (the header is line 1, blank lines
     count but give no row). The rejects' ``row`` is the 0-based position of
     the row among the file's rows (blank lines skipped), the same in every
     path; ``line`` is the line number. One line is one row: a line break
-    inside a quoted value is not supported (the two halves are rejected as
-    unbalanced quotes).
+    inside a quoted value is not supported (both halves are rejected, as an
+    unbalanced quote or a ragged line).
 A file that is not a table is one :class:`~nextbest.errors.SchemaError`
     An empty file, a binary file (Parquet, ZIP/xlsx, old Excel, PDF, gzip
     without ``.gz``, UTF-16, or mostly control bytes), a header with no
@@ -37,14 +37,14 @@ Spreadsheet exports
     Detected from the first MiB unless given (:class:`ReadOptions`, the CLI's
     ``--csv-sep``, ``--decimal``, ``--encoding``, ``--date-format``):
     separator (``,`` ``;`` tab ``|``), decimal mark of ``amount``
-    (``12,50``, ``1.234,50``; :func:`~.values.detect_decimal`), encoding
+    (``12,50``, ``1.234,50``; :func:`~nextbest.data.values.detect_decimal`), encoding
     (UTF-8, with or without BOM; otherwise Windows-1252, or Latin-1 if the
     bytes are not Windows-1252; a file that is ASCII in its first MiB is
     decided at its first non-ASCII block), CRLF or CR line ends, and the day
     / month order of ``timestamp`` (``DD.MM.YYYY``, with or without a time;
-    :func:`~.values.detect_date_format` raises rather than guess). Amounts
+    :func:`~nextbest.data.values.detect_date_format` raises rather than guess). Amounts
     with a decimal comma and day-month dates are turned into canonical text
-    (``1234.5``, ``2017-04-03 10:15:00``) as they are read, so the validator
+    (``1234.5``, ``2017-04-03 10:15``) as they are read, so the validator
     sees one format. :attr:`ReadInfo.summary` says what was used.
 Ids exactly as given
     Every CSV column is read as text: ``00042`` stays ``00042``, ``1e5``

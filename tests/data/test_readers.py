@@ -16,7 +16,14 @@ import pytest
 from nextbest.batch.source import Source
 from nextbest.data import load_dataset
 from nextbest.data.files import read_table
-from nextbest.data.readers import ReadOptions, delimited, open_table, read_frame, sniff
+from nextbest.data.readers import (
+    ReadOptions,
+    delimited,
+    open_table,
+    read_frame,
+    sniff,
+    split_flagged,
+)
 from nextbest.data.schema import ISSUE, LINE, RAW, check_customers, validate_transactions
 from nextbest.errors import SchemaError
 
@@ -441,3 +448,17 @@ def test_a_stored_pandas_index_is_not_a_column(tmp_path):
     frame.set_axis([5, 9]).to_parquet(path)
     assert list(read_table(path).columns) == ["customer_id", "timestamp", "amount"]
     assert validate_transactions(read_table(path)).report.rejected == {"exact duplicate row": 1}
+
+
+def test_split_flagged_for_inputs_no_validator_checks(tmp_path):
+    path = write(tmp_path, b"customer_id,offer_id,timestamp\na,X,2024-01-01\nb,Y\nc,Z,2024-01-02\n")
+    good, rejects = split_flagged(read_table(path))
+    assert list(good.columns) == ["customer_id", "offer_id", "timestamp"]
+    assert good["customer_id"].tolist() == ["a", "c"]
+    assert rejects[["row", "line", "column", "value"]].values.tolist() == [[1, 3, "(line)", "b,Y"]]
+    assert rejects["reason"].tolist() == ["ragged line: fewer fields than the header"]
+    parquet = tmp_path / "h.parquet"
+    good.to_parquet(parquet)
+    again, none = split_flagged(read_table(parquet))
+    pd.testing.assert_frame_equal(again, good)
+    assert none.empty

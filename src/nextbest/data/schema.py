@@ -71,6 +71,7 @@ __all__ = [
     "ValidationResult",
     "check_customers",
     "issue_text",
+    "split_issue",
     "naive_utc",
     "parse_timestamps",
     "require_columns",
@@ -90,6 +91,12 @@ RAW = "__nextbest_raw__"
 RESERVED_COLUMNS: tuple[str, ...] = (LINE, ISSUE, RAW)
 WHOLE_LINE = "(line)"  # the reject's column when the line itself could not be read
 _ISSUE_SEP = "\x1f"
+
+
+def split_issue(text: str) -> tuple[str, str]:
+    """The column and the reason of an :data:`ISSUE` cell."""
+    column, _, reason = str(text).partition(_ISSUE_SEP)
+    return column, reason
 
 
 def issue_text(column: str, reason: str) -> str:
@@ -205,7 +212,7 @@ def _reader_issues(frame: pd.DataFrame, df: pd.DataFrame, rejects: _Rejects) -> 
         return df
     raw = frame[RAW] if RAW in frame.columns else pd.Series(None, index=frame.index)
     for text in pd.unique(issue[flagged]):
-        column, _, reason = str(text).partition(_ISSUE_SEP)
+        column, reason = split_issue(text)
         mask = (issue == text).to_numpy()
         values = raw if column == WHOLE_LINE else frame.get(column)
         if values is not None:

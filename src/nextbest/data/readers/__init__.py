@@ -15,8 +15,10 @@ Lines that cannot be read are rejects, never the end of the job
     consent") and whose reserved columns say why: :data:`~nextbest.data.schema.ISSUE`
     (column ``"(line)"`` and the reason) and :data:`~nextbest.data.schema.RAW` (the line,
     decoded with U+FFFD for undecodable bytes and NULs). The validators
-    (:func:`~nextbest.data.schema.validate_transactions`, :func:`~nextbest.data.schema.check_customers`)
-    turn them into reject rows and drop the reserved columns. Every good line
+    (:func:`~nextbest.data.schema.validate_transactions`,
+    :func:`~nextbest.data.schema.check_customers`) turn them into reject rows
+    and drop the reserved columns; :func:`split_flagged` does it for inputs no
+    validator checks. Every good line
     is kept. A value that does not fit the file's decimal comma is flagged
     the same way with its column.
 Row numbers
@@ -75,6 +77,7 @@ from nextbest.data.readers.base import (
 from nextbest.data.readers.delimited import CsvTable
 from nextbest.data.readers.parquet import ParquetTable
 from nextbest.data.readers.sniff import guess_encoding
+from nextbest.data.schema import ISSUE, LINE, RAW, RESERVED_COLUMNS, WHOLE_LINE, split_issue
 from nextbest.errors import SchemaError
 
 __all__ = [
@@ -90,6 +93,7 @@ __all__ = [
     "guess_encoding",
     "open_table",
     "read_frame",
+    "split_flagged",
 ]
 
 
@@ -131,3 +135,39 @@ def read_frame(
     was read."""
     table = open_table(path, mapping, options)
     return table.read(), table.info
+
+
+def split_flagged(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For an input no validator checks (contact history, campaign log, events): the rows the
+    reader could read, and the flagged ones as rejects.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        The good rows without the reserved columns (index reset), and the
+        flagged rows as ``row`` (0-based), ``line``, ``column``, ``value``,
+        ``reason``.
+    """
+    reserved = [c for c in RESERVED_COLUMNS if c in frame.columns]
+    flagged = frame[ISSUE].notna().to_numpy() if ISSUE in frame.columns else None
+    good = frame if flagged is None else frame.loc[~flagged]
+    good = good.drop(columns=reserved).reset_index(drop=True)
+    rows = [] if flagged is None else flagged.nonzero()[0].tolist()
+    issues = [split_issue(frame[ISSUE].iloc[i]) for i in rows]
+    values = []
+    for i, (column, _) in zip(rows, issues):
+        source = RAW if column == WHOLE_LINE else column
+        values.append(str(frame[source].iloc[i]) if source in frame.columns else "")
+    rejects = pd.DataFrame(
+        {
+            "row": pd.Series(rows, dtype="int64"),
+            "line": pd.Series(
+                [frame[LINE].iloc[i] for i in rows] if LINE in frame else [None] * len(rows),
+                dtype="Int64",
+            ),
+            "column": pd.Series([c for c, _ in issues], dtype=object),
+            "value": pd.Series(values, dtype=object),
+            "reason": pd.Series([r for _, r in issues], dtype=object),
+        }
+    )
+    return good, rejects

@@ -15,13 +15,18 @@ import pytest
 from nextbest.data.schema import (
     REJECT_COLUMNS,
     SchemaError,
+    check_customers,
     validate_customers,
     validate_transactions,
 )
 
 MISSING_ID = "missing customer_id"
-BAD_TS = "missing or unparsable timestamp"
-BAD_AMOUNT = "missing, unparsable or non-finite amount"
+MISSING_TS = "missing timestamp"
+BAD_TS = "unparsable timestamp"
+OUT_OF_RANGE_TS = "timestamp out of range (before 1900 or after 2261)"
+MISSING_AMOUNT = "missing amount"
+BAD_AMOUNT = "unparsable amount"
+NON_FINITE_AMOUNT = "non-finite amount"
 DUPLICATE = "exact duplicate row"
 REFUND_ALONE = "refund with no purchase by the customer on the same day"
 REFUND_TOO_BIG = "refund larger than the customer's spend that day"
@@ -118,12 +123,12 @@ def test_missing_or_blank_customer_id_is_rejected_with_its_row():
 def test_missing_or_unparsable_timestamp_is_rejected_with_its_value():
     frame = lines(["a", "b", "c"], ["2024-01-01", "not a date", None], [1, 2, 3])
     result = validate_transactions(frame)
-    bad = rejected(result, BAD_TS)
+    bad = pd.concat([rejected(result, BAD_TS), rejected(result, MISSING_TS)], ignore_index=True)
     assert bad["row"].tolist() == [1, 2]
     assert set(bad["column"]) == {"timestamp"}
     assert bad["value"].iloc[0] == "not a date"
     assert bad["customer_id"].tolist() == ["b", "c"]
-    assert result.report.rejected == {BAD_TS: 2}
+    assert result.report.rejected == {BAD_TS: 1, MISSING_TS: 1}
     assert result.transactions["customer_id"].tolist() == ["a"]
 
 
@@ -135,19 +140,20 @@ def test_string_amount_is_parsed_and_garbage_is_rejected():
         ["a", "b", "c", "d", "e"], ["2024-01-01"] * 5, ["12.5", "abc", None, np.nan, np.inf]
     )
     result = validate_transactions(frame)
-    bad = rejected(result, BAD_AMOUNT)
+    bad = result.rejects.sort_values("row")
     assert bad["row"].tolist() == [1, 2, 3, 4]
+    assert bad["reason"].tolist() == [BAD_AMOUNT, MISSING_AMOUNT, MISSING_AMOUNT, NON_FINITE_AMOUNT]
     assert set(bad["column"]) == {"amount"}
     assert bad["value"].iloc[0] == "abc"
     assert bad["value"].iloc[3] == "inf"
-    assert result.report.rejected == {BAD_AMOUNT: 4}
+    assert result.report.rejected == {BAD_AMOUNT: 1, MISSING_AMOUNT: 2, NON_FINITE_AMOUNT: 1}
     assert result.transactions["amount"].tolist() == [12.5]
 
 
 def test_negative_infinity_is_not_a_refund():
     frame = lines(["a", "a"], ["2024-01-01", "2024-01-01"], [10.0, -np.inf])
     result = validate_transactions(frame)
-    assert result.report.rejected == {BAD_AMOUNT: 1}
+    assert result.report.rejected == {NON_FINITE_AMOUNT: 1}
     assert result.report.refunds_netted == 0
 
 
@@ -380,13 +386,14 @@ def test_customers_duplicate_id_raises_with_the_repeating_row():
         validate_customers(frame)
 
 
-def test_customers_unparsable_consent_raises_with_row_and_value():
+def test_customers_unknown_consent_rejects_the_row_and_never_means_consent():
     frame = pd.DataFrame({"customer_id": ["a", "b"], "consent_profiling": ["yes", "maybe"]})
-    with pytest.raises(
-        SchemaError,
-        match=r"customers: column 'consent_profiling' at row 1 has 'maybe'; expected true/false",
-    ):
-        validate_customers(frame)
+    checked = check_customers(frame)
+    assert checked.customers["consent_profiling"].tolist() == [True, False]
+    rej = checked.rejects
+    assert rej[["row", "column", "value"]].values.tolist() == [[1, "consent_profiling", "maybe"]]
+    assert rej["reason"].iloc[0].startswith("unknown consent_profiling value")
+    assert validate_customers(frame)["consent_profiling"].tolist() == [True, False]
 
 
 def test_customers_input_frame_is_not_mutated():
@@ -412,4 +419,4 @@ def test_out_of_range_timestamps_are_rejected_not_fatal():
     )
     result = validate_transactions(frame)
     assert result.transactions["customer_id"].tolist() == ["b"]
-    assert result.report.rejected == {"missing or unparsable timestamp": 2}
+    assert result.report.rejected == {OUT_OF_RANGE_TS: 2}

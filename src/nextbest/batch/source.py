@@ -1,15 +1,16 @@
 """Transaction input read as a stream of Arrow record batches, and its fingerprint.
 
-A source is a Parquet file (or a directory of Parquet files, read in path
-order), a CSV file (every column read as text, like
-:func:`nextbest.data.files.read_table`, so ids keep leading zeros and bad
-values reach the validator), or an in-memory frame (bundled datasets).
-Columns are renamed with the ``--map`` mapping as they are read.
+A source is a file read by the one reader (:mod:`nextbest.data.readers`:
+a CSV file, every column text, lines that cannot be read flagged in-band
+for the validator; a Parquet file or a directory of Parquet files, read in
+path order, id columns as text), exactly as
+:func:`nextbest.data.files.read_table` reads it for ``train``; or an
+in-memory frame (bundled datasets); or a URI that only Spark reads. Columns
+are renamed with the ``--map`` mapping as they are read.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,32 +20,29 @@ import pandas as pd
 import pyarrow as pa
 
 from nextbest.batch.chunks import normalise_ids
-from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS
+from nextbest.data.readers import (
+    NA_STRINGS,
+    ParquetTable,
+    ReadInfo,
+    ReadOptions,
+    Table,
+    decode_dictionaries,
+    file_kind,
+    open_table,
+)
+from nextbest.data.schema import REQUIRED_TRANSACTION_COLUMNS, require_columns
 from nextbest.errors import SchemaError
 
-BATCH_ROWS = 1 << 20
-# pandas' default NA strings (read_csv keep_default_na=True), for the CSV reader.
-NA_STRINGS = [
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
+__all__ = [
+    "BATCH_ROWS",
+    "NA_STRINGS",
+    "Source",
+    "estimate_customers",
+    "file_digest",
+    "frame_digest",
 ]
+
+BATCH_ROWS = 1 << 20
 
 
 def file_digest(path: Path, block: int = 1 << 23) -> str:
@@ -79,17 +77,31 @@ class Source:
     frame: pd.DataFrame | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     uri: str | None = None  # Parquet at hdfs://, s3a://, file://...: read by Spark only
+    options: ReadOptions = field(default_factory=ReadOptions)
+    _table: Table | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_path(cls, path: str | Path, mapping: dict[str, str] | None = None) -> Source:
+    def from_path(
+        cls,
+        path: str | Path,
+        mapping: dict[str, str] | None = None,
+        options: ReadOptions | None = None,
+    ) -> Source:
+        """A CSV or Parquet file (or directory); opening it checks it is a table.
+
+        Raises
+        ------
+        SchemaError
+            If the file is missing, of an unsupported type or not a table.
+        """
         path = Path(path)
         if not path.exists():
             raise SchemaError(f"file not found: {path}")
-        src = cls(path.name, path=path, mapping=dict(mapping or {}))
-        if src.kind not in ("parquet", "csv"):
-            raise SchemaError(
-                f"{path}: unsupported file type {path.suffix.lower()!r}; use .csv or .parquet"
-            )
+        file_kind(path)
+        src = cls(
+            path.name, path=path, mapping=dict(mapping or {}), options=options or ReadOptions()
+        )
+        src.table()
         return src
 
     @classmethod
@@ -106,33 +118,30 @@ class Source:
             return "frame"
         if self.uri is not None:
             return "parquet"
-        if self.path.is_dir():
-            return "parquet"
-        suffix = self.path.suffix.lower()
-        return (
-            "parquet"
-            if suffix in (".parquet", ".pq")
-            else "csv"
-            if suffix in (".csv", ".txt", ".gz")
-            else "?"
-        )
+        return file_kind(self.path)
+
+    def table(self) -> Table:
+        """The opened file (dialect and columns known)."""
+        if self._table is None:
+            self._table = open_table(self.path, self.mapping, self.options)
+        return self._table
+
+    @property
+    def info(self) -> ReadInfo | None:
+        """How the file is read (``.summary`` for the run summary); ``None`` for frames and URIs."""
+        return None if self.path is None else self.table().info
 
     def fingerprint(self) -> str:
         if self.uri is not None:  # not read on the driver: --resume trusts the location
             return f"uri:{self.uri}"
-        return frame_digest(self.frame) if self.frame is not None else file_digest(self.path)
+        if self.frame is not None:
+            return frame_digest(self.frame)
+        digest = file_digest(self.path)
+        if self.options.given:  # reading the same bytes differently is another input
+            digest += ":" + hashlib.sha256(repr(self.options).encode()).hexdigest()[:8]
+        return digest
 
     # -- reading ---------------------------------------------------------------------------
-    def _raw_columns(self) -> list[str]:
-        if self.kind == "frame":
-            return [str(c) for c in self.frame.columns]
-        if self.kind == "parquet":
-            import pyarrow.dataset as ds
-
-            return list(ds.dataset(self.path, format="parquet").schema.names)
-        with _open_text(self.path) as fh:
-            return next(csv.reader(fh), [])
-
     def columns(self) -> list[str] | None:
         """Column names after the mapping; raises :class:`SchemaError` if a required one is missing.
 
@@ -140,24 +149,18 @@ class Source:
         """
         if self.uri is not None:
             return None
-        raw = self._raw_columns()
-        missing = [c for c in self.mapping if c not in raw]
-        if missing:
-            raise SchemaError(f"{self.path}: mapped column(s) {missing} not in file; found {raw}")
-        cols = [self.mapping.get(c, c) for c in raw]
-        lacking = [c for c in REQUIRED_TRANSACTION_COLUMNS if c not in cols]
-        if lacking:
-            raise SchemaError(f"transactions is missing required column(s) {lacking}; found {cols}")
+        cols = (
+            [str(c) for c in self.frame.columns] if self.kind == "frame" else self.table().columns
+        )
+        require_columns(pd.DataFrame(columns=cols), REQUIRED_TRANSACTION_COLUMNS, "transactions")
         return cols
 
     def n_rows(self) -> int | None:
         """Number of lines when known without reading the data (Parquet metadata, frames)."""
         if self.kind == "frame":
             return len(self.frame)
-        if self.kind == "parquet" and self.uri is None:
-            import pyarrow.dataset as ds
-
-            return int(ds.dataset(self.path, format="parquet").count_rows())
+        if self.uri is None and isinstance(self.table(), ParquetTable):
+            return self.table().n_rows()
         return None
 
     def size_bytes(self) -> int:
@@ -170,53 +173,24 @@ class Source:
         )
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """Record batches in input order, columns renamed by the mapping."""
-        names = self.columns()
-        for batch in self._batches(batch_rows):
-            if batch.num_rows:
-                yield _plain(batch).rename_columns(names)
+        """Record batches in input order, columns renamed by the mapping.
 
-    def _batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        A CSV's batches also carry the reader's reserved columns
+        (:data:`~nextbest.data.schema.LINE`, ``ISSUE``, ``RAW``): unreadable lines
+        travel with the others to the validator, which rejects them.
+        """
+        self.columns()
         if self.kind == "frame":
             table = pa.Table.from_pandas(self.frame, preserve_index=False)
-            yield from table.to_batches(max_chunksize=batch_rows)
-        elif self.kind == "parquet":
-            import pyarrow.dataset as ds
-
-            yield from ds.dataset(self.path, format="parquet").to_batches(batch_size=batch_rows)
-        else:
-            import pyarrow.csv as pcsv
-
-            raw = self._raw_columns()
-            reader = pcsv.open_csv(
-                self.path,
-                read_options=pcsv.ReadOptions(block_size=1 << 24),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={c: pa.string() for c in raw},
-                    null_values=NA_STRINGS,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-            for batch in reader:
+            for batch in table.to_batches(max_chunksize=batch_rows):
+                if batch.num_rows:
+                    yield decode_dictionaries(batch)
+            return
+        for batch in self.table().batches():
+            if batch.num_rows <= batch_rows:
+                yield batch
+            else:
                 yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=batch_rows)
-
-
-def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Dictionary-encoded (pandas categorical) columns decoded: every batch then has the same
-    schema."""
-    if not any(pa.types.is_dictionary(t) for t in batch.schema.types):
-        return batch
-    cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
-
-
-def _open_text(path: Path):
-    if path.suffix.lower() == ".gz":
-        import gzip
-
-        return gzip.open(path, "rt", newline="")
-    return open(path, newline="")
 
 
 def estimate_customers(first: pd.Series, n_rows: int | None, source: Source) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nextbest.data.readers import ReadOptions, read_frame
 from nextbest.errors import SchemaError
 
 
@@ -28,27 +29,29 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
     return mapping
 
 
-def read_table(path: str | Path, mapping: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file and rename columns with ``mapping`` (source -> schema).
+def read_table(
+    path: str | Path, mapping: dict[str, str] | None = None, options: ReadOptions | None = None
+) -> pd.DataFrame:
+    """Read a CSV or Parquet file with the one reader and rename columns with ``mapping``.
 
-    CSV columns are read as text so that ids keep leading zeros and bad values
-    reach the validator (which names them) instead of failing here.
+    The frame of :func:`nextbest.data.readers.read_frame` (use that to get
+    the :class:`~nextbest.data.readers.ReadInfo` too): CSV columns are text
+    so that ids keep leading zeros and bad values reach the validator (which
+    names them); lines that cannot be read are rows flagged in the reserved
+    columns, which :func:`~nextbest.data.schema.validate_transactions` and
+    :func:`~nextbest.data.schema.check_customers` turn into rejects.
+
+    Parameters
+    ----------
+    path : str or Path
+    mapping : dict, optional
+        Source column -> schema column renames.
+    options : ReadOptions, optional
+        Separator, decimal mark, encoding and date format (detected when not given).
+
+    Raises
+    ------
+    SchemaError
+        If the file is missing, of an unsupported type or not a table.
     """
-    path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    elif suffix in (".csv", ".txt", ".gz"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=True)
-    else:
-        raise SchemaError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
-    if mapping:
-        missing = [c for c in mapping if c not in frame.columns]
-        if missing:
-            raise SchemaError(
-                f"{path}: mapped column(s) {missing} not in file; found {list(frame.columns)}"
-            )
-        frame = frame.rename(columns=mapping)
-    return frame
+    return read_frame(path, mapping, options)[0]

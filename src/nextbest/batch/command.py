@@ -19,13 +19,15 @@ import pandas as pd
 from nextbest import registry
 from nextbest.batch.job import BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
+from nextbest.batch.output import write_side_rejects
 from nextbest.batch.progress import Reporter, RichReporter
 from nextbest.batch.report import ScoreReport, write_score_report
 from nextbest.batch.source import Source, file_digest
 from nextbest.config import settings
 from nextbest.data import load_dataset
 from nextbest.data.files import read_table
-from nextbest.data.schema import require_columns, validate_customers
+from nextbest.data.readers import ReadOptions, split_flagged
+from nextbest.data.schema import check_customers, require_columns
 from nextbest.decision.catalog import load_catalog
 from nextbest.errors import BatchError, SchemaError
 from nextbest.features.rfm import as_of_date
@@ -64,38 +66,48 @@ def build_job(
     resume: bool,
     catalog,
     workers: int = 1,
+    options: ReadOptions | None = None,
 ) -> BatchJob:
-    """Check the arguments and the inputs' columns (fatal problems raise before any work)."""
+    """Check the arguments and the inputs' columns (fatal problems raise before any work).
+
+    ``options`` says how to read CSV inputs (``None`` parts are detected).
+    """
     if (dataset is None) == (transactions is None):
         raise SchemaError("give exactly one of --dataset or --transactions")
     if horizon_days <= 0:
         raise SchemaError(f"--horizon-days must be > 0, got {horizon_days}")
     cutoff = as_of_date(as_of) if as_of is not None else None
     extras: dict = {}
+    side: dict[str, pd.DataFrame] = {}
     if dataset is not None:
-        ds = load_dataset(dataset, None, customers, None)
+        ds = load_dataset(dataset, None, customers, None, options)
         source, cust, extras = Source.from_frame(dataset, ds.transactions), ds.customers, ds.extras
+        if ds.customer_rejects is not None:
+            side["customers"] = ds.customer_rejects
     else:
         source = (
             Source.from_uri(str(transactions), mapping)
             if is_uri(transactions)
-            else Source.from_path(transactions, mapping)
+            else Source.from_path(transactions, mapping, options)
         )
-        cust = (
-            validate_customers(read_table(customers))
-            if customers is not None
-            else pd.DataFrame(
-                {
-                    "customer_id": pd.Series([], dtype=object),
-                    "consent_profiling": pd.Series([], dtype=bool),
-                }
-            )
+        cust = pd.DataFrame(
+            {
+                "customer_id": pd.Series([], dtype=object),
+                "consent_profiling": pd.Series([], dtype=bool),
+            }
         )
+        if customers is not None:
+            checked = check_customers(read_table(customers, options=options))
+            cust = checked.customers
+            if len(checked.rejects):
+                side["customers"] = checked.rejects
     source.columns()  # a missing required column is fatal before anything is read
     history = None
     if contact_history is not None:
-        history = read_table(contact_history)
+        history, bad = split_flagged(read_table(contact_history, options=options))
         require_columns(history, ("customer_id", "offer_id", "timestamp"), "contact history")
+        if len(bad):
+            side["contact-history"] = bad
     job = BatchJob(
         source=source,
         customers=cust,
@@ -109,6 +121,7 @@ def build_job(
         catalog_digest=catalog_digest(catalog),
         history_digest=file_digest(Path(contact_history)) if contact_history else "",
         workers=int(workers),
+        side_rejects=side,
     )
     _ = job.fmt  # raises on an unsupported output suffix
     return job
@@ -160,6 +173,7 @@ class ScoreRequest:
     workers: int = 1
     spark_master: str | None = None
     track: bool = True
+    options: ReadOptions | None = None
 
 
 def score_files(
@@ -195,8 +209,13 @@ def score_files(
         request.resume,
         catalog,
         request.workers,
+        request.options,
     )
     result = run_job(job, models, request.engine, reporter, request.spark_master)
+    for name, rejects in job.side_rejects.items():
+        result.side_rejects[name] = write_side_rejects(rejects, result.output, name)
+    if job.source.info is not None:
+        result.read_notes.append(job.source.info.summary)
     report = None
     if not is_uri(result.output):
         report = write_score_report(result.output, catalog)

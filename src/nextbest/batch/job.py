@@ -74,6 +74,8 @@ class BatchJob:
     catalog_digest: str = ""
     history_digest: str = ""
     workers: int = 1
+    # Rejected rows of the side inputs (customers, contact history), by input name.
+    side_rejects: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def fmt(self) -> str:
@@ -115,6 +117,8 @@ class JobResult:
     rejected: dict[str, int]
     seconds: dict[str, float]
     resumed_chunks: int = 0
+    side_rejects: dict[str, Path] = field(default_factory=dict)  # input name -> rejects file
+    read_notes: list[str] = field(default_factory=list)  # how the input files were read
 
     @property
     def n_rejects(self) -> int:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nextbest.batch.chunks import SCORES_SCHEMA, rejects_frame, scores_table
+from nextbest.config import settings
 
 
 def write_scores(scores: pd.DataFrame, output: Path) -> Path:
@@ -45,6 +46,21 @@ def write_rejects(rejects: pd.DataFrame, output: Path) -> Path | None:
     if rejects.empty:
         path.unlink(missing_ok=True)
         return None
+    tmp = path.with_name(path.name + ".tmp")
+    rejects_frame(rejects).to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def write_side_rejects(rejects: pd.DataFrame, output, name: str) -> Path:
+    """Rejected rows of a side input (``customers``, ``contact-history``) beside the output:
+    ``scores.parquet`` -> ``scores.customers.rejects.parquet`` (a URI output: under the home)."""
+    if "://" in str(output):
+        base = settings().paths.rejects / Path(str(output).rstrip("/")).name
+    else:
+        base = Path(output)
+    path = base.with_name(f"{base.stem}.{name}.rejects.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     rejects_frame(rejects).to_parquet(tmp, index=False)
     tmp.replace(path)

@@ -71,6 +71,21 @@ AsOfOpt = typer.Option(
 CatalogOpt = typer.Option(
     None, "--catalog", help="Offer catalog YAML (default models/offers.yaml)."
 )
+CsvSepOpt = typer.Option(
+    None, "--csv-sep", help="CSV field separator, e.g. ';' or tab (default: detected)."
+)
+DecimalOpt = typer.Option(
+    None, "--decimal", help="Decimal mark of amounts: '.' or ',' (default: detected)."
+)
+EncodingOpt = typer.Option(
+    None, "--encoding", help="File encoding, e.g. utf-8, cp1252, latin-1 (default: detected)."
+)
+DateFormatOpt = typer.Option(
+    None,
+    "--date-format",
+    help="Date order, e.g. DD.MM.YYYY or MM/DD/YYYY (default: detected; an ambiguous file is "
+    "an error, never a guess).",
+)
 ConfigDirOpt = typer.Option(
     None, "--config-dir", help="Directory with clv.yaml, churn.yaml, nbo.yaml (default models/)."
 )
@@ -161,13 +176,24 @@ def main(
     _log_to_file(verbose)
 
 
-def _load(dataset, transactions, customers, mapping):
-    from nextbest.data import load_dataset
+def _read_options(csv_sep=None, decimal=None, encoding=None, date_format=None):
+    """The CSV reading flags as :class:`~nextbest.data.readers.ReadOptions` (``None``: detect)."""
+    from nextbest.data.readers import ReadOptions
+
+    options = ReadOptions(csv_sep, decimal, encoding, date_format)
+    return options if options.given else None
+
+
+def _load(dataset, transactions, customers, mapping, options=None):
+    from nextbest.data import load_dataset, write_customer_rejects
     from nextbest.data.files import parse_mapping
 
     if (dataset is None) == (transactions is None):
         raise SchemaError("give exactly one of --dataset or --transactions")
-    return load_dataset(dataset, transactions, customers, parse_mapping(mapping))
+    ds = load_dataset(dataset, transactions, customers, parse_mapping(mapping), options)
+    rejects = write_customer_rejects(ds, settings().paths.ensure().rejects)
+    _say(present.input_lines(ds, rejects))
+    return ds
 
 
 @command()
@@ -211,6 +237,10 @@ def train(
     catalog: Path | None = CatalogOpt,
     config_dir: Path | None = ConfigDirOpt,
     clv_only: bool = typer.Option(False, "--clv-only", help="Train only the CLV model."),
+    csv_sep: str | None = CsvSepOpt,
+    decimal: str | None = DecimalOpt,
+    encoding: str | None = EncodingOpt,
+    date_format: str | None = DateFormatOpt,
 ) -> None:
     """Train CLV, churn and next-best-offer models; log to MLflow; register; promote past the
     gates."""
@@ -227,7 +257,8 @@ def train(
     cfg = load_configs(
         {"clv": clv_flags, "churn": {"horizon_days": churn_horizon_days}}, config_dir
     )
-    ds = _load(dataset, transactions, customers, mapping)
+    options = _read_options(csv_sep, decimal, encoding, date_format)
+    ds = _load(dataset, transactions, customers, mapping, options)
     if clv_only:
         _say(present.train_lines(clv=train_clv(ds, cfg["clv"], as_of=as_of)))
     else:
@@ -294,6 +325,10 @@ def score(
     track: bool = typer.Option(
         True, "--track/--no-track", help="Log the run and its report to MLflow."
     ),
+    csv_sep: str | None = CsvSepOpt,
+    decimal: str | None = DecimalOpt,
+    encoding: str | None = EncodingOpt,
+    date_format: str | None = DateFormatOpt,
 ) -> None:
     """Score every customer with the champion models, in chunks; one decision per customer,
     rejects and a report (<output stem>.report.html) beside it."""
@@ -318,6 +353,7 @@ def score(
             workers=workers,
             spark_master=spark_master,
             track=track,
+            options=_read_options(csv_sep, decimal, encoding, date_format),
         ),
         batch_command.make_reporter(console),
     )
@@ -434,6 +470,10 @@ def evaluate(
     catalog: Path | None = CatalogOpt,
     config_dir: Path | None = ConfigDirOpt,
     seed: int = typer.Option(42, "--seed", help="Seed of the random-offer baseline policy."),
+    csv_sep: str | None = CsvSepOpt,
+    decimal: str | None = DecimalOpt,
+    encoding: str | None = EncodingOpt,
+    date_format: str | None = DateFormatOpt,
 ) -> None:
     """Backtest: predict the horizon after --as-of and measure CLV, churn, offers and decisions
     against what happened."""
@@ -447,7 +487,8 @@ def evaluate(
         },
         config_dir,
     )
-    ds = _load(dataset, transactions, customers, mapping)
+    options = _read_options(csv_sep, decimal, encoding, date_format)
+    ds = _load(dataset, transactions, customers, mapping, options)
     result = evaluate_to_dir(
         ds,
         as_of,

@@ -13,8 +13,8 @@ import pandas as pd
 
 from nextbest.data.cdnow import load_cdnow
 from nextbest.data.completejourney import load_completejourney
-from nextbest.data.files import read_table
-from nextbest.data.schema import opted_out, validate_customers
+from nextbest.data.readers import ReadOptions, read_frame
+from nextbest.data.schema import check_customers, opted_out
 from nextbest.errors import SchemaError
 
 DATASETS = ("cdnow", "cdnow-full", "completejourney")
@@ -29,6 +29,10 @@ class Dataset:
     customers: pd.DataFrame
     extras: dict[str, pd.DataFrame] = field(default_factory=dict)
     default_as_of: pd.Timestamp | None = None
+    # How the user's files were read ("read as ';'-separated, decimal comma, ...").
+    read_notes: list[str] = field(default_factory=list)
+    # Rows of the customers file that were rejected (row, line, column, value, reason).
+    customer_rejects: pd.DataFrame | None = None
 
     @property
     def opted_out(self) -> set[str]:
@@ -46,6 +50,7 @@ def load_dataset(
     transactions: str | Path | None = None,
     customers: str | Path | None = None,
     mapping: dict[str, str] | None = None,
+    options: ReadOptions | None = None,
 ) -> Dataset:
     """Load a bundled dataset by ``name`` or the user's ``transactions`` file.
 
@@ -57,12 +62,16 @@ def load_dataset(
         have ``consent_profiling``.
     mapping : dict, optional
         Source column -> schema column renames for the transactions file.
+    options : ReadOptions, optional
+        Separator, decimal mark, encoding and date format of CSV files
+        (``None`` parts are detected; what was used is in ``read_notes``).
     """
 
     if (name is None) == (transactions is None):
         raise SchemaError("give exactly one of a dataset name or a transactions file")
     extras: dict[str, pd.DataFrame] = {}
     default_as_of = None
+    notes: list[str] = []
     if name is not None:
         if name in ("cdnow", "cdnow-full"):
             tx = load_cdnow(full=name == "cdnow-full")
@@ -74,8 +83,12 @@ def load_dataset(
         else:
             raise SchemaError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
     else:
-        tx = read_table(transactions, mapping)
-        cust = read_table(customers) if customers is not None else None
+        tx, info = read_frame(transactions, mapping, options)
+        notes.append(f"{Path(transactions).name}: {info.summary}")
+        cust = None
+        if customers is not None:
+            cust, info = read_frame(customers, None, options)
+            notes.append(f"{Path(customers).name}: {info.summary}")
         if cust is None:
             if "customer_id" not in tx.columns:
                 cust = pd.DataFrame({"customer_id": [], "consent_profiling": []})
@@ -83,11 +96,33 @@ def load_dataset(
                 cust = _customers_from(tx)
         name = Path(transactions).name
     if customers is not None and name in DATASETS:
-        cust = read_table(customers)
+        cust, info = read_frame(customers, None, options)
+        notes.append(f"{Path(customers).name}: {info.summary}")
+    checked = check_customers(cust)
     return Dataset(
         name=name,
         transactions=tx,
-        customers=validate_customers(cust),
+        customers=checked.customers,
         extras=extras,
         default_as_of=default_as_of,
+        read_notes=notes,
+        customer_rejects=checked.rejects if len(checked.rejects) else None,
     )
+
+
+def write_customer_rejects(dataset: Dataset, directory: Path) -> Path | None:
+    """Write the rejected rows of the customers file to ``directory``; ``None`` if there are none.
+
+    The file is ``customers.rejects.parquet`` (row, line, column,
+    value, reason), every column but ``row`` as text.
+    """
+    rejects = dataset.customer_rejects
+    if rejects is None or not len(rejects):
+        return None
+    path = Path(directory) / "customers.rejects.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = rejects.astype({c: str for c in rejects.columns if c != "row"})
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path

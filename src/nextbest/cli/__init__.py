@@ -516,7 +516,9 @@ def _api_key(generate_key: bool) -> None:
         key_file.write_text(secrets.token_urlsafe(32) + "\n")
     os.environ[API_KEY_ENV] = key_file.read_text().strip()
     console.print(
-        f"API key (from {key_file}): send 'Authorization: Bearer {os.environ[API_KEY_ENV]}'"
+        f"API key (from {key_file}): send 'Authorization: Bearer {os.environ[API_KEY_ENV]}'",
+        soft_wrap=True,
+        highlight=False,
     )
 
 
@@ -558,6 +560,10 @@ def serve(
             ),
         )
     bentoml = Path(sys.executable).with_name("bentoml")
-    console.print(f"serving nextbest {__version__} on http://{host}:{port} (docs at /docs) ...")
+    console.print(
+        f"serving nextbest {__version__} on http://{host}:{port} (API page: /docs) ...",
+        soft_wrap=True,
+        highlight=False,
+    )
     args = ["serve", "nextbest.service:NextBest", "--host", host, "--port", str(port)]
     os.execv(bentoml, [str(bentoml), *args])

@@ -2,10 +2,13 @@
 
 Per customer it returns ``customer_id, p_alive, expected_purchases,
 expected_spend, predicted_clv, churn_probability, action, action_offer_id,
-offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of`` and
-``horizon_days``). ``offers`` is the ranked top-k list of
-``{offer_id, category, p_convert, expected_value}``; ``reasons`` a list of
-``{code, text}``.
+offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of``,
+``horizon_days``, ``group`` and ``propensity``). ``offers`` is the ranked
+top-k list of ``{offer_id, category, p_convert, expected_value}``;
+``reasons`` a list of ``{code, text}``. ``group`` is ``treatment`` (the
+greedy choice), ``control`` (the randomized holdout: nothing is sent) or
+``explore`` (a random eligible action), and ``propensity`` the probability of
+the chosen arm under the policy (:mod:`nextbest.decision.experiment`).
 
 Consent first: a customer with ``consent_profiling = false`` gets the
 non-personalised default action, an empty offer list and **no** model scores
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.decision.catalog import Catalog
+from nextbest.decision.experiment import experiment_reasons, run_experiment
 from nextbest.decision.policy import decide, gate_offers
 from nextbest.decision.reasons import build_reasons
 
@@ -176,6 +180,9 @@ def score(
         consent,
         gate=gate,
     )
+    ids = features["customer_id"].astype(str).to_numpy()
+    run_key = str(pd.Timestamp(as_of).date()) if as_of is not None else ""
+    d, arms = run_experiment(d, ids, models.catalog, gate.ok, consent, run_key)
     with _no_cyclic_gc():
         reasons = build_reasons(
             features,
@@ -187,7 +194,10 @@ def score(
             consent,
         )
         offers = _offer_lists(models.catalog, d)
-    out = pd.DataFrame({"customer_id": features["customer_id"].astype(str).to_numpy()})
+        if (arms.group != "treatment").any():
+            first = experiment_reasons(arms, models.catalog.policy)
+            reasons = [r if f is None else [f, *r] for f, r in zip(first, reasons)]
+    out = pd.DataFrame({"customer_id": ids})
     for c in MODEL_SCORE_COLUMNS:
         out[c] = scores[c]
     out["action"] = d.action
@@ -198,6 +208,8 @@ def score(
     out["consent_profiling"] = consent
     out["as_of"] = pd.Timestamp(as_of) if as_of is not None else pd.NaT
     out["horizon_days"] = float(horizon_days)
+    out["group"] = arms.group
+    out["propensity"] = arms.propensity
     return out
 
 

@@ -3,13 +3,20 @@
 ``export_audiences(scores, out_dir)`` writes, for every (action, offer) in the
 scores, ``<action>-<offer_id>.csv`` with one row per customer:
 
-``customer_id, offer_id, offer_name, channel, expected_value, reason_code, reason``
+``customer_id, offer_id, offer_name, channel, expected_value, reason_code,
+reason, group, propensity`` (``group`` and ``propensity``: the experiment arm
+and its probability, what the campaign tool logs for inverse-propensity
+weighting)
 
 * ``cross_sell`` - the chosen offer's expected value (P(convert) x value - cost);
 * ``retention`` - P(churn) x uplift x predicted CLV - cost;
 * ``non_personalised`` - the default action. Customers who objected to
   profiling are **only** here (whatever their row says), and this list
   carries no model output: expected value and reasons are left empty.
+
+* ``control-holdout.csv`` - customers of the randomized control group
+  (``control_share`` of the catalog): nothing is sent to them, and the
+  campaign tool logs them as the holdout the effects are measured against.
 
 ``no_action`` customers are not exported (there is nothing to send); they
 are counted in ``audiences.json``, which lists every file with its count,
@@ -47,7 +54,12 @@ COLUMNS = (
     "expected_value",
     "reason_code",
     "reason",
+    "group",
+    "propensity",
 )
+CONTROL_FILE = "control-holdout.csv"
+# Written by scores files of nextbest >= 0.2; older files read as the greedy policy.
+OPTIONAL = ("group", "propensity")
 NEEDED = (
     "customer_id",
     "action",
@@ -82,7 +94,8 @@ def read_scores(path: str | Path) -> pa.Table:
         missing = [c for c in NEEDED if c not in names]
         if missing:
             raise SchemaError(f"{path} is not a nextbest scores file: missing column(s) {missing}")
-        return pq.read_table(path, columns=list(NEEDED))
+        extra = [c for c in OPTIONAL if c in names]
+        return _with_groups(pq.read_table(path, columns=[*NEEDED, *extra]))
     if path.suffix.lower() == ".csv":
         frame = pd.read_csv(
             path, dtype={"customer_id": str, "action_offer_id": str}, keep_default_na=True
@@ -101,27 +114,51 @@ def read_scores(path: str | Path) -> pa.Table:
             ]
             first[col] = {f: [i.get(f) for i in items] for f in fields}
         consent = frame["consent_profiling"].astype(str).str.lower().isin(["true", "1"])
-        return pa.table(
-            {
-                "customer_id": frame["customer_id"].astype(str),
-                "action": frame["action"].astype(str),
-                "action_offer_id": frame["action_offer_id"]
-                .astype(object)
-                .where(frame["action_offer_id"].notna(), None),
-                "top_offer_id": first["offers"]["offer_id"],
-                "top_ev": pa.array(first["offers"]["expected_value"], pa.float64()),
-                "reason_code": first["reasons"]["code"],
-                "reason": first["reasons"]["text"],
-                "consent_profiling": consent,
-                "churn_probability": frame["churn_probability"].astype(float),
-                "p_alive": frame["p_alive"].astype(float),
-                "predicted_clv": frame["predicted_clv"].astype(float),
-                "as_of": frame["as_of"].astype(str),
-                "horizon_days": frame["horizon_days"].astype(float),
-                "model_versions": frame["model_versions"].astype(str),
-            }
-        )
-    raise SchemaError(f"{path}: unsupported scores file type {path.suffix!r}; use .parquet or .csv")
+        groups = {
+            c: frame[c].astype(float if c == "propensity" else str)
+            for c in OPTIONAL
+            if c in frame.columns
+        }
+        return _with_groups(pa.table({**table_columns(frame, first, consent), **groups}))
+    raise _unsupported(path)
+
+
+def table_columns(frame: pd.DataFrame, first: dict, consent: pd.Series) -> dict:
+    """The columns of a CSV scores file as the Parquet path reads them."""
+    return {
+        "customer_id": frame["customer_id"].astype(str),
+        "action": frame["action"].astype(str),
+        "action_offer_id": frame["action_offer_id"]
+        .astype(object)
+        .where(frame["action_offer_id"].notna(), None),
+        "top_offer_id": first["offers"]["offer_id"],
+        "top_ev": pa.array(first["offers"]["expected_value"], pa.float64()),
+        "reason_code": first["reasons"]["code"],
+        "reason": first["reasons"]["text"],
+        "consent_profiling": consent,
+        "churn_probability": frame["churn_probability"].astype(float),
+        "p_alive": frame["p_alive"].astype(float),
+        "predicted_clv": frame["predicted_clv"].astype(float),
+        "as_of": frame["as_of"].astype(str),
+        "horizon_days": frame["horizon_days"].astype(float),
+        "model_versions": frame["model_versions"].astype(str),
+    }
+
+
+def _with_groups(table: pa.Table) -> pa.Table:
+    """``group`` and ``propensity`` columns (a file from before experiments: the greedy policy)."""
+    n = len(table)
+    if "group" not in table.column_names:
+        table = table.append_column("group", pa.array(["treatment"] * n, pa.string()))
+    if "propensity" not in table.column_names:
+        table = table.append_column("propensity", pa.array(np.ones(n)))
+    return table
+
+
+def _unsupported(path: Path) -> SchemaError:
+    return SchemaError(
+        f"{path}: unsupported scores file type {path.suffix!r}; use .parquet or .csv"
+    )
 
 
 def flatten_scores(table: pa.Table) -> pd.DataFrame:
@@ -244,12 +281,21 @@ def audience_frames(
             "expected_value": np.round(ev, 4),
             "reason_code": np.where(personal, f["reason_code"].astype(object).to_numpy(), None),
             "reason": np.where(personal, f["reason"].astype(object).to_numpy(), None),
+            "group": f["group"].astype(str).to_numpy(),
+            "propensity": f["propensity"].to_numpy(dtype=float),
         }
     )
     files: dict[str, pd.DataFrame] = {}
     skipped: dict[str, int] = {}
     groups: dict[tuple[str, str], list[int]] = {}
+    # The randomized holdout gets nothing, but the campaign tool logs it: a file of its own.
+    control = (out["group"] == "control").to_numpy()
+    if control.any():
+        held = out[control].assign(offer_id=None, offer_name=None, channel=None)
+        files[CONTROL_FILE] = held.sort_values("customer_id", kind="stable").reset_index(drop=True)
     for i, key in enumerate(zip(action.tolist(), [o or "" for o in offer.tolist()])):
+        if control[i]:
+            continue
         groups.setdefault(key, []).append(i)
     for (act, oid), idx in sorted(groups.items()):
         if act == "no_action" or not oid:

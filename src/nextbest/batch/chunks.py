@@ -54,6 +54,8 @@ SCORES_SCHEMA = pa.schema(
         ("consent_profiling", pa.bool_()),
         ("as_of", pa.timestamp("us")),
         ("horizon_days", pa.float64()),
+        ("group", pa.string()),
+        ("propensity", pa.float64()),
     ]
 )
 """The scores file, whatever the engine (Parquet; CSV holds ``offers``/``reasons`` as JSON text)."""

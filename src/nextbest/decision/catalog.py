@@ -24,7 +24,12 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "max_contacts_30d": 4,
     "retention_churn_threshold": 0.4,
     "retention_min_clv": 150.0,
+    # Randomized control group and exploration (nextbest.decision.experiment); 0 = greedy.
+    "control_share": 0.0,
+    "explore_share": 0.0,
+    "experiment_salt": "nextbest",
 }
+TEXT_POLICY_KEYS = {"experiment_salt"}
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,17 @@ def parse_catalog(raw: dict) -> Catalog:
     if unknown:
         raise CatalogError(f"offer catalog: policy has unknown key(s) {sorted(unknown)}")
     for key, value in policy.items():
+        if key in TEXT_POLICY_KEYS:
+            if not isinstance(value, str) or not value:
+                raise CatalogError(f"offer catalog: policy.{key} must be text, got {value!r}")
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise CatalogError(f"offer catalog: policy.{key} must be a number, got {value!r}")
+    for key in ("control_share", "explore_share"):
+        if not 0.0 <= policy[key] < 1.0:
+            raise CatalogError(
+                f"offer catalog: policy.{key} must be in [0, 1), got {policy[key]!r}"
+            )
     if int(policy["top_k"]) != policy["top_k"] or policy["top_k"] < 0:
         raise CatalogError(
             f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}"

@@ -32,11 +32,15 @@ non-personalised default, group ``treatment``, propensity 1.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from nextbest.decision.catalog import Catalog
+from nextbest.decision.policy import Decisions
 
 GROUPS = ("treatment", "control", "explore")
 NO_CONTACT = -1  # arm code of "no contact"
@@ -142,6 +146,62 @@ def _nth_arm(j: np.ndarray, eligible: np.ndarray, retention: np.ndarray) -> np.n
     return out
 
 
-def experiment_frame(a: Assignment) -> pd.DataFrame:
-    """``group`` and ``propensity`` columns, for outputs."""
-    return pd.DataFrame({"group": a.group, "propensity": a.propensity})
+CONTROL_CODE = "RANDOMIZED_CONTROL_GROUP"
+EXPLORE_CODE = "EXPLORATION"
+
+
+def run_experiment(
+    d: Decisions,
+    customer_ids: np.ndarray,
+    catalog: Catalog,
+    ok: np.ndarray,
+    consent: np.ndarray,
+    run_key: str,
+) -> tuple[Decisions, Assignment]:
+    """Apply the catalog's control group and exploration to the greedy decisions ``d``.
+
+    ``ok`` is the offer gate (n x m): the offers each customer may receive.
+    Returns the decisions as sent (control customers get nothing; explored
+    ones the randomly chosen eligible arm) and the assignment.
+    """
+    n = len(customer_ids)
+    ret_id = catalog.retention.offer_id if catalog.retention else None
+    greedy = np.full(n, NO_CONTACT, dtype=np.int64)
+    greedy[d.action == "retention"] = RETENTION
+    xs = d.action == "cross_sell"
+    greedy[xs] = d.best_index[xs]
+    a = assign(
+        customer_ids, greedy, ok, np.isfinite(d.retention_ev), consent, catalog.policy, run_key
+    )
+    changed = a.arm != greedy
+    if not changed.any():
+        return d, a
+    action, offer = d.action.copy(), d.action_offer_id.copy()
+    offer_ids = np.asarray([o.offer_id for o in catalog.offers], dtype=object)
+    to_offer = changed & (a.arm >= 0)
+    action[to_offer] = "cross_sell"
+    offer[to_offer] = offer_ids[a.arm[to_offer]]
+    to_ret = changed & (a.arm == RETENTION)
+    action[to_ret] = "retention"
+    offer[to_ret] = ret_id
+    to_none = changed & (a.arm == NO_CONTACT)
+    action[to_none] = "no_action"
+    offer[to_none] = None
+    return dataclasses.replace(d, action=action, action_offer_id=offer), a
+
+
+def experiment_reasons(a: Assignment, policy: dict) -> list[dict | None]:
+    """The first reason of control and explored customers (``None`` for the others)."""
+    control = float(policy.get("control_share", 0.0))
+    explore = float(policy.get("explore_share", 0.0))
+    held = {
+        "code": CONTROL_CODE,
+        "text": f"held out in the randomized control group ({control:.0%} of customers): "
+        "nothing is sent, to measure what the actions add",
+    }
+    tried = {
+        "code": EXPLORE_CODE,
+        "text": f"chosen at random among the eligible actions ({explore:.0%} of decisions "
+        "explore) to keep learning what works",
+    }
+    return [held if g == "control" else tried if g == "explore" else None for g in a.group]

@@ -2,7 +2,8 @@
 
 Each line holds ``time`` (UTC, ISO 8601), ``request_id``, ``endpoint``,
 ``customer_id``, ``action``, ``action_offer_id``, ``offers``,
-``model_versions``, ``as_of``, ``consent_profiling`` and - only for
+``model_versions``, ``as_of``, ``consent_profiling``, ``group`` and
+``propensity`` (the experiment arm, for the campaign log) and - only for
 customers who did not object to profiling - their model ``scores``. No
 feature value and no posted transaction is ever written; for an opted-out
 customer the line records only that the non-personalised default was given.
@@ -49,6 +50,8 @@ def audit_record(decision: dict, request_id: str, endpoint: str, now: str) -> di
         "model_versions": decision["model_versions"],
         "as_of": str(decision["as_of"]) if decision["as_of"] is not None else None,
         "consent_profiling": decision["consent_profiling"],
+        "group": decision.get("group", "treatment"),
+        "propensity": decision.get("propensity", 1.0),
     }
     if decision["consent_profiling"]:
         rec["scores"] = {k: decision[k] for k in SCORE_KEYS}

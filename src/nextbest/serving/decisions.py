@@ -6,8 +6,8 @@ columnar numpy arrays, so answering a request is a binary search plus
 building one small dict - no model work.
 
 Memory per customer (top-k = 3): 40 bytes of scores (float64, exactly the
-batch values), 54 bytes of offers (int16 index + two float64 per offer), 4
-bytes of codes and flags, the id (fixed-width bytes, the longest id sets the
+batch values), 54 bytes of offers (int16 index + two float64 per offer), 5
+bytes of codes and flags, 8 bytes of propensity, the id (fixed-width bytes, the longest id sets the
 width) and the reasons as UTF-8 JSON in one shared buffer with int64 offsets
 (~100-200 bytes). About 0.3 GB for 1M customers; Python objects are created
 only for the rows a request asks for.
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nextbest.decision.experiment import GROUPS
 from nextbest.decision.policy import ACTIONS
 from nextbest.scoring import MODEL_SCORE_COLUMNS
 
@@ -41,6 +42,8 @@ class DecisionTable:
     offer_p: np.ndarray  # (n, k) float64
     offer_ev: np.ndarray  # (n, k) float64
     consent: np.ndarray  # (n,) bool
+    group: np.ndarray  # (n,) uint8 index into GROUPS
+    propensity: np.ndarray  # (n,) float64: P(chosen arm | policy)
     reasons: bytes | bytearray  # concatenated JSON arrays of {code, text} (never modified)
     reason_offsets: np.ndarray  # (n + 1,) int64
     offer_ids: tuple[str, ...]
@@ -64,6 +67,8 @@ class DecisionTable:
             self.offer_p,
             self.offer_ev,
             self.consent,
+            self.group,
+            self.propensity,
             self.reason_offsets,
         )
         return int(sum(a.nbytes for a in arrays) + len(self.reasons))
@@ -121,6 +126,8 @@ class DecisionTable:
             consent_profiling=bool(self.consent[i]),
             as_of=self.as_of,
             horizon_days=self.horizon_days,
+            group=GROUPS[self.group[i]],
+            propensity=float(self.propensity[i]),
         )
         return out
 
@@ -156,6 +163,8 @@ class DecisionTableBuilder:
         self.offer_p = np.full((n, self.k), np.nan)
         self.offer_ev = np.full((n, self.k), np.nan)
         self.consent = np.zeros(n, dtype=bool)
+        self.group = np.zeros(n, dtype=np.uint8)
+        self.propensity = np.ones(n)
         self.reasons = bytearray()
         self.reason_offsets = np.zeros(n + 1, dtype=np.int64)
 
@@ -185,6 +194,9 @@ class DecisionTableBuilder:
             self._code[o] if isinstance(o, str) else -1 for o in scored["action_offer_id"]
         ]
         self.consent[lo:hi] = scored["consent_profiling"].to_numpy(dtype=bool)
+        if "group" in scored.columns:
+            self.group[lo:hi] = [GROUPS.index(g) for g in scored["group"]]
+            self.propensity[lo:hi] = scored["propensity"].to_numpy(dtype="float64")
         for r, offers in enumerate(scored["offers"], start=lo):
             for j, o in enumerate(offers[: self.k]):
                 self.offer_index[r, j] = self._code[o["offer_id"]]
@@ -228,6 +240,8 @@ class DecisionTableBuilder:
             offer_p=take(self.offer_p),
             offer_ev=take(self.offer_ev),
             consent=take(self.consent),
+            group=take(self.group),
+            propensity=take(self.propensity),
             reasons=reasons,
             reason_offsets=offsets,
             offer_ids=self.offer_ids,

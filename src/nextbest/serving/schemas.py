@@ -80,6 +80,7 @@ IsoDate = Annotated[
     Field(strict=False, json_schema_extra={"pattern": _YEARS}),
     BeforeValidator(_iso_text),
 ]
+Group = Literal["treatment", "control", "explore"]
 Action = Literal["retention", "cross_sell", "no_action", "non_personalised"]
 
 
@@ -302,6 +303,8 @@ class Decision(BaseModel):
                 "consent_profiling": True,
                 "as_of": "2018-01-01",
                 "horizon_days": 365.0,
+                "group": "treatment",
+                "propensity": 1.0,
             }
         )
     )
@@ -324,6 +327,13 @@ class Decision(BaseModel):
     consent_profiling: bool
     as_of: dt.date | None
     horizon_days: float
+    group: Group = Field(
+        description="treatment: the chosen action; control: in the randomized holdout, nothing "
+        "is sent; explore: a random eligible action (to learn what works)."
+    )
+    propensity: float = Field(
+        ge=0.0, le=1.0, description="Probability with which the policy chose this arm."
+    )
 
 
 class DecisionBatch(BaseModel):

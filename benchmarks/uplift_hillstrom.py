@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--learner", default="x")
-    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--n-jobs", type=int, default=None, help="LightGBM threads (model default)")
     args = parser.parse_args()
     config = {"learner": args.learner, "lightgbm": {"n_jobs": args.n_jobs}}
     log, customers = load_hillstrom("visit")

@@ -35,7 +35,8 @@ VALUE = 1.0
 
 
 def women_scenario(log, customers, seed: int, k: int, config: dict) -> dict:
-    rows = log[log["offer_id"].isin(["", "EMAIL-WOMENS"])]
+    # the two-arm log: propensity 1/2 within women's e-mail and no e-mail, not the design's 1/3
+    rows, customers = load_hillstrom("visit", offers=("EMAIL-WOMENS",))
     in_half = np.random.default_rng(seed).random(len(rows)) < 0.5
     half, other = rows[in_half], rows[~in_half]
     values, costs = {"EMAIL-WOMENS": VALUE}, {"EMAIL-WOMENS": 0.045}

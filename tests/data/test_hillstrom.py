@@ -64,6 +64,15 @@ def test_conversion_outcome_is_selectable():
         load_hillstrom(outcome="spend")
 
 
+def test_two_arm_subset_has_the_conditional_propensity():
+    log, customers = load_hillstrom(offers=("EMAIL-WOMENS",))
+    assert len(log) == len(customers) == 21387 + 21306
+    assert set(log["offer_id"]) == {"", "EMAIL-WOMENS"}
+    assert (log["propensity"] == 0.5).all()  # 1/3 each in the design, 1/2 within two arms
+    with pytest.raises(ValueError, match="Hillstrom offers are"):
+        load_hillstrom(offers=("EMAIL-KIDS",))
+
+
 def test_log_passes_validation_with_its_catalog(hillstrom):
     log, _ = hillstrom
     catalog = load_catalog("models/hillstrom_offers.yaml")

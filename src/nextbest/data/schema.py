@@ -151,8 +151,12 @@ def require_columns(frame: pd.DataFrame, required: tuple[str, ...] | list[str], 
         raise SchemaError(f"{what} is missing required column(s) {missing}; found {found}")
 
 
-class _Rejects:
-    """Collects reject rows while rules remove them from the working frame ``df``."""
+class Rejects:
+    """Collects reject rows while rules remove them from the working frame ``df``.
+
+    ``df`` must carry ``_row`` (the 0-based position in ``original``); every
+    reject keeps the original columns of its row (and its ``line`` in a CSV).
+    """
 
     def __init__(self, original: pd.DataFrame, lines: np.ndarray | None):
         self.original = original
@@ -202,7 +206,7 @@ class _Rejects:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
 
-def _reader_issues(frame: pd.DataFrame, df: pd.DataFrame, rejects: _Rejects) -> pd.DataFrame:
+def reader_issues(frame: pd.DataFrame, df: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
     """Rule 2: rows the reader flagged, rejected with its column and reason."""
     if ISSUE not in frame.columns:
         return df
@@ -263,8 +267,8 @@ def validate_transactions(
     df = original.copy()
     df["_row"] = np.arange(len(df))
     n_input = len(df)
-    rejects = _Rejects(original, lines)
-    df = _reader_issues(frame, df, rejects)
+    rejects = Rejects(original, lines)
+    df = reader_issues(frame, df, rejects)
 
     cid = df["customer_id"]
     cid_str = cid.astype("string").str.strip()
@@ -321,7 +325,7 @@ def validate_transactions(
 
 
 def _drop_reasons(
-    df: pd.DataFrame, why: np.ndarray, column: str, rejects: _Rejects, original: pd.DataFrame
+    df: pd.DataFrame, why: np.ndarray, column: str, rejects: Rejects, original: pd.DataFrame
 ) -> pd.DataFrame:
     """Reject the rows of ``df`` with a reason in ``why`` (aligned with ``df``), one reason at a
     time; the value recorded is the input's."""
@@ -364,10 +368,10 @@ def check_customers(frame: pd.DataFrame) -> CustomersResult:
     reserved = [c for c in RESERVED_COLUMNS if c in frame.columns]
     original = frame.drop(columns=reserved) if reserved else frame
     lines = frame[LINE].to_numpy() if LINE in frame.columns else None
-    rejects = _Rejects(original, lines)
+    rejects = Rejects(original, lines)
     df = original.copy()
     df["_row"] = np.arange(len(df))
-    kept = _reader_issues(frame, df, rejects)
+    kept = reader_issues(frame, df, rejects)
     lost = df.loc[~df["_row"].isin(kept["_row"])]
     df = kept
     recovered = lost["customer_id"].astype("string").str.strip()

@@ -56,9 +56,10 @@ import pandas as pd
 from lightgbm import LGBMClassifier, LGBMRegressor
 
 from nextbest.errors import ModelInputError
+from nextbest.features.build import ID_COLUMNS
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.causal import effect_scores
-from nextbest.models.tabular import ID_COLUMNS, as_matrix, check_features, float_codes, learn_levels
+from nextbest.models.tabular import as_matrix, check_features, float_codes, learn_levels
 
 CONTROL = "control"
 LEARNERS = ("t", "x", "dr")

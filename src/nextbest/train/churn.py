@@ -1,6 +1,6 @@
 """Churn training on rolling cutoffs: examples, time-held-out evaluation, final fit, MLflow.
 
-Cutoffs c1 < ... < cN (see :func:`nextbest.models.tabular.rolling_cutoffs`),
+Cutoffs c1 < ... < cN (see :func:`nextbest.features.splits.rolling_cutoffs`),
 the newest ending its label window at ``as_of``:
 
 * evaluation model: LightGBM on c1..c(N-2), isotonic calibration on c(N-1),

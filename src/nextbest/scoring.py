@@ -28,7 +28,7 @@ import pandas as pd
 
 from nextbest.decision.catalog import Catalog
 from nextbest.decision.experiment import experiment_reasons, run_experiment
-from nextbest.decision.policy import decide, gate_offers
+from nextbest.decision.policy import Effects, decide, gate_offers
 from nextbest.decision.reasons import build_reasons
 
 SCORE_COLUMNS = (
@@ -79,20 +79,33 @@ class OfferPredictor(Protocol):
     ) -> np.ndarray: ...
 
 
+class UpliftPredictor(Protocol):
+    """What scoring needs of an uplift model (:class:`~nextbest.models.uplift.UpliftModel`)."""
+
+    arms_: tuple[str, ...]
+    feature_names_: list[str]
+
+    def predict_arrays(self, features: pd.DataFrame) -> dict[str, np.ndarray | None]: ...
+
+
 @dataclass
 class ModelSet:
     """The models and catalog one scoring run uses, with their registry versions.
 
-    ``churn`` and ``nbo`` are optional: without an offer model decisions are
-    retention or no action; without a churn model there is no retention.
+    ``churn``, ``nbo`` and ``uplift`` are optional: without an offer model
+    decisions are retention or no action; without a churn model there is no
+    retention; with an uplift model (learned from a campaign log) the offers it
+    covers are chosen by their incremental value. ``clv`` is None only for
+    customers known by attributes alone (no transactions): no scores then.
     ``label``, ``notes`` and ``skipped`` say where the models came from (a
     backtest compares two sets).
     """
 
-    clv: ClvPredictor
+    clv: ClvPredictor | None
     catalog: Catalog
     churn: ChurnPredictor | None = None
     nbo: OfferPredictor | None = None
+    uplift: UpliftPredictor | None = None
     versions: dict[str, str] = field(default_factory=dict)
     label: str = ""
     notes: list[str] = field(default_factory=list)
@@ -138,8 +151,8 @@ def score(
     scores = {c: np.full(n, np.nan) for c in MODEL_SCORE_COLUMNS}
     m = len(models.catalog.offers)
     p_convert = np.zeros((n, m))
-    if allowed.size:
-        sub = features if allowed.size == n else features.iloc[allowed]  # no copy when all consent
+    sub = features if allowed.size == n else features.iloc[allowed]  # no copy when all consent
+    if allowed.size and models.clv is not None:
         clv = models.clv.predict(sub, horizon_days=horizon_days)
         for c in ("p_alive", "expected_purchases", "expected_spend", "predicted_clv"):
             scores[c][allowed] = clv[c].to_numpy()
@@ -161,8 +174,9 @@ def score(
     )
     if allowed.size and models.nbo is not None:
         # Only pairs the policy could list are predicted (the same pairs the offer model was
-        # trained on: a category not bought lately); decide() never reads the others.
-        eligible = gate.ok[allowed]
+        # trained on: a category not bought lately); decide() never reads the others. An offer
+        # without a category has no response model: only an uplift model values it.
+        eligible = gate.ok[allowed] & models.catalog.has_category[None, :]
         if eligible.any():
             offer_j, cust_i = np.nonzero(
                 eligible.T
@@ -170,6 +184,11 @@ def score(
             p_convert[allowed[cust_i], offer_j] = models.nbo.predict_offers(
                 sub, models.catalog.offers, popularity or {}, mask=eligible
             )
+    effects = (
+        uplift_effects(models.uplift, sub, allowed, n, models.catalog)
+        if models.uplift is not None and allowed.size
+        else None
+    )
     d = decide(
         features,
         models.catalog,
@@ -179,6 +198,7 @@ def score(
         scores["p_alive"],
         consent,
         gate=gate,
+        effects=effects,
     )
     ids = features["customer_id"].astype(str).to_numpy()
     run_key = str(pd.Timestamp(as_of).date()) if as_of is not None else ""
@@ -211,6 +231,37 @@ def score(
     out["group"] = arms.group
     out["propensity"] = arms.propensity
     return out
+
+
+def uplift_effects(
+    model: UpliftPredictor, sub: pd.DataFrame, rows: np.ndarray, n: int, catalog: Catalog
+) -> Effects:
+    """The uplift model's effects on the catalog's offers for customers ``rows`` of ``n``.
+
+    Offers (and the retention offer) the model was not trained on stay NaN:
+    the decision values them by response (or the catalog's assumed uplift).
+    Feature columns the model knows but ``sub`` lacks are missing values.
+    """
+    m = len(catalog.offers)
+    frame = sub.reindex(columns=["customer_id", *model.feature_names_])
+    arrays = model.predict_arrays(frame)
+    arm = {a: k for k, a in enumerate(model.arms_)}
+    effect = np.full((n, m), np.nan)
+    ev = np.full((n, m), np.nan)
+    margin = float(catalog.policy.get("revenue_margin", 0.0))
+    for j, offer in enumerate(catalog.offers):
+        k = arm.get(offer.offer_id)
+        if k is None:
+            continue
+        tau = arrays["uplift"][:, k]
+        value = tau * offer.value - offer.cost
+        if margin and arrays["uplift_revenue"] is not None:
+            value = value + margin * arrays["uplift_revenue"][:, k]
+        effect[rows, j], ev[rows, j] = tau, value
+    retention = np.full(n, np.nan)
+    if catalog.retention is not None and catalog.retention.offer_id in arm:
+        retention[rows] = arrays["uplift"][:, arm[catalog.retention.offer_id]]
+    return Effects(effect, ev, retention, average=bool(getattr(model, "constant", False)))
 
 
 @contextmanager

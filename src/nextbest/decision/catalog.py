@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nextbest.config import models_dir, read_yaml
 from nextbest.errors import CatalogError
 
@@ -28,6 +30,9 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "control_share": 0.0,
     "explore_share": 0.0,
     "experiment_salt": "nextbest",
+    # Share of an offer's incremental revenue counted as value, when the uplift model
+    # learned revenue too (0: count conversions x value only, no double counting).
+    "revenue_margin": 0.0,
 }
 TEXT_POLICY_KEYS = {"experiment_salt"}
 
@@ -55,6 +60,7 @@ class Offer:
     max_contacts_30d: int | None = None
     eligibility: dict[str, float] = field(default_factory=dict)
     response_window_days: int = DEFAULT_RESPONSE_WINDOW_DAYS
+    outcome: str = "buy"  # what a conversion is, in words ("visit", "buy"): for reasons
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,11 @@ class Catalog:
     retention: RetentionOffer | None
     default_action: DefaultAction
     policy: dict[str, Any]
+
+    @property
+    def has_category(self) -> np.ndarray:
+        """Per offer: whether it has a product category (a response model can value it)."""
+        return np.array([o.category is not None for o in self.offers], dtype=bool)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -152,6 +163,7 @@ def parse_catalog(raw: dict) -> Catalog:
                 max_contacts_30d=entry.get("max_contacts_30d"),
                 eligibility=rules,
                 response_window_days=window,
+                outcome=str(entry.get("outcome", "buy")),
             )
         )
     if not offers:

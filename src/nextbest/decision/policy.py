@@ -8,9 +8,14 @@ Order of play for each customer (vectorised over customers x offers):
    CLV / churn / P(alive) ranges) and the **contact policy** from the contact
    history (per-offer cooldown and 30-day cap; a customer already at the
    global 30-day cap gets no personalised contact).
-3. **Expected value**: cross-sell ``P(convert) x value - cost``; retention
-   ``P(churn) x uplift x predicted CLV - cost``. The top-k eligible offers
-   with positive expected value are listed, best first.
+3. **Expected value**: with an uplift model (learned from a campaign log),
+   the *incremental* value ``effect x value - cost`` (the effect is how much
+   more likely the customer converts with the offer than without); without
+   one, cross-sell ``P(convert) x value - cost`` (ranked by response, labelled
+   so in the reasons). Retention: ``effect x predicted CLV - cost`` with the
+   learned effect, or ``P(churn) x uplift x predicted CLV - cost`` with the
+   catalog's assumed ``uplift``. The top-k eligible offers with positive
+   expected value are listed, best first.
 4. **Choice**: the retention offer when the customer is at risk
    (churn >= threshold), valuable (CLV >= floor) and retention has the higher
    expected value; else the best cross-sell if it clears
@@ -33,6 +38,24 @@ ACTIONS = ("retention", "cross_sell", "no_action", "non_personalised")
 
 
 @dataclass
+class Effects:
+    """What an uplift model says each action changes, per customer (NaN = not covered).
+
+    ``offer`` (n x m catalog offers): incremental conversion probability;
+    ``offer_ev`` (n x m): incremental expected value, ``effect x value +
+    revenue effect x revenue_margin - cost``; ``retention`` (n): the retention
+    offer's incremental conversion probability. ``average`` is true when the
+    effects are the same for everyone (the fallback when targeting did not beat
+    the best single action).
+    """
+
+    offer: np.ndarray
+    offer_ev: np.ndarray
+    retention: np.ndarray
+    average: bool = False
+
+
+@dataclass
 class Decisions:
     """Flat decision arrays (n customers; offers as n x k indices into the catalog)."""
 
@@ -46,6 +69,7 @@ class Decisions:
     contacts_30d: np.ndarray
     best_index: np.ndarray  # best eligible cross-sell (-1 = none), whether or not top_k lists it
     best_p: np.ndarray
+    effects: Effects | None = None  # None: ranked by response (no uplift model)
 
 
 def contact_state(
@@ -175,6 +199,7 @@ def decide(
     contact_history: pd.DataFrame | None = None,
     as_of=None,
     gate: OfferGate | None = None,
+    effects: Effects | None = None,
 ) -> Decisions:
     """Choose one action per customer and rank the top-k eligible offers by expected value.
 
@@ -183,7 +208,9 @@ def decide(
     customers are ignored). ``gate`` is :func:`gate_offers` of the same
     arguments when the caller already has it (``contact_history`` and
     ``as_of`` are then not read again); ``p_convert`` of pairs it rules out
-    is never used.
+    is never used. ``effects`` (an uplift model's) replace ``P(convert) x value
+    - cost`` by the incremental value for the offers it covers, and the
+    catalog's assumed retention ``uplift`` by the learned effect.
     """
     policy = catalog.policy
     n, m = p_convert.shape
@@ -197,6 +224,8 @@ def decide(
     value = np.array([o.value for o in catalog.offers])
     cost = np.array([o.cost for o in catalog.offers])
     ev = p_convert * value[None, :] - cost[None, :]
+    if effects is not None:
+        ev = np.where(np.isfinite(effects.offer_ev), effects.offer_ev, ev)
     # Offers that lose money in expectation are never listed.
     ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
     # Rank at least one offer: the best one is the cross-sell candidate even when top_k = 0
@@ -228,7 +257,10 @@ def decide(
             )
         if r.cooldown_days:
             eligible &= days_since[:, m] >= r.cooldown_days
-        retention_ev = np.where(eligible, churn * r.uplift * clv - r.cost, -np.inf)
+        saved = np.full(n, r.uplift) * churn  # the catalog's assumption: share of churners saved
+        if effects is not None:
+            saved = np.where(np.isfinite(effects.retention), effects.retention, saved)
+        retention_ev = np.where(eligible, saved * clv - r.cost, -np.inf)
 
     min_ev = float(policy["min_expected_value"])
     action = np.full(n, "no_action", dtype=object)
@@ -253,4 +285,5 @@ def decide(
         count_cust,
         best_index,
         best_p,
+        effects,
     )

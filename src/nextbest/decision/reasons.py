@@ -24,6 +24,9 @@ NO_OFFER = "NO_OFFER_CLEARS_THRESHOLD"
 CONTACT_CAP = "CONTACT_CAP_REACHED"
 LAPSED = "PROBABLY_LAPSED"
 HABIT = "PURCHASE_HABIT"
+UPLIFT = "INCREMENTAL_EFFECT"
+RESPONSE_RANKING = "RANKED_BY_RESPONSE"
+ASSUMED_EFFECT = "ASSUMED_EFFECT"
 
 
 def money(x: float) -> str:
@@ -94,9 +97,32 @@ def build_reasons(
         if offers
         else np.full((n, 1), np.nan)
     )
-    best_days = days_by_offer[np.arange(n), np.maximum(d.best_index, 0)].tolist()
+    # The chosen offer (exploration may choose another than the best one).
+    offer_pos = {o.offer_id: j for j, o in enumerate(offers)}
+    chosen = np.array([offer_pos.get(o, -1) for o in d.action_offer_id], dtype=np.int64)
+    chosen = np.where(d.action == "cross_sell", chosen, d.best_index)
+    best_days = days_by_offer[np.arange(n), np.maximum(chosen, 0)].tolist()
     value_cost = [(money(o.value), money(o.cost)) for o in offers]
-    top0, top_p0, top_ev0 = d.best_index.tolist(), d.best_p.tolist(), d.best_ev.tolist()
+    top0, top_p0, top_ev0 = chosen.tolist(), d.best_p.tolist(), d.best_ev.tolist()
+    is_best = (chosen == d.best_index).tolist()
+    eff = d.effects
+    effect_of = (
+        eff.offer[np.arange(n), np.maximum(chosen, 0)].tolist()
+        if eff is not None and offers
+        else [math.nan] * n
+    )
+    effect_ev = (
+        eff.offer_ev[np.arange(n), np.maximum(chosen, 0)].tolist()
+        if eff is not None and offers
+        else [math.nan] * n
+    )
+    ret_effect = eff.retention.tolist() if eff is not None else [math.nan] * n
+    average = "on average, " if eff is not None and eff.average else ""
+    response_only = {
+        "code": RESPONSE_RANKING,
+        "text": "ranked by how likely the customer is to buy, not by what the offer changes: "
+        "no campaign log to learn effects from yet",
+    }
     consent_l, action_l = np.asarray(consent, dtype=bool).tolist(), list(d.action)
     contacts, best_ev = d.contacts_30d.tolist(), d.best_ev.tolist()
     clv_l, churn_l, p_alive_l = clv.tolist(), churn.tolist(), p_alive.tolist()
@@ -119,15 +145,51 @@ def build_reasons(
                     f"{money(clv_l[i])} -> retention offer",
                 }
             )
+            if math.isfinite(ret_effect[i]):
+                reasons.append(
+                    {
+                        "code": UPLIFT,
+                        "text": f"{average}the offer makes a purchase "
+                        f"{ret_effect[i] * 100:.1f} points more likely (learned from the "
+                        "campaign log)",
+                    }
+                )
+            else:
+                reasons.append(
+                    {
+                        "code": ASSUMED_EFFECT,
+                        "text": f"assumes the offer saves {catalog.retention.uplift:.0%} of "
+                        "churners: a catalog assumption, no campaign log to learn it from yet",
+                    }
+                )
+        elif action == "cross_sell" and math.isfinite(effect_of[i]):
+            j = top0[i]
+            offer = offers[j]
+            value, cost = value_cost[j]
+            reasons.append(
+                {
+                    "code": UPLIFT,
+                    "text": f"{average}{effect_of[i] * 100:.1f} points more likely to "
+                    f"{offer.outcome} with {offer.name} than without; {offer.channel} costs {cost}",
+                }
+            )
+            reasons.append(
+                {
+                    "code": "EXPECTED_VALUE",
+                    "text": f"{effect_of[i]:.3f} x {value} - {cost} = incremental value "
+                    f"{money(effect_ev[i])}",
+                }
+            )
         elif action == "cross_sell":
             j = top0[i]
             offer = offers[j]
             days = best_days[i]
-            gap = (
-                "never bought " + offer.category
-                if not math.isfinite(days)
-                else f"no {offer.category} in {int(days)} days"
-            )
+            if offer.category is None:
+                gap = f"{offer.name} (no category: its effect needs a campaign log)"
+            elif not math.isfinite(days):
+                gap = "never bought " + offer.category
+            else:
+                gap = f"no {offer.category} in {int(days)} days"
             h = habit_of[i]
             habit = ""
             if h >= 0:
@@ -137,15 +199,17 @@ def build_reasons(
                 )
             reasons.append({"code": CROSS_SELL, "text": f"{habit}{gap}"})
             value, cost = value_cost[j]
-            reasons.append(
-                {
-                    "code": "EXPECTED_VALUE",
-                    "text": (
-                        f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x {value} "
-                        f"- {cost} = expected value {money(top_ev0[i])}"
-                    ),
-                }
-            )
+            if is_best[i]:
+                reasons.append(
+                    {
+                        "code": "EXPECTED_VALUE",
+                        "text": (
+                            f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x "
+                            f"{value} - {cost} = expected value {money(top_ev0[i])}"
+                        ),
+                    }
+                )
+            reasons.append(response_only)
         elif contacts[i] >= cap:
             reasons.append(
                 {

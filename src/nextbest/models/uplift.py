@@ -140,6 +140,7 @@ class UpliftModel(BaseModel):
     """
 
     FORMAT_VERSION = 1
+    constant = False  # effects differ by customer
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__()
@@ -486,3 +487,91 @@ def _predict_multiclass(model, X: np.ndarray, n_actions: int) -> np.ndarray:
         return out
     out[:, model.classes_] = model.predict_proba(X)
     return out
+
+
+class AverageEffectModel(BaseModel):
+    """The same effect of each offer for everyone: the fallback when uplift fails its gate.
+
+    When the learned policy does not beat the best single action, the decision
+    falls back to that action for everyone. This model gives the decision layer
+    exactly that: per offer, the average effect estimated from the log (the
+    self-normalised inverse-propensity means of each arm, the difference in
+    means for a randomized test), the same for every customer. Ranking offers by
+    ``effect x value - cost`` then chooses the best single action, or no
+    contact when no offer pays.
+    """
+
+    FORMAT_VERSION = 1
+    constant = True
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def fit(self, features: pd.DataFrame, log: pd.DataFrame) -> AverageEffectModel:
+        """Average conversion (and revenue) of each action in ``log``; ``features`` unused."""
+        validate_columns(
+            log, ["customer_id", "offer_id", "group", "converted"], what="campaign log"
+        )
+        known = log[log["converted"].notna()]
+        control = known["group"].astype(str).to_numpy() == CONTROL
+        offer = known["offer_id"].astype(str).to_numpy()
+        self.arms_ = tuple(sorted(set(offer[~control])))
+        if not control.any() or not self.arms_:
+            raise ModelInputError("campaign log: average effects need control and treated rows")
+        action = np.where(control, 0, pd.Index(self.arms_).get_indexer(offer) + 1)
+        p = (
+            known["propensity"].to_numpy(dtype=float)
+            if "propensity" in known.columns and known["propensity"].notna().all()
+            else np.ones(len(known))
+        )
+        w = 1.0 / p
+        y = known["converted"].to_numpy(dtype=float)
+        has_r = "revenue" in known.columns and known["revenue"].notna().all()
+        r = known["revenue"].to_numpy(dtype=float) if has_r else None
+        k = len(self.arms_) + 1
+        weight = np.bincount(action, weights=w, minlength=k)
+        self.mu_ = np.bincount(action, weights=w * y, minlength=k) / weight
+        self.mu_revenue_ = (
+            np.bincount(action, weights=w * r, minlength=k) / weight if r is not None else None
+        )
+        self.feature_names_ = []
+        self.report_ = {
+            "n_train": int(len(known)),
+            "n_per_action": {
+                name: int((action == j).sum()) for j, name in enumerate((CONTROL, *self.arms_))
+            },
+            "revenue_modelled": r is not None,
+        }
+        self.fitted_ = True
+        return self
+
+    def predict_arrays(self, features: pd.DataFrame) -> dict[str, np.ndarray | None]:
+        """As :meth:`UpliftModel.predict_arrays`, the same row for every customer."""
+        self._check_fitted()
+        n = len(features)
+        mu = np.tile(self.mu_, (n, 1))
+        out = {
+            "mu": mu,
+            "uplift": mu[:, 1:] - mu[:, [0]],
+            "mu_revenue": None,
+            "uplift_revenue": None,
+        }
+        if self.mu_revenue_ is not None:
+            mr = np.tile(self.mu_revenue_, (n, 1))
+            out["mu_revenue"], out["uplift_revenue"] = mr, mr[:, 1:] - mr[:, [0]]
+        return out
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """One row per (customer, offer), as :meth:`UpliftModel.predict`."""
+        validate_columns(features, ["customer_id"], what="uplift features")
+        arrays = self.predict_arrays(features)
+        n, k = arrays["uplift"].shape
+        return pd.DataFrame(
+            {
+                "customer_id": np.repeat(features["customer_id"].astype(str).to_numpy(), k),
+                "offer_id": np.tile(np.array(self.arms_, dtype=object), n),
+                "uplift": arrays["uplift"].ravel(),
+                "p_offer": arrays["mu"][:, 1:].ravel(),
+                "p_control": np.repeat(arrays["mu"][:, 0], k),
+            }
+        )

@@ -30,7 +30,9 @@ from nextbest.scoring import ModelSet
 CLV_MODEL_NAME = "nextbest-clv"
 CHURN_MODEL_NAME = "nextbest-churn"
 NBO_MODEL_NAME = "nextbest-nbo"
-MODEL_NAMES = (CLV_MODEL_NAME, CHURN_MODEL_NAME, NBO_MODEL_NAME)
+UPLIFT_MODEL_NAME = "nextbest-uplift"
+MODEL_NAMES = (CLV_MODEL_NAME, CHURN_MODEL_NAME, NBO_MODEL_NAME, UPLIFT_MODEL_NAME)
+OPTIONAL_MODELS = (NBO_MODEL_NAME, UPLIFT_MODEL_NAME)
 REQUIRED_MODELS = (CLV_MODEL_NAME, CHURN_MODEL_NAME)  # the offer model is optional
 CHAMPION = "champion"
 # Libraries pinned in each logged model's requirements (those its behaviour depends on).
@@ -205,7 +207,9 @@ def load_models(catalog: Catalog | None = None) -> ModelSet:
 
     The offer model is optional (``nbo is None`` when it has no champion,
     e.g. data without product categories): decisions are then retention or
-    no action only.
+    no action only. So is the uplift model (``nextbest-uplift``, trained from
+    a campaign log): with it, the offers it covers are chosen by their
+    incremental value.
 
     Raises
     ------
@@ -217,12 +221,13 @@ def load_models(catalog: Catalog | None = None) -> ModelSet:
     catalog = catalog or load_catalog()
     loaded, versions = {}, {}
     for name in MODEL_NAMES:
-        if name == NBO_MODEL_NAME and champion_version(name) is None:
-            log.warning(
-                "no '%s' version of %s: decisions are retention or no action only",
-                CHAMPION,
-                NBO_MODEL_NAME,
-            )
+        if name in OPTIONAL_MODELS and champion_version(name) is None:
+            if name == NBO_MODEL_NAME:
+                log.warning(
+                    "no '%s' version of %s: decisions are retention or no action only",
+                    CHAMPION,
+                    NBO_MODEL_NAME,
+                )
             continue
         loaded[name], mv = load_model(name)
         versions[name] = str(mv.version)
@@ -240,6 +245,7 @@ def load_models(catalog: Catalog | None = None) -> ModelSet:
         catalog=catalog,
         churn=loaded[CHURN_MODEL_NAME],
         nbo=nbo,
+        uplift=loaded.get(UPLIFT_MODEL_NAME),
         versions=versions,
         label=CHAMPION,
     )

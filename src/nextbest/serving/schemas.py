@@ -258,7 +258,7 @@ class ReloadRequest(BaseModel):
 # -- responses -----------------------------------------------------------------------------------
 class OfferOut(BaseModel):
     offer_id: str
-    category: str
+    category: str | None = Field(description="Product category; null for an offer without one.")
     p_convert: float = Field(
         description="P(customer buys the offer's category in the next window)."
     )

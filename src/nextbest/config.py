@@ -291,7 +291,7 @@ def load_config(name: str, overrides: dict | None = None, path: Path | None = No
     return merge(merge(defaults, from_file), overrides)
 
 
-MODEL_CONFIGS = ("clv", "churn", "nbo")
+MODEL_CONFIGS = ("clv", "churn", "nbo", "uplift")
 
 
 def load_configs(

@@ -243,7 +243,7 @@ def stats_of(scores: pd.DataFrame) -> dict:
     offers = scores["action_offer_id"].fillna("(no offer)")
     return {
         "customers": int(len(scores)),
-        "scored": int(scores["predicted_clv"].notna().sum()),
+        "scored": int(scores["consent_profiling"].astype(bool).sum()),
         "opted_out": int((~scores["consent_profiling"].astype(bool)).sum()),
         "actions": {str(k): int(v) for k, v in scores["action"].value_counts().items()},
         "offers": {str(k): int(v) for k, v in offers.value_counts().items()},

@@ -17,21 +17,23 @@ from pathlib import Path
 import pandas as pd
 
 from nextbest import registry
+from nextbest.batch.chunks import stats_of
 from nextbest.batch.job import BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
-from nextbest.batch.output import write_side_rejects
+from nextbest.batch.output import write_scores, write_side_rejects
 from nextbest.batch.progress import Reporter, RichReporter
 from nextbest.batch.report import ScoreReport, write_score_report
 from nextbest.batch.source import Source, file_digest
 from nextbest.config import settings
-from nextbest.data import load_dataset
+from nextbest.data import ATTRIBUTE_DATASETS, load_dataset
+from nextbest.data.campaign_log import treatment_contacts, validate_campaign_log
 from nextbest.data.files import read_table
 from nextbest.data.readers import ReadOptions, split_flagged
 from nextbest.data.schema import check_customers, require_columns
 from nextbest.decision.catalog import load_catalog
 from nextbest.errors import BatchError, SchemaError
 from nextbest.features.rfm import as_of_date
-from nextbest.scoring import ModelSet
+from nextbest.scoring import ModelSet, score
 
 ENGINES = ("local", "spark")
 
@@ -67,6 +69,7 @@ def build_job(
     catalog,
     workers: int = 1,
     options: ReadOptions | None = None,
+    campaign_log: Path | None = None,
 ) -> BatchJob:
     """Check the arguments and the inputs' columns (fatal problems raise before any work).
 
@@ -103,7 +106,11 @@ def build_job(
                 side["customers"] = checked.rejects
     source.columns()  # a missing required column is fatal before anything is read
     history = None
-    if contact_history is not None:
+    if campaign_log is not None:
+        history, bad = campaign_contacts(campaign_log, catalog, cutoff, options)
+        if len(bad):
+            side["campaign-log"] = bad
+    elif contact_history is not None:
         history, bad = split_flagged(read_table(contact_history, options=options))
         require_columns(history, ("customer_id", "offer_id", "timestamp"), "contact history")
         if len(bad):
@@ -119,7 +126,9 @@ def build_job(
         chunk_size=int(chunk_size),
         resume=resume,
         catalog_digest=catalog_digest(catalog),
-        history_digest=file_digest(Path(contact_history)) if contact_history else "",
+        history_digest=file_digest(Path(campaign_log or contact_history))
+        if (campaign_log or contact_history)
+        else "",
         workers=int(workers),
         side_rejects=side,
     )
@@ -174,6 +183,7 @@ class ScoreRequest:
     spark_master: str | None = None
     track: bool = True
     options: ReadOptions | None = None
+    campaign_log: Path | None = None
 
 
 def score_files(
@@ -194,6 +204,11 @@ def score_files(
         On an unusable input or output, before any work is done.
     """
     registry.setup(settings().paths)
+    attributes_only = request.transactions is None and (
+        request.dataset is None or request.dataset in ATTRIBUTE_DATASETS
+    )
+    if attributes_only:
+        return score_attributes(request)
     catalog = load_catalog(request.catalog)
     models = registry.load_models(catalog)
     job = build_job(
@@ -210,6 +225,7 @@ def score_files(
         catalog,
         request.workers,
         request.options,
+        request.campaign_log,
     )
     result = run_job(job, models, request.engine, reporter, request.spark_master)
     for name, rejects in job.side_rejects.items():
@@ -221,6 +237,75 @@ def score_files(
         report = write_score_report(result.output, catalog)
         if request.track:
             log_score_run(result, models, report)
+    return result, models, report
+
+
+def campaign_contacts(
+    path: Path, catalog, as_of, options: ReadOptions | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The contacts of a campaign log (its treatment rows), for cooldowns and caps, and its rejects.
+
+    The same file the uplift model learns from: what was sent is one log, not two.
+    """
+    frame, unreadable = split_flagged(read_table(path, options=options))
+    checked = validate_campaign_log(frame, catalog, as_of)
+    rejects = pd.concat([unreadable, checked.rejects], ignore_index=True)
+    return treatment_contacts(checked.log), rejects
+
+
+def score_attributes(request: ScoreRequest) -> tuple[JobResult, ModelSet, ScoreReport | None]:
+    """Score customers known by their attributes only (a customers file, no transactions).
+
+    Only an uplift model (trained from a campaign log) can decide for them: no
+    CLV, churn or offer scores. Everything is in memory (one row per customer).
+    """
+    started = time.perf_counter()
+    if request.dataset is not None:
+        ds = load_dataset(request.dataset)
+        customers, bundled_log = ds.customers, ds.campaign_log
+        catalog = load_catalog(request.catalog or ds.catalog_path)
+        as_of = pd.Timestamp(request.as_of or ds.default_as_of)
+    elif request.customers is not None:
+        if request.as_of is None:
+            raise SchemaError("scoring customers without transactions needs --as-of")
+        checked = check_customers(read_table(request.customers, options=request.options))
+        customers, bundled_log = checked.customers, None
+        catalog = load_catalog(request.catalog)
+        as_of = as_of_date(request.as_of)
+    else:
+        raise SchemaError("give --dataset, --transactions, or --customers with --as-of")
+    models = registry.load_models(catalog, need_clv=False)
+    if models.uplift is None:
+        raise SchemaError(
+            "customers without transactions can only be decided by an uplift model: train one "
+            "with `nextbest train --campaign-log LOG --customers FILE`"
+        )
+    history, side = None, {}
+    if request.campaign_log is not None:
+        history, bad = campaign_contacts(request.campaign_log, catalog, as_of, request.options)
+        if len(bad):
+            side["campaign-log"] = bad
+    elif bundled_log is not None:
+        history = treatment_contacts(validate_campaign_log(bundled_log, catalog, as_of).log)
+    scores = score(customers, models, request.horizon_days, None, history, as_of)
+    output = write_scores(scores, Path(request.output))
+    seconds = time.perf_counter() - started
+    result = JobResult(
+        output=output,
+        rejects_path=None,
+        as_of=as_of,
+        n_input=len(customers),
+        n_chunks=1,
+        stats=stats_of(scores),
+        rejected={},
+        seconds={"scoring": seconds},
+    )
+    for name, rejects in side.items():
+        result.side_rejects[name] = write_side_rejects(rejects, output, name)
+    result.read_notes.append("customers known by their attributes only: uplift decisions")
+    report = write_score_report(output, catalog)
+    if request.track:
+        log_score_run(result, models, report)
     return result, models, report
 
 

@@ -52,7 +52,10 @@ _state = {"debug": False}
 LOG_FILE = "nextbest.log"
 
 DatasetOpt = typer.Option(
-    None, "--dataset", "-d", help="Bundled dataset: cdnow, cdnow-full or completejourney."
+    None,
+    "--dataset",
+    "-d",
+    help="Bundled dataset: cdnow, cdnow-full, completejourney or hillstrom (a campaign log).",
 )
 TransactionsOpt = typer.Option(
     None, "--transactions", "-t", exists=False, help="Your transactions file (.csv or .parquet)."
@@ -70,6 +73,12 @@ AsOfOpt = typer.Option(
 )
 CatalogOpt = typer.Option(
     None, "--catalog", help="Offer catalog YAML (default models/offers.yaml)."
+)
+CampaignLogOpt = typer.Option(
+    None,
+    "--campaign-log",
+    help="What was sent to whom and what happened (CSV or Parquet: customer_id, offer_id, "
+    "contacted_at, group, propensity?, converted?, revenue?); see README 'Learning what works'.",
 )
 CsvSepOpt = typer.Option(
     None, "--csv-sep", help="CSV field separator, e.g. ';' or tab (default: detected)."
@@ -184,13 +193,20 @@ def _read_options(csv_sep=None, decimal=None, encoding=None, date_format=None):
     return options if options.given else None
 
 
-def _load(dataset, transactions, customers, mapping, options=None):
+def _load(dataset, transactions, customers, mapping, options=None, campaign_log=None):
     from nextbest.data import load_dataset, write_customer_rejects
     from nextbest.data.files import parse_mapping
 
-    if (dataset is None) == (transactions is None):
-        raise SchemaError("give exactly one of --dataset or --transactions")
-    ds = load_dataset(dataset, transactions, customers, parse_mapping(mapping), options)
+    if dataset is not None and transactions is not None:
+        raise SchemaError("give one of --dataset or --transactions, not both")
+    if dataset is None and transactions is None and (customers is None or campaign_log is None):
+        raise SchemaError(
+            "give --dataset or --transactions (or --customers with --campaign-log: customers "
+            "known by their attributes only)"
+        )
+    ds = load_dataset(
+        dataset, transactions, customers, parse_mapping(mapping), options, campaign_log
+    )
     rejects = write_customer_rejects(ds, settings().paths.ensure().rejects)
     _say(present.input_lines(ds, rejects))
     return ds
@@ -237,13 +253,14 @@ def train(
     catalog: Path | None = CatalogOpt,
     config_dir: Path | None = ConfigDirOpt,
     clv_only: bool = typer.Option(False, "--clv-only", help="Train only the CLV model."),
+    campaign_log: Path | None = CampaignLogOpt,
     csv_sep: str | None = CsvSepOpt,
     decimal: str | None = DecimalOpt,
     encoding: str | None = EncodingOpt,
     date_format: str | None = DateFormatOpt,
 ) -> None:
-    """Train CLV, churn and next-best-offer models; log to MLflow; register; promote past the
-    gates."""
+    """Train CLV, churn and next-best-offer models (and uplift, with --campaign-log); log to
+    MLflow; register; promote past the gates."""
     from nextbest.decision.catalog import load_catalog
     from nextbest.train import train_clv
     from nextbest.train.pipeline import train_all
@@ -258,11 +275,11 @@ def train(
         {"clv": clv_flags, "churn": {"horizon_days": churn_horizon_days}}, config_dir
     )
     options = _read_options(csv_sep, decimal, encoding, date_format)
-    ds = _load(dataset, transactions, customers, mapping, options)
+    ds = _load(dataset, transactions, customers, mapping, options, campaign_log)
     if clv_only:
         _say(present.train_lines(clv=train_clv(ds, cfg["clv"], as_of=as_of)))
     else:
-        pipe = train_all(ds, cfg, load_catalog(catalog), as_of=as_of)
+        pipe = train_all(ds, cfg, load_catalog(catalog or ds.catalog_path), as_of=as_of)
         _say(present.train_lines(pipe=pipe, k=cfg["nbo"]["k"]))
 
 
@@ -294,8 +311,10 @@ def score(
     contact_history: Path | None = typer.Option(
         None,
         "--contact-history",
-        help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps.",
+        help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps; "
+        "--campaign-log replaces it (its treatment rows are the contacts).",
     ),
+    campaign_log: Path | None = CampaignLogOpt,
     engine: str = typer.Option(
         "local",
         "--engine",
@@ -354,6 +373,7 @@ def score(
             spark_master=spark_master,
             track=track,
             options=_read_options(csv_sep, decimal, encoding, date_format),
+            campaign_log=campaign_log,
         ),
         batch_command.make_reporter(console),
     )

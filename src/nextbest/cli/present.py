@@ -17,22 +17,24 @@ if TYPE_CHECKING:  # pandas takes a second to import; --help should not wait for
 
 
 def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
-    """The summary of ``nextbest train``: CLV choice, churn and offer measures, registry outcome.
+    """The summary of ``nextbest train``: CLV choice, churn, offer and uplift measures, registry.
 
     Give the pipeline result ``pipe`` (all models) or only the CLV result ``clv`` (``--clv-only``).
     """
     clv = pipe.clv if pipe is not None else clv
-    s = clv.model.summary()
-    m = clv.metrics
-    lines = [
-        f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
-        f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}",
-        clv.notes[0],
-        f"inner holdout: MAE {m['inner_holdout_mae']:.4f} "
-        f"(baseline {m['baseline_holdout_mae']:.4f}), aggregate error "
-        f"{m['inner_holdout_aggregate_error']:+.1%}",
-    ]
-    if pipe is not None:
+    lines: list[str] = []
+    if clv is not None:
+        s = clv.model.summary()
+        m = clv.metrics
+        lines += [
+            f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
+            f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}",
+            clv.notes[0],
+            f"inner holdout: MAE {m['inner_holdout_mae']:.4f} "
+            f"(baseline {m['baseline_holdout_mae']:.4f}), aggregate error "
+            f"{m['inner_holdout_aggregate_error']:+.1%}",
+        ]
+    if pipe is not None and pipe.churn is not None:
         cm = pipe.churn.metrics
         lines.append(
             f"[bold]churn[/] test AUC {cm['test_auc']:.3f} (recency "
@@ -48,15 +50,28 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
                 f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought "
                 f"{nm[f'baseline_last_bought_hit_at_{k}']:.3f})"
             )
-        lines.append(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
+    if pipe is not None and pipe.uplift is not None:
+        lines.append(f"[bold]uplift[/] {pipe.uplift.kind}, {pipe.uplift.seconds:.1f}s")
+        table = pipe.uplift.evaluation.policies
+        for row in table.itertuples():
+            lines.append(
+                f"  policy {row.policy}: contacts {row.contact_share:.0%}, value per customer "
+                f"{row.dr_value:+.4f} (95% CI {row.dr_low:+.4f} to {row.dr_high:+.4f})"
+            )
+    if pipe is not None:
+        lines += pipe.notes
+        if pipe.snapshot is not None:
+            lines.append(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
+        else:
+            lines.append(f"pipeline took {pipe.seconds:.1f}s")
         promoted, versions = pipe.promoted, pipe.versions
     else:
         promoted = {"nextbest-clv": clv.promoted}
         versions = {"nextbest-clv": clv.version}
     for name, ok in promoted.items():
         status = "promoted to champion" if ok else "NOT promoted (gate failed)"
-        lines.append(f"registered {name} version {versions[name]}: {status}")
-    if clv.rejects_path:
+        lines.append(f"registered {name} version {versions.get(name)}: {status}")
+    if clv is not None and clv.rejects_path:
         lines.append(f"rejected rows written to {clv.rejects_path}")
     return lines
 

@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from nextbest.config import models_dir
 from nextbest.data.cdnow import load_cdnow
 from nextbest.data.completejourney import load_completejourney
+from nextbest.data.hillstrom import HILLSTROM_AS_OF, load_hillstrom
 from nextbest.data.readers import ReadOptions, read_frame
 from nextbest.data.schema import check_customers, opted_out
 from nextbest.errors import SchemaError
 
-DATASETS = ("cdnow", "cdnow-full", "completejourney")
+DATASETS = ("cdnow", "cdnow-full", "completejourney", "hillstrom")
+ATTRIBUTE_DATASETS = frozenset({"hillstrom"})  # customers known by attributes, no transactions
+EMPTY_TRANSACTIONS = {"customer_id": str, "timestamp": "datetime64[ns]", "amount": float}
 
 
 @dataclass
@@ -33,11 +37,24 @@ class Dataset:
     read_notes: list[str] = field(default_factory=list)
     # Rows of the customers file that were rejected (row, line, column, value, reason).
     customer_rejects: pd.DataFrame | None = None
+    # A campaign log as read (validated against the catalog by training and scoring).
+    campaign_log: pd.DataFrame | None = None
+    # The offer catalog that goes with a bundled dataset (None: the default catalog).
+    catalog_path: Path | None = None
+
+    @property
+    def has_transactions(self) -> bool:
+        """False for customers known by their attributes only (e.g. Hillstrom)."""
+        return len(self.transactions) > 0
 
     @property
     def opted_out(self) -> set[str]:
         """Ids of customers who objected to profiling (see :func:`~.schema.opted_out`)."""
         return opted_out(self.customers)
+
+
+def _no_transactions() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in EMPTY_TRANSACTIONS.items()})
 
 
 def _customers_from(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -51,12 +68,13 @@ def load_dataset(
     customers: str | Path | None = None,
     mapping: dict[str, str] | None = None,
     options: ReadOptions | None = None,
+    campaign_log: str | Path | None = None,
 ) -> Dataset:
-    """Load a bundled dataset by ``name`` or the user's ``transactions`` file.
+    """Load a bundled dataset by ``name``, the user's ``transactions`` file, or only customers.
 
     Parameters
     ----------
-    name : {"cdnow", "cdnow-full", "completejourney"}, optional
+    name : {"cdnow", "cdnow-full", "completejourney", "hillstrom"}, optional
     transactions, customers : path, optional
         CSV or Parquet files; ``customers`` must have ``customer_id`` and may
         have ``consent_profiling``.
@@ -65,13 +83,24 @@ def load_dataset(
     options : ReadOptions, optional
         Separator, decimal mark, encoding and date format of CSV files
         (``None`` parts are detected; what was used is in ``read_notes``).
+    campaign_log : path, optional
+        What was sent to whom and what happened (see
+        :mod:`nextbest.data.campaign_log`); read here, validated by its users.
+
+    Without ``name`` and ``transactions``, ``customers`` alone is a base known
+    by its attributes: an uplift model can still learn from a campaign log and
+    decide for it.
     """
 
-    if (name is None) == (transactions is None):
-        raise SchemaError("give exactly one of a dataset name or a transactions file")
+    if name is not None and transactions is not None:
+        raise SchemaError("give a dataset name or a transactions file, not both")
+    if name is None and transactions is None and customers is None:
+        raise SchemaError("give a dataset name, a transactions file or a customers file")
     extras: dict[str, pd.DataFrame] = {}
     default_as_of = None
     notes: list[str] = []
+    bundled_log: pd.DataFrame | None = None
+    catalog: Path | None = None
     if name is not None:
         if name in ("cdnow", "cdnow-full"):
             tx = load_cdnow(full=name == "cdnow-full")
@@ -80,8 +109,20 @@ def load_dataset(
         elif name == "completejourney":
             tx, cust, extras = load_completejourney()
             default_as_of = pd.Timestamp("2018-01-01")
+        elif name == "hillstrom":
+            log, cust = load_hillstrom()
+            tx = _no_transactions()
+            default_as_of = HILLSTROM_AS_OF
+            if campaign_log is None:
+                bundled_log = log
+            catalog = models_dir() / "hillstrom_offers.yaml"
         else:
             raise SchemaError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    elif transactions is None:
+        tx = _no_transactions()
+        cust, info = read_frame(customers, None, options)
+        notes.append(f"{Path(customers).name}: {info.summary}")
+        name = Path(customers).name
     else:
         tx, info = read_frame(transactions, mapping, options)
         notes.append(f"{Path(transactions).name}: {info.summary}")
@@ -98,6 +139,9 @@ def load_dataset(
     if customers is not None and name in DATASETS:
         cust, info = read_frame(customers, None, options)
         notes.append(f"{Path(customers).name}: {info.summary}")
+    if campaign_log is not None:
+        bundled_log, info = read_frame(campaign_log, None, options)
+        notes.append(f"{Path(campaign_log).name}: {info.summary}")
     checked = check_customers(cust)
     return Dataset(
         name=name,
@@ -107,6 +151,8 @@ def load_dataset(
         default_as_of=default_as_of,
         read_notes=notes,
         customer_rejects=checked.rejects if len(checked.rejects) else None,
+        campaign_log=bundled_log,
+        catalog_path=catalog,
     )
 
 

@@ -89,7 +89,8 @@ def build_reasons(
         np.column_stack(
             [
                 features[c].to_numpy(dtype=float)
-                if (c := f"days_since_{category_key(o.category)}") in features.columns
+                if o.category is not None
+                and (c := f"days_since_{category_key(o.category)}") in features.columns
                 else np.full(n, np.nan)
                 for o in offers
             ]

@@ -202,7 +202,7 @@ def load_model(name: str, ref: str = CHAMPION):
     return pyfunc_model.unwrap_python_model().model, mv
 
 
-def load_models(catalog: Catalog | None = None) -> ModelSet:
+def load_models(catalog: Catalog | None = None, need_clv: bool = True) -> ModelSet:
     """The ``champion`` of every model as a :class:`~nextbest.scoring.ModelSet`.
 
     The offer model is optional (``nbo is None`` when it has no champion,
@@ -214,14 +214,17 @@ def load_models(catalog: Catalog | None = None) -> ModelSet:
     Raises
     ------
     NoChampionError
-        If the CLV or churn model has no champion yet.
+        If the CLV or churn model has no champion yet (with ``need_clv``;
+        without it, for customers known by attributes only, every model is
+        optional).
     CatalogError
         If the catalog names an offer the champion offer model was not trained on.
     """
     catalog = catalog or load_catalog()
     loaded, versions = {}, {}
+    optional = OPTIONAL_MODELS if need_clv else MODEL_NAMES
     for name in MODEL_NAMES:
-        if name in OPTIONAL_MODELS and champion_version(name) is None:
+        if name in optional and champion_version(name) is None:
             if name == NBO_MODEL_NAME:
                 log.warning(
                     "no '%s' version of %s: decisions are retention or no action only",
@@ -241,9 +244,9 @@ def load_models(catalog: Catalog | None = None) -> ModelSet:
                 f"v{versions[NBO_MODEL_NAME]} was not trained on; retrain with `nextbest train`"
             )
     return ModelSet(
-        clv=loaded[CLV_MODEL_NAME],
+        clv=loaded.get(CLV_MODEL_NAME),
         catalog=catalog,
-        churn=loaded[CHURN_MODEL_NAME],
+        churn=loaded.get(CHURN_MODEL_NAME),
         nbo=nbo,
         uplift=loaded.get(UPLIFT_MODEL_NAME),
         versions=versions,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
 from nextbest.data.snapshot import snapshot_files, write_snapshot
 from nextbest.decision.catalog import Catalog
-from nextbest.errors import GateFailedError, NotApplicableError
+from nextbest.errors import GateFailedError, InputError, NotApplicableError
 from nextbest.features.build import build_context, category_popularity, features_at
 from nextbest.plots import classifier as pc
 from nextbest.registry import (
@@ -33,6 +33,7 @@ from nextbest.registry import (
     CLV_MODEL_NAME,
     MODEL_NAMES,
     NBO_MODEL_NAME,
+    UPLIFT_MODEL_NAME,
     flatten,
     log_model,
     missing_champions,
@@ -41,6 +42,7 @@ from nextbest.registry import (
 from nextbest.train.churn import ChurnResult, train_churn
 from nextbest.train.clv import TrainResult, default_as_of, prepare_transactions, train_clv
 from nextbest.train.nbo import NboResult, train_nbo
+from nextbest.train.uplift import UpliftResult, prepare_campaign_log, run_uplift, uplift_features
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,15 @@ log = logging.getLogger(__name__)
 class PipelineResult:
     run_id: str
     as_of: pd.Timestamp
-    clv: TrainResult
-    churn: ChurnResult
+    clv: TrainResult | None  # None without transactions
+    churn: ChurnResult | None
     nbo: NboResult | None
     versions: dict[str, str | None]
     promoted: dict[str, bool]
-    snapshot: Path
+    snapshot: Path | None
     seconds: float
+    uplift: UpliftResult | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _log_classifier_run(
@@ -153,68 +157,113 @@ def train_all(
     paths: Paths | None = None,
     register: bool = True,
 ) -> PipelineResult:
-    """Train CLV, churn and NBO on ``dataset`` before ``as_of``; log, register, promote.
+    """Train every model ``dataset`` supports, on data before ``as_of``; log, register, promote.
 
-    Writes the serving snapshot at the end.
+    With transactions: CLV, churn and next best offer, then the serving
+    snapshot. With a campaign log: the uplift model too (alone for customers
+    known by attributes only: CLV, churn and offers need transactions and are
+    skipped with a note).
     """
     import mlflow
 
     started = time.perf_counter()
     paths = (paths or Paths.from_env()).ensure()
-    as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(dataset.transactions)
+    has_tx = dataset.has_transactions
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of)
+    elif has_tx:
+        as_of = default_as_of(dataset.transactions)
+    elif dataset.default_as_of is not None:
+        as_of = pd.Timestamp(dataset.default_as_of)
+    else:
+        raise InputError("without transactions, give --as-of (the first day not observed)")
+    if not has_tx and dataset.campaign_log is None:
+        raise InputError("nothing to train: no transactions and no campaign log")
     setup(paths)
-    prepared = prepare_transactions(dataset, as_of)
-    tx = prepared[0]
     unit = float(configs["clv"]["time_unit_days"])
+    notes: list[str] = []
+    clv = churn = nbo = snapshot = None
+    versions: dict[str, str | None] = {}
+    promoted: dict[str, bool] = {}
     with mlflow.start_run(run_name=f"pipeline-{dataset.name}-{as_of.date()}") as parent:
         mlflow.set_tags({"dataset": dataset.name, "stage": "pipeline", "as_of": str(as_of.date())})
         mlflow.log_dict(catalog.as_dict(), "catalog.json")
-        clv = train_clv(
-            dataset, configs["clv"], as_of=as_of, paths=paths, register=register, prepared=prepared
-        )
-        ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
-
-        churn, churn_version, churn_promoted = run_churn(
-            ctx, dataset.name, as_of, configs, clv.model.count_model_used_, register
-        )
-        try:
-            nbo, nbo_version, nbo_promoted = run_nbo(
-                ctx, dataset.name, as_of, configs, catalog, register
+        tx = None
+        if has_tx:
+            prepared = prepare_transactions(dataset, as_of)
+            tx = prepared[0]
+            clv = train_clv(
+                dataset,
+                configs["clv"],
+                as_of=as_of,
+                paths=paths,
+                register=register,
+                prepared=prepared,
             )
-        except NotApplicableError as exc:
-            mlflow.set_tag("nbo_skipped", str(exc))
-            nbo, nbo_version, nbo_promoted = None, None, False
-
-        features = features_at(ctx, as_of, unit)
-        meta = {
-            "as_of": str(as_of.date()),
-            "time_unit_days": unit,
-            "popularity": category_popularity(ctx, as_of),
-            "dataset": dataset.name,
-            "pipeline_run_id": parent.info.run_id,
-            "versions": {
+            ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
+            churn, churn_version, churn_promoted = run_churn(
+                ctx, dataset.name, as_of, configs, clv.model.count_model_used_, register
+            )
+            try:
+                nbo, nbo_version, nbo_promoted = run_nbo(
+                    ctx, dataset.name, as_of, configs, catalog, register
+                )
+            except NotApplicableError as exc:
+                mlflow.set_tag("nbo_skipped", str(exc))
+                nbo, nbo_version, nbo_promoted = None, None, False
+            versions = {
                 CLV_MODEL_NAME: clv.version,
                 CHURN_MODEL_NAME: churn_version,
                 NBO_MODEL_NAME: nbo_version,
-            },
-        }
-        snapshot = write_snapshot(features, dataset.opted_out, meta, paths)
+            }
+            promoted = {
+                CLV_MODEL_NAME: clv.promoted,
+                CHURN_MODEL_NAME: churn_promoted,
+                **({NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {}),
+            }
+        else:
+            notes.append(
+                "no transactions: CLV, churn and next best offer need them and were skipped; "
+                "the uplift model decides from customer attributes alone"
+            )
+        uplift = None
+        if dataset.campaign_log is not None:
+            campaign = prepare_campaign_log(dataset.campaign_log, catalog, as_of, tx)
+            features = uplift_features(dataset.customers, tx, as_of, unit, catalog, dataset.extras)
+            uplift, versions[UPLIFT_MODEL_NAME] = run_uplift(
+                dataset.name, campaign, features, catalog, configs["uplift"], register
+            )
+            promoted[UPLIFT_MODEL_NAME] = True
+            notes += uplift.notes
+            if len(campaign.rejects):
+                notes.append(f"campaign log: {len(campaign.rejects):,} row(s) rejected")
+        if has_tx:
+            features = features_at(ctx, as_of, unit)
+            meta = {
+                "as_of": str(as_of.date()),
+                "time_unit_days": unit,
+                "popularity": category_popularity(ctx, as_of),
+                "dataset": dataset.name,
+                "pipeline_run_id": parent.info.run_id,
+                "versions": versions,
+            }
+            snapshot = write_snapshot(features, dataset.opted_out, meta, paths)
         seconds = time.perf_counter() - started
         mlflow.log_metric("pipeline_seconds", seconds)
+        if notes:
+            mlflow.set_tag("notes", " | ".join(notes)[:5000])
         return PipelineResult(
             run_id=parent.info.run_id,
             as_of=as_of,
             clv=clv,
             churn=churn,
             nbo=nbo,
-            versions=meta["versions"],
-            promoted={
-                CLV_MODEL_NAME: clv.promoted,
-                CHURN_MODEL_NAME: churn_promoted,
-                **({NBO_MODEL_NAME: nbo_promoted} if nbo is not None else {}),
-            },
+            versions=versions,
+            promoted=promoted,
             snapshot=snapshot,
             seconds=seconds,
+            uplift=uplift,
+            notes=notes,
         )
 
 

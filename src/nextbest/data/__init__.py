@@ -93,7 +93,7 @@ def load_dataset(
     """
 
     if name is not None and transactions is not None:
-        raise SchemaError("give a dataset name or a transactions file, not both")
+        raise SchemaError("give exactly one of a dataset name or a transactions file, not both")
     if name is None and transactions is None and customers is None:
         raise SchemaError("give a dataset name, a transactions file or a customers file")
     extras: dict[str, pd.DataFrame] = {}

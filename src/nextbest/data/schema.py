@@ -406,8 +406,32 @@ def check_customers(frame: pd.DataFrame) -> CustomersResult:
         if unknown.any():
             rejects.take(df, unknown, "consent_profiling", why[unknown][0])
         df["consent_profiling"] = consent
-    out = df.drop(columns="_row").reset_index(drop=True)
+    out = typed_attributes(df.drop(columns="_row").reset_index(drop=True))
     return CustomersResult(out, rejects.frame())
+
+
+def typed_attributes(customers: pd.DataFrame) -> pd.DataFrame:
+    """Attribute columns of text that are all numbers (blanks aside) as floats; others as given.
+
+    A CSV is read as text (ids keep their zeros); an attribute such as ``age``
+    or ``recency`` is a number to a model. A column with one value that is not
+    a number stays text (categorical).
+    """
+    out = customers
+    for col in customers.columns:
+        if col in ("customer_id", "consent_profiling"):
+            continue
+        values = customers[col]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        text = values.astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        numbers = pd.to_numeric(text.where(~blank), errors="coerce")
+        if (~blank).any() and numbers[~blank].notna().all():
+            if out is customers:
+                out = customers.copy()
+            out[col] = numbers.astype("float64")
+    return out
 
 
 def validate_customers(frame: pd.DataFrame) -> pd.DataFrame:

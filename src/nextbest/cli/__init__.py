@@ -198,7 +198,7 @@ def _load(dataset, transactions, customers, mapping, options=None, campaign_log=
     from nextbest.data.files import parse_mapping
 
     if dataset is not None and transactions is not None:
-        raise SchemaError("give one of --dataset or --transactions, not both")
+        raise SchemaError("give exactly one of --dataset or --transactions, not both")
     if dataset is None and transactions is None and (customers is None or campaign_log is None):
         raise SchemaError(
             "give --dataset or --transactions (or --customers with --campaign-log: customers "

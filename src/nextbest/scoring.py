@@ -3,7 +3,9 @@
 Per customer it returns ``customer_id, p_alive, expected_purchases,
 expected_spend, predicted_clv, churn_probability, action, action_offer_id,
 offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of``,
-``horizon_days``, ``group`` and ``propensity``). ``offers`` is the ranked
+``horizon_days``, ``channel``, ``group`` and ``propensity``). ``channel`` is
+where the action goes out: a channel the customer has not refused, the
+cheapest for the offer (``None``: nothing is sent). ``offers`` is the ranked
 top-k list of ``{offer_id, category, p_convert, expected_value}``;
 ``reasons`` a list of ``{code, text}``. ``group`` is ``treatment`` (the
 greedy choice), ``control`` (the randomized holdout: nothing is sent) or
@@ -228,6 +230,7 @@ def score(
     out["consent_profiling"] = consent
     out["as_of"] = pd.Timestamp(as_of) if as_of is not None else pd.NaT
     out["horizon_days"] = float(horizon_days)
+    out["channel"] = d.channel
     out["group"] = arms.group
     out["propensity"] = arms.propensity
     return out
@@ -247,21 +250,21 @@ def uplift_effects(
     arrays = model.predict_arrays(frame)
     arm = {a: k for k, a in enumerate(model.arms_)}
     effect = np.full((n, m), np.nan)
-    ev = np.full((n, m), np.nan)
+    revenue_value = np.zeros((n, m))
     margin = float(catalog.policy.get("revenue_margin", 0.0))
     for j, offer in enumerate(catalog.offers):
         k = arm.get(offer.offer_id)
         if k is None:
             continue
-        tau = arrays["uplift"][:, k]
-        value = tau * offer.value - offer.cost
+        effect[rows, j] = arrays["uplift"][:, k]
         if margin and arrays["uplift_revenue"] is not None:
-            value = value + margin * arrays["uplift_revenue"][:, k]
-        effect[rows, j], ev[rows, j] = tau, value
+            revenue_value[rows, j] = margin * arrays["uplift_revenue"][:, k]
     retention = np.full(n, np.nan)
     if catalog.retention is not None and catalog.retention.offer_id in arm:
         retention[rows] = arrays["uplift"][:, arm[catalog.retention.offer_id]]
-    return Effects(effect, ev, retention, average=bool(getattr(model, "constant", False)))
+    return Effects(
+        effect, revenue_value, retention, average=bool(getattr(model, "constant", False))
+    )
 
 
 @contextmanager

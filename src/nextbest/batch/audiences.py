@@ -59,7 +59,7 @@ COLUMNS = (
 )
 CONTROL_FILE = "control-holdout.csv"
 # Written by scores files of nextbest >= 0.2; older files read as the greedy policy.
-OPTIONAL = ("group", "propensity")
+OPTIONAL = ("group", "propensity", "channel")
 NEEDED = (
     "customer_id",
     "action",
@@ -115,7 +115,7 @@ def read_scores(path: str | Path) -> pa.Table:
             first[col] = {f: [i.get(f) for i in items] for f in fields}
         consent = frame["consent_profiling"].astype(str).str.lower().isin(["true", "1"])
         groups = {
-            c: frame[c].astype(float if c == "propensity" else str)
+            c: frame[c].astype(float) if c == "propensity" else frame[c].astype(object)
             for c in OPTIONAL
             if c in frame.columns
         }
@@ -148,6 +148,8 @@ def table_columns(frame: pd.DataFrame, first: dict, consent: pd.Series) -> dict:
 def _with_groups(table: pa.Table) -> pa.Table:
     """``group`` and ``propensity`` columns (a file from before experiments: the greedy policy)."""
     n = len(table)
+    if "channel" not in table.column_names:
+        table = table.append_column("channel", pa.nulls(n, pa.string()))
     if "group" not in table.column_names:
         table = table.append_column("group", pa.array(["treatment"] * n, pa.string()))
     if "propensity" not in table.column_names:
@@ -277,7 +279,7 @@ def audience_frames(
             "customer_id": f["customer_id"].astype(str).to_numpy(),
             "offer_id": offer,
             "offer_name": [names.get(o, ("", ""))[0] for o in offer],
-            "channel": [names.get(o, ("", ""))[1] for o in offer],
+            "channel": _channels(f, offer, names),
             "expected_value": np.round(ev, 4),
             "reason_code": np.where(personal, f["reason_code"].astype(object).to_numpy(), None),
             "reason": np.where(personal, f["reason"].astype(object).to_numpy(), None),
@@ -309,6 +311,14 @@ def audience_frames(
         )
         files[f"{act}-{_safe(oid)}.csv"] = rows.reset_index(drop=True)
     return files, skipped, moved
+
+
+def _channels(f: pd.DataFrame, offer: np.ndarray, names: dict) -> list:
+    """The decision's channel (where the customer may be contacted), else the catalog's."""
+    given = f["channel"].tolist() if "channel" in f.columns else [None] * len(f)
+    return [
+        c if isinstance(c, str) and c else names.get(o, ("", ""))[1] for c, o in zip(given, offer)
+    ]
 
 
 def _safe(name: str) -> str:

@@ -54,6 +54,7 @@ SCORES_SCHEMA = pa.schema(
         ("consent_profiling", pa.bool_()),
         ("as_of", pa.timestamp("us")),
         ("horizon_days", pa.float64()),
+        ("channel", pa.string()),
         ("group", pa.string()),
         ("propensity", pa.float64()),
     ]

@@ -61,6 +61,12 @@ class Offer:
     eligibility: dict[str, float] = field(default_factory=dict)
     response_window_days: int = DEFAULT_RESPONSE_WINDOW_DAYS
     outcome: str = "buy"  # what a conversion is, in words ("visit", "buy"): for reasons
+    # Channel -> cost of one contact there; ``channel``/``cost`` are the cheapest.
+    costs: dict[str, float] = field(default_factory=dict)
+
+    def cost_on(self, channel: str) -> float:
+        """Cost of one contact on ``channel`` (inf if the offer is not sent there)."""
+        return float(self.costs.get(channel, self.cost if channel == self.channel else np.inf))
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,32 @@ class DefaultAction:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """A contact channel and what consent it needs when a customer said nothing.
+
+    ``opt_in``: contact only customers who opted in (e-mail and SMS marketing
+    in the EU); ``opt_out``: contact unless the customer opted out.
+    """
+
+    name: str
+    consent_default: str = "opt_out"
+
+    @property
+    def needs_opt_in(self) -> bool:
+        return self.consent_default == "opt_in"
+
+
+@dataclass(frozen=True)
 class Catalog:
     offers: tuple[Offer, ...]
     retention: RetentionOffer | None
     default_action: DefaultAction
     policy: dict[str, Any]
+    channels: tuple[Channel, ...] = ()
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
 
     @property
     def has_category(self) -> np.ndarray:
@@ -123,6 +150,53 @@ def _eligibility(raw: Any, where: str) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
+CONSENT_DEFAULTS = ("opt_in", "opt_out")
+
+
+def _channel_costs(entry: dict, where: str) -> dict[str, float]:
+    """``channels: {email: 0.05, sms: 0.10}``, or one ``channel`` (default email) and ``cost``."""
+    raw = entry.get("channels")
+    if raw is None:
+        if "cost" not in entry:
+            raise CatalogError(f"offer catalog: {where} is missing ['cost'] (or channels)")
+        return {str(entry.get("channel", "email")): entry["cost"]}
+    if not isinstance(raw, dict) or not raw:
+        raise CatalogError(f"offer catalog: {where}.channels must map channel -> cost")
+    out = {}
+    for name, cost in raw.items():
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+            raise CatalogError(
+                f"offer catalog: {where}.channels.{name} must be a cost >= 0, got {cost!r}"
+            )
+        out[str(name)] = float(cost)
+    return out
+
+
+def _channels(raw: Any, used: list[str]) -> tuple[Channel, ...]:
+    """The catalog's ``channels`` (name -> ``consent_default``), every used one declared.
+
+    Without a ``channels`` section every channel an offer uses is ``opt_out``
+    (contact unless the customer objected), as before channels existed.
+    """
+    if raw is None:
+        return tuple(Channel(name) for name in dict.fromkeys(used))
+    if not isinstance(raw, dict):
+        raise CatalogError("offer catalog: channels must map name -> {consent_default: ...}")
+    out = []
+    for name, spec in raw.items():
+        default = (spec or {}).get("consent_default", "opt_out") if isinstance(spec, dict) else spec
+        if default not in CONSENT_DEFAULTS:
+            raise CatalogError(
+                f"offer catalog: channels.{name}.consent_default must be one of "
+                f"{list(CONSENT_DEFAULTS)}, got {default!r}"
+            )
+        out.append(Channel(str(name), str(default)))
+    undeclared = sorted(set(used) - {c.name for c in out})
+    if undeclared:
+        raise CatalogError(f"offer catalog: channel(s) {undeclared} are used but not declared")
+    return tuple(out)
+
+
 def parse_catalog(raw: dict) -> Catalog:
     """Validate a parsed catalog mapping; errors name the offer and the field."""
     if not isinstance(raw, dict):
@@ -131,7 +205,9 @@ def parse_catalog(raw: dict) -> Catalog:
     seen: set[str] = set()
     for i, entry in enumerate(raw.get("offers") or []):
         where = f"offers[{i}]"
-        _require(entry, ["offer_id", "name", "value", "cost"], where)
+        _require(entry, ["offer_id", "name", "value"], where)
+        costs = _channel_costs(entry, where)
+        entry = {**entry, "cost": min(costs.values())}
         oid = str(entry["offer_id"])
         if oid in seen:
             raise CatalogError(f"offer catalog: offer_id {oid!r} appears twice")
@@ -158,12 +234,13 @@ def parse_catalog(raw: dict) -> Catalog:
                 category=None if category is None else str(category),
                 value=value,
                 cost=cost,
-                channel=str(entry.get("channel", "email")),
+                channel=min(costs, key=lambda c: (costs[c], c)),
                 cooldown_days=int(entry.get("cooldown_days", 0)),
                 max_contacts_30d=entry.get("max_contacts_30d"),
                 eligibility=rules,
                 response_window_days=window,
                 outcome=str(entry.get("outcome", "buy")),
+                costs=costs,
             )
         )
     if not offers:
@@ -206,13 +283,18 @@ def parse_catalog(raw: dict) -> Catalog:
             f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}"
         )
     policy["top_k"] = int(policy["top_k"])
+    default_action = DefaultAction(
+        str(default["offer_id"]), str(default["name"]), str(default.get("channel", "email"))
+    )
+    used = [c for o in offers for c in o.costs] + [default_action.channel]
+    if retention is not None:
+        used.append(retention.channel)
     return Catalog(
         offers=tuple(offers),
         retention=retention,
-        default_action=DefaultAction(
-            str(default["offer_id"]), str(default["name"]), str(default.get("channel", "email"))
-        ),
+        default_action=default_action,
         policy=policy,
+        channels=_channels(raw.get("channels"), used),
     )
 
 

@@ -177,17 +177,24 @@ def run_experiment(
     if not changed.any():
         return d, a
     action, offer = d.action.copy(), d.action_offer_id.copy()
+    channel = d.channel.copy() if d.channel is not None else np.full(n, None, dtype=object)
+    names = np.array([*catalog.channel_names, None], dtype=object)
     offer_ids = np.asarray([o.offer_id for o in catalog.offers], dtype=object)
     to_offer = changed & (a.arm >= 0)
     action[to_offer] = "cross_sell"
     offer[to_offer] = offer_ids[a.arm[to_offer]]
+    if d.offer_channel is not None:
+        rows = np.flatnonzero(to_offer)
+        channel[rows] = names[d.offer_channel[rows, a.arm[rows]]]
     to_ret = changed & (a.arm == RETENTION)
     action[to_ret] = "retention"
     offer[to_ret] = ret_id
+    channel[to_ret] = catalog.retention.channel if catalog.retention else None
     to_none = changed & (a.arm == NO_CONTACT)
     action[to_none] = "no_action"
     offer[to_none] = None
-    return dataclasses.replace(d, action=action, action_offer_id=offer), a
+    channel[to_none] = None
+    return dataclasses.replace(d, action=action, action_offer_id=offer, channel=channel), a
 
 
 def experiment_reasons(a: Assignment, policy: dict) -> list[dict | None]:

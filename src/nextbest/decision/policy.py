@@ -42,15 +42,17 @@ class Effects:
     """What an uplift model says each action changes, per customer (NaN = not covered).
 
     ``offer`` (n x m catalog offers): incremental conversion probability;
-    ``offer_ev`` (n x m): incremental expected value, ``effect x value +
-    revenue effect x revenue_margin - cost``; ``retention`` (n): the retention
-    offer's incremental conversion probability. ``average`` is true when the
-    effects are the same for everyone (the fallback when targeting did not beat
-    the best single action).
+    ``revenue_value`` (n x m): the value of the incremental revenue
+    (``revenue effect x revenue_margin``, 0 when not modelled); ``retention``
+    (n): the retention offer's incremental conversion probability.
+    ``average`` is true when the effects are the same for everyone (the
+    fallback when targeting did not beat the best single action). The
+    incremental value of an offer is ``effect x value + revenue_value -
+    cost`` with the cost of the channel it goes out on.
     """
 
     offer: np.ndarray
-    offer_ev: np.ndarray
+    revenue_value: np.ndarray
     retention: np.ndarray
     average: bool = False
 
@@ -70,6 +72,8 @@ class Decisions:
     best_index: np.ndarray  # best eligible cross-sell (-1 = none), whether or not top_k lists it
     best_p: np.ndarray
     effects: Effects | None = None  # None: ranked by response (no uplift model)
+    channel: np.ndarray | None = None  # (n,) channel of the chosen action, None = not sent
+    offer_channel: np.ndarray | None = None  # (n, m) channel index per offer, -1 = none
 
 
 def contact_state(
@@ -162,6 +166,55 @@ class OfferGate:
     capped: np.ndarray
     days_since: np.ndarray  # (n, m + 1): the last column is the retention offer, if any
     count_cust: np.ndarray
+    channel_ok: np.ndarray | None = None  # (n, channels): channels the customer may get
+    cost: np.ndarray | None = None  # (n, m): cost on the channel each offer would use
+    channel: np.ndarray | None = None  # (n, m): that channel's index, -1 = none permitted
+
+
+def channel_permissions(features: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    """Per customer and catalog channel: may the customer be contacted there?
+
+    ``consent_<channel>`` in ``features`` (true, false or missing) says what the
+    customer chose; missing follows the channel's ``consent_default``: ``opt_in``
+    channels need a yes, ``opt_out`` channels are allowed unless refused.
+    """
+    n = len(features)
+    out = np.zeros((n, len(catalog.channels)), dtype=bool)
+    for c, channel in enumerate(catalog.channels):
+        col = f"consent_{channel.name}"
+        if col in features.columns:
+            given = features[col].astype(object).to_numpy()
+            said = pd.notna(given)
+            yes = np.array([bool(v) if s else False for v, s in zip(given, said)], dtype=bool)
+            out[:, c] = np.where(said, yes, not channel.needs_opt_in)
+        else:
+            out[:, c] = not channel.needs_opt_in
+    return out
+
+
+def channel_costs(
+    catalog: Catalog, allowed: np.ndarray, preference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cost and channel (index) of each offer for each customer: the cheapest permitted one.
+
+    Ties between channels of equal cost go to the customer's ``preference``
+    (n x channels, e.g. the share of their purchases on each channel), then to
+    catalog order. An offer with no permitted channel costs ``inf`` (index -1).
+    """
+    n = allowed.shape[0]
+    names = catalog.channel_names
+    cost = np.array([[o.cost_on(c) for c in names] for o in catalog.offers]).reshape(-1, len(names))
+    per = np.where(allowed[:, None, :], cost[None, :, :], np.inf)  # n x m x C
+    rank = per.copy()
+    if preference is not None:
+        rank = rank - 1e-9 * preference[:, None, :]
+    best = rank.argmin(axis=2) if len(names) else np.zeros((n, cost.shape[0]), dtype=int)
+    chosen = (
+        np.take_along_axis(per, best[:, :, None], axis=2)[:, :, 0]
+        if len(names)
+        else (np.full((n, cost.shape[0]), np.inf))
+    )
+    return chosen, np.where(np.isfinite(chosen), best, -1)
 
 
 def gate_offers(
@@ -184,8 +237,24 @@ def gate_offers(
     days_since, count_pair, count_cust = contact_state(contact_history, ids, all_ids, as_of)
     ok = eligibility(features, catalog, clv, churn, p_alive, days_since[:, :m], count_pair[:, :m])
     capped = count_cust >= float(catalog.policy["max_contacts_30d"])
-    ok &= ~capped[:, None] & consent[:, None]
-    return OfferGate(ok, capped, days_since, count_cust)
+    allowed = channel_permissions(features, catalog)
+    cost, channel = channel_costs(catalog, allowed, channel_preference(features, catalog))
+    # No permitted channel means no contact with that offer.
+    ok &= ~capped[:, None] & consent[:, None] & np.isfinite(cost)
+    return OfferGate(ok, capped, days_since, count_cust, allowed, cost, channel)
+
+
+def channel_preference(features: pd.DataFrame, catalog: Catalog) -> np.ndarray | None:
+    """``channel_share_<channel>`` feature columns (share of purchases there), if any."""
+    cols = [f"channel_share_{c}" for c in catalog.channel_names]
+    if not any(c in features.columns for c in cols):
+        return None
+    return np.column_stack(
+        [
+            features[c].to_numpy(dtype=float) if c in features.columns else np.zeros(len(features))
+            for c in cols
+        ]
+    )
 
 
 def decide(
@@ -222,10 +291,12 @@ def decide(
     ok, capped, days_since, count_cust = gate.ok, gate.capped, gate.days_since, gate.count_cust
 
     value = np.array([o.value for o in catalog.offers])
-    cost = np.array([o.cost for o in catalog.offers])
-    ev = p_convert * value[None, :] - cost[None, :]
+    cost = gate.cost if gate.cost is not None else np.array([o.cost for o in catalog.offers])[None]
+    cost = np.where(np.isfinite(cost), cost, 0.0)  # offers with no channel are not ok anyway
+    ev = p_convert * value[None, :] - cost
     if effects is not None:
-        ev = np.where(np.isfinite(effects.offer_ev), effects.offer_ev, ev)
+        incremental = effects.offer * value[None, :] + effects.revenue_value - cost
+        ev = np.where(np.isfinite(effects.offer), incremental, ev)
     # Offers that lose money in expectation are never listed.
     ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
     # Rank at least one offer: the best one is the cross-sell candidate even when top_k = 0
@@ -257,6 +328,7 @@ def decide(
             )
         if r.cooldown_days:
             eligible &= days_since[:, m] >= r.cooldown_days
+        eligible &= _channel_allowed(gate, catalog, r.channel, n)
         saved = np.full(n, r.uplift) * churn  # the catalog's assumption: share of churners saved
         if effects is not None:
             saved = np.where(np.isfinite(effects.retention), effects.retention, saved)
@@ -274,6 +346,15 @@ def decide(
     action[~consent] = "non_personalised"
     offer[~consent] = catalog.default_action.offer_id
     top_index[~consent] = -1
+    channel = np.full(n, None, dtype=object)
+    names = np.array([*catalog.channel_names, None], dtype=object)
+    if gate.channel is not None and m:
+        chosen = gate.channel[np.arange(n), np.maximum(best_index, 0)]
+        channel[use_xs] = names[chosen[use_xs]]
+    if catalog.retention is not None:
+        channel[use_ret] = catalog.retention.channel
+    default_ok = _channel_allowed(gate, catalog, catalog.default_action.channel, n)
+    channel[~consent] = np.where(default_ok[~consent], catalog.default_action.channel, None)
     return Decisions(
         action,
         offer,
@@ -286,4 +367,13 @@ def decide(
         best_index,
         best_p,
         effects,
+        channel,
+        gate.channel,
     )
+
+
+def _channel_allowed(gate: OfferGate, catalog: Catalog, channel: str, n: int) -> np.ndarray:
+    """Per customer: may ``channel`` be used (everyone, when permissions are unknown)?"""
+    if gate.channel_ok is None or channel not in catalog.channel_names:
+        return np.ones(n, dtype=bool)
+    return gate.channel_ok[:, catalog.channel_names.index(channel)]

@@ -112,11 +112,7 @@ def build_reasons(
         if eff is not None and offers
         else [math.nan] * n
     )
-    effect_ev = (
-        eff.offer_ev[np.arange(n), np.maximum(chosen, 0)].tolist()
-        if eff is not None and offers
-        else [math.nan] * n
-    )
+    channel_l = list(d.channel) if d.channel is not None else [None] * n
     ret_effect = eff.retention.tolist() if eff is not None else [math.nan] * n
     average = "on average, " if eff is not None and eff.average else ""
     response_only = {
@@ -166,19 +162,21 @@ def build_reasons(
         elif action == "cross_sell" and math.isfinite(effect_of[i]):
             j = top0[i]
             offer = offers[j]
-            value, cost = value_cost[j]
+            value = value_cost[j][0]
+            via = channel_l[i] or offer.channel
+            cost = money(offer.cost_on(via))
             reasons.append(
                 {
                     "code": UPLIFT,
                     "text": f"{average}{effect_of[i] * 100:.1f} points more likely to "
-                    f"{offer.outcome} with {offer.name} than without; {offer.channel} costs {cost}",
+                    f"{offer.outcome} with {offer.name} than without; {via} costs {cost}",
                 }
             )
             reasons.append(
                 {
                     "code": "EXPECTED_VALUE",
                     "text": f"{effect_of[i]:.3f} x {value} - {cost} = incremental value "
-                    f"{money(effect_ev[i])}",
+                    f"{money(effect_of[i] * offer.value - offer.cost_on(via))}",
                 }
             )
         elif action == "cross_sell":

@@ -42,12 +42,14 @@ class DecisionTable:
     offer_p: np.ndarray  # (n, k) float64
     offer_ev: np.ndarray  # (n, k) float64
     consent: np.ndarray  # (n,) bool
+    channel: np.ndarray  # (n,) int8 index into channels, -1 = nothing sent
     group: np.ndarray  # (n,) uint8 index into GROUPS
     propensity: np.ndarray  # (n,) float64: P(chosen arm | policy)
     reasons: bytes | bytearray  # concatenated JSON arrays of {code, text} (never modified)
     reason_offsets: np.ndarray  # (n + 1,) int64
     offer_ids: tuple[str, ...]
     offer_categories: tuple[str, ...]
+    channels: tuple[str, ...] = ()
     model_versions: dict[str, str] = field(default_factory=dict)
     as_of: dt.date | None = None
     horizon_days: float = 365.0
@@ -67,6 +69,7 @@ class DecisionTable:
             self.offer_p,
             self.offer_ev,
             self.consent,
+            self.channel,
             self.group,
             self.propensity,
             self.reason_offsets,
@@ -126,6 +129,7 @@ class DecisionTable:
             consent_profiling=bool(self.consent[i]),
             as_of=self.as_of,
             horizon_days=self.horizon_days,
+            channel=self.channels[self.channel[i]] if self.channel[i] >= 0 else None,
             group=GROUPS[self.group[i]],
             propensity=float(self.propensity[i]),
         )
@@ -146,7 +150,16 @@ class DecisionTableBuilder:
         Offers kept per customer.
     """
 
-    def __init__(self, n: int, offer_ids, offer_categories, top_k: int, max_id_chars: int) -> None:
+    def __init__(
+        self,
+        n: int,
+        offer_ids,
+        offer_categories,
+        top_k: int,
+        max_id_chars: int,
+        channels: tuple[str, ...] = (),
+    ) -> None:
+        self.channels = tuple(channels)
         self.offer_ids = tuple(offer_ids)
         self.offer_categories = tuple(offer_categories)
         self._code = {o: i for i, o in enumerate(self.offer_ids)}
@@ -163,6 +176,7 @@ class DecisionTableBuilder:
         self.offer_p = np.full((n, self.k), np.nan)
         self.offer_ev = np.full((n, self.k), np.nan)
         self.consent = np.zeros(n, dtype=bool)
+        self.channel = np.full(n, -1, dtype=np.int8)
         self.group = np.zeros(n, dtype=np.uint8)
         self.propensity = np.ones(n)
         self.reasons = bytearray()
@@ -194,6 +208,9 @@ class DecisionTableBuilder:
             self._code[o] if isinstance(o, str) else -1 for o in scored["action_offer_id"]
         ]
         self.consent[lo:hi] = scored["consent_profiling"].to_numpy(dtype=bool)
+        if "channel" in scored.columns:
+            code = {c: i for i, c in enumerate(self.channels)}
+            self.channel[lo:hi] = [code.get(c, -1) for c in scored["channel"]]
         if "group" in scored.columns:
             self.group[lo:hi] = [GROUPS.index(g) for g in scored["group"]]
             self.propensity[lo:hi] = scored["propensity"].to_numpy(dtype="float64")
@@ -240,12 +257,14 @@ class DecisionTableBuilder:
             offer_p=take(self.offer_p),
             offer_ev=take(self.offer_ev),
             consent=take(self.consent),
+            channel=take(self.channel),
             group=take(self.group),
             propensity=take(self.propensity),
             reasons=reasons,
             reason_offsets=offsets,
             offer_ids=self.offer_ids,
             offer_categories=self.offer_categories,
+            channels=self.channels,
             model_versions=dict(model_versions),
             as_of=pd.Timestamp(as_of).date() if as_of is not None else None,
             horizon_days=float(horizon_days),

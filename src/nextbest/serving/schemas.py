@@ -303,6 +303,7 @@ class Decision(BaseModel):
                 "consent_profiling": True,
                 "as_of": "2018-01-01",
                 "horizon_days": 365.0,
+                "channel": "email",
                 "group": "treatment",
                 "propensity": 1.0,
             }
@@ -327,6 +328,11 @@ class Decision(BaseModel):
     consent_profiling: bool
     as_of: dt.date | None
     horizon_days: float
+    channel: str | None = Field(
+        default=None,
+        description="Where the action goes out (a channel the customer has not refused); "
+        "null: nothing is sent.",
+    )
     group: Group = Field(
         description="treatment: the chosen action; control: in the randomized holdout, nothing "
         "is sent; explore: a random eligible action (to learn what works)."

@@ -117,7 +117,12 @@ def decision_table(
     """A :class:`DecisionTable` from ``score()`` frames (at most ``n_rows`` rows in all)."""
     ids, cats = offer_vocabulary(bundle)
     builder = DecisionTableBuilder(
-        n_rows, ids, cats, int(bundle.catalog.policy["top_k"]), MAX_ID_LENGTH
+        n_rows,
+        ids,
+        cats,
+        int(bundle.catalog.policy["top_k"]),
+        MAX_ID_LENGTH,
+        bundle.catalog.channel_names,
     )
     for frame in scored:
         builder.add(frame)

@@ -197,14 +197,16 @@ def build_reasons(
                     key, f"buys {names[h]} {CADENCES[key[1]]}, "
                 )
             reasons.append({"code": CROSS_SELL, "text": f"{habit}{gap}"})
-            value, cost = value_cost[j]
+            value = value_cost[j][0]
+            via = channel_l[i] or offer.channel
+            cost = money(offer.cost_on(via))
             if is_best[i]:
                 reasons.append(
                     {
                         "code": "EXPECTED_VALUE",
                         "text": (
                             f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x "
-                            f"{value} - {cost} = expected value {money(top_ev0[i])}"
+                            f"{value} - {cost} ({via}) = expected value {money(top_ev0[i])}"
                         ),
                     }
                 )

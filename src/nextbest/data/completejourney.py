@@ -235,9 +235,7 @@ def _coupon_departments(extras: dict[str, pd.DataFrame]) -> dict[int, set[str]]:
     dept = extras["products"].set_index("product_id")["department"]
     coupons = extras["coupons"].assign(department=lambda f: f["product_id"].map(dept))
     coupons = coupons.dropna(subset=["department"])
-    return {
-        int(cid): set(g["department"].astype(str)) for cid, g in coupons.groupby("campaign_id")
-    }
+    return {int(cid): set(g["department"].astype(str)) for cid, g in coupons.groupby("campaign_id")}
 
 
 def _spend_in(

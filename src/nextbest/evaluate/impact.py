@@ -28,13 +28,18 @@ needs covariates measured before it; the uplift model takes the former only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from nextbest.config import merge
+from nextbest.data.schema import opted_out
+from nextbest.decision.catalog import Catalog
 from nextbest.errors import InputError, ModelInputError
 from nextbest.evaluate import impact_estimates as est
+from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.features.build import FeatureContext, features_at
 from nextbest.plots import png
@@ -180,6 +185,81 @@ def features_before(
     if not parts:
         return pd.DataFrame(columns=["customer_id", "offer_id"])
     return pd.concat(parts, ignore_index=True)
+
+
+@dataclass
+class CampaignLog:
+    """A campaign log for ``nextbest evaluate`` and what the Impact section needs with it.
+
+    ``log``: validated, with outcomes. ``catalog``: the offers the log names
+    (default: the evaluation's catalog). ``features``: per customer or per log row
+    (default: built from the backtest data, see :func:`backtest_impact`).
+    ``pre_outcomes``: outcomes of the weeks before contact, for the placebo check
+    (with ``pre_start``, the features are measured before that instead).
+    """
+
+    log: pd.DataFrame
+    catalog: Catalog | None = None
+    features: pd.DataFrame | None = None
+    pre_outcomes: pd.DataFrame | None = None
+
+
+def backtest_impact(
+    campaign: CampaignLog | pd.DataFrame,
+    data: BacktestData,
+    catalog: Catalog,
+    configs: dict[str, dict],
+    seed: int = 0,
+) -> Section:
+    """The Impact section of a backtest: the log without opted-out customers, against features
+    measured before contact.
+
+    Unless ``campaign.features`` is given, features are the customers' attributes plus the
+    transaction features (:func:`nextbest.features.build.features_at`) as of the first
+    contact day of the log, so that no feature sees a contact's outcome; with
+    ``pre_outcomes`` carrying ``pre_start`` (Complete Journey's campaigns), they are measured
+    per row before its pre-period (:func:`features_before`), so that the placebo window
+    tests the adjustment rather than being part of it.
+    """
+    if isinstance(campaign, pd.DataFrame):
+        campaign = CampaignLog(campaign)
+    log = campaign.log
+    drop = opted_out(data.customers)
+    if drop:
+        log = log[~log["customer_id"].astype(str).isin(drop)]
+    unit = float(configs.get("clv", {}).get("time_unit_days", 7.0))
+    features, pre = campaign.features, campaign.pre_outcomes
+    if features is None and pre is not None and "pre_start" in pre.columns:
+        at = pre[["customer_id", "offer_id", "pre_start"]].rename(columns={"pre_start": "at"})
+        features = features_before(data.ctx_full, at, unit)
+    elif features is None:
+        features = _customer_features(data, log["contacted_at"].min(), unit)
+    section = impact_section(
+        log,
+        features,
+        campaign.catalog or catalog,
+        configs.get("impact"),
+        seed=seed,
+        pre_outcomes=pre,
+    )
+    if drop and section.status == "ok":
+        section.notes.append(
+            "Customers who objected to profiling are left out of the log's measurement."
+        )
+    return section
+
+
+def _customer_features(data: BacktestData, first_contact, unit: float) -> pd.DataFrame:
+    """Customer attributes, plus transaction features as of the first contact day when there
+    are transactions before it."""
+    customers = data.customers.assign(customer_id=data.customers["customer_id"].astype(str))
+    try:
+        day = pd.Timestamp(first_contact).normalize()
+        behaviour = features_at(data.ctx_full, day, unit)
+    except InputError:
+        return customers
+    extra = [c for c in behaviour.columns if c not in customers.columns]
+    return customers.merge(behaviour[["customer_id", *extra]], on="customer_id", how="outer")
 
 
 # -- text ------------------------------------------------------------------------------------------

@@ -14,13 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nextbest.config import load_configs
+from nextbest.data import load_dataset
+from nextbest.data.campaign_log import validate_campaign_log
 from nextbest.data.hillstrom import load_hillstrom
-from nextbest.data.synthetic import generate_campaign_log
+from nextbest.data.synthetic import generate_campaign_log, generate_transactions
 from nextbest.decision.catalog import load_catalog, parse_catalog
 from nextbest.evaluate import impact_estimates as est
-from nextbest.evaluate.impact import impact_config, impact_section
+from nextbest.evaluate.impact import CampaignLog, impact_config, impact_section
 from nextbest.evaluate.results import ModelRun
-from nextbest.evaluate.run import Evaluation, write_outputs
+from nextbest.evaluate.run import Evaluation, evaluate_to_dir, write_outputs
 
 LIGHT = {"folds": 3, "uplift": {"lightgbm": {"n_estimators": 60}}}
 CATALOG = parse_catalog(
@@ -227,3 +230,47 @@ def test_hillstrom_differences_reproduce_the_published_effects():
     # barely pays, and the gate falls back (issue 11, section 7).
     gate = section.tables["gate"].iloc[0]
     assert not gate["promote"] and gate["chosen"] == "everyone: EMAIL-MENS"
+
+
+@pytest.mark.slow
+def test_evaluate_to_dir_with_a_campaign_log_writes_the_impact_section(nb_home, tmp_path):
+    import mlflow
+
+    tx = generate_transactions(500, seed=7)
+    path = tmp_path / "orders.parquet"
+    tx.to_parquet(path, index=False)
+    dataset = load_dataset(transactions=path)
+    ids = sorted(tx["customer_id"].astype(str).unique())
+    sc = generate_campaign_log(len(ids), seed=4, contacted_at="2024-09-01")
+    log = sc.log.assign(customer_id=ids)  # the same customers as the transactions
+    log = validate_campaign_log(log, CATALOG).log
+    configs = load_configs(
+        {
+            "clv": {"count_models": ["bgnbd"]},
+            "churn": {"lightgbm": {"n_estimators": 20}, "n_cutoffs": 3},
+            "nbo": {"lightgbm": {"n_estimators": 20}, "n_cutoffs": 3},
+        }
+    )
+    configs["impact"] = LIGHT
+    out = tmp_path / "report"
+    result = evaluate_to_dir(
+        dataset,
+        None,
+        60,
+        out,
+        configs,
+        load_catalog(),
+        campaign_log=CampaignLog(log, catalog=CATALOG),
+    )
+    assert list(result.runs[0].sections)[-1] == "impact"
+    assert result.settings["campaign_log_rows"] == len(log)
+    data = json.loads((out / "metrics.json").read_text())
+    impact = data["models"]["train"]["sections"]["impact"]
+    assert impact["status"] == "ok" and "effects" in impact["tables"]
+    effects = {(r["offer_id"], r["outcome"]): r for r in impact["tables"]["effects"]}
+    assert effects[("OFFER-1", "converted")]["n_treated"] > 100
+    html = (out / "report.html").read_text()
+    assert 'id="impact"' in html and html.index('id="decision"') < html.index('id="impact"')
+    assert "<h3>Treatment vs control</h3>" in html
+    run = mlflow.get_run(data["mlflow_run_id"])
+    assert "impact.policy_dr_value" in run.data.metrics

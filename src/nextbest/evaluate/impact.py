@@ -57,6 +57,7 @@ IMPACT_DEFAULTS: dict = {
     "propensity_C": 1.0,  # inverse L2 strength of the propensity logistic regression
     "min_group": 30,  # fewer treated or control rows than this: too small for a conclusion
     "smd_threshold": 0.1,  # |standardized mean difference| above this is imbalance
+    "balance_rows": 25,  # features per offer kept in the balance table (most imbalanced)
     "max_panels": 12,  # offers drawn in the per-offer figures (largest first)
 }
 

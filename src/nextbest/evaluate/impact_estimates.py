@@ -4,8 +4,9 @@
 
 * **Control group of an offer:** control rows that name the offer (held out
   from it) plus the universal holdout (control rows with an empty
-  ``offer_id``). The pooled line "(all offers)" compares every treated row with
-  every control row (randomized log) or adds up the offers' incremental totals
+  ``offer_id``). The pooled line "(all offers)" (logs with several offers)
+  compares every treated row with every control row (randomized log) or adds
+  up the offers' incremental totals
   (observational log, standard errors combined as if independent: offers share
   control customers, so that interval is approximate).
 * **Randomized log** (every row has a ``propensity``): difference in means with
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,7 +120,11 @@ def aligned_pre(rows: pd.DataFrame, pre: pd.DataFrame | None) -> pd.DataFrame | 
 
 
 def offers_of(rows: pd.DataFrame) -> list[str]:
-    return sorted(rows.loc[rows["group"] == "treatment", "offer_id"].unique())
+    """Offers with treated rows, in natural order (``CJ-CAMPAIGN-2`` before ``CJ-CAMPAIGN-10``)."""
+    offers = rows.loc[rows["group"] == "treatment", "offer_id"].unique()
+    return sorted(
+        offers, key=lambda o: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", o)]
+    )
 
 
 def offer_mask(rows: pd.DataFrame, offer: str) -> np.ndarray:
@@ -163,8 +169,9 @@ def randomized_effects(rows: pd.DataFrame, outcomes: list[str], cfg: dict) -> pd
             r = causal.difference_in_means(y[m], arm[m], control="", alpha=cfg["alpha"]).iloc[0]
             y0 = y[m & ~treated]
             out.append(_effect_row(offer, outcome, r.to_dict(), y0, cfg))
-        r = causal.difference_in_means(y, arm, control="", alpha=cfg["alpha"]).iloc[-1]
-        out.append(_effect_row(ALL, outcome, r.to_dict(), y[~treated], cfg))
+        if len(offers_of(rows)) > 1:
+            r = causal.difference_in_means(y, arm, control="", alpha=cfg["alpha"]).iloc[-1]
+            out.append(_effect_row(ALL, outcome, r.to_dict(), y[~treated], cfg))
     return pd.DataFrame(out)
 
 
@@ -238,7 +245,7 @@ def weighted_effects(
             row["n_trimmed"] = int((~ow.kept).sum())
             per_offer.append(row)
             out.append(row)
-        if per_offer:
+        if len(per_offer) > 1:
             out.append(_added_up(per_offer, outcome, cfg))
     return pd.DataFrame(out)
 
@@ -331,12 +338,15 @@ def overlap_table(weights: dict[str, OfferWeights], cfg: dict) -> pd.DataFrame:
 def balance_tables(
     weights: dict[str, OfferWeights], cfg: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per offer and feature SMDs before/after weighting, per offer summary)."""
+    """(per offer, the ``balance_rows`` features with the largest |SMD| before or after
+    weighting; per offer, a summary over every feature)."""
     parts, summary = [], []
     bar = cfg["smd_threshold"]
     for offer, ow in weights.items():
         b = weighting.balance(ow.design, ow.treated, ow.w)
-        parts.append(b.assign(offer_id=offer)[["offer_id", *b.columns]])
+        worst = np.maximum(b["smd_before"].abs(), b["smd_after"].abs()).astype("float64")
+        top = b.loc[worst.sort_values(ascending=False).index[: cfg["balance_rows"]]]
+        parts.append(top.assign(offer_id=offer)[["offer_id", *b.columns]])
         before, after = b["smd_before"].abs(), b["smd_after"].abs()
         summary.append(
             {

@@ -73,9 +73,9 @@ def qini_plot(curves: dict[str, dict[str, pd.DataFrame]], ylabel: str) -> Figure
     n = max(len(curves), 1)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(4.6 * cols, 3.8 * rows))
+    fig = Figure(figsize=(4.6 * cols, 3.8 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, (offer, lines) in zip(axes, curves.items()):
+    for i, (ax, (offer, lines)) in enumerate(zip(axes, curves.items())):
         end = None
         for name, c in lines.items():
             ax.plot(c["fraction"], c["gain"], label=name)
@@ -84,7 +84,8 @@ def qini_plot(curves: dict[str, dict[str, pd.DataFrame]], ylabel: str) -> Figure
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.set_title(offer, fontsize=10)
         ax.set_xlabel("share of customers targeted, highest score first")
-        ax.set_ylabel(ylabel)
+        if i % cols == 0:
+            ax.set_ylabel(ylabel)
         ax.legend(loc="best", fontsize=8)
     for ax in axes[len(curves) :]:
         ax.set_visible(False)
@@ -103,7 +104,7 @@ def overlap_plot(panels: dict[str, tuple[np.ndarray, np.ndarray]], trim: float) 
     n = max(len(panels), 1)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.6 * cols, 2.8 * rows))
+    fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     bins = np.linspace(0, 1, 26)
     for ax, (offer, (et, ec)) in zip(axes, panels.items()):

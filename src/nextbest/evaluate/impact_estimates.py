@@ -5,13 +5,15 @@
 * **Control group of an offer:** control rows that name the offer (held out
   from it) plus the universal holdout (control rows with an empty
   ``offer_id``). The pooled line "(all offers)" (logs with several offers)
-  compares every treated row with every control row (randomized log) or adds
-  up the offers' incremental totals
-  (observational log, standard errors combined as if independent: offers share
-  control customers, so that interval is approximate).
+  compares every treated row with every control row (A/B test) or adds up the
+  offers' incremental totals (weighted estimates; standard errors combined as
+  if independent: offers share control customers, so that interval is
+  approximate).
 * **Randomized log** (every row has a ``propensity``): difference in means with
-  Welch intervals (:func:`nextbest.models.causal.difference_in_means`). It
-  assumes the chance of each arm did not vary within the arm, as in an A/B test.
+  Welch intervals (:func:`nextbest.models.causal.difference_in_means`) when the
+  chance of each arm was the same for every row of it, as in an A/B test; when
+  it varied (a policy with exploration), ``1 / propensity``-weighted means
+  (IPW, Hajek) of each offer's treated rows and its control group.
 * **Observational log** (no propensities): the effect on the treated by
   propensity weighting (:mod:`nextbest.evaluate.weighting`), one propensity
   model per offer on that offer's treated and control rows.
@@ -154,8 +156,18 @@ def _mde(
     )
 
 
+def propensities_vary(rows: pd.DataFrame) -> bool:
+    """Whether the logged probability differs between rows of one arm (a policy with
+    exploration, not an A/B test)."""
+    arm = np.where(rows["group"] == "control", "", rows["offer_id"])
+    return bool(rows.groupby(arm)["propensity"].nunique().max() > 1)
+
+
 def randomized_effects(rows: pd.DataFrame, outcomes: list[str], cfg: dict) -> pd.DataFrame:
-    """Difference in means per offer (its control group) and pooled, per outcome."""
+    """Difference in means per offer (its control group) and pooled, per outcome; weighted by
+    the logged probabilities (:func:`logged_weight_effects`) when they vary within an arm."""
+    if propensities_vary(rows):
+        return logged_weight_effects(rows, outcomes, cfg)
     treated = (rows["group"] == "treatment").to_numpy()
     arm = np.where(treated, rows["offer_id"].to_numpy(dtype=object), "")
     out = []
@@ -172,6 +184,29 @@ def randomized_effects(rows: pd.DataFrame, outcomes: list[str], cfg: dict) -> pd
         if len(offers_of(rows)) > 1:
             r = causal.difference_in_means(y, arm, control="", alpha=cfg["alpha"]).iloc[-1]
             out.append(_effect_row(ALL, outcome, r.to_dict(), y[~treated], cfg))
+    return pd.DataFrame(out)
+
+
+def logged_weight_effects(rows: pd.DataFrame, outcomes: list[str], cfg: dict) -> pd.DataFrame:
+    """Per offer, ``1 / propensity``-weighted (Hajek) means of its treated rows and of its control
+    group: the effect of the offer against no contact over all customers (IPW)."""
+    w = 1.0 / rows["propensity"].to_numpy(dtype="float64")
+    is_treated = (rows["group"] == "treatment").to_numpy()
+    out = []
+    for outcome in outcomes:
+        y = rows[outcome].to_numpy(dtype="float64")
+        per_offer = []
+        for offer in offers_of(rows):
+            m = offer_mask(rows, offer)
+            if is_treated[m].all():
+                out.append({"offer_id": offer, "outcome": outcome, "n_treated": int(m.sum())})
+                continue
+            r = weighting.weighted_difference(y[m], is_treated[m], w[m], cfg["alpha"])
+            row = _effect_row(offer, outcome, r, y[m & ~is_treated], cfg)
+            per_offer.append(row)
+            out.append(row)
+        if len(per_offer) > 1:
+            out.append(_added_up(per_offer, outcome, cfg))
     return pd.DataFrame(out)
 
 

@@ -52,21 +52,23 @@ def design_notes(
             "contacted and who bought; the balance table shows what weighting achieved and the "
             "placebo check, when given, tests it on the weeks before contact."
         )
+    weighted_log = randomized and est.propensities_vary(rows)
+    if weighted_log:
+        notes.append(
+            "The logged probabilities vary within an arm (a policy with exploration, not an A/B "
+            "test): each offer's contacted customers and its control group are weighted by 1 / "
+            "their logged probability (IPW), which gives the offer's effect over all customers."
+        )
+    pooled = (
+        "compares every contacted customer with every held-out one."
+        if randomized and not weighted_log
+        else "adds up the offers' incremental totals (offers share control customers, so its "
+        "interval is approximate)."
+    )
     notes.append(
         "Control group of an offer: customers held out from that offer plus the universal "
-        "holdout. '(all offers)' "
-        + (
-            "compares every contacted customer with every held-out one."
-            if randomized
-            else "adds up the offers' incremental totals (offers share control customers, so "
-            "its interval is approximate)."
-        )
+        f"holdout. With several offers, '(all offers)' {pooled}"
     )
-    if randomized and rows.groupby(["group", "offer_id"])["propensity"].nunique().max() > 1:
-        notes.append(
-            "The logged probabilities vary within an arm: the difference in means assumes equal "
-            "chances within each arm; the policy values below weight by the logged probabilities."
-        )
     conv = effects[(effects["outcome"] == "converted") & (effects["offer_id"] != est.ALL)]
     no_control = conv.loc[conv["effect"].isna(), "offer_id"] if "effect" in conv else []
     for offer in no_control:
@@ -134,7 +136,12 @@ def effects_display(effects: pd.DataFrame, randomized: bool) -> pd.DataFrame:
             "Offer": offer,
             "Contacted": f"{int(r['n_treated']):,}",
             "Held out": f"{int(r['n_control']):,}"
-            + ("" if randomized or offer == est.ALL else f" (effective {r['ess_control']:,.0f})"),
+            + (
+                f" (effective {r['ess_control']:,.0f})"
+                if np.isfinite(r.get("ess_control", np.nan))
+                and r["ess_control"] < r["n_control"] - 0.5
+                else ""
+            ),
             "Converted: contacted vs held out": (
                 f"{r['mean_treated']:.2%} vs {r['mean_control']:.2%}"
             ),

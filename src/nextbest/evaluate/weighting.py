@@ -13,8 +13,9 @@ them (the effect on the treated, ATT; Rosenbaum & Rubin 1983, Hirano, Imbens
   rows with ``e`` above ``max_propensity`` have no comparable control and are
   trimmed (:func:`att_weights`);
 * the effect is ``mean_treated(y) - sum_c w y / sum_c w``, its standard
-  error ``sqrt(var_t / n_t + sum_c w^2 (y - m_c)^2 / (sum_c w)^2)``, weights
-  taken as known (:func:`weighted_difference`);
+  error ``sqrt(var_t / n_t + sum_c w^2 (y - m_c)^2 / (sum_c w)^2)`` (each
+  term with an ``n / (n - 1)`` correction), weights taken as known
+  (:func:`weighted_difference`, which also weights logged propensities);
 * balance is the standardized mean difference of every design column,
   ``(m_t - m_c) / sqrt((s_t^2 + s_c^2) / 2)``, before and after weighting, with
   the same unweighted denominator (Austin 2009); ``|SMD| < 0.1`` is the usual
@@ -107,7 +108,10 @@ def effective_size(w: np.ndarray) -> float:
 def weighted_difference(
     y: np.ndarray, treated: np.ndarray, w: np.ndarray, alpha: float = 0.05
 ) -> dict:
-    """Treated mean minus the weighted control mean, with a normal interval.
+    """Weighted treated mean minus weighted control mean (Hajek), with a normal interval.
+
+    Each group's mean is ``sum w y / sum w``; its variance ``n / (n - 1) sum w^2 (y -
+    m)^2 / (sum w)^2`` with the weights taken as known (with unit weights: Welch's).
 
     Parameters
     ----------
@@ -115,26 +119,29 @@ def weighted_difference(
         Outcome per row (NaN rows are left out).
     treated : array of bool
     w : array of float
-        Row weights (:func:`att_weights`; 0 = left out).
+        Row weights: :func:`att_weights` (treated 1, controls ``e / (1 - e)``), ``1 /
+        propensity`` for logged propensities, or ones; 0 = left out.
     alpha : float
         Two-sided level (0.05 = 95% interval).
 
     Returns
     -------
     dict
-        ``n_treated``, ``n_control`` (rows with weight > 0), ``ess_control``
-        (Kish), ``mean_treated``, ``mean_control`` (weighted), ``effect``, ``se``,
-        ``ci_low``, ``ci_high``, ``p_value``; NaN figures when a group is empty.
+        ``n_treated``, ``n_control`` (rows with weight > 0), ``ess_treated``,
+        ``ess_control`` (Kish), ``mean_treated``, ``mean_control`` (weighted),
+        ``effect``, ``se``, ``ci_low``, ``ci_high``, ``p_value``; NaN figures when a
+        group is empty.
     """
     y = np.asarray(y, dtype="float64")
     t = np.asarray(treated, dtype=bool)
     w = np.asarray(w, dtype="float64")
     use = ~np.isnan(y) & (w > 0)
-    yt, yc, wc = y[use & t], y[use & ~t], w[use & ~t]
+    groups = [(y[use & t], w[use & t]), (y[use & ~t], w[use & ~t])]
     out = {
-        "n_treated": int(len(yt)),
-        "n_control": int(len(yc)),
-        "ess_control": effective_size(wc),
+        "n_treated": int(len(groups[0][0])),
+        "n_control": int(len(groups[1][0])),
+        "ess_treated": effective_size(groups[0][1]),
+        "ess_control": effective_size(groups[1][1]),
         "mean_treated": float("nan"),
         "mean_control": float("nan"),
         "effect": float("nan"),
@@ -143,12 +150,9 @@ def weighted_difference(
         "ci_high": float("nan"),
         "p_value": float("nan"),
     }
-    if len(yt) == 0 or len(yc) == 0:
+    if not (len(groups[0][0]) and len(groups[1][0])):
         return out
-    mt = float(yt.mean())
-    mc = float((wc * yc).sum() / wc.sum())
-    var_t = float(yt.var(ddof=1)) / len(yt) if len(yt) > 1 else float("nan")
-    var_c = float((wc**2 * (yc - mc) ** 2).sum() / wc.sum() ** 2)
+    (mt, var_t), (mc, var_c) = (_weighted_mean_var(yy, ww) for yy, ww in groups)
     se = float(np.sqrt(var_t + var_c))
     z = float(stats.norm.ppf(1 - alpha / 2))
     effect = mt - mc
@@ -163,6 +167,15 @@ def weighted_difference(
         p_value=p,
     )
     return out
+
+
+def _weighted_mean_var(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Hajek mean and the variance of that mean (weights known, n / (n - 1) corrected)."""
+    n = len(y)
+    m = float((w * y).sum() / w.sum())
+    if n < 2:
+        return m, float("nan")
+    return m, float(n / (n - 1) * (w**2 * (y - m) ** 2).sum() / w.sum() ** 2)
 
 
 def balance(design: pd.DataFrame, treated: np.ndarray, w: np.ndarray) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from nextbest.evaluate import impact_estimates as est
 from nextbest.evaluate.impact import CampaignLog, impact_config, impact_section
 from nextbest.evaluate.results import ModelRun
 from nextbest.evaluate.run import Evaluation, evaluate_to_dir, write_outputs
+from nextbest.models.causal import difference_in_means
 
 LIGHT = {"folds": 3, "uplift": {"lightgbm": {"n_estimators": 60}}}
 CATALOG = parse_catalog(
@@ -141,6 +142,10 @@ def test_logged_probabilities_that_vary_are_weighted_and_cover_the_average_effec
     for k, offer in enumerate(sc.offers):
         assert conv.loc[offer, "ci_low"] <= truth[k] <= conv.loc[offer, "ci_high"], offer
         assert conv.loc[offer, "ess_control"] < conv.loc[offer, "n_control"]
+    # The plain difference in means is biased here: OFFER-2 went to customers who buy anyway.
+    arm = np.where(log["group"] == "control", "", log["offer_id"])
+    naive = difference_in_means(log["converted"].to_numpy(), arm, "").set_index("arm")
+    assert naive.loc["OFFER-2", "ci_low"] > truth[1]
 
 
 def _pre_period(sc, seed=11):

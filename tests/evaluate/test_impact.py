@@ -297,3 +297,14 @@ def test_evaluate_to_dir_with_a_campaign_log_writes_the_impact_section(nb_home, 
     assert "<h3>Treatment vs control</h3>" in html
     run = mlflow.get_run(data["mlflow_run_id"])
     assert "impact.policy_dr_value" in run.data.metrics
+
+
+def test_compared_model_specs_share_one_impact_section_shown_once(tmp_path, randomized):
+    _, section = randomized
+    runs = [ModelRun(label=k, versions={}, sections={"impact": section}) for k in ("a", "b")]
+    result = Evaluation("synthetic", pd.Timestamp("2024-06-01"), 30, runs)
+    _, report_path = write_outputs(result, tmp_path)
+    html = report_path.read_text()
+    assert html.count("<h3>Treatment vs control</h3>") == 1
+    assert html.count('id="impact"') == 1
+    assert {c["winner"] for c in result.comparison() if c["section"] == "impact"} == {"tie"}

@@ -88,7 +88,8 @@ def test_randomized_uplift_policy_beats_every_constant_policy(randomized):
         "response model",
     }
     value = section.score("policy_dr_value")
-    assert value.headline and value.value == pytest.approx(pol.loc["uplift", "dr_value"])
+    assert section.score("policy_gain_lower_bound").headline
+    assert value.value == pytest.approx(pol.loc["uplift", "dr_value"])
     assert value.baselines["no contact"] == 0.0
     qini = section.tables["qini"].set_index("offer_id")
     assert (qini["qini_uplift"] > 0.05).all()  # the effects are heterogeneous and found

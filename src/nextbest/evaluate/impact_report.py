@@ -380,7 +380,9 @@ def add_model_parts(section: Section, parts: est.ModelParts, cfg: dict) -> None:
         )
     pol = ev.policies.set_index("policy")
     for col, label, headline in (
-        ("dr_value", "Value of the uplift policy per customer (doubly robust)", True),
+        # Not a headline: the verdict compares point values; whether the gain is beyond noise is
+        # the paired lower bound below.
+        ("dr_value", "Value of the uplift policy per customer (doubly robust)", False),
         ("ipw_value", "Value of the uplift policy per customer (IPW)", False),
     ):
         section.scores.append(
@@ -399,8 +401,9 @@ def add_model_parts(section: Section, parts: est.ModelParts, cfg: dict) -> None:
     section.scores.append(
         Score(
             "policy_gain_lower_bound",
-            "Uplift policy minus the closest other policy, one-sided 95% lower bound (doubly "
-            "robust, paired; above 0 = a real gain)",
+            f"Gain of the uplift policy over the closest other policy ({closest}) beyond noise: "
+            "one-sided 95% lower bound per customer (doubly robust, paired; above 0 = a real "
+            "gain)",
             float(comp.loc[closest, "lower"]),
             {"no gain": 0.0},
             HIGHER,

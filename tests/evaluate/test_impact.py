@@ -25,6 +25,7 @@ from nextbest.evaluate.impact import CampaignLog, impact_config, impact_section
 from nextbest.evaluate.results import ModelRun
 from nextbest.evaluate.run import Evaluation, evaluate_to_dir, write_outputs
 from nextbest.models.causal import difference_in_means
+from nextbest.models.uplift import UpliftModel
 
 LIGHT = {"folds": 3, "uplift": {"lightgbm": {"n_estimators": 60}}}
 CATALOG = parse_catalog(
@@ -309,3 +310,13 @@ def test_compared_model_specs_share_one_impact_section_shown_once(tmp_path, rand
     assert html.count("<h3>Treatment vs control</h3>") == 1
     assert html.count('id="impact"') == 1
     assert {c["winner"] for c in result.comparison() if c["section"] == "impact"} == {"tie"}
+
+
+def test_a_given_uplift_model_is_evaluated_on_a_later_log():
+    earlier = generate_campaign_log(3000, seed=8)
+    model = UpliftModel({"lightgbm": {"n_estimators": 60}}).fit(earlier.customers, earlier.log)
+    later = generate_campaign_log(3000, seed=9)
+    section = impact_section(later.log, later.customers, CATALOG, uplift_model=model)
+    assert any("the given uplift model" in n for n in section.notes)
+    assert len(section.tables["policies"]) == 5
+    assert (section.tables["qini"]["qini_uplift"] > 0).all()

@@ -11,7 +11,10 @@ did - every measure beside a simple baseline:
 * :mod:`.offers` - hit@k and MAP@k of cross-sell rankings, coupon redemption
   by predicted propensity (Complete Journey);
 * :mod:`.decision` - expected and realised value of the chosen actions
-  against random-offer and rule policies.
+  against random-offer and rule policies;
+* :mod:`.impact` - given a campaign log: what the actions really changed
+  against their control groups, Qini curves and policy values of the uplift
+  model, and for observational logs overlap, balance and a placebo check.
 
 :func:`evaluate_to_dir` writes ``metrics.json`` and a self-contained
 ``report.html`` (:mod:`.report`) and logs everything to one MLflow run.

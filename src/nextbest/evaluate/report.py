@@ -201,29 +201,48 @@ def _figure(chart, prefix: str = "") -> str:
     )
 
 
+def _warn(note: str) -> str:
+    return ' class="warn"' if "WARNING" in note.split(":")[0] else ""
+
+
+def _display(caption: str, table: pd.DataFrame, prefix: str = "") -> str:
+    """A table of text cells as it is, with its caption (first column left-aligned)."""
+    rows = []
+    for row in table.itertuples(index=False):
+        cells = [f'<td class="l">{escape(str(row[0]))}</td>']
+        cells += [f"<td>{escape(str(v))}</td>" for v in row[1:]]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<h3>{escape(prefix + caption)}</h3>" + _table([str(c) for c in table.columns], rows)
+
+
 def section_html(result, sname: str) -> str:
     """One area: intro, measures against baselines, notes, figures (one set per model spec)."""
     pairs = [(r.label, r.sections[sname]) for r in result.runs if sname in r.sections]
+    # A section shared by every model spec (the Impact section measures the log) is shown once.
+    pairs = [(lab, s) for i, (lab, s) in enumerate(pairs) if all(s is not o for _, o in pairs[:i])]
     label, sec = pairs[0]
+    compare = len(pairs) > 1
     parts = [f'<section id="{escape(sname)}"><h2>{escape(sec.title)}</h2>']
     ok = [(lab, s) for lab, s in pairs if s.status == "ok"]
     if not ok:
         parts.append(f'<p class="skip">Not evaluated: {escape(" ".join(sec.notes))}</p></section>')
         return "".join(parts)
     for lab, s in ok:
-        parts.append(
-            f"<p>{'<b>' + escape(lab) + ':</b> ' if result.compare else ''}{escape(s.intro)}</p>"
-        )
-    parts.append(_section_table(ok, result.compare))
+        parts.append(f"<p>{'<b>' + escape(lab) + ':</b> ' if compare else ''}{escape(s.intro)}</p>")
+    parts.append(_section_table(ok, compare))
     notes = [
-        f"{escape(lab) + ': ' if result.compare else ''}{escape(n)}"
-        for lab, s in pairs
-        for n in s.notes
+        f"{escape(lab) + ': ' if compare else ''}{escape(n)}" for lab, s in pairs for n in s.notes
     ]
     if notes:
-        parts.append('<ul class="notes">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>")
+        parts.append(
+            '<ul class="notes">' + "".join(f"<li{_warn(n)}>{n}</li>" for n in notes) + "</ul>"
+        )
     for lab, s in ok:
-        parts += [_figure(c, f"{lab}: " if result.compare else "") for c in s.charts]
+        parts += [
+            _display(caption, t, f"{lab}: " if compare else "") for caption, t in s.displays.items()
+        ]
+    for lab, s in ok:
+        parts += [_figure(c, f"{lab}: " if compare else "") for c in s.charts]
     parts.append("</section>")
     return "".join(parts)
 

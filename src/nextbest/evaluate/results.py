@@ -20,7 +20,7 @@ HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
 REL_TOL = 0.01
 
 # The order of the report's sections.
-SECTION_ORDER = ("clv", "churn", "nbo", "campaigns", "decision")
+SECTION_ORDER = ("clv", "churn", "nbo", "campaigns", "decision", "impact")
 
 
 @dataclass
@@ -89,6 +89,9 @@ class Section:
     charts: list[Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     status: str = "ok"
+    # Tables shown in report.html as they are (caption -> text cells), after the notes; the
+    # numbers behind them are in ``tables`` (metrics.json).
+    displays: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
     def skipped(cls, name: str, title: str, reason: str) -> Section:

@@ -28,6 +28,7 @@ from nextbest.evaluate.churn import churn_section
 from nextbest.evaluate.clv import clv_section
 from nextbest.evaluate.data import BacktestData, default_backtest_as_of, parse_as_of, prepare
 from nextbest.evaluate.decision import decision_section
+from nextbest.evaluate.impact import CampaignLog, backtest_impact
 from nextbest.evaluate.offers import campaign_section, offers_section
 from nextbest.evaluate.report import render
 from nextbest.evaluate.results import ModelRun, Section, comparison
@@ -101,8 +102,13 @@ def evaluate(
     catalog: Catalog,
     specs: tuple[str, ...] = ("train",),
     seed: int = 42,
+    campaign_log: CampaignLog | pd.DataFrame | None = None,
 ) -> Evaluation:
     """Backtest ``specs`` (``train``, an alias, a version or ``kind=ref,...``) on ``dataset``.
+
+    With ``campaign_log`` (validated, with outcomes; or a :class:`CampaignLog` with its
+    catalog, features and pre-period outcomes) every model spec gets the same Impact
+    section (:mod:`nextbest.evaluate.impact`): it measures the log, not the specs' models.
 
     Raises
     ------
@@ -116,11 +122,17 @@ def evaluate(
     if len(set(specs)) != len(specs):
         raise InputError(f"--compare needs two different model specs, got {list(specs)}")
     data = prepare(dataset, as_of, horizon_days, catalog)
+    impact = None
+    if campaign_log is not None:
+        log.info("measuring the campaign log")
+        impact = backtest_impact(campaign_log, data, catalog, configs, seed)
     runs = []
     for spec in specs:
         log.info("evaluating %s", spec)
         models = obtain(spec, data, configs)
         sections = measure(models, data, configs, seed)
+        if impact is not None:
+            sections["impact"] = impact
         runs.append(
             ModelRun(label=spec, versions=models.versions, sections=sections, notes=models.notes)
         )
@@ -138,6 +150,9 @@ def evaluate(
         "data_end": str(data.end.date()),
         "count_models": list(configs["clv"]["count_models"]),
     }
+    if campaign_log is not None:
+        frame = campaign_log.log if isinstance(campaign_log, CampaignLog) else campaign_log
+        settings["campaign_log_rows"] = int(len(frame))
     return Evaluation(
         dataset=data.name,
         as_of=data.as_of,
@@ -190,6 +205,7 @@ def evaluate_to_dir(
     catalog: Catalog,
     specs: tuple[str, ...] = ("train",),
     seed: int = 42,
+    campaign_log: CampaignLog | pd.DataFrame | None = None,
 ) -> Evaluation:
     """:func:`evaluate`, then write ``output/metrics.json`` and ``output/report.html`` and log all
     to MLflow."""
@@ -211,7 +227,7 @@ def evaluate_to_dir(
         )
         for kind in ("clv", "churn", "nbo"):
             mlflow.log_params(registry.flatten(f"config.{kind}", configs[kind]))
-        result = evaluate(dataset, as_of, horizon_days, configs, catalog, specs, seed)
+        result = evaluate(dataset, as_of, horizon_days, configs, catalog, specs, seed, campaign_log)
         result.run_id = run.info.run_id
         mlflow.log_params(
             {

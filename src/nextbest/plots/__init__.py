@@ -7,7 +7,9 @@ here. :func:`png` is the one way to render one to bytes (reports, MLflow).
   matrices, conditional expectations);
 * :mod:`.classifier` - calibration, lift and feature importance of the churn
   and offer models;
-* :mod:`.evaluation` - backtest figures (capture curves, deciles, gains).
+* :mod:`.evaluation` - backtest figures (capture curves, deciles, gains);
+* :mod:`.uplift` - impact figures (effects with intervals, Qini curves,
+  propensity overlap, covariate balance).
 """
 
 from __future__ import annotations

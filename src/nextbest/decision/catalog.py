@@ -111,6 +111,14 @@ class Catalog:
     policy: dict[str, Any]
     channels: tuple[Channel, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not self.channels:  # built in code without channels: every used one, opt-out
+            used = [c for o in self.offers for c in (o.costs or {o.channel: o.cost})]
+            used.append(self.default_action.channel)
+            if self.retention is not None:
+                used.append(self.retention.channel)
+            object.__setattr__(self, "channels", _channels(None, used))
+
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.channels)

@@ -198,7 +198,9 @@ def _build_once(settings: ServiceSettings) -> ServingState:
         time_unit_days=float(meta.get("time_unit_days", bundle.clv.time_unit_days)),
         feature_dtypes=dtypes,
         attributes=attributes,
-        fingerprint=Fingerprint(tuple(sorted(bundle.versions.items())), stats),
+        fingerprint=Fingerprint(
+            tuple(sorted((n, bundle.versions.get(n)) for n in registry.MODEL_NAMES)), stats
+        ),
         build_seconds=seconds,
         contact_history=history,
     )

@@ -490,6 +490,15 @@ def evaluate(
     catalog: Path | None = CatalogOpt,
     config_dir: Path | None = ConfigDirOpt,
     seed: int = typer.Option(42, "--seed", help="Seed of the random-offer baseline policy."),
+    campaign_log: str | None = typer.Option(
+        None,
+        "--campaign-log",
+        help="Add the Impact section: a campaign log file, or 'completejourney' (the "
+        "dataset's 27 campaigns as an observational log).",
+    ),
+    campaign_catalog: Path | None = typer.Option(
+        None, "--campaign-catalog", help="Catalog of the log's offers (default --catalog)."
+    ),
     csv_sep: str | None = CsvSepOpt,
     decimal: str | None = DecimalOpt,
     encoding: str | None = EncodingOpt,
@@ -499,6 +508,7 @@ def evaluate(
     against what happened."""
     from nextbest.decision.catalog import load_catalog
     from nextbest.evaluate import evaluate_to_dir
+    from nextbest.evaluate.impact import campaign_for
 
     cfg = load_configs(
         {
@@ -509,6 +519,7 @@ def evaluate(
     )
     options = _read_options(csv_sep, decimal, encoding, date_format)
     ds = _load(dataset, transactions, customers, mapping, options)
+    log = campaign_for(ds, campaign_log, campaign_catalog) if campaign_log else None
     result = evaluate_to_dir(
         ds,
         as_of,
@@ -518,6 +529,7 @@ def evaluate(
         load_catalog(catalog),
         tuple(compare) if compare else (models,),
         seed,
+        campaign_log=log,
     )
     out.print(present.backtest_table(result))
     _say(present.backtest_lines(result, output))

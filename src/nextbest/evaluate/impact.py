@@ -29,12 +29,18 @@ needs covariates measured before it; the uplift model takes the former only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from nextbest.config import merge
-from nextbest.data.schema import opted_out
-from nextbest.decision.catalog import Catalog
+from nextbest.config import merge, models_dir
+from nextbest.data import Dataset
+from nextbest.data.campaign_log import derive_outcomes, validate_campaign_log
+from nextbest.data.completejourney import completejourney_campaign_log
+from nextbest.data.files import read_table
+from nextbest.data.readers import split_flagged
+from nextbest.data.schema import opted_out, validate_transactions
+from nextbest.decision.catalog import Catalog, load_catalog
 from nextbest.errors import InputError, ModelInputError
 from nextbest.evaluate import impact_estimates as est
 from nextbest.evaluate import impact_report as report
@@ -282,3 +288,34 @@ def _model_parts(
         section.notes.append(f"The uplift model could not be evaluated on this log: {exc}")
         return
     report.add_model_parts(section, parts, cfg)
+
+
+BUILTIN_LOGS = {"completejourney": "completejourney_campaigns.yaml"}
+
+
+def campaign_for(
+    dataset: Dataset, source: str | Path, catalog_path: str | Path | None = None
+) -> CampaignLog:
+    """The campaign log ``nextbest evaluate --campaign-log SOURCE`` measures.
+
+    ``source`` is a file (CSV or Parquet, read by the one reader and validated
+    against ``catalog_path``, default the evaluation's catalog; outcomes derived
+    from the dataset's transactions when the log has none) or
+    ``completejourney``: the dataset's own 27 campaigns as an observational log
+    (with its catalog and the pre-period outcomes for the placebo check).
+    """
+    if str(source) in BUILTIN_LOGS:
+        if dataset.name != str(source):
+            raise InputError(f"--campaign-log {source} needs --dataset {source}")
+        log, pre = completejourney_campaign_log(dataset)
+        catalog = load_catalog(catalog_path or models_dir() / BUILTIN_LOGS[str(source)])
+        checked = validate_campaign_log(log, catalog)
+        return CampaignLog(checked.log, catalog=catalog, pre_outcomes=pre)
+    catalog = load_catalog(catalog_path) if catalog_path else None
+    frame, _ = split_flagged(read_table(source))
+    checked = validate_campaign_log(frame, catalog or load_catalog())
+    logged = checked.log
+    if "converted" not in logged.columns:
+        tx = validate_transactions(dataset.transactions).transactions
+        logged = derive_outcomes(logged, tx, catalog or load_catalog())
+    return CampaignLog(logged, catalog=catalog)

@@ -147,3 +147,27 @@ def champion_home(trained_home, monkeypatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return trained_home
+
+
+@pytest.fixture(scope="session")
+def scored(batch_data, bundle, tmp_path_factory):
+    """A scores file of the batch data, written by the local engine with the in-memory models."""
+    from nextbest.batch.command import build_job
+    from nextbest.batch.job import run_local
+
+    out = tmp_path_factory.mktemp("scored") / "scores.parquet"
+    job = build_job(
+        None,
+        batch_data["transactions"],
+        batch_data["customers"],
+        {},
+        str(AS_OF.date()),
+        365,
+        out,
+        None,
+        100_000,
+        False,
+        bundle.catalog,
+    )
+    run_local(job, bundle)
+    return out

@@ -10,31 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from nextbest.batch.audiences import COLUMNS, MARKER, export_audiences
-from nextbest.batch.command import build_job
-from nextbest.batch.job import run_local
 from nextbest.data.synthetic import synthetic_as_of
 from nextbest.errors import SchemaError
 from tests.batch.batch_helpers import read_scores
-
-
-@pytest.fixture(scope="module")
-def scored(batch_data, bundle, tmp_path_factory):
-    out = tmp_path_factory.mktemp("aud") / "scores.parquet"
-    job = build_job(
-        None,
-        batch_data["transactions"],
-        batch_data["customers"],
-        {},
-        str(synthetic_as_of().date()),
-        365,
-        out,
-        None,
-        100_000,
-        False,
-        bundle.catalog,
-    )
-    run_local(job, bundle)
-    return out
 
 
 def _read(out_dir):

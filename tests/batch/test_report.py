@@ -9,34 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.batch.command import build_job
-from nextbest.batch.job import run_local
 from nextbest.batch.report import report_paths, write_score_report
 from nextbest.batch.segments import NOT_PROFILED, export_segments, segment_frame, value_tiers
-from nextbest.data.synthetic import synthetic_as_of
 from nextbest.errors import SchemaError
 from tests.batch.batch_helpers import read_scores
 from tests.browser import artifacts_dir, chromium_browser
-
-
-@pytest.fixture(scope="module")
-def scored(batch_data, bundle, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "scores.parquet"
-    job = build_job(
-        None,
-        batch_data["transactions"],
-        batch_data["customers"],
-        {},
-        str(synthetic_as_of().date()),
-        365,
-        out,
-        None,
-        100_000,
-        False,
-        bundle.catalog,
-    )
-    run_local(job, bundle)
-    return out
 
 
 def test_value_tiers_split_20_30_50_by_rank():

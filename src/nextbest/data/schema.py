@@ -10,7 +10,8 @@ breaks one goes to the rejects frame with the row number, the column, the
 value and the reason; nothing is dropped silently.
 
 1. Missing required columns -> :class:`SchemaError` (fatal, nothing to salvage).
-2. ``customer_id`` missing or blank -> rejected.
+2. ``customer_id`` missing or blank -> rejected; so is a customer who was
+   forgotten (:mod:`nextbest.data.erased`), with the id left out of the rejects.
 3. ``timestamp`` missing or unparsable -> rejected.
 4. ``amount`` missing, unparsable, NaN or infinite -> rejected.
 5. ``timestamp`` on or after ``as_of`` (when given) -> rejected: the future is
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nextbest.data.erased import ERASED_REASON, blank_erased, erased_mask
 from nextbest.errors import SchemaError
 
 REQUIRED_TRANSACTION_COLUMNS: tuple[str, ...] = ("customer_id", "timestamp", "amount")
@@ -171,6 +173,7 @@ def validate_transactions(
     cid_str = cid.astype("string").str.strip()
     drop((cid.isna() | (cid_str == "")).to_numpy(), "customer_id", "missing customer_id")
     df["customer_id"] = df["customer_id"].astype("string").str.strip().astype(str)
+    drop(erased_mask(df["customer_id"]), "customer_id", ERASED_REASON)
 
     ts = parse_timestamps(df["timestamp"])
     drop(ts.isna().to_numpy(), "timestamp", "missing or unparsable timestamp")
@@ -212,6 +215,7 @@ def validate_transactions(
         if rejects
         else pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
     )
+    rej = blank_erased(rej)
     report = ValidationReport(
         n_input=n_input, n_valid=len(clean), rejected=counts, refunds_netted=refunds_netted
     )

@@ -21,6 +21,7 @@ size, and nothing kept in memory but two id bounds per row group.
 from __future__ import annotations
 
 import bisect
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -77,10 +78,7 @@ def write_history(
     if "contacted_at" in log.columns:
         log = log.rename(columns={"contacted_at": "timestamp"})
     out = pd.DataFrame(
-        {
-            c: log[c] if c in log.columns else pd.Series([], dtype=object)
-            for c in CONTACT_COLUMNS
-        }
+        {c: log[c] if c in log.columns else pd.Series([], dtype=object) for c in CONTACT_COLUMNS}
     )
     out["timestamp"] = pd.to_datetime(out["timestamp"]).astype("datetime64[ns]")
     for col in ("offer_id", "group", "channel"):
@@ -118,6 +116,7 @@ class SortedParquet:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.file = pq.ParquetFile(self.path)
+        self._lock = threading.Lock()  # one reader per file handle at a time
         meta = self.file.metadata
         col = self.file.schema_arrow.get_field_index("customer_id")
         self.columns = self.file.schema_arrow.names
@@ -153,7 +152,8 @@ class SortedParquet:
         groups = self._candidates(customer_id)
         if not groups:
             return self.file.schema_arrow.empty_table().to_pandas()
-        table = self.file.read_row_groups(groups)
+        with self._lock:
+            table = self.file.read_row_groups(groups)
         table = table.filter(pc.equal(table["customer_id"].cast(pa.string()), customer_id))
         return table.to_pandas()
 

@@ -166,9 +166,11 @@ def merge_histories(*histories: pd.DataFrame | None) -> pd.DataFrame | None:
     """Contact histories stacked (``customer_id, offer_id, timestamp``), None if all are empty."""
     parts = [
         h[["customer_id", "offer_id", "timestamp"]].assign(
-            timestamp=lambda f: pd.to_datetime(f["timestamp"], utc=True, format="mixed")
-            .dt.tz_localize(None)
-            .astype("datetime64[ns]")
+            timestamp=lambda f: (
+                pd.to_datetime(f["timestamp"], utc=True, format="mixed")
+                .dt.tz_localize(None)
+                .astype("datetime64[ns]")
+            )
         )
         for h in histories
         if h is not None and len(h)

@@ -49,7 +49,7 @@ def transactions_frame(request: PredictFeaturesRequest) -> pd.DataFrame:
     return frame
 
 
-def _conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
+def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     """Snapshot columns in snapshot order and dtypes (missing ones empty; extra ones dropped).
 
     A value the snapshot dtype cannot hold (an empty integer column for an
@@ -103,14 +103,14 @@ def cold_start_features(
         )
     if not request.consent_profiling:
         row = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [False]})
-        return _conform(row, state), as_of
+        return conform(row, state), as_of
     customers = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [True]})
     for name in state.attributes:
         value = request.attributes.get(name)
         customers[name] = pd.Series([None if value is None else str(value)], dtype=object)
     ctx = build_context(checked.transactions, customers, state.bundle.catalog.categories)
     features = features_at(ctx, as_of, state.time_unit_days)
-    return _conform(features, state), as_of
+    return conform(features, state), as_of
 
 
 def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) -> dict:

@@ -33,7 +33,7 @@ from nextbest.config import Paths
 
 HISTORY_FILE = "history.parquet"
 CONTACTS_FILE = "contacts.parquet"
-ROW_GROUP = 8192
+ROW_GROUP = 4096
 """Rows per Parquet row group: one customer lookup reads about this many rows."""
 HISTORY_COLUMNS = ("customer_id", "timestamp", "amount", "category", "order_id", "channel")
 CONTACT_COLUMNS = ("customer_id", "offer_id", "timestamp", "group", "channel")

@@ -45,7 +45,7 @@ from collections import OrderedDict
 
 from nextbest.events.schema import Event
 from nextbest.events.store import Changes, EventStore
-from nextbest.serving.rebuild import customer_decision
+from nextbest.serving.rebuild import customer_decision, single_threaded
 from nextbest.serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Overlay:
     def __init__(self, state: ServingState, store: EventStore, cache_size: int = DEFAULT_CACHE):
         self.state = state
         self.store = store
+        single_threaded(state.bundle)
         self.cache_size = int(cache_size)
         self.cursor = int(state.events_head)
         self.changed: dict[str, int] = {}

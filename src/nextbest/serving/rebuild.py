@@ -136,11 +136,9 @@ def _rebuilt(
             behaviour = customer_features(
                 purchase_table(clean, categories), as_of, state.time_unit_days
             )
-            row = base.copy()
-            for col in behaviour.columns:
-                if col != "customer_id":
-                    row[col] = behaviour[col].to_numpy()
-            return row
+            new = [c for c in behaviour.columns if c != "customer_id"]
+            kept = base.drop(columns=[c for c in new if c in base.columns])
+            return pd.concat([kept, behaviour[new].reset_index(drop=True)], axis=1)
         customers = pd.DataFrame({"customer_id": [customer_id], "consent_profiling": [True]})
         ctx = build_context(clean, customers, categories)
         return features_at(ctx, as_of, state.time_unit_days)
@@ -185,6 +183,20 @@ def feature_row(
     if row is None:
         return None, as_of, decided_at
     return conform(row, state), as_of, decided_at
+
+
+def single_threaded(bundle) -> None:
+    """Let the state's tree models predict one customer with one thread.
+
+    Called once a state's table is built: a re-decision is one row, and an
+    OpenMP team of several threads on a busy host waits a scheduler time slice
+    (about 10 ms) per call for its other threads. A worker's parallelism comes
+    from its requests and from other workers.
+    """
+    for model in (bundle.churn, bundle.nbo):
+        classifier = getattr(model, "classifier_", None)
+        if classifier is not None and hasattr(classifier, "set_params"):
+            classifier.set_params(n_jobs=1)
 
 
 def customer_decision(state: ServingState, customer_id: str, events: list[Event]) -> dict | None:

@@ -128,8 +128,11 @@ class ServiceSettings(Settings):
         return self.paths.root / "serving" / "ready"
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> ServiceSettings:
+    def from_env(cls, env: dict | None = None, require_key: bool = True) -> ServiceSettings:
         """Read and check the environment (see the module docstring).
+
+        ``require_key=False`` is for commands that read the serving state
+        without serving it (``nextbest customer export``).
 
         Raises
         ------
@@ -138,7 +141,7 @@ class ServiceSettings(Settings):
         """
         env = os.environ if env is None else env
         common = settings_fields(env)
-        keys = api_keys_from_env(env)
+        keys = api_keys_from_env(env) if require_key else ()
         clv = load_config("clv", path=common["models_dir"] / "clv.yaml")
         horizon = _number(env, "NEXTBEST_HORIZON_DAYS", float(clv["horizon_days"]), 1.0)
         history = env.get("NEXTBEST_CONTACT_HISTORY", "").strip()

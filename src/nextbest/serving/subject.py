@@ -32,9 +32,12 @@ from pathlib import Path
 import pandas as pd
 import pydantic_core
 
+from nextbest.errors import NoChampionError, NoSnapshotError
+from nextbest.events.fold import store_for
 from nextbest.events.schema import Event, iso
-from nextbest.serving.rebuild import channel_consent, newest_consent
-from nextbest.serving.state import ServingState
+from nextbest.serving.rebuild import channel_consent, customer_decision, newest_consent
+from nextbest.serving.settings import ServiceSettings
+from nextbest.serving.state import ServingState, load_state
 
 
 def audit_entries(audit_dir: Path, customer_id: str) -> list[dict]:
@@ -81,19 +84,18 @@ def _consent(events: list[Event], features: list[dict]) -> dict:
 
 def customer_document(
     customer_id: str,
-    state: ServingState,
+    state: ServingState | None,
     events: list[Event],
     decision: dict | None,
     audit_dir: Path,
 ) -> dict | None:
     """The data-access document of ``customer_id`` (see the module docstring); None if nothing
-    is held about them."""
-    features = (
-        _records(state.snapshot_rows.rows(customer_id)) if state.snapshot_rows is not None else []
-    )
-    transactions = (
-        _records(state.history.rows(customer_id)) if state.history is not None else []
-    )
+    is held about them. Without a state (no snapshot or champion yet) the snapshot part is
+    empty and there is no decision."""
+    snapshot_rows = state.snapshot_rows if state is not None else None
+    history = state.history if state is not None else None
+    features = _records(snapshot_rows.rows(customer_id)) if snapshot_rows is not None else []
+    transactions = _records(history.rows(customer_id)) if history is not None else []
     audit = audit_entries(audit_dir, customer_id)
     if not (features or transactions or events or audit or decision):
         return None
@@ -101,11 +103,11 @@ def customer_document(
         line.pop("customer_id", None)
     return {
         "customer_id": customer_id,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace(
-            "+00:00", "Z"
-        ),
+        "generated_at": dt.datetime.now(dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
         "snapshot": {
-            "as_of": str(state.as_of.date()),
+            "as_of": str(state.as_of.date()) if state is not None else None,
             "features": features[0] if features else None,
         },
         "transactions": transactions,
@@ -116,3 +118,27 @@ def customer_document(
         else None,
         "audit": audit,
     }
+
+
+def export_customer(customer_id: str, settings: ServiceSettings) -> dict | None:
+    """The document of ``customer_id`` without a running service (``nextbest customer export``).
+
+    The decision is the one ``/predict`` gives: the snapshot row re-decided
+    with the champions and every event of the customer. Without a snapshot or
+    a champion the document still lists events and audit lines.
+    """
+    try:
+        state = load_state(settings)
+    except (NoSnapshotError, NoChampionError):
+        state = None
+    store = store_for(settings.paths)
+    try:
+        erased = store is not None and store.is_erased(customer_id)
+        events = store.for_customer(customer_id) if store is not None and not erased else []
+    finally:
+        if store is not None:
+            store.close()
+    if erased:
+        return None
+    decision = customer_decision(state, customer_id, events) if state is not None else None
+    return customer_document(customer_id, state, events, decision, settings.audit_dir)

@@ -10,22 +10,27 @@ What :func:`forget_customer` touches, in this order:
    which the transactions validator reads: a later ``train``, ``score`` or
    ``evaluate`` of an old file rejects the customer's lines with reason
    ``erased`` and an empty value.
-3. **Every file under** ``NEXTBEST_HOME`` that holds the id, by format:
+3. **Every file under** ``NEXTBEST_HOME`` that holds the customer, by format
+   (a record is the customer's when its ``customer_id`` is the id; in a file
+   without that column, when any text value is):
 
    * Parquet (snapshot, training transactions, contacts, rejects, scores of
-     ``nextbest run``): rows with the id in any text column are dropped and
-     the file is rewritten atomically (a running service reloads the
-     snapshot; it already answers 404 for the id from the erasure event);
-   * JSON lines (audit logs, under the audit writers' lock), CSV and logs:
-     the lines or rows holding the id are dropped;
-   * JSON (MLflow input examples of models logged before examples used
-     synthetic ids): rows holding the id are dropped;
-   * HTML reports: the id is replaced by ``[erased]``;
+     ``nextbest run``): the customer's rows are dropped and the file is
+     rewritten atomically (a running service reloads the snapshot; it
+     already answers 404 for the id from the erasure event on);
+   * JSON lines (audit logs, rewritten in place under the audit writers'
+     lock, so no line is lost) and CSV: the customer's lines and rows;
+   * JSON (e.g. MLflow input examples of models logged before examples used
+     synthetic ids): the customer's records;
+   * logs and text: lines naming the id as a word;
+   * HTML reports: table cells holding exactly the id become ``[erased]``;
    * batch work directories (``*.work`` and ``batch-work/``) are removed
      whole: a killed job must start again without ``--resume``;
-   * any other file that still holds the id's bytes (a binary file nextbest
-     cannot rewrite) is listed in :attr:`ForgetReport.left` and the command
-     fails, so nothing is claimed that was not done.
+   * any other file whose raw bytes still hold the id (binary files nextbest
+     cannot rewrite; only for ids of at least :data:`MIN_GREP_BYTES` bytes,
+     as a shorter one occurs in binary data by chance) is listed in
+     :attr:`ForgetReport.left` and the command fails, so nothing is claimed
+     that was not done.
 
 Files outside ``NEXTBEST_HOME`` (your transactions and customers files,
 scores written with ``-o`` elsewhere, events files you ingested) are yours:
@@ -43,6 +48,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,6 +83,11 @@ class ForgetReport:
         return not self.left
 
 
+MIN_GREP_BYTES = 6
+"""Ids at least this long are also searched as raw bytes in files nextbest cannot parse (a
+shorter id occurs by chance in binary data, so a hit would mean nothing)."""
+
+
 def _holds(path: Path, needle: bytes) -> bool:
     """Whether the raw bytes of ``path`` contain ``needle`` (read in chunks)."""
     tail = b""
@@ -95,10 +106,12 @@ def _is_text_column(t: pa.DataType) -> bool:
 
 
 def _parquet(path: Path, customer_id: str) -> int:
-    """Drop the rows holding the id in a text column; return how many."""
+    """Drop the rows of the customer (``customer_id`` column, else any text column equal to the
+    id); return how many."""
     table = pq.read_table(path)
+    names = ["customer_id"] if "customer_id" in table.column_names else table.column_names
     hit = None
-    for name in table.column_names:
+    for name in names:
         col = table[name]
         if not _is_text_column(col.type):
             continue
@@ -113,25 +126,42 @@ def _parquet(path: Path, customer_id: str) -> int:
     return n
 
 
-def _holds_value(obj, customer_id: str) -> bool:
+def _names_customer(obj, customer_id: str) -> bool:
+    """A record of the customer: ``customer_id`` equal to the id (any value, without that key)."""
     if isinstance(obj, dict):
-        return any(_holds_value(v, customer_id) for v in obj.values())
+        if "customer_id" in obj:
+            return obj["customer_id"] == customer_id
+        return any(v == customer_id for v in obj.values())
     if isinstance(obj, list):
-        return any(_holds_value(v, customer_id) for v in obj)
+        return customer_id in obj
     return obj == customer_id
 
 
-def _scrub_json(obj, customer_id: str):
-    """Lists lose the items that hold the id; a lone value equal to it becomes ``[erased]``."""
+def _scrub_json(obj, customer_id: str) -> tuple[object, int]:
+    """Records of the customer removed from every list (MLflow's ``{"columns", "data"}`` by the
+    ``customer_id`` column); returns the new object and how many records went."""
     if isinstance(obj, dict):
-        return {k: _scrub_json(v, customer_id) for k, v in obj.items()}
+        columns, data = obj.get("columns"), obj.get("data")
+        if isinstance(columns, list) and "customer_id" in columns and isinstance(data, list):
+            k = columns.index("customer_id")
+            kept = [
+                r for r in data if not (isinstance(r, list) and len(r) > k and r[k] == customer_id)
+            ]
+            return {**obj, "data": kept}, len(data) - len(kept)
+        n, out = 0, {}
+        for key, value in obj.items():
+            out[key], m = _scrub_json(value, customer_id)
+            n += m
+        return out, n
     if isinstance(obj, list):
-        return [_scrub_json(v, customer_id) for v in obj if not _holds_row(v, customer_id)]
-    return ERASED_TEXT if obj == customer_id else obj
-
-
-def _holds_row(item, customer_id: str) -> bool:
-    return isinstance(item, (dict, list)) and _holds_value(item, customer_id) or item == customer_id
+        kept = [v for v in obj if not (isinstance(v, dict) and _names_customer(v, customer_id))]
+        n, out = len(obj) - len(kept), []
+        for value in kept:
+            new, m = _scrub_json(value, customer_id)
+            out.append(new)
+            n += m
+        return out, n
+    return obj, 0
 
 
 def _rewrite_locked(path: Path, keep) -> int:
@@ -161,17 +191,28 @@ def _jsonl_keep(customer_id: str, needle: bytes):
         if needle not in line:
             return True
         try:
-            return not _holds_value(json.loads(line), customer_id)
+            return not _names_customer(json.loads(line), customer_id)
         except ValueError:
-            return False  # a broken line that holds the id's bytes goes too
+            return True
 
     return keep
+
+
+def _token(customer_id: str) -> re.Pattern:
+    return re.compile(r"(?<![\w.-])" + re.escape(customer_id) + r"(?![\w.-])")
 
 
 def _csv(path: Path, customer_id: str) -> int:
     text = path.read_text(encoding="utf-8", errors="surrogateescape")
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    kept = [r for r in rows if customer_id not in r]
+    if not rows:
+        return 0
+    k = rows[0].index("customer_id") if "customer_id" in rows[0] else None
+    kept = [rows[0]] + [
+        r
+        for r in rows[1:]
+        if not (r[k] == customer_id if k is not None and len(r) > k else customer_id in r)
+    ]
     if len(kept) == len(rows):
         return 0
     out = io.StringIO(newline="")
@@ -187,9 +228,10 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def _html(path: Path, customer_id: str) -> int:
+    """Table cells holding exactly the id (a report's customer column) become ``[erased]``."""
     text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    pattern = re.compile(r"(?<![\w-])" + re.escape(customer_id) + r"(?![\w-])")
-    new, n = pattern.subn(ERASED_TEXT, text)
+    cell = re.compile(r"(<td[^>]*>)\s*" + re.escape(escape(customer_id)) + r"\s*(</td>)")
+    new, n = cell.subn(r"\g<1>" + ERASED_TEXT + r"\g<2>", text)
     if n:
         _atomic_text(path, new)
     return n
@@ -197,33 +239,42 @@ def _html(path: Path, customer_id: str) -> int:
 
 def _json(path: Path, customer_id: str) -> int:
     data = json.loads(path.read_text())
-    if not _holds_value(data, customer_id):
-        return 0
-    _atomic_text(path, json.dumps(_scrub_json(data, customer_id)))
-    return 1
+    new, n = _scrub_json(data, customer_id)
+    if n:
+        _atomic_text(path, json.dumps(new))
+    return n
 
 
-def _scrub_file(path: Path, customer_id: str, needle: bytes) -> str | None:
-    """Erase the id from one file by its format; a description, or None if untouched."""
+def _scrub_file(path: Path, customer_id: str, needle: bytes) -> tuple[str | None, bool]:
+    """Erase the customer from one file by its format.
+
+    Returns a description of what went (None: nothing) and whether the format
+    was understood (else only a raw-byte search can tell if the id is there).
+    """
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         n = _parquet(path, customer_id)
-        return f"{n} row(s)" if n else None
-    if not _holds(path, needle):
-        return None
+        return (f"{n} row(s)" if n else None), True
+    known = name.endswith((".jsonl", ".ndjson", ".csv", ".json", ".html", ".htm", *_TEXT_SUFFIXES))
+    if not known or not _holds(path, needle):
+        return None, known
     if name.endswith((".jsonl", ".ndjson")):
         n = _rewrite_locked(path, _jsonl_keep(customer_id, needle))
-        return f"{n} line(s)"
-    if name.endswith(_TEXT_SUFFIXES):
-        n = _rewrite_locked(path, lambda line: needle not in line)
-        return f"{n} line(s)"
-    if name.endswith(".csv"):
-        return f"{_csv(path, customer_id)} row(s)"
-    if name.endswith(".json"):
-        return f"{_json(path, customer_id)} document rewritten"
-    if name.endswith((".html", ".htm")):
-        return f"{_html(path, customer_id)} mention(s) replaced by {ERASED_TEXT}"
-    return None
+        what = f"{n} line(s)"
+    elif name.endswith(_TEXT_SUFFIXES):
+        token = _token(customer_id)
+        n = _rewrite_locked(path, lambda line: not token.search(line.decode("utf-8", "replace")))
+        what = f"{n} line(s) naming the id"
+    elif name.endswith(".csv"):
+        n = _csv(path, customer_id)
+        what = f"{n} row(s)"
+    elif name.endswith(".json"):
+        n = _json(path, customer_id)
+        what = f"{n} record(s)"
+    else:
+        n = _html(path, customer_id)
+        what = f"{n} table cell(s) replaced by {ERASED_TEXT}"
+    return (what if n else None), True
 
 
 def _work_dirs(root: Path, paths: Paths) -> list[Path]:
@@ -269,18 +320,18 @@ def forget_customer(customer_id: str, paths: Paths, store: EventStore | None) ->
         shutil.rmtree(work, ignore_errors=True) if work.is_dir() else work.unlink(missing_ok=True)
         report.removed_dirs.append(str(work))
     needle = customer_id.encode("utf-8")
+    grep = len(needle) >= MIN_GREP_BYTES
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path in skip or path.name.endswith(".forget.tmp"):
             continue
         try:
-            what = _scrub_file(path, customer_id, needle)
+            what, understood = _scrub_file(path, customer_id, needle)
         except (OSError, ValueError, pa.ArrowException) as exc:
-            what, exc_text = None, f"{type(exc).__name__}: {exc}"
-            if _holds(path, needle):
-                report.left.append(f"{path} ({exc_text})")
+            if grep and _holds(path, needle):
+                report.left.append(f"{path} ({type(exc).__name__}: {exc})")
             continue
         if what is not None:
             report.files.append((str(path), what))
-        if _holds(path, needle):
+        if not understood and grep and _holds(path, needle):
             report.left.append(str(path))
     return report

@@ -65,8 +65,9 @@ def store_for(paths: Paths | None = None, create: bool = False) -> EventStore | 
     return open_store(url)
 
 
-def _purchase_lines(purchases: pd.DataFrame, tx: pd.DataFrame) -> pd.DataFrame:
-    """Purchase events as transaction lines, without orders the file already has."""
+def purchase_lines(purchases: pd.DataFrame, tx: pd.DataFrame) -> pd.DataFrame:
+    """Purchase events as transaction lines, without orders ``tx`` already has (same customer
+    and ``order_id``); columns as in ``tx`` plus any the events fill."""
     lines = purchases[[c for c in TX_COLUMNS if c in purchases.columns]]
     if "order_id" in tx.columns and lines["order_id"].notna().any():
         known = tx["customer_id"].astype(str) + "\x00" + tx["order_id"].astype("string")
@@ -83,7 +84,9 @@ def _purchase_lines(purchases: pd.DataFrame, tx: pd.DataFrame) -> pd.DataFrame:
     return lines
 
 
-def _with_consent(customers: pd.DataFrame, state: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def with_consent(customers: pd.DataFrame, state: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``customers`` with profiling consent from ``state`` (:meth:`EventStore.consent_state`);
+    customers known only from events added. Returns the frame and how many ids changed."""
     profiling = state[state["channel"].isna()]
     if profiling.empty:
         return customers, 0
@@ -123,10 +126,10 @@ def apply_to_dataset(dataset: Dataset, store: EventStore, head: int | None = Non
     purchases = store.purchases()
     purchases = purchases[purchases["seq"].to_numpy() <= head]
     tx = dataset.transactions
-    lines = _purchase_lines(purchases, tx) if len(purchases) else purchases.iloc[:0]
+    lines = purchase_lines(purchases, tx) if len(purchases) else purchases.iloc[:0]
     if len(lines):
         tx = pd.concat([tx, lines], ignore_index=True)
-    customers, overrides = _with_consent(dataset.customers, store.consent_state())
+    customers, overrides = with_consent(dataset.customers, store.consent_state())
     contacts = store.contacts()
     contacts = contacts[contacts["seq"].to_numpy() <= head].reset_index(drop=True)
     folded = Dataset(dataset.name, tx, customers, dataset.extras, dataset.default_as_of)
@@ -188,6 +191,8 @@ __all__ = [
     "events_url",
     "fold_events",
     "merge_histories",
+    "purchase_lines",
     "sent_contacts",
     "store_for",
+    "with_consent",
 ]

@@ -70,8 +70,8 @@ def purchase_lines(purchases: pd.DataFrame, tx: pd.DataFrame) -> pd.DataFrame:
     and ``order_id``); columns as in ``tx`` plus any the events fill."""
     lines = purchases[[c for c in TX_COLUMNS if c in purchases.columns]]
     if "order_id" in tx.columns and lines["order_id"].notna().any():
-        known = tx["customer_id"].astype(str) + "\x00" + tx["order_id"].astype("string")
-        key = lines["customer_id"] + "\x00" + lines["order_id"].astype("string")
+        known = tx["customer_id"].astype(str) + "\x1f" + tx["order_id"].astype("string")
+        key = lines["customer_id"] + "\x1f" + lines["order_id"].astype("string")
         lines = lines[~key.isin(set(known.dropna())).fillna(False).to_numpy()]
     keep = [
         c
@@ -96,7 +96,7 @@ def with_consent(customers: pd.DataFrame, state: pd.DataFrame) -> tuple[pd.DataF
     has = ids.isin(granted.keys()).to_numpy()
     if "consent_profiling" not in out.columns:
         out["consent_profiling"] = True
-    consent = out["consent_profiling"].astype(object).to_numpy()
+    consent = out["consent_profiling"].astype(object).to_numpy(copy=True)
     consent[has] = [granted[c] for c in ids[has]]
     out["consent_profiling"] = pd.array(consent, dtype="boolean").fillna(True).astype(bool)
     new = sorted(set(granted) - set(ids))

@@ -1,0 +1,82 @@
+"""The overlay of changed customers: the change feed, the cache, erasure, the memory bound."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from nextbest.events import open_store, validate_events
+from nextbest.serving.overlay import Overlay
+
+
+class CountingOverlay(Overlay):
+    """Decides from the number of events, counting how often it had to."""
+
+    calls = 0
+
+    def decide_from(self, customer_id, events):
+        self.calls += 1
+        return {"customer_id": customer_id, "n": len(events)}
+
+
+def fake_state(head: int = 0):
+    return SimpleNamespace(events_head=head, bundle=SimpleNamespace(churn=None, nbo=None))
+
+
+def post(store, *events):
+    checked = validate_events(list(events))
+    assert checked.ok, checked.rejects
+    return store.append(checked.accepted)
+
+
+def purchase(cid: str) -> dict:
+    return {"type": "purchase", "customer_id": cid, "timestamp": "2018-01-01", "amount": 1.0}
+
+
+def test_poll_marks_changed_customers_and_the_cache_follows_their_events(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    post(store, purchase("a"))
+    head = store.head()
+    post(store, purchase("b"))
+    post(store, {"type": "response", "customer_id": "c", "at": "2018-01-02", "converted": 1})
+    overlay = CountingOverlay(fake_state(head), store, cache_size=10)
+    assert overlay.poll() == 2
+    assert overlay.is_changed("b") and not overlay.is_changed("a")  # "a" is in the snapshot
+    assert not overlay.is_changed("c")  # a response changes no decision
+    assert overlay.cached("b") == (False, None)
+    assert overlay.decide("b") == {"customer_id": "b", "n": 1}
+    assert overlay.cached("b") == (True, {"customer_id": "b", "n": 1})
+    assert overlay.poll() == 0 and overlay.calls == 1
+    post(
+        store,
+        {"type": "consent", "customer_id": "b", "at": "2018-01-03", "consent_profiling": False},
+    )
+    overlay.poll()
+    assert overlay.cached("b") == (False, None)  # the next answer is decided again
+    assert overlay.decide("b")["n"] == 2 and overlay.calls == 2
+    store.close()
+
+
+def test_erased_customers_are_dropped_and_recognised(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    post(store, purchase("x"), purchase("y"))
+    overlay = CountingOverlay(fake_state(), store)
+    overlay.poll()
+    overlay.decide("x")
+    store.forget("x")
+    overlay.poll()
+    assert overlay.is_erased("x") and not overlay.is_erased("y")
+    assert not overlay.is_changed("x") and overlay.cached("x") == (False, None)
+    assert overlay.stats()["erased"] == 1 and overlay.stats()["changed"] == 1
+    store.close()
+
+
+def test_cache_is_bounded(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    post(store, *[purchase(f"c{i}") for i in range(20)])
+    overlay = CountingOverlay(fake_state(), store, cache_size=5)
+    overlay.poll()
+    for i in range(20):
+        overlay.decide(f"c{i}")
+    assert overlay.stats()["cached"] == 5 and overlay.stats()["changed"] == 20
+    assert overlay.cached("c19")[0] and not overlay.cached("c0")[0]
+    store.close()

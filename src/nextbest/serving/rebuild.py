@@ -11,9 +11,9 @@ retrained and no other customer is touched.
   non-personalised row (``customer_id`` and ``consent_profiling = false``,
   no feature computed at all), as batch scoring does.
 * **Purchases** after the snapshot (sequence number above the snapshot's
-  ``events_head``) are added to the customer's training transactions
-  (``history.parquet``) and the lines go through the one transactions
-  validator. The behavioural features (BG/NBD frequency, recency and age T
+  ``events_head``) go through the one transactions validator and are added
+  to the customer's training transactions (``history.parquet``, validated at
+  training). The behavioural features (BG/NBD frequency, recency and age T
   in the model's time unit, the windows, inter-purchase times, category
   recency and mix: :func:`~nextbest.features.customer.customer_features`)
   are computed at ``as_of`` = the snapshot's ``as_of`` or, if later, the day
@@ -114,8 +114,17 @@ def _snapshot_row(state: ServingState, customer_id: str) -> pd.DataFrame:
     return state.snapshot_rows.rows(customer_id).head(1).reset_index(drop=True)
 
 
-def _transactions(state: ServingState, customer_id: str, purchases: list[Event]) -> pd.DataFrame:
-    lines = purchase_lines(customer_id, purchases)
+def _transactions(
+    state: ServingState, customer_id: str, purchases: list[Event], as_of
+) -> pd.DataFrame:
+    """The customer's training lines (validated at training) and their new lines, validated.
+
+    The new lines go through the one transactions validator on their own: a
+    refund event is netted against purchase events of its day, not against
+    the training lines (such a refund is rejected until the next training).
+    """
+    lines = validate_transactions(purchase_lines(customer_id, purchases), as_of=as_of)
+    lines = lines.transactions
     if state.history is not None:
         past = state.history.rows(customer_id)
         if len(past):
@@ -124,10 +133,9 @@ def _transactions(state: ServingState, customer_id: str, purchases: list[Event])
 
 
 def _rebuilt(
-    state: ServingState, customer_id: str, base: pd.DataFrame, tx: pd.DataFrame, as_of
+    state: ServingState, customer_id: str, base: pd.DataFrame, clean: pd.DataFrame, as_of
 ) -> pd.DataFrame | None:
-    """The customer's feature row from their lines at ``as_of`` (None if no line is usable)."""
-    clean = validate_transactions(tx, as_of=as_of).transactions
+    """The customer's feature row from their clean lines at ``as_of`` (None without a line)."""
     if clean.empty:
         return None
     categories = state.bundle.catalog.categories
@@ -175,7 +183,7 @@ def feature_row(
     row = None
     if purchases:
         row = _rebuilt(
-            state, customer_id, base, _transactions(state, customer_id, purchases), as_of
+            state, customer_id, base, _transactions(state, customer_id, purchases, as_of), as_of
         )
     if row is None and len(base):
         row, as_of = base, state.as_of

@@ -51,6 +51,8 @@ def fresh(base: str, method: str, path: str, **kwargs) -> httpx.Response:
 
 def test_acknowledged_events_survive_kill_9(home, trained_home, tmp_path):
     cid = consenting(trained_home)
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
     events = [
         {
             "type": "consent",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 from nextbest.events import open_store, validate_events
 from nextbest.serving.overlay import Overlay
+from tests.events.conftest import postgres_server  # noqa: F401 (a real server, as the store tests)
 
 
 class CountingOverlay(Overlay):
@@ -80,3 +82,20 @@ def test_cache_is_bounded(tmp_path):
     assert overlay.stats()["cached"] == 5 and overlay.stats()["changed"] == 20
     assert overlay.cached("c19")[0] and not overlay.cached("c0")[0]
     store.close()
+
+
+def test_a_second_replica_on_postgresql_sees_an_objection_at_its_next_poll(postgres_server):  # noqa: F811
+    url = postgres_server.new_url()
+    writer, reader = open_store(url), open_store(url)  # two hosts' handles on one database
+    replica = CountingOverlay(fake_state(), reader)
+    replica.poll()
+    started = time.perf_counter()
+    post(
+        writer,
+        {"type": "consent", "customer_id": "p1", "at": "2018-01-03", "consent_profiling": False},
+    )
+    replica.poll()  # the next request of the other replica
+    assert replica.is_changed("p1") and time.perf_counter() - started < 1.0
+    assert replica.decide("p1") == {"customer_id": "p1", "n": 1}
+    writer.close()
+    reader.close()

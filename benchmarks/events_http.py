@@ -316,22 +316,16 @@ def overlay_memory(n: int = 1_000_000) -> float:
 
     state = SimpleNamespace(events_head=0, bundle=SimpleNamespace(churn=None, nbo=None))
     overlay = Overlay(state, store=None)
-    pages = []
-    for start in range(0, n, 100_000):
-        pages.append(
-            Changes(
-                [
-                    Event("purchase", f"e{i}", f"c{i:09d}", 0, amount=1.0, seq=i + 1)
-                    for i in range(start, min(n, start + 100_000))
-                ],
-                [],
-                min(n, start + 100_000),
-            )
-        )
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for page in pages:
-        overlay._apply(page)
+    for start in range(0, n, 100_000):  # pages as the feed gives them, dropped once applied
+        stop = min(n, start + 100_000)
+        events = [
+            Event("purchase", f"e{i}", f"c{i:09d}", 0, amount=1.0, seq=1_000_000_000 + i)
+            for i in range(start, stop)
+        ]
+        overlay._apply(Changes(events, [], stop))
+        del events
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert overlay.stats()["changed"] == n

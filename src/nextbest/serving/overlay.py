@@ -25,16 +25,16 @@ Each worker holds one :class:`Overlay` per state:
 Memory
 ------
 The overlay holds, per changed customer, one entry of a ``dict`` (id -> the
-sequence number of their latest event): about 100 bytes for a 10-character
-id (measured: 1M changed customers cost 101 MB; ``benchmarks/events.py``
-prints the figure), and at most :data:`DEFAULT_CACHE` cached decisions of
-about 2.5 KB each (25 MB; ``NEXTBEST_OVERLAY_CACHE``). Events themselves are
-read from the store when a customer is re-decided, not kept. The overlay is
-dropped with its state: after ``nextbest train`` folds the events into a new
-snapshot and the service reloads it, only events after the new
-``events_head`` are replayed, so the overlay shrinks back. Retrain before the
-changed customers outgrow the memory you budget (1M changed customers per
-worker is about 0.13 GB with a full cache).
+sequence number of their latest event): about 120 bytes with a 10-character
+id (``benchmarks/events.py --http`` measures it: 122 MB for 1M changed
+customers), and at most :data:`DEFAULT_CACHE` re-decided answers of about
+2.2 KB each (22 MB; ``NEXTBEST_OVERLAY_CACHE``). Events themselves are read
+from the store when a customer is re-decided, not kept. The overlay is dropped
+with its state: after ``nextbest train`` folds the events into a new snapshot
+and the service reloads it, only events after the new ``events_head`` are
+replayed, so the overlay shrinks back. 1M changed customers cost about
+0.15 GB per worker with a full cache; retrain before the changed customers
+outgrow the memory you budget.
 """
 
 from __future__ import annotations

@@ -25,9 +25,15 @@ from tests.serving.live import live_server
 pytestmark = pytest.mark.slow
 
 KEY = "contract-key"
+# Negative data: 413 is the documented answer to more events than one request may hold (the
+# schema's maxItems); the rest is schemathesis' default list.
 CONFIG = """\
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "404", "409", "422"]
+
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
+                     "429", "5xx"]
 """
 
 

@@ -52,7 +52,7 @@ from nextbest.serving.http import (
     request_id_var,
 )
 from nextbest.serving.metrics import get_metrics
-from nextbest.serving.overlay import Overlay
+from nextbest.serving.overlay import DecisionBatcher, Overlay
 from nextbest.serving.readiness import WorkerReadiness
 from nextbest.serving.schemas import (
     Decision,
@@ -106,6 +106,7 @@ class NextBest:
             else None
         )
         self.store = open_store(events_url(self.settings.paths))
+        self.batcher = DecisionBatcher()
         self.readiness = WorkerReadiness(self.settings.ready_dir)
         self.readiness.clean_stale()
         self.holder = StateHolder(self.settings, build=self._build, on_reload=self._reloaded)
@@ -203,7 +204,7 @@ class NextBest:
         state = self._current()
         done, row = self._lookup(state, customer_id)
         if not done:
-            row = await anyio.to_thread.run_sync(state.overlay.decide, customer_id)
+            row = await self.batcher.decide(state.overlay, customer_id)
         if row is None:
             raise self._unknown(state, customer_id, "predict")
         if record_contact:
@@ -224,8 +225,7 @@ class NextBest:
         looked = [self._lookup(state, c) for c in ids]
         todo = [c for c, (done, _) in zip(ids, looked) if not done]
         if todo:
-            fresh = await anyio.to_thread.run_sync(lambda: [state.overlay.decide(c) for c in todo])
-            found = dict(zip(todo, fresh))
+            found = await anyio.to_thread.run_sync(state.overlay.decide_many, todo)
             looked = [
                 (True, found[c]) if not done else (done, r) for c, (done, r) in zip(ids, looked)
             ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
 
 from nextbest.events import open_store, validate_events
-from nextbest.serving.overlay import Overlay
+from nextbest.serving.overlay import DecisionBatcher, Overlay
 from tests.events.conftest import postgres_server  # noqa: F401 (a real server, as the store tests)
 
 
@@ -15,9 +16,9 @@ class CountingOverlay(Overlay):
 
     calls = 0
 
-    def decide_from(self, customer_id, events):
+    def decide_from(self, events_by_customer):
         self.calls += 1
-        return {"customer_id": customer_id, "n": len(events)}
+        return {c: {"customer_id": c, "n": len(e)} for c, e in events_by_customer.items()}
 
 
 def fake_state(head: int = 0):
@@ -99,3 +100,26 @@ def test_a_second_replica_on_postgresql_sees_an_objection_at_its_next_poll(postg
     assert replica.decide("p1") == {"customer_id": "p1", "n": 1}
     writer.close()
     reader.close()
+
+
+class SlowOverlay(CountingOverlay):
+    def decide_from(self, events_by_customer):
+        if not self.calls:
+            time.sleep(0.3)  # the others arrive while the first is being decided
+        return super().decide_from(events_by_customer)
+
+
+def test_concurrent_re_decisions_are_made_together(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    post(store, *[purchase(f"b{i}") for i in range(10)])
+    overlay = SlowOverlay(fake_state(), store)
+    overlay.poll()
+    batcher = DecisionBatcher()
+
+    async def ask_all():
+        return await asyncio.gather(*(batcher.decide(overlay, f"b{i}") for i in range(10)))
+
+    rows = asyncio.run(ask_all())
+    assert [r["customer_id"] for r in rows] == [f"b{i}" for i in range(10)]
+    assert overlay.calls <= 2  # one for the first request, one for all who waited
+    store.close()

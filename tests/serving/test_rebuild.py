@@ -41,8 +41,8 @@ def test_a_purchase_after_the_snapshot_gives_the_features_training_would_give(st
     ds = trained_home.dataset
     cid = sorted(set(ds.customers["customer_id"]) - set(trained_home.opted_out))[10]
     when = state.as_of + pd.Timedelta(days=3, hours=10)
-    row, as_of, decided_at = feature_row(state, cid, [purchase(state, cid, when, "MEAT")])
-    assert as_of == decided_at == state.as_of + pd.Timedelta(days=4)
+    row, as_of = feature_row(state, cid, [purchase(state, cid, when, "MEAT")])
+    assert as_of == state.as_of + pd.Timedelta(days=4)
 
     # Known answer: the training features over every transaction plus the new line, at as_of.
     line = pd.DataFrame(
@@ -80,7 +80,7 @@ def test_an_objection_needs_no_features_and_an_unknown_id_none(state, trained_ho
         consent_profiling=False,
         seq=state.events_head + 1,
     )
-    row, _, _ = feature_row(state, cid, [objection])
+    row, _ = feature_row(state, cid, [objection])
     assert row["consent_profiling"].tolist() == [False]
     assert row.drop(columns=["customer_id", "consent_profiling"]).isna().all(axis=None)
     assert feature_row(state, "no-such-customer", [])[0] is None

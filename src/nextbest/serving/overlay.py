@@ -16,7 +16,7 @@ Each worker holds one :class:`Overlay` per state:
   honoured by the very next ``/predict`` on any worker of the host, and on
   another host (PostgreSQL) as soon as its commit is visible there.
 * **A changed customer** is re-decided on demand from the snapshot and all
-  their stored events (:func:`~nextbest.serving.rebuild.customer_decision`),
+  their stored events (:func:`~nextbest.serving.rebuild.customer_decisions`),
   and the answer is cached until their next event. Unchanged customers are
   answered from the precomputed table, as before.
 * **An erased customer** (``nextbest customer forget``) is unknown from the
@@ -39,13 +39,15 @@ outgrow the memory you budget.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
 from collections import OrderedDict
 
 from nextbest.events.schema import Event
 from nextbest.events.store import Changes, EventStore
-from nextbest.serving.rebuild import customer_decision, single_threaded
+from nextbest.serving.rebuild import customer_decisions, single_threaded
 from nextbest.serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -130,19 +132,25 @@ class Overlay:
 
     def decide(self, customer_id: str) -> dict | None:
         """Re-decide a changed customer from the snapshot and their events (cached)."""
-        version = self.changed.get(customer_id)
-        events = self.store.for_customer(customer_id)
-        row = self.decide_from(customer_id, events)
-        with self._lock:
-            if version is not None and self.changed.get(customer_id) == version:
-                self._cache[customer_id] = (version, row)
-                self._cache.move_to_end(customer_id)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return row
+        return self.decide_many([customer_id])[customer_id]
 
-    def decide_from(self, customer_id: str, events: list[Event]) -> dict | None:
-        return customer_decision(self.state, customer_id, events)
+    def decide_many(self, customer_ids: list[str]) -> dict[str, dict | None]:
+        """Re-decide several changed customers together (one scoring call; cached)."""
+        ids = list(dict.fromkeys(customer_ids))
+        versions = {c: self.changed.get(c) for c in ids}
+        rows = self.decide_from({c: self.store.for_customer(c) for c in ids})
+        with self._lock:
+            for cid, row in rows.items():
+                version = versions[cid]
+                if version is not None and self.changed.get(cid) == version:
+                    self._cache[cid] = (version, row)
+                    self._cache.move_to_end(cid)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return rows
+
+    def decide_from(self, events_by_customer: dict[str, list[Event]]) -> dict[str, dict | None]:
+        return customer_decisions(self.state, events_by_customer)
 
     def stats(self) -> dict[str, int]:
         """Sizes: changed customers, cached decisions, erased customers, and the cursor."""
@@ -152,3 +160,73 @@ class Overlay:
             "erased": len(self.erased),
             "cursor": self.cursor,
         }
+
+
+class DecisionBatcher:
+    """Re-decisions asked for by concurrent requests, made together on one thread.
+
+    A request for a changed customer without a cached decision waits here;
+    the thread takes every request waiting at that moment and decides them
+    with one :meth:`Overlay.decide_many` (one scoring call), so 32 clients
+    posting purchases and asking at once cost about one decision's work per
+    round instead of 32. Nothing waits on purpose: a lone request is decided
+    at once.
+    """
+
+    def __init__(self, max_batch: int = 256) -> None:
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def decide(self, overlay: Overlay, customer_id: str) -> dict | None:
+        """The customer's re-decision (from the thread; exceptions are raised here)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._start()
+        self._queue.put((overlay, customer_id, loop, future))
+        return await future
+
+    def _start(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="nextbest-decisions", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self.max_batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            by_overlay: dict[int, list] = {}
+            for item in items:
+                by_overlay.setdefault(id(item[0]), []).append(item)
+            for group in by_overlay.values():
+                self._decide(group)
+
+    @staticmethod
+    def _decide(group: list) -> None:
+        overlay = group[0][0]
+        try:
+            rows = overlay.decide_many([cid for _, cid, _, _ in group])
+            results = [(rows[cid], None) for _, cid, _, _ in group]
+        except Exception as exc:  # handed to each waiting request; the thread lives on
+            log.exception("re-deciding %d customer(s) failed", len(group))
+            results = [(None, exc)] * len(group)
+        for (_, _, loop, future), (row, exc) in zip(group, results):
+            loop.call_soon_threadsafe(_settle, future, row, exc)
+
+
+def _settle(future: asyncio.Future, row: dict | None, exc: Exception | None) -> None:
+    if future.done():  # the request went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(row)

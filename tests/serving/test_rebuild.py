@@ -84,3 +84,20 @@ def test_an_objection_needs_no_features_and_an_unknown_id_none(state, trained_ho
     assert row["consent_profiling"].tolist() == [False]
     assert row.drop(columns=["customer_id", "consent_profiling"]).isna().all(axis=None)
     assert feature_row(state, "no-such-customer", [])[0] is None
+
+
+def test_customers_decided_together_get_what_each_gets_alone(state, trained_home):
+    from nextbest.serving.rebuild import customer_decision, customer_decisions
+
+    ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
+    when = state.as_of - pd.Timedelta(hours=12)
+    events = {
+        ids[20]: [purchase(state, ids[20], when, "MEAT")],
+        ids[21]: [purchase(state, ids[21], when + pd.Timedelta(days=2), "PRODUCE", seq=2)],
+        ids[22]: [],
+        "only-events-1": [purchase(state, "only-events-1", when, "DELI", seq=3)],
+    }
+    together = customer_decisions(state, events)
+    for cid, mine in events.items():
+        assert together[cid] == customer_decision(state, cid, mine), cid
+    assert together[ids[21]]["as_of"] == (state.as_of + pd.Timedelta(days=2)).date()

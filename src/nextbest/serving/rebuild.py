@@ -146,7 +146,10 @@ def _plan(state: ServingState, customer_id: str, events: list[Event], base: pd.D
 def _by_customer(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if frame.empty:
         return {}
-    return {str(k): g for k, g in frame.groupby(frame["customer_id"].astype(str), sort=False)}
+    return {
+        str(k): g.reset_index(drop=True)
+        for k, g in frame.groupby(frame["customer_id"].astype(str), sort=False)
+    }
 
 
 def _lines(state: ServingState, plans: list[_Plan]) -> pd.DataFrame:

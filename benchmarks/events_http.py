@@ -34,7 +34,8 @@ import tracemalloc
 from pathlib import Path
 
 import pandas as pd
-from http_load import start_server, stop_server
+from http_load import start_server as _start_server
+from http_load import stop_server
 
 KEY = "bench"
 HEADERS = f"Authorization: Bearer {KEY}\r\n"
@@ -204,6 +205,19 @@ async def consent_check(port: int, ids: list[str], day: str, connections: int = 
 
 
 # -- servers --------------------------------------------------------------------------------------
+def start_server(target: str, name: str, env: dict, workers: int, log: Path, attempts: int = 3):
+    """``http_load.start_server``, tried again when a server dies while starting (printing why)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_server(target, name, env, workers, log)
+        except RuntimeError:
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            print(f"  {target} did not start (attempt {attempt}/{attempts}):\n{tail}", flush=True)
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def fresh_home(home: Path, dst: Path) -> Path:
     if dst.exists():
         shutil.rmtree(dst)

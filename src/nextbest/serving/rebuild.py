@@ -1,10 +1,11 @@
-"""One customer re-decided from the snapshot and their events, with the champion models.
+"""Customers re-decided from the snapshot and their events, with the champion models.
 
 The snapshot's decision of a customer is precomputed; once events arrive for
-them (:mod:`.overlay`), :func:`customer_decision` builds that one customer's
-feature row again with the same feature functions as training and batch, and
-decides with :func:`nextbest.scoring.score` on that one row. Nothing is
-retrained and no other customer is touched.
+them (:mod:`.overlay`), :func:`customer_decisions` builds their feature rows
+again with the same feature functions as training and batch, and decides
+with :func:`nextbest.scoring.score` on those rows only (customers asked for at
+the same moment are built and scored together: one call, not one per
+customer). Nothing is retrained and no other customer is touched.
 
 * **Consent.** The newest profiling-consent event wins over the snapshot
   (latest event time, then latest arrival). An objection gives the

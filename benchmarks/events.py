@@ -21,8 +21,14 @@ machine load, and printed beside its target and that baseline:
   appended objection (target <= 1 s). Baseline: plain psycopg
   ``executemany`` of the same rows.
 
+* **HTTP** (``--http HOME``, a trained ``NEXTBEST_HOME``): a purchase posted then ``/predict``
+  reflecting it (p99 <= 50 ms at 32 clients), ``/predict`` for other customers meanwhile against
+  the trivial BentoML service (>= 0.8x), ingest over HTTP (>= 2,000 events/s per worker), an
+  objection honoured by both workers of a 2-worker service at the next request, and the overlay's
+  memory for 1M changed customers (:mod:`events_http`).
+
     python benchmarks/events.py [--events 1000000] [--runs 3] [--postgres postgresql://...]
-                                [--keep]
+                                [--keep] [--http HOME [--http-seconds 30] [--http-only]]
 """
 
 from __future__ import annotations
@@ -260,10 +266,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", help="postgresql:// URL of a scratch database")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (~1.6 GB at 1M)")
+    parser.add_argument("--http", type=Path, help="a trained NEXTBEST_HOME: measure over HTTP")
+    parser.add_argument("--http-seconds", type=float, default=30.0, help="per HTTP load phase")
+    parser.add_argument("--http-only", action="store_true", help="skip the store benchmarks")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nextbest-bench-events-"))
     try:
-        run(args, root)
+        if not args.http_only:
+            run(args, root)
+        if args.http is not None:
+            from events_http import run_http
+
+            run_http(args.http, args.runs, args.http_seconds, line, verdict)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -53,7 +53,7 @@ class Trivial:
         }
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=Decision)
-    async def predict(self, customer_id: str) -> Decision:
+    async def predict(self, customer_id: str, record_contact: bool = False) -> Decision:
         return self.table[customer_id]
 
 

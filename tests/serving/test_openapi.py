@@ -19,6 +19,7 @@ example database, so the run is reproducible.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
 import pytest
@@ -30,10 +31,19 @@ from schemathesis.core import NotSet
 from schemathesis.generation.meta import ParameterLocation
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from tests.serving.service_helpers import API_KEY, service_env, start_client, wait_ready
+
 pytestmark = pytest.mark.slow
 
-AUTH = {"Authorization": "Bearer test-key"}
-OPERATIONS = ("/predict", "/predict_batch", "/predict_features", "/admin/reload")
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+OPERATIONS = (
+    ("/predict", "POST"),
+    ("/predict_batch", "POST"),
+    ("/predict_features", "POST"),
+    ("/events", "POST"),
+    ("/customers/{customer_id}/data", "GET"),
+    ("/admin/reload", "POST"),
+)
 EXAMPLES = {"/admin/reload": 15}  # a forced reload rebuilds the whole state: keep it short
 FUZZ = settings(
     max_examples=80,
@@ -42,6 +52,20 @@ FUZZ = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+@pytest.fixture(scope="module")
+def client(trained_home, tmp_path_factory):
+    """The service on a private copy of the trained home (fuzzed events land in its own store);
+    the API key is also the admin key, so data access is fuzzed past the key check."""
+    home = tmp_path_factory.mktemp("fuzz") / "home"
+    shutil.copytree(
+        trained_home.home, home, ignore=shutil.ignore_patterns("audit", "events.db*", "serving")
+    )
+    env = service_env(home, NEXTBEST_ADMIN_KEY=API_KEY)
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, env) as c:
+        wait_ready(c)
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +78,13 @@ def api_schema(client):
 
 def test_published_schema_documents_every_endpoint(api_schema):
     paths = set(api_schema.raw_schema["paths"])
-    assert set(OPERATIONS) <= paths, paths
-    for path in OPERATIONS:
-        body = api_schema.raw_schema["paths"][path]["post"]["requestBody"]["content"][
-            "application/json"
-        ]
+    assert {path for path, _ in OPERATIONS} <= paths, paths
+    for path, method in OPERATIONS:
+        op = api_schema.raw_schema["paths"][path][method.lower()]
+        if method == "GET":
+            assert op["parameters"][0]["in"] == "path", path
+            continue
+        body = op["requestBody"]["content"]["application/json"]
         assert body.get("schema"), path
 
 
@@ -95,10 +121,10 @@ def _error_is_json_object(response, where):
     )
 
 
-@pytest.mark.parametrize("path", OPERATIONS)
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
-def test_openapi_fuzz_gives_no_server_error(client, api_schema, path, mode):
-    operation = api_schema[path]["POST"]
+def test_openapi_fuzz_gives_no_server_error(client, api_schema, path, method, mode):
+    operation = api_schema[path][method]
     statuses = Counter()
 
     @settings(FUZZ, max_examples=EXAMPLES.get(path, FUZZ.max_examples))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ import pandas as pd
 
 from nextbest import registry
 from nextbest.batch.chunks import stats_of
+from nextbest.batch.events import with_events
 from nextbest.batch.job import BatchJob, JobResult, run_local
 from nextbest.batch.manifest import is_uri
 from nextbest.batch.output import write_scores, write_side_rejects
 from nextbest.batch.progress import Reporter, RichReporter
-from nextbest.batch.report import ScoreReport, write_score_report
+from nextbest.batch.report import ScoreReport, without_ids, write_score_report
 from nextbest.batch.source import Source, file_digest
 from nextbest.config import settings
 from nextbest.data import ATTRIBUTE_DATASETS, load_dataset
@@ -227,6 +229,7 @@ def score_files(
         request.options,
         request.campaign_log,
     )
+    job = with_events(job, settings().paths, request.engine)  # consent, contacts, purchases
     result = run_job(job, models, request.engine, reporter, request.spark_master)
     for name, rejects in job.side_rejects.items():
         result.side_rejects[name] = write_side_rejects(rejects, result.output, name)
@@ -328,5 +331,8 @@ def log_score_run(result: JobResult, models: ModelSet, report: ScoreReport) -> s
                 **{f"action.{k}": float(v) for k, v in s["actions"].items()},
             }
         )
-        mlflow.log_artifact(str(report.path), "report")
+        with tempfile.TemporaryDirectory() as tmp:  # MLflow gets the copy without ids
+            copy = Path(tmp) / report.path.name
+            copy.write_text(without_ids(report.path.read_text(encoding="utf-8")), "utf-8")
+            mlflow.log_artifact(str(copy), "report")
         return mlflow.active_run().info.run_id

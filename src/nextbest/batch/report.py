@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass
 from html import escape
@@ -272,6 +273,25 @@ def _top_html(d: pd.DataFrame) -> str:
             ],
         )
     return html or "<p>No profiled customers.</p>"
+
+
+_TOP_ROW_ID = re.compile(r'<tr><td class="l">[^<]*</td>')
+
+
+def without_ids(html: str) -> str:
+    """The report with the customer ids of "Top customers" replaced by ranks (``#1``, ...).
+
+    The copy logged to MLflow: MLflow runs hold no customer id (the report
+    written beside the scores keeps them; it is the operator's export).
+    """
+    start = html.find(">Top customers</h2>")
+    if start < 0:
+        return html
+    end = html.find("<h2", start)
+    end = len(html) if end < 0 else end
+    rank = iter(range(1, 1 << 30))
+    section = _TOP_ROW_ID.sub(lambda m: f'<tr><td class="l">#{next(rank)}</td>', html[start:end])
+    return html[:start] + section + html[end:]
 
 
 def _changes_html(d: pd.DataFrame, previous: pd.DataFrame | None) -> str:

@@ -4,7 +4,9 @@ Commands: ``generate`` (synthetic data), ``train`` (fit, log, register,
 promote), ``score`` (batch decisions for every customer, local or Spark),
 ``export-audiences`` (one CSV per action for a campaign tool), ``evaluate``
 (backtest against baselines), ``run`` (the main job: train if needed, then
-decide for every customer) and ``serve`` (the HTTP API).
+decide for every customer), ``serve`` (the HTTP API), ``events ingest`` and
+``events export`` (the event store), ``customer export`` and ``customer
+forget`` (data-subject requests: access and erasure).
 
 Each command parses its options, calls one function of the package and
 prints what it returned (:mod:`.present`). Every error nextbest raises on
@@ -46,6 +48,16 @@ app = typer.Typer(
     no_args_is_help=True,
     help="nextbest: the next best action for every customer (CLV, churn, offers).",
 )
+events_app = typer.Typer(
+    no_args_is_help=True,
+    help="The event store: purchases, contacts, responses and consent (NEXTBEST_EVENTS_URL).",
+)
+customer_app = typer.Typer(
+    no_args_is_help=True,
+    help="Data-subject requests for one customer: access (export) and erasure (forget).",
+)
+app.add_typer(events_app, name="events")
+app.add_typer(customer_app, name="customer")
 console = Console(stderr=True)
 out = Console()
 _state = {"debug": False}
@@ -100,8 +112,9 @@ ConfigDirOpt = typer.Option(
 )
 
 
-def command(*args, **kwargs):
-    """``app.command`` whose errors are printed as one line (see the module docstring)."""
+def command(*args, group: typer.Typer | None = None, **kwargs):
+    """``app.command`` (or ``group.command``) whose errors are printed as one line (see the
+    module docstring)."""
 
     def register(func):
         @functools.wraps(func)
@@ -128,7 +141,7 @@ def command(*args, **kwargs):
                 )
                 raise typer.Exit(code=1) from None
 
-        return app.command(*args, **kwargs)(run)
+        return (group or app).command(*args, **kwargs)(run)
 
     return register
 
@@ -599,3 +612,87 @@ def serve(
     )
     args = ["serve", "nextbest.service:NextBest", "--host", host, "--port", str(port)]
     os.execv(bentoml, [str(bentoml), *args])
+
+
+@command("ingest", group=events_app)
+def events_ingest(
+    path: Path = typer.Argument(..., help="Events file: .parquet, .csv or .jsonl."),
+    event_type: str | None = typer.Option(
+        None,
+        "--type",
+        help="Type of every row of a file without a `type` column, e.g. purchase for a "
+        "transactions file.",
+    ),
+) -> None:
+    """Validate and store every event of a file; bad rows go to <file>.rejects.parquet."""
+    from nextbest.events import ingest_file
+    from nextbest.events.fold import store_for
+
+    store = store_for(settings().paths, create=True)
+    try:
+        result = ingest_file(path, store, event_type=event_type)
+    finally:
+        store.close()
+    _say(present.ingest_lines(result, store.url))
+
+
+@command("export", group=events_app)
+def events_export(
+    path: Path = typer.Argument(..., help="Output .parquet or .jsonl."),
+) -> None:
+    """Write every stored event to a file (reads back with `nextbest events ingest`)."""
+    from nextbest.events.fold import store_for
+
+    store = store_for(settings().paths)
+    if store is None:
+        _fail(f"no event store under {settings().paths.root} yet (nothing was ingested)")
+    try:
+        n = store.export(path)
+    finally:
+        store.close()
+    _say([f"exported {n:,} events from {store.url} -> {path}"])
+
+
+@command("export", group=customer_app)
+def customer_export(
+    customer_id: str = typer.Argument(..., help="The customer id, exactly as stored."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the JSON document here (default: print it)."
+    ),
+) -> None:
+    """Everything held about one customer as one JSON document (GDPR Art. 15/20): the same
+    document as GET /customers/{id}/data."""
+    import json
+
+    from nextbest.serving.settings import ServiceSettings
+    from nextbest.serving.subject import export_customer
+
+    doc = export_customer(customer_id, ServiceSettings.from_env(require_key=False))
+    if doc is None:
+        _fail("nothing is held about this customer id")
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    if output is None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        _say([f"wrote {output}"])
+
+
+@command("forget", group=customer_app)
+def customer_forget(
+    customer_id: str = typer.Argument(..., help="The customer id, exactly as stored."),
+) -> None:
+    """Erase one customer from the event store and every file under NEXTBEST_HOME (GDPR Art.
+    17); keep only a salted hash so later imports reject the id (reason `erased`)."""
+    from nextbest.events.fold import store_for
+    from nextbest.serving.erasure import forget_customer
+
+    paths = settings().paths
+    store = store_for(paths, create=True)
+    try:
+        report = forget_customer(customer_id, paths, store)
+    finally:
+        store.close()
+    _say(present.forget_lines(report, paths.root))
+    if not report.complete:
+        raise typer.Exit(code=1)

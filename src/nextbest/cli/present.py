@@ -212,3 +212,39 @@ def backtest_lines(result, output: Path) -> list[str]:
         f"(MLflow run {result.run_id})"
     )
     return lines
+
+
+def ingest_lines(result, store_url: str) -> list[str]:
+    """What ``nextbest events ingest`` stored and rejected."""
+    lines = [
+        f"read {result.rows:,} rows of {result.path} in {result.seconds:.1f}s "
+        f"({result.rate:,.0f} rows/s) into {store_url}",
+        f"stored {result.new:,} new events, {result.duplicates:,} repeats of stored events",
+    ]
+    if result.rejected:
+        lines.append(f"rejected {result.rejected:,} rows -> {result.rejects_path}")
+    else:
+        lines.append("rejected 0 rows")
+    if result.ignored_columns:
+        lines.append("ignored columns (not event fields): " + ", ".join(result.ignored_columns))
+    return lines
+
+
+def forget_lines(report, root: Path) -> list[str]:
+    """What ``nextbest customer forget`` removed, and anything it could not."""
+    events = ", ".join(f"{k} {v:,}" for k, v in sorted(report.events.items())) or "none"
+    lines = [f"event store: removed events ({events}); tombstone kept (salted hash only)"]
+    if not report.events_scrubbed:
+        lines.append(
+            "  the store's files may still hold deleted bytes until the next checkpoint or "
+            "VACUUM (PostgreSQL: VACUUM FULL nextbest_events)"
+        )
+    for directory in report.removed_dirs:
+        lines.append(f"removed batch work directory {directory}")
+    for path, what in report.files:
+        lines.append(f"{Path(path).relative_to(root)}: removed {what}")
+    if not report.files and not report.removed_dirs:
+        lines.append(f"no file under {root} held the id")
+    for path in report.left:
+        lines.append(f"[bold red]NOT erased[/]: {path} still holds the id (remove it by hand)")
+    return lines

@@ -17,7 +17,8 @@ value and the reason; nothing is dropped silently.
    decimal mark -> rejected with the reader's reason (see
    :mod:`nextbest.data.readers`; they travel in-band in the reserved
    columns :data:`LINE`, :data:`ISSUE`, :data:`RAW`).
-3. ``customer_id`` missing or blank -> rejected.
+3. ``customer_id`` missing or blank -> rejected; so is a customer who was
+   forgotten (:mod:`nextbest.data.erased`), with the id left out of the rejects.
 4. ``timestamp`` missing, unparsable, out of range (before 1900 or after
    2261) or a day-month date of unknown order -> rejected, each with its
    own reason.
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from nextbest.data.erased import ERASED_REASON, blank_erased, erased_mask
 from nextbest.data.values import (
     MAX_ABS_AMOUNT,
     classify_timestamps,
@@ -276,6 +278,7 @@ def validate_transactions(
         df, (cid.isna() | (cid_str == "")).to_numpy(), "customer_id", "missing customer_id"
     )
     df["customer_id"] = df["customer_id"].astype("string").str.strip().astype(str)
+    df = rejects.take(df, erased_mask(df["customer_id"]), "customer_id", ERASED_REASON)
 
     ts, why = classify_timestamps(df["timestamp"])
     df = df.assign(timestamp=ts)
@@ -321,7 +324,9 @@ def validate_transactions(
     report = ValidationReport(
         n_input=n_input, n_valid=len(clean), rejected=rejects.counts, refunds_netted=refunds_netted
     )
-    return ValidationResult(transactions=clean, rejects=rejects.frame(), report=report)
+    return ValidationResult(
+        transactions=clean, rejects=blank_erased(rejects.frame()), report=report
+    )
 
 
 def _drop_reasons(

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nextbest.config import Paths
+from nextbest.data.history import ROW_GROUP
 from nextbest.errors import NoSnapshotError
 
 SNAPSHOT_FILE = "features.parquet"
@@ -51,7 +52,7 @@ def write_snapshot(
     path, meta_path = snapshot_files(paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    rows.to_parquet(tmp, index=False)
+    rows.to_parquet(tmp, index=False, row_group_size=ROW_GROUP)  # one customer: one small group
     tmp.replace(path)
     tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
     tmp_meta.write_text(json.dumps(meta, indent=2, default=str))

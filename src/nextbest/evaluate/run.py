@@ -33,6 +33,7 @@ from nextbest.evaluate.offers import campaign_section, offers_section
 from nextbest.evaluate.report import render
 from nextbest.evaluate.results import ModelRun, Section, comparison
 from nextbest.evaluate.sources import obtain
+from nextbest.events.fold import fold_events
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ def evaluate_to_dir(
     import mlflow
 
     registry.setup()
+    dataset = fold_events(dataset).dataset  # consent and purchases from the event store
     as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else parse_as_of(as_of)
     name = f"evaluate-{dataset.name}-{as_of.date()}"
     with mlflow.start_run(run_name=name) as run:

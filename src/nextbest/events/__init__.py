@@ -148,10 +148,12 @@ until recycled (``ForgetResult.scrubbed`` is False); run
 Compaction
 ----------
 The store only grows until compacted. ``nextbest train`` folds events into its
-snapshot (purchases into the transactions, contacts and responses into the
-campaign log, consent into the customers file) and should record the
-store's ``head()`` at that moment. ``compact(before=that_seq)`` then deletes
-purchase, contact, response and erasure-marker events below it, and every
+snapshot (:func:`nextbest.events.fold.apply_to_dataset`: purchases into the
+transactions, contacts into the snapshot's contact history, consent over the
+customers file) and records the store's ``head()`` at that moment as
+``events_head`` in the snapshot metadata; the service replays what came after.
+``compact(before=that_seq)`` then deletes purchase, contact, response and
+erasure-marker events below it, and every
 consent event below it except the newest per customer and scope, so that
 :meth:`EventStore.consent_state` is unchanged. Compact only what every
 worker has moved past (in practice: after the service reloaded the new

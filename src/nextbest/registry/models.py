@@ -108,7 +108,9 @@ def log_model(
     model : nextbest model
         A fitted model with ``save``/``load`` and ``predict(frame, **params)``.
     example : DataFrame
-        A few input rows (the signature and input example are built from it).
+        A few input rows (the signature and input example are built from it);
+        their ``customer_id`` is replaced by ``example-0``, ``example-1``, ...
+        so that no real customer's id is kept in MLflow.
     name : str
         Registered model name, e.g. ``nextbest-clv``.
     promote_if : bool
@@ -130,6 +132,8 @@ def log_model(
     libs = library_versions()
     reqs = [f"{p}=={libs[p]}" for p in PINNED if p in libs]
     example = pyfunc_input(example)
+    if "customer_id" in example.columns:  # MLflow keeps the example: no real customer's id in it
+        example = example.assign(customer_id=[f"example-{i}" for i in range(len(example))])
     output = model.predict(example, **(params or {}))
     with tempfile.TemporaryDirectory() as tmp:
         path = model.save(Path(tmp) / "model.pkl")

@@ -9,14 +9,16 @@ feature value and no posted transaction is ever written; for an opted-out
 customer the line records only that the non-personalised default was given.
 
 Files are per UTC day (``decisions-YYYY-MM-DD.jsonl``), opened with
-``O_APPEND`` and written with one ``write`` per request, so lines from
-several workers never interleave. A failed write is logged and counted but
+``O_APPEND`` and written with one ``write`` per request under an exclusive
+``flock``, so lines from several workers never interleave and ``nextbest
+customer forget`` can rewrite a file without losing a line. A failed write is logged and counted but
 does not fail the request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import threading
@@ -93,7 +95,11 @@ class AuditLog:
         try:
             with self._lock:
                 fd = self._fd_for(now.strftime("%Y-%m-%d"))
-                os.write(fd, data)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # `customer forget` rewrites the file under it
+                try:
+                    os.write(fd, data)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:
             log.exception("audit log write failed (%d decision(s) not recorded)", len(lines))
             self._on_error()

@@ -6,6 +6,13 @@ except the probes, metrics and API docs (:data:`.openapi.PUBLIC_PATHS`). Anythin
 else gets 401 with a JSON body and ``WWW-Authenticate: Bearer``. Keys are
 compared in constant time.
 
+The data-access endpoint (``GET /customers/{id}/data``, under
+:data:`.openapi.ADMIN_PREFIX`) needs a key from ``NEXTBEST_ADMIN_KEY``
+instead: no key or an unknown one is 401, a valid API key that is not an
+admin key is 403, and without ``NEXTBEST_ADMIN_KEY`` the endpoint is off
+(403) - an operator turns it on knowingly, with a key only the people who
+answer data-subject requests hold.
+
 Without a key the service refuses to start unless ``NEXTBEST_ALLOW_NO_AUTH=1``
 (:func:`nextbest.serving.settings.api_keys_from_env`, called when the
 service is created). The middleware itself fails closed: built without a
@@ -21,8 +28,8 @@ import hmac
 
 from nextbest.errors import ConfigurationError
 from nextbest.serving.http import send_error
-from nextbest.serving.openapi import is_public
-from nextbest.serving.settings import api_keys_from_env
+from nextbest.serving.openapi import is_admin, is_public
+from nextbest.serving.settings import admin_keys_from_env, api_keys_from_env
 
 
 def bearer_token(scope) -> bytes | None:
@@ -48,7 +55,7 @@ class AuthMiddleware:
         Called on each 401 (metrics).
     """
 
-    def __init__(self, app, keys=None, on_failure=None) -> None:
+    def __init__(self, app, keys=None, on_failure=None, admin_keys=None) -> None:
         self.app = app
         self.on_failure = on_failure
         self.open = False
@@ -60,17 +67,21 @@ class AuthMiddleware:
             else:
                 self.open = not keys
         self.keys = tuple(k.encode("utf-8") for k in keys)
+        admin_keys = admin_keys_from_env() if admin_keys is None else admin_keys
+        self.admin_keys = tuple(k.encode("utf-8") for k in admin_keys)
 
-    def allowed(self, scope) -> bool:
+    def allowed(self, scope, keys=None) -> bool:
         token = bearer_token(scope)
         if token is None:
             return False
         ok = False
-        for key in self.keys:  # no early exit: the time taken does not depend on which key matched
+        for key in self.keys if keys is None else keys:  # no early exit: constant time
             ok |= hmac.compare_digest(token, key)
         return ok
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and is_admin(scope["path"]):
+            return await self._admin(scope, receive, send)
         if scope["type"] != "http" or self.open or is_public(scope["path"]) or self.allowed(scope):
             return await self.app(scope, receive, send)
         if not self.keys:
@@ -89,3 +100,24 @@ class AuthMiddleware:
             "send the header 'Authorization: Bearer <key>' with a key from NEXTBEST_API_KEY",
             [(b"www-authenticate", b'Bearer realm="nextbest"')],
         )
+
+    async def _admin(self, scope, receive, send) -> None:
+        """Data-access endpoints: the admin key, never the API key alone."""
+        if self.admin_keys and self.allowed(scope, self.admin_keys):
+            return await self.app(scope, receive, send)
+        if not self.allowed(scope) and not self.open:
+            if self.on_failure is not None:
+                self.on_failure()
+            return await send_error(
+                send,
+                401,
+                "unauthorized",
+                "send the header 'Authorization: Bearer <key>' with a key from NEXTBEST_ADMIN_KEY",
+                [(b"www-authenticate", b'Bearer realm="nextbest-admin"')],
+            )
+        detail = (
+            "this endpoint needs a key from NEXTBEST_ADMIN_KEY, not an API key"
+            if self.admin_keys
+            else "data access is off: set NEXTBEST_ADMIN_KEY and restart the service"
+        )
+        await send_error(send, 403, "forbidden", detail)

@@ -49,26 +49,37 @@ def transactions_frame(request: PredictFeaturesRequest) -> pd.DataFrame:
     return frame
 
 
-def _conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
+def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     """Snapshot columns in snapshot order and dtypes (missing ones empty; extra ones dropped).
 
     A value the snapshot dtype cannot hold (an empty integer column for an
     opted-out row) is kept as float, as batch scoring does for such rows.
+    Columns already of the snapshot dtype are taken as they are (one frame
+    operation, not one per column: this runs for every re-decided customer).
     """
-    n = len(features)
-    out = {}
-    for col, dtype in state.feature_dtypes.items():
-        if col in features.columns:
-            values = features[col].reset_index(drop=True)
-        else:
-            values = pd.Series([None] * n, dtype=object)
-        if values.dtype != dtype:
-            try:
-                values = values.astype(dtype)
-            except (TypeError, ValueError):
-                values = values.astype("float64")
-        out[col] = values
-    return pd.DataFrame(out) if out else features.reset_index(drop=True)
+    dtypes = state.feature_dtypes
+    if not dtypes:
+        return features.reset_index(drop=True)
+    missing = [c for c in dtypes if c not in features.columns]
+    if missing:
+        empty = pd.DataFrame({c: [None] * len(features) for c in missing}, dtype=object)
+        features = pd.concat([features.reset_index(drop=True), empty], axis=1)
+    out = features[list(dtypes)].reset_index(drop=True)
+    current = out.dtypes.to_dict()
+    wrong = {c: d for c, d in dtypes.items() if current[c] != d}
+    if not wrong:
+        return out
+    try:
+        return out.astype(wrong)
+    except (TypeError, ValueError):
+        pass
+    converted = {}
+    for col, dtype in wrong.items():
+        try:
+            converted[col] = out[col].astype(dtype)
+        except (TypeError, ValueError):
+            converted[col] = out[col].astype("float64")
+    return out.assign(**converted)
 
 
 def cold_start_features(
@@ -103,14 +114,14 @@ def cold_start_features(
         )
     if not request.consent_profiling:
         row = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [False]})
-        return _conform(row, state), as_of
+        return conform(row, state), as_of
     customers = pd.DataFrame({"customer_id": [request.customer_id], "consent_profiling": [True]})
     for name in state.attributes:
         value = request.attributes.get(name)
         customers[name] = pd.Series([None if value is None else str(value)], dtype=object)
     ctx = build_context(checked.transactions, customers, state.bundle.catalog.categories)
     features = features_at(ctx, as_of, state.time_unit_days)
-    return _conform(features, state), as_of
+    return conform(features, state), as_of
 
 
 def cold_start_decision(request: PredictFeaturesRequest, state: ServingState) -> dict:

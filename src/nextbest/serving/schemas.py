@@ -11,7 +11,7 @@ number where a string is documented is a 400, never silently converted
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -109,13 +110,18 @@ _STRICT = ConfigDict(extra="forbid", strict=True, json_schema_extra=_openapi_30(
 
 # -- requests ------------------------------------------------------------------------------------
 class PredictRequest(BaseModel):
-    """One customer id."""
+    """One customer id; ``record_contact`` when the decision is sent to the customer."""
 
     model_config = ConfigDict(
         extra="forbid", strict=True, json_schema_extra=_openapi_30({"customer_id": "1234"})
     )
 
     customer_id: CustomerId
+    record_contact: bool = Field(
+        default=False,
+        description="True when the app sends the chosen action now: a contact event is "
+        "stored (cooldowns and caps apply at once). A lookup is not a send.",
+    )
 
 
 class PredictBatchRequest(BaseModel):
@@ -243,6 +249,101 @@ class PredictFeaturesRequest(BaseModel):
         return value
 
 
+MAX_EVENTS = 1_000
+_TEXT_256 = {"type": "string", "maxLength": 256, "nullable": True}
+_NUMBER = {"type": "number", "nullable": True}
+_TIME = {
+    "type": "string",
+    "nullable": True,
+    "description": "ISO 8601, e.g. 2024-05-01T10:00:00Z (no offset: UTC); at most a day ahead.",
+}
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Event",
+    "description": "One event. Which fields a type takes (* required): purchase: timestamp*, "
+    "amount*, category, order_id, channel, quantity; contact: contacted_at*, group* "
+    "(treatment, control, explore), offer_id (* for treatment), propensity, channel; "
+    "response: at*, converted* (0/1), offer_id, revenue; consent: at*, and "
+    "consent_profiling (false = objection to profiling), or channel and opt_in. Every type "
+    "takes `at` in place of its time field, and an optional event_id (a repeat with equal "
+    "content is a no-op).",
+    "required": ["type", "customer_id"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"type": "string", "enum": ["purchase", "contact", "response", "consent"]},
+        "customer_id": {"type": "string", "minLength": 1, "maxLength": 256},
+        "event_id": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9._:-]{1,64}$",
+            "nullable": True,
+            "description": "Client-given id (assigned by the store when absent).",
+        },
+        "at": _TIME,
+        "timestamp": _TIME,
+        "contacted_at": _TIME,
+        "amount": _NUMBER,
+        "quantity": _NUMBER,
+        "category": _TEXT_256,
+        "order_id": _TEXT_256,
+        "channel": _TEXT_256,
+        "offer_id": _TEXT_256,
+        "group": {
+            "type": "string",
+            "enum": ["treatment", "control", "explore"],
+            "nullable": True,
+        },
+        "propensity": {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": 1,
+            "nullable": True,
+        },
+        "converted": {"description": "0 or 1 (or false/true)."},
+        "revenue": _NUMBER,
+        "consent_profiling": {"type": "boolean", "nullable": True},
+        "opt_in": {"type": "boolean", "nullable": True},
+    },
+}
+EventIn = Annotated[dict[str, Any], WithJsonSchema(EVENT_SCHEMA)]
+
+
+class EventsRequest(BaseModel):
+    """Up to :data:`MAX_EVENTS` events, stored all or nothing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra=_openapi_30(
+            {
+                "events": [
+                    {
+                        "type": "purchase",
+                        "event_id": "pos-7781-1",
+                        "customer_id": "1234",
+                        "timestamp": "2018-01-02T10:00:00Z",
+                        "amount": 30.0,
+                        "category": "PRODUCE",
+                    },
+                    {
+                        "type": "consent",
+                        "customer_id": "2001",
+                        "at": "2018-01-02T11:00:00Z",
+                        "consent_profiling": False,
+                    },
+                ]
+            }
+        ),
+    )
+
+    events: list[EventIn] = Field(
+        min_length=1,
+        json_schema_extra={"maxItems": MAX_EVENTS},
+        description=f"1 to {MAX_EVENTS:,} events; more is a 413. All are validated first: one "
+        "problem and nothing is stored (422 lists each event index and field).",
+    )
+
+
 class ReloadRequest(BaseModel):
     """Reload models and snapshot now."""
 
@@ -340,6 +441,11 @@ class Decision(BaseModel):
     propensity: float = Field(
         ge=0.0, le=1.0, description="Probability with which the policy chose this arm."
     )
+    contact_event_id: str | None = Field(
+        default=None,
+        description="With record_contact: the id of the contact event stored for this answer "
+        "(null when the action sends nothing).",
+    )
 
 
 class DecisionBatch(BaseModel):
@@ -364,3 +470,15 @@ class ReloadResult(BaseModel):
     as_of: dt.date | None
     n_customers: int
     build_seconds: float
+
+
+class EventsResult(BaseModel):
+    """What ``POST /events`` stored."""
+
+    model_config = ConfigDict(json_schema_extra=_openapi_30())
+
+    accepted: int = Field(description="Events in the request, all valid.")
+    new: int = Field(description="Events stored now.")
+    duplicates: int = Field(description="Repeats of stored events (same event_id and content).")
+    event_ids: list[str] = Field(description="Each event's id, in request order.")
+    head: int = Field(description="The store's highest sequence number after the append.")

@@ -18,6 +18,11 @@ variable                        meaning (default)
 ``NEXTBEST_CONTACT_HISTORY``    CSV/Parquet of past contacts (``customer_id, offer_id,
                                 timestamp``) for cooldowns and caps, as ``nextbest score
                                 --contact-history`` (none)
+``NEXTBEST_ADMIN_KEY``          bearer key(s) for ``GET /customers/{id}/data`` (data access);
+                                comma-separated; without it that endpoint answers 403 (none)
+``NEXTBEST_EVENTS_URL``         the event store (``postgresql://...`` for several hosts;
+                                default SQLite ``NEXTBEST_HOME/events.db``)
+``NEXTBEST_OVERLAY_CACHE``      re-decided changed customers kept per worker (10,000)
 ==============================  ==============================================================
 """
 
@@ -34,6 +39,7 @@ from nextbest.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "NEXTBEST_API_KEY"
+ADMIN_KEY_ENV = "NEXTBEST_ADMIN_KEY"
 ALLOW_NO_AUTH_ENV = "NEXTBEST_ALLOW_NO_AUTH"
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -88,6 +94,12 @@ def api_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
     raise ConfigurationError(message)
 
 
+def admin_keys_from_env(env: dict | None = None) -> tuple[str, ...]:
+    """The bearer keys of the data-access endpoint (``NEXTBEST_ADMIN_KEY``); ``()`` = off."""
+    env = os.environ if env is None else env
+    return tuple(k.strip() for k in env.get(ADMIN_KEY_ENV, "").split(",") if k.strip())
+
+
 @dataclass(frozen=True)
 class ServiceSettings(Settings):
     """The common :class:`~nextbest.config.Settings` plus what only the service reads."""
@@ -99,6 +111,7 @@ class ServiceSettings(Settings):
     audit: bool = True
     catalog_path: Path | None = field(default=None)
     contact_history: Path | None = None
+    overlay_cache: int = 10_000
 
     @property
     def audit_dir(self) -> Path:
@@ -109,9 +122,17 @@ class ServiceSettings(Settings):
         """Touched by ``POST /admin/reload`` so that every worker's watcher reloads too."""
         return self.paths.root / "serving" / "reload-requested"
 
+    @property
+    def ready_dir(self) -> Path:
+        """Where each worker says it is ready (:mod:`nextbest.serving.readiness`)."""
+        return self.paths.root / "serving" / "ready"
+
     @classmethod
-    def from_env(cls, env: dict | None = None) -> ServiceSettings:
+    def from_env(cls, env: dict | None = None, require_key: bool = True) -> ServiceSettings:
         """Read and check the environment (see the module docstring).
+
+        ``require_key=False`` is for commands that read the serving state
+        without serving it (``nextbest customer export``).
 
         Raises
         ------
@@ -120,7 +141,7 @@ class ServiceSettings(Settings):
         """
         env = os.environ if env is None else env
         common = settings_fields(env)
-        keys = api_keys_from_env(env)
+        keys = api_keys_from_env(env) if require_key else ()
         clv = load_config("clv", path=common["models_dir"] / "clv.yaml")
         horizon = _number(env, "NEXTBEST_HORIZON_DAYS", float(clv["horizon_days"]), 1.0)
         history = env.get("NEXTBEST_CONTACT_HISTORY", "").strip()
@@ -133,4 +154,5 @@ class ServiceSettings(Settings):
             audit=env.get("NEXTBEST_AUDIT", "1") != "0",
             catalog_path=common["models_dir"] / "offers.yaml",
             contact_history=Path(history).resolve() if history else None,
+            overlay_cache=int(_number(env, "NEXTBEST_OVERLAY_CACHE", 10_000, 0.0)),
         )

@@ -20,14 +20,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from nextbest import registry
 from nextbest.data.files import read_table
+from nextbest.data.history import SortedParquet, history_files, open_sorted, read_contacts
 from nextbest.data.snapshot import read_snapshot, snapshot_files
 from nextbest.decision.catalog import load_catalog
 from nextbest.errors import NoSnapshotError
+from nextbest.events.fold import merge_histories
 from nextbest.scoring import ModelSet, score
 from nextbest.serving.decisions import DecisionTable, DecisionTableBuilder
 from nextbest.serving.schemas import MAX_ID_LENGTH
@@ -44,9 +48,36 @@ class Fingerprint:
     files: tuple[tuple[str, int, int], ...]
 
 
+class ContactIndex:
+    """A contact history sorted by customer, for one customer's rows in O(log n)."""
+
+    def __init__(self, history: pd.DataFrame | None) -> None:
+        if history is None or history.empty:
+            self.frame, self.ids = None, np.zeros(0, dtype=object)
+            return
+        frame = history.assign(customer_id=history["customer_id"].astype(str))
+        self.frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        self.ids = self.frame["customer_id"].to_numpy(dtype=object)
+
+    def rows(self, customer_id: str) -> pd.DataFrame | None:
+        """The customer's contacts (``customer_id, offer_id, timestamp``), or None."""
+        if self.frame is None:
+            return None
+        lo = int(np.searchsorted(self.ids, customer_id, side="left"))
+        hi = int(np.searchsorted(self.ids, customer_id, side="right"))
+        return self.frame.iloc[lo:hi].reset_index(drop=True) if hi > lo else None
+
+
 @dataclass(frozen=True)
 class ServingState:
-    """Everything a request needs, built once and never modified."""
+    """Everything a request needs, built once and never modified.
+
+    ``overlay`` (:class:`~nextbest.serving.overlay.Overlay`, set by the service)
+    holds the customers changed by events after the snapshot; ``events_head``
+    is the event store's head when training folded the events in;
+    ``snapshot_rows`` and ``history`` find one customer's feature row and
+    training transactions on disk.
+    """
 
     bundle: ModelSet
     table: DecisionTable
@@ -59,16 +90,26 @@ class ServingState:
     fingerprint: Fingerprint
     build_seconds: float
     contact_history: pd.DataFrame | None = None
+    events_head: int = 0
+    snapshot_rows: SortedParquet | None = None
+    history: SortedParquet | None = None
+    contact_index: ContactIndex | None = None
+    overlay: Any = None
 
     @property
     def versions(self) -> dict[str, str]:
         return dict(self.bundle.versions)
+
+    def contacts_of(self, customer_id: str) -> pd.DataFrame | None:
+        """The customer's rows of the contact history (file and folded contacts), or None."""
+        return None if self.contact_index is None else self.contact_index.rows(customer_id)
 
 
 def _file_stats(settings: ServiceSettings) -> tuple[tuple[str, int, int], ...]:
     out = []
     for path in (
         *snapshot_files(settings.paths),
+        *history_files(settings.paths),
         settings.catalog_path,
         settings.reload_marker,
         settings.contact_history,
@@ -153,7 +194,16 @@ def build_state(settings: ServiceSettings, attempts: int = 3) -> ServingState:
     )
 
 
-def _build_once(settings: ServiceSettings) -> ServingState:
+def load_state(settings: ServiceSettings) -> ServingState:
+    """Champions, snapshot metadata and lookups, without precomputing any decision.
+
+    For one customer at a time (``nextbest customer export``): the table is
+    empty and :func:`nextbest.serving.rebuild.customer_decision` decides.
+    """
+    return _build_once(settings, precompute=False)
+
+
+def _build_once(settings: ServiceSettings, precompute: bool = True) -> ServingState:
     started = time.perf_counter()
     stats = _file_stats(settings)
     registry.setup(settings.paths)
@@ -161,18 +211,23 @@ def _build_once(settings: ServiceSettings) -> ServingState:
     n_rows, batches, meta = read_snapshot(settings.paths, chunk_rows=settings.score_chunk)
     as_of = pd.Timestamp(meta["as_of"])
     popularity = {str(k): float(v) for k, v in (meta.get("popularity") or {}).items()}
-    history = None
-    if settings.contact_history is not None:
-        history = read_table(settings.contact_history)
+    history = merge_histories(
+        read_table(settings.contact_history) if settings.contact_history is not None else None,
+        read_contacts(settings.paths),
+    )
     dtypes: dict[str, object] = {}
 
     def scored():
         nonlocal dtypes
         for features in batches:
             dtypes = dtypes or features.dtypes.to_dict()
+            if not precompute:
+                return
             yield score(features, bundle, settings.horizon_days, popularity, history, as_of=as_of)
 
-    table = decision_table(scored(), n_rows, bundle, bundle.versions, as_of, settings.horizon_days)
+    table = decision_table(
+        scored(), n_rows if precompute else 0, bundle, bundle.versions, as_of, settings.horizon_days
+    )
     attributes = tuple(
         c
         for c, d in dtypes.items()
@@ -203,4 +258,8 @@ def _build_once(settings: ServiceSettings) -> ServingState:
         ),
         build_seconds=seconds,
         contact_history=history,
+        events_head=int(meta.get("events_head") or 0),
+        snapshot_rows=open_sorted(snapshot_files(settings.paths)[0]),
+        history=open_sorted(history_files(settings.paths)[0]),
+        contact_index=ContactIndex(history),
     )

@@ -23,9 +23,11 @@ import pandas as pd
 
 from nextbest.config import Paths, config_hash
 from nextbest.data import Dataset
+from nextbest.data.history import write_history
 from nextbest.data.snapshot import snapshot_files, write_snapshot
 from nextbest.decision.catalog import Catalog
 from nextbest.errors import GateFailedError, InputError, NotApplicableError
+from nextbest.events.fold import fold_events
 from nextbest.features.build import build_context, category_popularity, features_at
 from nextbest.plots import classifier as pc
 from nextbest.registry import (
@@ -168,6 +170,8 @@ def train_all(
 
     started = time.perf_counter()
     paths = (paths or Paths.from_env()).ensure()
+    folded = fold_events(dataset, paths)  # consent, purchases and contacts from the event store
+    dataset = folded.dataset
     has_tx = dataset.has_transactions
     if as_of is not None:
         as_of = pd.Timestamp(as_of)
@@ -245,8 +249,11 @@ def train_all(
                 "popularity": category_popularity(ctx, as_of),
                 "dataset": dataset.name,
                 "pipeline_run_id": parent.info.run_id,
+                "events_head": folded.head,
                 "versions": versions,
             }
+            # before the snapshot: the service reloads on it
+            write_history(tx, folded.contacts, paths)
             snapshot = write_snapshot(features, dataset.opted_out, meta, paths)
         seconds = time.perf_counter() - started
         mlflow.log_metric("pipeline_seconds", seconds)

@@ -1,0 +1,308 @@
+"""Customers re-decided from the snapshot and their events, with the champion models.
+
+The snapshot's decision of a customer is precomputed; once events arrive for
+them (:mod:`.overlay`), :func:`customer_decisions` builds their feature rows
+again with the same feature functions as training and batch, and decides
+with :func:`nextbest.scoring.score` on those rows only (customers asked for at
+the same moment are built and scored together: one call, not one per
+customer). Nothing is retrained and no other customer is touched.
+
+* **Consent.** The newest profiling-consent event wins over the snapshot
+  (latest event time, then latest arrival). An objection gives the
+  non-personalised row (``customer_id`` and ``consent_profiling = false``,
+  no feature computed at all), as batch scoring does.
+* **Purchases** after the snapshot (sequence number above the snapshot's
+  ``events_head``) go through the one transactions validator and are added
+  to the customer's training transactions (``history.parquet``, validated at
+  training). The behavioural features (BG/NBD frequency, recency and age T
+  in the model's time unit, the windows, inter-purchase times, category
+  recency and mix: :func:`~nextbest.features.customer.customer_features`)
+  are computed at ``as_of`` = the snapshot's ``as_of`` or, if later, the day
+  after the latest purchase; the other columns (campaign response,
+  demographics) are kept from the snapshot row. A customer known only from
+  events is built from their events alone (:func:`~nextbest.features.build.features_at`),
+  like ``/predict_features``. A category bought just now is then one day old,
+  so a cross-sell offer for it is no longer eligible.
+* **Contacts** after the snapshot (sent: group treatment or explore, with an
+  offer) join the contact history; the decision is taken as of the day after
+  the latest one, so its cooldown and the 30-day caps apply at once.
+
+A customer who objected at training time and later withdrew the objection,
+with no purchase since, keeps the non-personalised default until the next
+training: their earlier transactions were never kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nextbest.data.schema import validate_transactions
+from nextbest.errors import InputError
+from nextbest.events.schema import Event
+from nextbest.features.build import build_context, features_at
+from nextbest.features.customer import customer_features, purchase_table
+from nextbest.scoring import score
+from nextbest.serving.coldstart import conform
+from nextbest.serving.state import ServingState, decision_table
+
+SENT_GROUPS = ("treatment", "explore")
+_DAY = pd.Timedelta(days=1)
+
+
+def newest_consent(events: Iterable[Event]) -> Event | None:
+    """The deciding profiling-consent event: latest ``at``, then highest ``seq``; None if none."""
+    best = None
+    for e in events:
+        if e.type != "consent" or e.consent_profiling is None:
+            continue
+        if best is None or (e.at_us, e.seq or 0) > (best.at_us, best.seq or 0):
+            best = e
+    return best
+
+
+def channel_consent(events: Iterable[Event]) -> dict[str, Event]:
+    """The deciding per-channel opt-in/opt-out event of each channel (same newest-wins rule)."""
+    out: dict[str, Event] = {}
+    for e in events:
+        if e.type != "consent" or e.opt_in is None or not e.channel:
+            continue
+        best = out.get(e.channel)
+        if best is None or (e.at_us, e.seq or 0) > (best.at_us, best.seq or 0):
+            out[e.channel] = e
+    return out
+
+
+def _day_after(at_us: int) -> pd.Timestamp:
+    return pd.Timestamp(int(at_us), unit="us").normalize() + _DAY
+
+
+def purchase_lines(customer_id: str, purchases: list[Event]) -> pd.DataFrame:
+    """Purchase events as transaction lines (naive UTC times)."""
+    return pd.DataFrame(
+        {
+            "customer_id": customer_id,
+            "timestamp": pd.to_datetime([e.at_us for e in purchases], unit="us").astype(
+                "datetime64[ns]"
+            ),
+            "amount": np.array([e.amount for e in purchases], dtype="float64"),
+            "category": pd.Series([e.category for e in purchases], dtype="string"),
+            "order_id": pd.Series([e.order_id for e in purchases], dtype="string"),
+            "channel": pd.Series([e.channel for e in purchases], dtype="string"),
+        }
+    )
+
+
+def contact_lines(customer_id: str, contacts: list[Event]) -> pd.DataFrame:
+    """Sent contact events as contact history (``customer_id, offer_id, timestamp``)."""
+    return pd.DataFrame(
+        {
+            "customer_id": customer_id,
+            "offer_id": [e.offer_id for e in contacts],
+            "timestamp": pd.to_datetime([e.at_us for e in contacts], unit="us").astype(
+                "datetime64[ns]"
+            ),
+        }
+    )
+
+
+@dataclass
+class _Plan:
+    """What one customer's events say, before any feature is computed."""
+
+    customer_id: str
+    allowed: bool
+    purchases: list[Event]
+    sent: list[Event]
+    as_of: pd.Timestamp
+    decided_at: pd.Timestamp
+    in_snapshot: bool
+    profiled: bool  # in the snapshot with features (did not object at training)
+
+
+def _plan(state: ServingState, customer_id: str, events: list[Event], base: pd.DataFrame) -> _Plan:
+    after = [e for e in events if (e.seq or 0) > state.events_head]
+    purchases = [e for e in after if e.type == "purchase"]
+    sent = [e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id]
+    as_of = state.as_of
+    if purchases:
+        as_of = max(as_of, max(_day_after(e.at_us) for e in purchases))
+    decided_at = as_of
+    if sent:
+        decided_at = max(as_of, max(_day_after(e.at_us) for e in sent))
+    profiled = bool(len(base)) and bool(base["consent_profiling"].iat[0])
+    deciding = newest_consent(events)
+    allowed = (
+        bool(deciding.consent_profiling) if deciding is not None else (profiled or not len(base))
+    )
+    return _Plan(
+        customer_id, allowed, purchases, sent, as_of, decided_at, bool(len(base)), profiled
+    )
+
+
+def _by_customer(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    if frame.empty:
+        return {}
+    return {
+        str(k): g.reset_index(drop=True)
+        for k, g in frame.groupby(frame["customer_id"].astype(str), sort=False)
+    }
+
+
+def _lines(state: ServingState, plans: list[_Plan]) -> pd.DataFrame:
+    """Training lines (validated at training) and new purchase lines of ``plans``, the new ones
+    validated together.
+
+    The new lines go through the one transactions validator on their own: a
+    refund event is netted against purchase events of its day, not against
+    the training lines (such a refund is rejected until the next training).
+    Each customer's lines all lie before their ``as_of`` by construction.
+    """
+    new = pd.concat([purchase_lines(p.customer_id, p.purchases) for p in plans], ignore_index=True)
+    lines = validate_transactions(new).transactions
+    if state.history is not None:
+        past = state.history.rows_many([p.customer_id for p in plans])
+        if len(past):
+            lines = pd.concat([past, lines], ignore_index=True)
+    return lines
+
+
+def _rebuilt(
+    state: ServingState, plans: list[_Plan], bases: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """Feature rows of customers with new purchases, built from their lines (at their ``as_of``);
+    customers without a usable line are left out."""
+    lines = _lines(state, plans)
+    categories = state.bundle.catalog.categories
+    out: dict[str, pd.DataFrame] = {}
+    groups: dict[pd.Timestamp, list[_Plan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.as_of, []).append(plan)
+    for as_of, group in groups.items():
+        for profiled in (True, False):
+            ids = [p.customer_id for p in group if p.profiled is profiled]
+            mine = lines[lines["customer_id"].isin(ids).to_numpy()]
+            if mine.empty:
+                continue
+            try:
+                if profiled:  # behaviour recomputed; campaign response, demographics kept
+                    behaviour = customer_features(
+                        purchase_table(mine, categories), as_of, state.time_unit_days
+                    )
+                    new = [c for c in behaviour.columns if c != "customer_id"]
+                    for cid, row in _by_customer(behaviour).items():
+                        base = bases[cid]
+                        kept = base.drop(columns=[c for c in new if c in base.columns])
+                        out[cid] = pd.concat([kept, row[new].reset_index(drop=True)], axis=1)
+                else:  # known from events alone (or objected at training): built like cold start
+                    customers = pd.DataFrame({"customer_id": ids, "consent_profiling": True})
+                    ctx = build_context(mine, customers, categories)
+                    out.update(_by_customer(features_at(ctx, as_of, state.time_unit_days)))
+            except InputError:  # no line before as_of: nothing to build from
+                continue
+    return out
+
+
+def feature_rows(
+    state: ServingState, events_by_customer: dict[str, list[Event]]
+) -> dict[str, tuple[pd.DataFrame | None, pd.Timestamp]]:
+    """Each customer's feature row (conformed; None if nothing usable is known) and the
+    ``as_of`` of their decision (the day after their latest contact, if later)."""
+    ids = list(events_by_customer)
+    snapshot = state.snapshot_rows.rows_many(ids) if state.snapshot_rows is not None else None
+    bases = _by_customer(snapshot) if snapshot is not None else {}
+    empty = pd.DataFrame()
+    plans = [_plan(state, c, events_by_customer[c], bases.get(c, empty)) for c in ids]
+    rows: dict[str, pd.DataFrame] = {}
+    rebuild = [p for p in plans if p.allowed and p.purchases]
+    built = _rebuilt(state, rebuild, bases) if rebuild else {}
+    out: dict[str, tuple[pd.DataFrame | None, pd.Timestamp]] = {}
+    for plan in plans:
+        cid = plan.customer_id
+        decided_at = plan.decided_at
+        if not plan.allowed:
+            rows[cid] = pd.DataFrame({"customer_id": [cid], "consent_profiling": [False]})
+        elif cid in built:
+            rows[cid] = built[cid]
+        elif plan.in_snapshot:  # no usable new purchase: the snapshot row as of its as_of
+            rows[cid] = bases[cid].head(1)
+            decided_at = max(decided_at, state.as_of)
+        out[cid] = (None, decided_at)
+    if rows:
+        order = list(rows)
+        frame = conform(pd.concat([rows[c] for c in order], ignore_index=True), state)
+        for k, cid in enumerate(order):
+            out[cid] = (frame.iloc[k : k + 1].reset_index(drop=True), out[cid][1])
+    return out
+
+
+def feature_row(
+    state: ServingState, customer_id: str, events: list[Event]
+) -> tuple[pd.DataFrame | None, pd.Timestamp]:
+    """One customer's feature row (None if nothing usable is known) and the decision's as_of."""
+    return feature_rows(state, {customer_id: events})[customer_id]
+
+
+def single_threaded(bundle) -> None:
+    """Let the state's tree models predict one customer with one thread.
+
+    Called once a state's table is built: a re-decision is one row, and an
+    OpenMP team of several threads on a busy host waits a scheduler time slice
+    (about 10 ms) per call for its other threads. A worker's parallelism comes
+    from its requests and from other workers.
+    """
+    for model in (bundle.churn, bundle.nbo):
+        classifier = getattr(model, "classifier_", None)
+        if classifier is not None and hasattr(classifier, "set_params"):
+            classifier.set_params(n_jobs=1)
+
+
+def customer_decisions(
+    state: ServingState, events_by_customer: dict[str, list[Event]]
+) -> dict[str, dict | None]:
+    """Decisions (Decision-shaped) of several customers from the snapshot and their events.
+
+    ``events_by_customer`` holds every stored event of each customer (sequence
+    order). Features are built together and scored with one
+    :func:`~nextbest.scoring.score` call per decision date, so deciding many
+    customers at once costs little more than one. None for a customer who is
+    neither in the snapshot nor known from usable events.
+    """
+    built = feature_rows(state, events_by_customer)
+    out: dict[str, dict | None] = {c: None for c in events_by_customer}
+    groups: dict[pd.Timestamp, list[str]] = {}
+    for cid, (row, decided_at) in built.items():
+        if row is not None:
+            groups.setdefault(decided_at, []).append(cid)
+    for decided_at, ids in groups.items():
+        features = pd.concat([built[c][0] for c in ids], ignore_index=True)
+        history = [state.contacts_of(c) for c in ids]
+        for cid in ids:
+            after = [e for e in events_by_customer[cid] if (e.seq or 0) > state.events_head]
+            sent = [
+                e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id
+            ]
+            if sent:
+                history.append(contact_lines(cid, sent))
+        history = [h for h in history if h is not None and len(h)]
+        contacts = pd.concat(history, ignore_index=True) if history else None
+        scored = score(
+            features, state.bundle, state.horizon_days, state.popularity, contacts, decided_at
+        )
+        versions = json.loads(scored["model_versions"].iat[0])
+        table = decision_table(
+            [scored], len(scored), state.bundle, versions, decided_at, state.horizon_days
+        )
+        for cid in ids:
+            i = table.find(cid)  # -1 for an id no request can name (over 64 characters)
+            out[cid] = table.row(i) if i >= 0 else None
+    return out
+
+
+def customer_decision(state: ServingState, customer_id: str, events: list[Event]) -> dict | None:
+    """The decision for one customer (see :func:`customer_decisions`)."""
+    return customer_decisions(state, {customer_id: events})[customer_id]

@@ -1,0 +1,103 @@
+"""One customer re-built from the snapshot and their events equals what training would build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.data.schema import validate_transactions, without_customers
+from nextbest.events.schema import Event, to_us
+from nextbest.features.build import build_context, features_at
+from nextbest.features.customer import customer_features, purchase_table
+from nextbest.serving.rebuild import feature_row
+from nextbest.serving.settings import ServiceSettings
+from nextbest.serving.state import load_state
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def state(trained_home):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXTBEST_HOME", str(trained_home.home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return load_state(ServiceSettings.from_env(require_key=False))
+
+
+def purchase(state, cid: str, when: pd.Timestamp, category: str, seq: int = 1) -> Event:
+    return Event(
+        type="purchase",
+        event_id=f"e{seq}",
+        customer_id=cid,
+        at_us=to_us(when.to_pydatetime()),
+        amount=12.5,
+        category=category,
+        seq=state.events_head + seq,
+    )
+
+
+def test_a_purchase_after_the_snapshot_gives_the_features_training_would_give(state, trained_home):
+    ds = trained_home.dataset
+    cid = sorted(set(ds.customers["customer_id"]) - set(trained_home.opted_out))[10]
+    when = state.as_of + pd.Timedelta(days=3, hours=10)
+    row, as_of = feature_row(state, cid, [purchase(state, cid, when, "MEAT")])
+    assert as_of == state.as_of + pd.Timedelta(days=4)
+
+    # Known answer: the training features over every transaction plus the new line, at as_of.
+    line = pd.DataFrame(
+        {"customer_id": [cid], "timestamp": [when], "amount": [12.5], "category": ["MEAT"]}
+    )
+    tx = validate_transactions(pd.concat([ds.transactions, line], ignore_index=True), as_of=as_of)
+    tx = without_customers(tx.transactions, ds.opted_out)
+    categories = state.bundle.catalog.categories
+    ctx = build_context(tx, ds.customers, categories, ds.extras)
+    expected = features_at(ctx, as_of, state.time_unit_days).set_index("customer_id").loc[cid]
+    behaviour = customer_features(purchase_table(line, categories), as_of).columns.drop(
+        "customer_id"
+    )
+    for col in behaviour:
+        got, want = row[col].iat[0], expected[col]
+        assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-12), col
+
+    before = state.snapshot_rows.rows(cid).iloc[0]
+    unit = state.time_unit_days
+    assert row["frequency"].iat[0] == before["frequency"] + 1  # a new purchase day
+    assert row["T"].iat[0] == pytest.approx(before["T"] + 4 / unit)
+    assert row["recency"].iat[0] == pytest.approx(row["T"].iat[0])  # bought on the last day
+    assert row["days_since_meat"].iat[0] == 1.0 and row["bought_meat_90d"].iat[0] == 1.0
+    # Campaign response and demographics are kept from the snapshot row.
+    assert row["n_campaigns_received"].iat[0] == before["n_campaigns_received"]
+
+
+def test_an_objection_needs_no_features_and_an_unknown_id_none(state, trained_home):
+    cid = sorted(trained_home.dataset.customers["customer_id"])[0]
+    objection = Event(
+        type="consent",
+        event_id="c1",
+        customer_id=cid,
+        at_us=to_us(state.as_of.to_pydatetime()),
+        consent_profiling=False,
+        seq=state.events_head + 1,
+    )
+    row, _ = feature_row(state, cid, [objection])
+    assert row["consent_profiling"].tolist() == [False]
+    assert row.drop(columns=["customer_id", "consent_profiling"]).isna().all(axis=None)
+    assert feature_row(state, "no-such-customer", [])[0] is None
+
+
+def test_customers_decided_together_get_what_each_gets_alone(state, trained_home):
+    from nextbest.serving.rebuild import customer_decision, customer_decisions
+
+    ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
+    when = state.as_of - pd.Timedelta(hours=12)
+    events = {
+        ids[20]: [purchase(state, ids[20], when, "MEAT")],
+        ids[21]: [purchase(state, ids[21], when + pd.Timedelta(days=2), "PRODUCE", seq=2)],
+        ids[22]: [],
+        "only-events-1": [purchase(state, "only-events-1", when, "DELI", seq=3)],
+    }
+    together = customer_decisions(state, events)
+    for cid, mine in events.items():
+        assert together[cid] == customer_decision(state, cid, mine), cid
+    assert together[ids[21]]["as_of"] == (state.as_of + pd.Timedelta(days=2)).date()

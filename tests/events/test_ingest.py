@@ -153,7 +153,40 @@ def test_files_that_cannot_be_read_are_schema_errors(store, tmp_path):
     (tmp_path / "tx.csv").write_text("customer_id,amount\n1,2\n")
     with pytest.raises(SchemaError, match="no 'type' column"):
         ingest_file(tmp_path / "tx.csv", store)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(SchemaError, match="empty"):
+        ingest_file(tmp_path / "empty.csv", store)
+
+
+def test_an_integer_id_column_in_parquet_is_read_as_its_decimal_text(store, tmp_path):
+    """The one reader (issue 14): ids are text everywhere; 42 in Parquet is the id "42"."""
     numbers = tmp_path / "numbers.parquet"
-    pq.write_table(pa.table({"type": ["purchase"], "customer_id": [42]}), numbers)
-    with pytest.raises(SchemaError, match="'customer_id' holds int64 values"):
-        ingest_file(numbers, store)
+    table = pa.table(
+        {
+            "type": ["purchase"],
+            "customer_id": [42],
+            "timestamp": ["2024-05-01T10:00:00Z"],
+            "amount": [3.0],
+        }
+    )
+    pq.write_table(table, numbers)
+    result = ingest_file(numbers, store, now=NOW)
+    assert result.new == 1 and result.rejected == 0
+    assert list(store.purchases()["customer_id"]) == ["42"]
+
+
+def test_a_line_the_reader_cannot_read_is_a_reject_and_the_rest_is_stored(store, tmp_path):
+    """Events files go through the one reader: a ragged line is a reject with its reason."""
+    source = tmp_path / "events.csv"
+    source.write_text(
+        "type,customer_id,timestamp,amount\n"
+        "purchase,00042,2024-05-01T10:00:00Z,3.5\n"
+        "purchase,7,2024-05-01T11:00:00Z,1.0,EXTRA,FIELDS\n"
+        "purchase,Müller,2024-05-02T09:00:00Z,2.0\n"
+    )
+    result = ingest_file(source, store, now=NOW)
+    assert result.new == 2 and result.rejected == 1
+    rejects = read_rejects(result.rejects_path)
+    assert rejects["row"].tolist() == [1] and "more fields" in rejects["reason"].iloc[0]
+    assert "EXTRA" in rejects["value"].iloc[0]
+    assert sorted(store.purchases()["customer_id"]) == ["00042", "Müller"]

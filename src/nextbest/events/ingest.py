@@ -35,10 +35,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nextbest.data.readers import open_table
+from nextbest.data.schema import ISSUE, RAW, RESERVED_COLUMNS, WHOLE_LINE, split_issue
 from nextbest.errors import SchemaError
 from nextbest.events.schema import MAX_BATCH, MAX_FUTURE, EventError, Reject, rejects_frame
 from nextbest.events.store import AppendResult, EventStore
@@ -193,52 +196,68 @@ def _validated(
     if name.endswith((".jsonl", ".ndjson", ".json")):
         yield from _json_lines(path, event_type, batch_rows, now, max_future)
         return
-    if name.endswith((".parquet", ".pq")):
-        tables = _parquet(path, batch_rows)
-    elif name.endswith((".csv", ".csv.gz", ".txt")):
-        tables = _csv(path, batch_rows)
-    else:
+    if not name.endswith((".parquet", ".pq", ".csv", ".csv.gz", ".txt", ".tsv")):
         raise SchemaError(f"{path}: unsupported file type; use .parquet, .csv or .jsonl")
     first = 0
-    for table in tables:
-        yield validate_table(
-            table, first_row=first, event_type=event_type, now=now, max_future=max_future
-        )
+    for table in _tables(path, batch_rows):
+        yield _validate_read(table, first, event_type, now, max_future)
         first += table.num_rows
 
 
-def _parquet(path: Path, batch_rows: int) -> Iterator[pa.Table]:
-    try:
-        source = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SchemaError(f"{path}: not a readable Parquet file: {exc}") from exc
-    for batch in source.iter_batches(batch_size=batch_rows):
-        yield pa.Table.from_batches([batch])
-
-
-def _csv(path: Path, batch_rows: int) -> Iterator[pa.Table]:
-    try:
-        with pacsv.open_csv(path) as probe:
-            names = probe.schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SchemaError(f"{path}: not a readable CSV file: {exc}") from exc
-    convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-    )
+def _tables(path: Path, batch_rows: int) -> Iterator[pa.Table]:
+    """The file through the one reader (:mod:`nextbest.data.readers`), in tables of about
+    ``batch_rows`` rows: CSV and Parquet alike, lines it cannot read flagged in-band."""
     pending: list[pa.RecordBatch] = []
     size = 0
-    with pacsv.open_csv(path, convert_options=convert) as reader:
-        for batch in reader:
-            pending.append(batch)
-            size += batch.num_rows
-            if size >= batch_rows:
-                yield pa.Table.from_batches(pending)
-                pending, size = [], 0
+    for batch in open_table(path).batches():
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= batch_rows:
+            yield pa.Table.from_batches(pending)
+            pending, size = [], 0
     if pending:
         yield pa.Table.from_batches(pending)
+
+
+def _validate_read(
+    table: pa.Table,
+    first: int,
+    event_type: str | None,
+    now: datetime | None,
+    max_future: timedelta,
+) -> ValidationResult:
+    """:func:`validate_table`, with the lines the reader could not read as rejects of their own.
+
+    A flagged line's fields cannot be trusted: its ``customer_id`` is blanked so
+    that no event is stored from it, and its reject carries the reader's reason
+    and the raw line.
+    """
+    names = table.column_names
+    flagged = np.asarray(table.column(ISSUE).is_valid()) if ISSUE in names else np.zeros(0, bool)
+    clean = table.drop_columns([c for c in RESERVED_COLUMNS if c in names])
+    if not flagged.any():
+        return validate_table(
+            clean, first_row=first, event_type=event_type, now=now, max_future=max_future
+        )
+    if "customer_id" in clean.column_names:
+        i = clean.column_names.index("customer_id")
+        blank = pc.if_else(pa.array(flagged), pa.scalar(None, pa.string()), clean.column(i))
+        clean = clean.set_column(i, "customer_id", blank)
+    result = validate_table(
+        clean, first_row=first, event_type=event_type, now=now, max_future=max_future
+    )
+    rows = set((np.flatnonzero(flagged) + first).tolist())
+    issues = table.column(ISSUE).to_pylist()
+    raws = table.column(RAW).to_pylist() if RAW in names else [None] * len(issues)
+    read = []
+    for j in np.flatnonzero(flagged).tolist():
+        column, reason = split_issue(issues[j])
+        field_name = "" if column == WHOLE_LINE else column
+        read.append(Reject(first + j, field_name, str(raws[j] or "")[:200], reason))
+    rejects = sorted(
+        [r for r in result.rejects if r.index not in rows] + read, key=lambda r: r.index
+    )
+    return ValidationResult(result.accepted, rejects, result.ignored_fields)
 
 
 def _json_lines(

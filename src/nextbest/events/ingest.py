@@ -6,8 +6,9 @@ problem raises :class:`~nextbest.events.schema.EventError` listing every
 
 A file is streamed in batches, with rejects in a side file.
 
-Formats, by suffix: ``.parquet``/``.pq``; ``.csv`` (also ``.csv.gz``, read
-as text so ids keep their leading zeros); ``.jsonl``/``.ndjson``/``.json``
+Formats, by suffix: ``.parquet``/``.pq`` and ``.csv`` (also ``.csv.gz``) through the one
+reader (:mod:`nextbest.data.readers`: spreadsheet exports, ids as text, unreadable
+lines as rejects); ``.jsonl``/``.ndjson``/``.json``
 (one JSON object per line, validated like ``POST /events`` but with unknown
 keys ignored). One row is one event; a ``type`` column names its type, or
 ``event_type`` names the type of every row of a file without one (a

@@ -20,7 +20,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features, float_codes
+from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
 
 # BTYD bookkeeping columns that only restate age; P(alive) already uses them.
 EXCLUDED_FEATURES = {
@@ -101,9 +101,10 @@ class ChurnModel(BaseModel):
         if self.monotone:
             params["monotone_constraints"] = [monotone_direction(f) for f in self.feature_names_]
             params["monotone_constraints_method"] = "advanced"
-        self.classifier_ = LGBMClassifier(**params)
         X = as_matrix(train, self.feature_names_, self.levels_)
-        self.classifier_.fit(
+        self.classifier_ = fit_estimator(
+            LGBMClassifier,
+            params,
             X,
             train["label"].to_numpy(dtype="int64"),
             categorical_feature=list(self.levels_) or "auto",

@@ -24,7 +24,7 @@ from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features, float_codes
+from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
 
 CUSTOMER_FEATURES = (
     "days_since_last",
@@ -161,9 +161,10 @@ class OfferModel(BaseModel):
         check_features(pairs, feature_names, "offer training pairs")
         self.feature_names_ = list(feature_names)
         self.levels_ = {k: v for k, v in levels.items() if k in feature_names}
-        self.classifier_ = LGBMClassifier(**self.params)
         X = as_matrix(pairs, self.feature_names_, self.levels_)
-        self.classifier_.fit(
+        self.classifier_ = fit_estimator(
+            LGBMClassifier,
+            self.params,
             X,
             pairs["label"].to_numpy(dtype="int64"),
             categorical_feature=list(self.levels_) or "auto",

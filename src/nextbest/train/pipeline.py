@@ -169,10 +169,16 @@ def train_all(
     with mlflow.start_run(run_name=f"pipeline-{dataset.name}-{as_of.date()}") as parent:
         mlflow.set_tags({"dataset": dataset.name, "stage": "pipeline", "as_of": str(as_of.date())})
         mlflow.log_dict(catalog.as_dict(), "catalog.json")
-        clv = train_clv(
-            dataset, configs["clv"], as_of=as_of, paths=paths, register=register, prepared=prepared
-        )
         ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
+        clv = train_clv(
+            dataset,
+            configs["clv"],
+            as_of=as_of,
+            paths=paths,
+            register=register,
+            prepared=prepared,
+            ctx=ctx,
+        )
 
         churn, churn_version, churn_promoted = run_churn(
             ctx, dataset.name, as_of, configs, clv.model.count_model_used_, register

@@ -187,6 +187,12 @@ def score(
             consent,
         )
         offers = _offer_lists(models.catalog, d)
+        # A baseline offer policy (no learned model beat it) says so on every cross-sell.
+        policy_reason = getattr(models.nbo, "decision_reason", None)
+        if policy_reason is not None:
+            for row, action in zip(reasons, d.action.tolist()):
+                if action == "cross_sell":
+                    row.append(dict(policy_reason))
     out = pd.DataFrame({"customer_id": features["customer_id"].astype(str).to_numpy()})
     for c in MODEL_SCORE_COLUMNS:
         out[c] = scores[c]

@@ -88,7 +88,8 @@ def obtain(spec: str, data: BacktestData, configs: dict[str, dict]) -> ModelSet:
     for kind in ("churn", "nbo"):
         try:
             if refs[kind] == TRAIN:
-                model, reason = _train_classifier(kind, data, configs, clv)
+                model, reason, trained_notes = _train_classifier(kind, data, configs, clv)
+                notes.extend(trained_notes)
                 versions[KINDS[kind]] = "trained now" if model is not None else "not trained"
             else:
                 model, versions[KINDS[kind]] = load_registered(kind, refs[kind], data, notes)
@@ -137,23 +138,30 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel | Booste
     return (value.model if value.model is not None else model), reason
 
 
-def _train_classifier(kind: str, data: BacktestData, configs: dict, clv: ClvModel):
-    """Fit the churn or offer model on rows before ``as_of``; ``(None, reason)`` when the data
-    cannot support it."""
+def _train_classifier(kind: str, data: BacktestData, configs: dict, clv):
+    """Fit the churn or offer model on rows before ``as_of``.
+
+    Returns ``(model, reason, notes)``: ``model`` is ``None`` with the reason when the data
+    cannot support it; ``notes`` say how it was validated (e.g. the short-history scheme).
+    """
     if kind == "nbo" and not data.has_categories:
-        return None, (
-            "no product categories of the offer catalog in this dataset: next best offer, "
-            "campaigns and decisions are not evaluated"
+        return (
+            None,
+            (
+                "no product categories of the offer catalog in this dataset: next best offer, "
+                "campaigns and decisions are not evaluated"
+            ),
+            [],
         )
     cfg_clv = {**configs["clv"], "time_unit_days": clv.time_unit_days}
     if kind == "churn":
         result = train_churn(
             data.ctx_train, data.as_of, configs["churn"], cfg_clv, clv.count_model_used_
         )
-        return result.model, None
+        return result.model, None, result.notes
 
     result = train_nbo(data.ctx_train, data.as_of, configs["nbo"], data.catalog, clv.time_unit_days)
-    return result.model, None
+    return result.model, None, result.notes
 
 
 def load_registered(kind: str, ref: str, data: BacktestData, notes: list[str]):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 
+from nextbest.features.affinity import category_affinity, customer_affinity
 from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
@@ -35,6 +36,14 @@ CUSTOMER_FEATURES = (
     "spend_90d",
     "ipt_mean_days",
     "trend_30_90",
+    "tenure_days",
+    "spend_trend_30_90",
+    "spend_ew_30d",
+    "active_weeks_13w",
+    "lines_per_visit",
+    "lines_per_visit_90d",
+    "n_categories",
+    "n_categories_90d",
 )
 PAIR_FEATURES = (
     "cat_share",
@@ -42,11 +51,19 @@ PAIR_FEATURES = (
     "cat_ever_bought",
     "cat_popularity_30d",
     "cat_redemptions",
+    "cat_n_days",
+    "cat_rate_30d",
+    "cat_overdue",
+    "cat_affinity",
 )
 
 
 def offer_pairs(
-    features: pd.DataFrame, offers, popularity: dict[str, float], mask: np.ndarray | None = None
+    features: pd.DataFrame,
+    offers,
+    popularity: dict[str, float],
+    mask: np.ndarray | None = None,
+    affinity: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (customer, offer) with customer, category and offer features.
 
@@ -65,13 +82,19 @@ def offer_pairs(
         Category -> share of customers who bought it in the last 30 days.
     mask : numpy.ndarray, optional
         Which (customer, offer) pairs to build; default all.
+    affinity : DataFrame, optional
+        Co-purchase affinity between categories
+        (:func:`nextbest.features.affinity.category_affinity`, an offer model's ``affinity_``);
+        default: learned from ``features`` themselves (all their rows, whatever the mask).
     """
+    if affinity is None:
+        affinity = category_affinity(features, tuple(dict.fromkeys(o.category for o in offers)))
     parts = []
     base = _customer_base(features)
     for j, offer in enumerate(offers):
         rows = slice(None) if mask is None else np.flatnonzero(mask[:, j])
         part = base.iloc[rows].reset_index(drop=True)
-        for name, value in _pair_values(features, offer, popularity).items():
+        for name, value in _pair_values(features, offer, popularity, affinity).items():
             part[name] = value[rows] if isinstance(value, np.ndarray) else value
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -99,10 +122,25 @@ def _is_text(column: pd.Series) -> bool:
     )
 
 
-def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) -> dict:
-    """The offer's own columns for every customer: arrays (n,) or scalars."""
+def _pair_values(
+    features: pd.DataFrame,
+    offer,
+    popularity: dict[str, float],
+    affinity: pd.DataFrame | None = None,
+) -> dict:
+    """The offer's own columns for every customer: arrays (n,) or scalars.
+
+    Besides share, recency and redemptions of the offer's category: ``cat_n_days`` (purchase
+    days with it), ``cat_rate_30d`` (those per 30 days of tenure), ``cat_overdue`` (days since
+    it times that rate: about how many of the customer's usual gaps have passed; NaN if never
+    bought) and ``cat_affinity`` (co-purchase affinity with the categories bought lately).
+    """
     key = category_key(offer.category)
     days = _column(features, f"days_since_{key}", np.nan)
+    n_days = _column(features, f"n_days_{key}", 0.0)
+    tenure = np.maximum(_column(features, "tenure_days", np.nan), 1.0)
+    rate = n_days / tenure
+
     return {
         "offer_id": offer.offer_id,
         "category": offer.category,
@@ -111,6 +149,14 @@ def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) ->
         "cat_ever_bought": (~np.isnan(days)).astype(float),
         "cat_popularity_30d": float(popularity.get(offer.category, 0.0)),
         "cat_redemptions": _column(features, f"redemptions_{key}", 0.0),
+        "cat_n_days": n_days,
+        "cat_rate_30d": 30.0 * rate,
+        "cat_overdue": days * rate,
+        "cat_affinity": (
+            customer_affinity(features, affinity, offer.category)
+            if affinity is not None
+            else np.full(len(features), np.nan)
+        ),
     }
 
 
@@ -154,9 +200,17 @@ class OfferModel(BaseModel):
         self.params = dict(params or {})
 
     def fit(
-        self, pairs: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]
+        self,
+        pairs: pd.DataFrame,
+        feature_names: list[str],
+        levels: dict[str, list[str]],
+        affinity: pd.DataFrame | None = None,
     ) -> OfferModel:
-        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
+        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window).
+
+        ``affinity`` is the co-purchase matrix at the model's ``as_of``; scoring
+        (:meth:`predict_offers`) uses it to build ``cat_affinity``.
+        """
         validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
         check_features(pairs, feature_names, "offer training pairs")
         self.feature_names_ = list(feature_names)
@@ -170,6 +224,7 @@ class OfferModel(BaseModel):
             categorical_feature=list(self.levels_) or "auto",
         )
         self.n_train_ = len(pairs)
+        self.affinity_ = affinity
         self.fitted_ = True
         return self
 
@@ -217,7 +272,8 @@ class OfferModel(BaseModel):
                 continue
             dense = 2 * rows.size >= n
             X = X_all if dense else X_all[rows]
-            for name, value in _pair_values(features, offer, popularity).items():
+            pair = _pair_values(features, offer, popularity, getattr(self, "affinity_", None))
+            for name, value in pair.items():
                 if name not in pos:
                     continue
                 if name in self.levels_:  # categorical (offer_id): its code, missing if unseen

@@ -4,10 +4,12 @@ A classifier's raw scores are mapped to probabilities on a calibration set
 (customers or a cutoff the classifier did not learn from). Three monotone
 maps are candidates:
 
-* ``isotonic`` - isotonic regression (pool-adjacent-violators), bounded to
-  ``[1 / (n + 2), 1 - 1 / (n + 2)]`` with ``n`` the calibration rows: the
-  flat ends of a plain isotonic map say exactly 0 or 1, which a marketer reads
-  as a certainty;
+* ``isotonic`` - centred isotonic regression (Oron & Flournoy 2017): the
+  pool-adjacent-violators blocks, joined by straight lines through each
+  block's mean score, so scores inside a block keep their order instead of
+  tying; bounded to ``[1 / (n + 2), 1 - 1 / (n + 2)]`` with ``n`` the
+  calibration rows - the flat ends of a plain isotonic map say exactly 0 or 1,
+  which a marketer reads as a certainty;
 * ``platt`` - logistic regression on the logit of the score (Platt 1999);
 * ``beta`` - logistic regression on ``ln p`` and ``-ln(1 - p)`` with
   non-negative slopes (Kull, Silva Filho & Flach 2017, "Beta calibration").
@@ -15,8 +17,8 @@ maps are candidates:
 :func:`fit_calibrator` chooses the map with the lowest Brier score on the
 calibration data out of fold (5 folds, seeded: a map is never scored on the
 rows it was fitted on, else the most flexible, isotonic, would always win),
-then refits it on all of them. Platt and beta are strictly increasing, so they
-keep every distinction of the raw ranking (isotonic ties scores within a block).
+then refits it on all of them. All three are increasing, so the ranking of
+the raw scores survives (up to the flat ends of the isotonic map).
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ def _beta_features(p: np.ndarray) -> np.ndarray:
     return np.column_stack([np.log(p), -np.log1p(-p)])
 
 
+def _centred_isotonic(score: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (block mean score, block rate) of the centred isotonic fit, increasing in score."""
+    order = np.argsort(score, kind="stable")
+    s, t = score[order], y[order]
+    fitted = IsotonicRegression(out_of_bounds="clip").fit_transform(s, t)
+    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
+    sizes = np.diff(np.r_[starts, len(s)])
+    x = np.add.reduceat(s, starts) / sizes
+    keep = np.r_[True, np.diff(x) > 0]  # equal centres (ties in score) would not interpolate
+    return x[keep], fitted[starts][keep]
+
+
 @dataclass
 class Calibrator:
     """A fitted monotone map from raw scores to probabilities strictly inside (0, 1)."""
@@ -57,7 +71,8 @@ class Calibrator:
         """Calibrated probabilities of ``score`` (raw classifier probabilities)."""
         s = np.asarray(score, dtype="float64")
         if self.method == "isotonic":
-            p = self.model.predict(s)
+            x, y = self.model
+            p = np.interp(s, x, y)
         elif self.method == "platt":
             p = self.model.predict_proba(_logit(s).reshape(-1, 1))[:, 1]
         else:
@@ -71,8 +86,7 @@ def _fit_one(method: str, score: np.ndarray, y: np.ndarray) -> Calibrator:
     lo = 1.0 / (n + 2)
     bounds = (lo, 1.0 - lo)
     if method == "isotonic":
-        iso = IsotonicRegression(y_min=lo, y_max=1.0 - lo, out_of_bounds="clip")
-        return Calibrator(method, bounds, iso.fit(score, y))
+        return Calibrator(method, bounds, _centred_isotonic(score, y))
     if method == "platt":
         lr = LogisticRegression(C=1e6).fit(_logit(score).reshape(-1, 1), y)
         return Calibrator(method, bounds, lr)

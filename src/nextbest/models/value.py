@@ -247,39 +247,52 @@ class BoostedClvModel(BaseModel):
         ``predicted_clv`` over ``horizon_days`` (see the module docstring)."""
         self._check_fitted()
         c = self.count_model.components(features, horizon_days)
-        scale, spend = self._scale_and_spend(features, c["expected_spend"], horizon_days, c)
+        n, rev, base = self._boosted_and_base(features)
+        purchases = self._along_path(n, base, c["expected_purchases"], horizon_days)
+        # The discounted path, scaled the same way (undiscounted where the count model has none).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(
+                c["expected_purchases"] > 0,
+                c["discounted_purchases"] / c["expected_purchases"],
+                1.0,
+            )
+        gg = c["expected_spend"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spend = np.where(n > 1e-12, rev / n, gg)
+        lo, hi = SPEND_BOUNDS
+        spend = np.clip(spend, lo * gg, hi * gg)
         return pd.DataFrame(
             {
                 "customer_id": features["customer_id"].astype(str).to_numpy(),
                 "p_alive": c["p_alive"],
-                "expected_purchases": scale * c["expected_purchases"],
+                "expected_purchases": purchases,
                 "expected_spend": spend,
-                "predicted_clv": self.margin * spend * scale * c["discounted_purchases"],
+                "predicted_clv": self.margin * spend * purchases * share,
             }
         )
 
-    def _scale_and_spend(
-        self, features: pd.DataFrame, gg_spend: np.ndarray, horizon_days: float, c: dict
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per customer: boosted / count-model purchases over ``H``, and spend per purchase."""
+    def _boosted_and_base(self, features: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        """Boosted purchases and revenue over ``H``, and the count model's purchases over ``H``."""
         btyd = btyd_features(self.count_model, features, self.horizon_days)
         n, rev = self._boosted(features, btyd)
-        base = btyd["btyd_purchases"].to_numpy()
+        return n, rev, btyd["btyd_purchases"].to_numpy()
+
+    def _along_path(
+        self, n: np.ndarray, base: np.ndarray, at_h: np.ndarray, horizon_days: float
+    ) -> np.ndarray:
+        """Boosted purchases over ``H`` carried to ``horizon_days`` along the count model's path
+        (``n x E[N(h)] / E[N(H)]``); linearly where the count model expects no purchase at all."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(base > 1e-12, n / base, 0.0)
-            spend = np.where(n > 1e-12, rev / n, gg_spend)
-        lo, hi = SPEND_BOUNDS
-        return scale, np.clip(spend, lo * gg_spend, hi * gg_spend)
+            return np.where(
+                base > 1e-12, n * at_h / base, n * float(horizon_days) / self.horizon_days
+            )
 
     def expected_purchases(self, horizon_days: float, features: pd.DataFrame) -> np.ndarray:
         """Expected repeat purchases in the next ``horizon_days`` days (boosted)."""
         self._check_fitted()
-        btyd = btyd_features(self.count_model, features, self.horizon_days)
-        n, _ = self._boosted(features, btyd)
-        base = btyd["btyd_purchases"].to_numpy()
-        along = _at_horizon(self.count_model, features, horizon_days)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(base > 1e-12, n / base, 0.0) * along
+        n, _, base = self._boosted_and_base(features)
+        at_h = _at_horizon(self.count_model, features, horizon_days)
+        return self._along_path(n, base, at_h, horizon_days)
 
     def p_alive(self, features: pd.DataFrame) -> np.ndarray:
         """The count model's probability that each customer is still active."""

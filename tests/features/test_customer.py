@@ -1,0 +1,107 @@
+"""Behaviour features at a cutoff and co-purchase affinity, on tiny frames with hand-computed
+answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.features.affinity import category_affinity, customer_affinity
+from nextbest.features.customer import customer_features, purchase_table
+
+AS_OF = "2024-04-01"  # day 0 of the features; the last observed day is 2024-03-31
+
+
+def _lines(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
+    cid, ts, amount, cat = zip(*rows)
+    return pd.DataFrame(
+        {
+            "customer_id": list(cid),
+            "timestamp": pd.to_datetime(list(ts)).astype("datetime64[ns]"),
+            "amount": list(amount),
+            "category": list(cat),
+        }
+    )
+
+
+@pytest.fixture
+def table():
+    """A: three lines on 03-31 (MEAT, MEAT, DELI), one on 03-01 (MEAT), one on 01-01 (DELI).
+    B: one line on 03-02 (PRODUCE). A line on 04-01 (as_of) is never seen."""
+    lines = _lines(
+        [
+            ("A", "2024-03-31 10:00", 30.0, "MEAT"),
+            ("A", "2024-03-31 10:05", 10.0, "MEAT"),
+            ("A", "2024-03-31 10:10", 20.0, "DELI"),
+            ("A", "2024-03-01 09:00", 60.0, "MEAT"),
+            ("A", "2024-01-01 09:00", 10.0, "DELI"),
+            ("B", "2024-03-02 09:00", 8.0, "PRODUCE"),
+            ("B", "2024-04-01 00:00", 99.0, "DELI"),
+        ]
+    )
+    return purchase_table(lines, ("MEAT", "DELI", "PRODUCE"))
+
+
+def test_activity_features_hand_computed(table):
+    f = customer_features(table, AS_OF).set_index("customer_id")
+    a, b = f.loc["A"], f.loc["B"]
+    # Spend with half-life 30 days: 60 spent 1 day ago, 60 spent 31 days ago, 10 spent 91 ago.
+    assert a["spend_ew_30d"] == pytest.approx(
+        60 * 0.5 ** (1 / 30) + 60 * 0.5 ** (31 / 30) + 10 * 0.5 ** (91 / 30)
+    )
+    assert a["spend_per_day"] == pytest.approx(130 / 91)  # first purchase 91 days before as_of
+    # Active weeks among the last 13: week 0 (03-31) and week 4 (03-01); 01-01 is week 13.
+    assert a["active_weeks_13w"] == pytest.approx(2 / 13)
+    # Basket size: 5 lines over 3 purchase-days; 4 lines over 2 days in the last 90 days.
+    assert a["lines_per_visit"] == pytest.approx(5 / 3)
+    assert a["lines_per_visit_90d"] == pytest.approx(4 / 2)
+    # Spend trend: 60 in the last 30 days vs a third of the 120 of the last 90.
+    assert a["spend_trend_30_90"] == pytest.approx(60 / (120 / 3))
+    assert b["lines_per_visit"] == 1.0 and b["total_spend"] == 8.0  # the as_of line is unseen
+
+
+def test_category_purchase_days_and_breadth(table):
+    f = customer_features(table, AS_OF).set_index("customer_id")
+    assert f.loc["A", "n_days_meat"] == 2  # 03-01 and 03-31 (two MEAT lines on one day)
+    assert f.loc["A", "n_days_deli"] == 2 and f.loc["A", "n_days_produce"] == 0
+    assert f.loc["A", "n_categories"] == 2 and f.loc["A", "n_categories_90d"] == 2
+    assert f.loc["B", "n_categories"] == 1 and f.loc["B", "n_days_produce"] == 1
+
+
+def test_no_line_counts_gives_missing_basket_size(table):
+    from dataclasses import replace
+
+    f = customer_features(replace(table, day_lines=None), AS_OF)
+    assert f["lines_per_visit"].isna().all()
+
+
+def _bought(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+    """Columns bought_<c>_90d for categories a, b, c."""
+    return pd.DataFrame(
+        {f"bought_{c}_90d": [float(r[i]) for r in rows] for i, c in enumerate("abc")}
+    )
+
+
+def test_category_affinity_is_conditional_share_with_a_prior():
+    # 4 customers: {a, b}, {a, b}, {a}, {c}
+    f = _bought([(1, 1, 0), (1, 1, 0), (1, 0, 0), (0, 0, 1)])
+    A = category_affinity(f, ["a", "b", "c"], prior=0.0)
+    assert A.loc["a", "b"] == pytest.approx(2 / 3)  # of the 3 buyers of a, 2 bought b
+    assert A.loc["b", "a"] == pytest.approx(1.0)
+    assert A.loc["c", "a"] == pytest.approx(0.0)
+    smoothed = category_affinity(f, ["a", "b", "c"], prior=1.0)
+    # (2 + 1 x share of b buyers 2/4) / (3 + 1)
+    assert smoothed.loc["a", "b"] == pytest.approx((2 + 0.5) / 4)
+
+
+def test_customer_affinity_averages_over_the_other_categories_bought():
+    f = _bought([(1, 1, 0), (1, 1, 0), (1, 0, 0), (0, 0, 1)])
+    A = category_affinity(f, ["a", "b", "c"], prior=0.0)
+    # For category b: customer 3 bought a only -> P(b|a) = 2/3; customer 4 bought c -> P(b|c) = 0;
+    # customer 1 bought a (and b itself, ignored) -> 2/3.
+    got = customer_affinity(f, A, "b")
+    np.testing.assert_allclose(got, [2 / 3, 2 / 3, 2 / 3, 0.0])
+    nobody = customer_affinity(_bought([(0, 0, 0)]), A, "b")
+    assert nobody[0] == pytest.approx(np.mean([A.loc["a", "b"], A.loc["c", "b"]]))
+    assert np.isnan(customer_affinity(f, A, "zzz")).all()

@@ -110,3 +110,27 @@ def test_completejourney_in_day_units_still_converges(nb_home):
     assert np.isfinite(pred[["p_alive", "expected_purchases", "predicted_clv"]].to_numpy()).all()
     count_model = getattr(model, "count_model", model)
     assert all({"model", "penalizer", "outcome"} <= set(a) for a in count_model.fit_log_)
+
+
+def test_completejourney_boosted_clv_is_chosen_registered_and_served_the_same(nb_home):
+    """On Complete Journey the boosted CLV model passes its rule on held-out customers; the
+    registered pyfunc answers like the in-memory model, from the feature rows scoring uses."""
+    from nextbest import registry
+    from nextbest.features.build import build_context, features_at
+    from nextbest.models.value import BoostedClvModel
+
+    ds = load_dataset("completejourney")
+    result = train_clv(ds, load_config("clv"), as_of="2017-10-01")
+    assert isinstance(result.model, BoostedClvModel)
+    assert any(n.startswith("boosted CLV chosen") for n in result.notes)
+    assert (
+        result.metrics["value_holdout.boosted.revenue_spearman"]
+        > result.metrics["value_holdout.count_model.revenue_spearman"]
+    )
+    tx = ds.transactions[ds.transactions["timestamp"] < result.as_of]
+    rows = features_at(build_context(tx, ds.customers, ()), result.as_of, 7.0).head(40)
+    model, _ = registry.load_pyfunc(registry.CLV_MODEL_NAME)
+    columns = model.metadata.get_input_schema().input_names()
+    served = model.predict(registry.pyfunc_input(rows[columns]), params={"horizon_days": 90.0})
+    direct = result.model.predict(rows, horizon_days=90)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), direct, check_dtype=False)

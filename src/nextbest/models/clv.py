@@ -153,6 +153,12 @@ class ClvModel(BaseModel):
         return out
 
     @property
+    def display_name(self) -> str:
+        """E.g. ``"BG/NBD + Gamma-Gamma"`` (the count model actually fitted)."""
+        self._check_fitted()
+        return f"{COUNT_MODEL_NAMES[self.count_model_used_]} + Gamma-Gamma"
+
+    @property
     def penalizer_used_(self) -> float:
         return float(self.count_fitter_.penalizer_coef)
 

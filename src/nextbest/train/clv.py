@@ -283,7 +283,7 @@ def train_clv(
                 mlflow.log_text(
                     model.feature_importance().to_csv(index=False), "model/feature_importance.csv"
                 )
-        mlflow.set_tag("clv_model", getattr(model, "display_name", COUNT_MODEL_NAMES[best]))
+        mlflow.set_tag("clv_model", model.display_name)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
 
         _log_plots(tx, cal, count, as_of, config)

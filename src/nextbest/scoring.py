@@ -26,6 +26,7 @@ import pandas as pd
 from nextbest.decision.catalog import Catalog
 from nextbest.decision.policy import decide, gate_offers
 from nextbest.decision.reasons import build_reasons
+from nextbest.features.build import count_model_of
 
 SCORE_COLUMNS = (
     "customer_id",
@@ -142,7 +143,9 @@ def score(
         if models.churn is not None:
             churn_in = sub.assign(
                 p_alive=clv["p_alive"].to_numpy(),
-                expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub),
+                expected_purchases_h=count_model_of(models.clv).expected_purchases(
+                    models.churn_horizon_days, sub
+                ),
             )
             scores["churn_probability"][allowed] = models.churn.predict_proba(churn_in)
     gate = gate_offers(

@@ -26,7 +26,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
     lines = [
         f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
         f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}",
-        clv.notes[0],
+        *clv.notes,
         f"inner holdout: MAE {m['inner_holdout_mae']:.4f} "
         f"(baseline {m['baseline_holdout_mae']:.4f}), aggregate error "
         f"{m['inner_holdout_aggregate_error']:+.1%}",
@@ -38,6 +38,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
             f"{cm['baseline_recency_auc']:.3f}, P(alive) {cm['baseline_p_alive_auc']:.3f}), "
             f"Brier {cm['test_brier']:.3f}"
         )
+        lines.extend(pipe.churn.notes)
         if pipe.nbo is None:
             lines.append("[bold]next best offer[/] skipped: no purchases in any catalog category")
         else:
@@ -47,6 +48,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
                 f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought "
                 f"{nm[f'baseline_last_bought_hit_at_{k}']:.3f})"
             )
+            lines.extend(pipe.nbo.notes)
         lines.append(f"pipeline took {pipe.seconds:.1f}s; snapshot {pipe.snapshot}")
         promoted, versions = pipe.promoted, pipe.versions
     else:

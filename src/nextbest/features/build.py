@@ -115,7 +115,8 @@ def count_model_of(clv_model):
     Churn features (``p_alive``, ``expected_purchases_h``) are the count model's at every
     training cutoff, so scoring takes them from the same kind of model.
     """
-    return getattr(clv_model, "count_model", clv_model)
+    inner = getattr(clv_model, "count_model", None)  # a ClvModel's own is the requested name
+    return inner if hasattr(inner, "p_alive") else clv_model
 
 
 def add_clv_features(features: pd.DataFrame, clv_model, horizon_days: float) -> pd.DataFrame:

@@ -1,13 +1,10 @@
-"""Behaviour features at a cutoff and co-purchase affinity, on tiny frames with hand-computed
-answers."""
+"""Behaviour features at a cutoff, on tiny frames with hand-computed answers."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.features.affinity import category_affinity, customer_affinity
 from nextbest.features.customer import customer_features, purchase_table
 
 AS_OF = "2024-04-01"  # day 0 of the features; the last observed day is 2024-03-31
@@ -74,34 +71,3 @@ def test_no_line_counts_gives_missing_basket_size(table):
 
     f = customer_features(replace(table, day_lines=None), AS_OF)
     assert f["lines_per_visit"].isna().all()
-
-
-def _bought(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
-    """Columns bought_<c>_90d for categories a, b, c."""
-    return pd.DataFrame(
-        {f"bought_{c}_90d": [float(r[i]) for r in rows] for i, c in enumerate("abc")}
-    )
-
-
-def test_category_affinity_is_conditional_share_with_a_prior():
-    # 4 customers: {a, b}, {a, b}, {a}, {c}
-    f = _bought([(1, 1, 0), (1, 1, 0), (1, 0, 0), (0, 0, 1)])
-    A = category_affinity(f, ["a", "b", "c"], prior=0.0)
-    assert A.loc["a", "b"] == pytest.approx(2 / 3)  # of the 3 buyers of a, 2 bought b
-    assert A.loc["b", "a"] == pytest.approx(1.0)
-    assert A.loc["c", "a"] == pytest.approx(0.0)
-    smoothed = category_affinity(f, ["a", "b", "c"], prior=1.0)
-    # (2 + 1 x share of b buyers 2/4) / (3 + 1)
-    assert smoothed.loc["a", "b"] == pytest.approx((2 + 0.5) / 4)
-
-
-def test_customer_affinity_averages_over_the_other_categories_bought():
-    f = _bought([(1, 1, 0), (1, 1, 0), (1, 0, 0), (0, 0, 1)])
-    A = category_affinity(f, ["a", "b", "c"], prior=0.0)
-    # For category b: customer 3 bought a only -> P(b|a) = 2/3; customer 4 bought c -> P(b|c) = 0;
-    # customer 1 bought a (and b itself, ignored) -> 2/3.
-    got = customer_affinity(f, A, "b")
-    np.testing.assert_allclose(got, [2 / 3, 2 / 3, 2 / 3, 0.0])
-    nobody = customer_affinity(_bought([(0, 0, 0)]), A, "b")
-    assert nobody[0] == pytest.approx(np.mean([A.loc["a", "b"], A.loc["c", "b"]]))
-    assert np.isnan(customer_affinity(f, A, "zzz")).all()

@@ -72,14 +72,12 @@ def test_scoring_path_equals_the_pair_path():
             "days_since_deli": rng.uniform(31, 300, n),
         }
     )
-    pairs = offer_pairs(features, catalog.offers, {}, affinity=pd.DataFrame())
+    pairs = offer_pairs(features, catalog.offers, {})
     pairs["label"] = (rng.random(len(pairs)) < 0.3).astype(int)
     m = BaselineOfferModel("last_bought").fit(pairs, ["X-MEAT", "X-DELI"])
     mask = rng.random((n, 2)) < 0.6
     fast = m.predict_offers(features, catalog.offers, {}, mask=mask)
-    slow = m.predict_proba(
-        offer_pairs(features, catalog.offers, {}, mask=mask, affinity=pd.DataFrame())
-    )
+    slow = m.predict_proba(offer_pairs(features, catalog.offers, {}, mask=mask))
     np.testing.assert_array_equal(fast, slow)
     out = m.predict(pairs)
     assert list(out.columns) == ["customer_id", "offer_id", "p_convert"]

@@ -284,9 +284,7 @@ def test_predict_offers_equals_pair_frame_predictions_on_complete_journey():
     ):
         fast = model.predict_offers(feats, catalog.offers, pop, mask=mask)
         slow = (
-            model.predict_proba(
-                offer_pairs(feats, catalog.offers, pop, mask=mask, affinity=model.affinity_)
-            )
+            model.predict_proba(offer_pairs(feats, catalog.offers, pop, mask=mask))
             if (mask is None or mask.any())
             else np.empty(0)
         )

@@ -205,12 +205,7 @@ def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
             f"too few redemptions of catalog-category coupons in campaigns starting between "
             f"{data.as_of.date()} and the end of the horizon ({int(y.sum())} of {len(y)})",
         )
-    pairs = offer_pairs(
-        f,
-        catalog.offers,
-        category_popularity(data.ctx_full, data.as_of),
-        affinity=getattr(models.nbo, "affinity_", None),
-    )
+    pairs = offer_pairs(f, catalog.offers, category_popularity(data.ctx_full, data.as_of))
     pairs = pairs.assign(p=models.nbo.predict_proba(pairs))
     by_cat = pairs.groupby(["customer_id", "category"], as_index=False).agg(
         p=("p", "max"), popularity=("cat_popularity_30d", "max"), past=("n_redemptions", "max")

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 
-from nextbest.features.affinity import category_affinity, customer_affinity
 from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
@@ -54,7 +53,6 @@ PAIR_FEATURES = (
     "cat_n_days",
     "cat_rate_30d",
     "cat_overdue",
-    "cat_affinity",
 )
 
 
@@ -63,7 +61,6 @@ def offer_pairs(
     offers,
     popularity: dict[str, float],
     mask: np.ndarray | None = None,
-    affinity: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (customer, offer) with customer, category and offer features.
 
@@ -82,19 +79,13 @@ def offer_pairs(
         Category -> share of customers who bought it in the last 30 days.
     mask : numpy.ndarray, optional
         Which (customer, offer) pairs to build; default all.
-    affinity : DataFrame, optional
-        Co-purchase affinity between categories
-        (:func:`nextbest.features.affinity.category_affinity`, an offer model's ``affinity_``);
-        default: learned from ``features`` themselves (all their rows, whatever the mask).
     """
-    if affinity is None:
-        affinity = category_affinity(features, tuple(dict.fromkeys(o.category for o in offers)))
     parts = []
     base = _customer_base(features)
     for j, offer in enumerate(offers):
         rows = slice(None) if mask is None else np.flatnonzero(mask[:, j])
         part = base.iloc[rows].reset_index(drop=True)
-        for name, value in _pair_values(features, offer, popularity, affinity).items():
+        for name, value in _pair_values(features, offer, popularity).items():
             part[name] = value[rows] if isinstance(value, np.ndarray) else value
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -122,18 +113,13 @@ def _is_text(column: pd.Series) -> bool:
     )
 
 
-def _pair_values(
-    features: pd.DataFrame,
-    offer,
-    popularity: dict[str, float],
-    affinity: pd.DataFrame | None = None,
-) -> dict:
+def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) -> dict:
     """The offer's own columns for every customer: arrays (n,) or scalars.
 
     Besides share, recency and redemptions of the offer's category: ``cat_n_days`` (purchase
     days with it), ``cat_rate_30d`` (those per 30 days of tenure), ``cat_overdue`` (days since
     it times that rate: about how many of the customer's usual gaps have passed; NaN if never
-    bought) and ``cat_affinity`` (co-purchase affinity with the categories bought lately).
+    bought).
     """
     key = category_key(offer.category)
     days = _column(features, f"days_since_{key}", np.nan)
@@ -152,11 +138,6 @@ def _pair_values(
         "cat_n_days": n_days,
         "cat_rate_30d": 30.0 * rate,
         "cat_overdue": days * rate,
-        "cat_affinity": (
-            customer_affinity(features, affinity, offer.category)
-            if affinity is not None
-            else np.full(len(features), np.nan)
-        ),
     }
 
 
@@ -204,13 +185,8 @@ class OfferModel(BaseModel):
         pairs: pd.DataFrame,
         feature_names: list[str],
         levels: dict[str, list[str]],
-        affinity: pd.DataFrame | None = None,
     ) -> OfferModel:
-        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window).
-
-        ``affinity`` is the co-purchase matrix at the model's ``as_of``; scoring
-        (:meth:`predict_offers`) uses it to build ``cat_affinity``.
-        """
+        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
         validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
         check_features(pairs, feature_names, "offer training pairs")
         self.feature_names_ = list(feature_names)
@@ -224,7 +200,6 @@ class OfferModel(BaseModel):
             categorical_feature=list(self.levels_) or "auto",
         )
         self.n_train_ = len(pairs)
-        self.affinity_ = affinity
         self.fitted_ = True
         return self
 
@@ -272,7 +247,7 @@ class OfferModel(BaseModel):
                 continue
             dense = 2 * rows.size >= n
             X = X_all if dense else X_all[rows]
-            pair = _pair_values(features, offer, popularity, getattr(self, "affinity_", None))
+            pair = _pair_values(features, offer, popularity)
             for name, value in pair.items():
                 if name not in pos:
                     continue

@@ -2,9 +2,7 @@
 
 At each cutoff, a (customer, offer) pair is an example only when the customer
 did not buy the offer's category in the ``prior_window_days`` before it; the
-label is whether they bought it in the ``label_window_days`` after. The
-co-purchase affinity between categories is learned at each cutoff from that
-cutoff's customers (:mod:`nextbest.features.affinity`).
+label is whether they bought it in the ``label_window_days`` after.
 
 Evaluation, against the popularity and last-bought rankings (hit@k, MAP@k,
 pair and per-offer AUC):
@@ -30,7 +28,6 @@ import pandas as pd
 
 from nextbest.decision.catalog import Catalog
 from nextbest.errors import NotApplicableError
-from nextbest.features.affinity import category_affinity
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
 from nextbest.features.splits import rolling_cutoffs
@@ -81,8 +78,7 @@ def offer_examples(
     for c in cutoffs:
         f = features_at(ctx, c, time_unit_days)
         f = f[f["consent_profiling"]].reset_index(drop=True)
-        affinity = category_affinity(f, ctx.categories)
-        pairs = offer_pairs(f, catalog.offers, category_popularity(ctx, c), affinity=affinity)
+        pairs = offer_pairs(f, catalog.offers, category_popularity(ctx, c))
         bought = category_bought_in_window(ctx.table, c, window)
         rows = np.tile(index.get_indexer(f["customer_id"]), len(catalog.offers))
         cols = np.repeat([cat_index[o.category] for o in catalog.offers], len(f))
@@ -203,9 +199,7 @@ def train_nbo(
     gain = metrics[f"model_hit_at_{k}"] - base_hits[best_policy]
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
     verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
-    population = features_at(ctx, as_of, time_unit_days)
-    affinity = category_affinity(population[population["consent_profiling"]], ctx.categories)
-    final = OfferModel(config["lightgbm"]).fit(ex, names, levels, affinity=affinity)
+    final = OfferModel(config["lightgbm"]).fit(ex, names, levels)
     baseline = BaselineOfferModel(best_policy).fit(ex, levels["offer_id"])
     notes = [
         f"next best offer validation: {note}",

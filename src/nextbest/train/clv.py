@@ -7,12 +7,17 @@ The flow of :func:`train_clv`:
    to profiling (``consent_profiling = false``: never used in training);
 2. carve an inner holdout of ``selection_holdout_days`` off the end of the
    data; fit each candidate count model on the inner calibration period and
-   choose the one with the lowest per-customer holdout MAE;
+   choose the one with the lowest ``MAE / historic-rate MAE + w x |total
+   error|`` (:func:`select_count_model`);
 3. refit the chosen model on all data before ``as_of`` (penalizer search and
    fallback recorded);
-4. log config, data fingerprint, metrics, plots and the pyfunc model to
-   MLflow, register it as ``nextbest-clv`` and move the ``champion`` alias
-   only if the thresholds of ``models/clv.yaml`` pass.
+4. if ``value_model.enabled``: train the boosted model on top of it and keep
+   it when it passes its rule on held-out customers
+   (:func:`nextbest.train.value.train_value`);
+5. log config, data fingerprint, metrics, both choices and their reasons,
+   plots and the pyfunc model to MLflow, register it as ``nextbest-clv`` and
+   move the ``champion`` alias only if the thresholds of ``models/clv.yaml``
+   pass (measured on the count model's inner holdout).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from nextbest.models.value import BTYD_FEATURES, BoostedClvModel
 from nextbest.plots import clv as plots
 from nextbest.registry import CLV_MODEL_NAME, data_fingerprint, flatten, log_model, setup
 from nextbest.train.gate import gate
-from nextbest.train.value import train_value
+from nextbest.train.value import ValueResult, train_value
 
 log = logging.getLogger(__name__)
 
@@ -270,19 +275,9 @@ def train_clv(
         model, notes, example = count, [reason], rfm.head(5)[list(RFM_INPUT_COLUMNS)]
         if config["value_model"]["enabled"]:
             ctx = ctx or build_context(tx, dataset.customers, (), dataset.extras)
-            value = train_value(ctx, as_of, config, count)
-            notes.append(value.reason)
-            mlflow.set_tag("value_model_reason", value.reason[:5000])
-            metrics.update(value.metrics)
-            if not value.table.empty:
-                mlflow.log_text(value.table.to_csv(index=False), "selection/value_holdout.csv")
+            value = _boost(ctx, as_of, config, count, metrics, notes)
             if value.model is not None:
-                model = value.model
-                example = _example_rows(ctx, as_of, model)
-                mlflow.log_dict(model.summary(), "model/summary.json")
-                mlflow.log_text(
-                    model.feature_importance().to_csv(index=False), "model/feature_importance.csv"
-                )
+                model, example = value.model, _example_rows(ctx, as_of, value.model)
         mlflow.set_tag("clv_model", model.display_name)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
 
@@ -327,6 +322,31 @@ def train_clv(
             rfm=rfm,
             notes=notes,
         )
+
+
+def _boost(
+    ctx: FeatureContext,
+    as_of,
+    config: dict,
+    count: ClvModel,
+    metrics: dict[str, float],
+    notes: list[str],
+) -> ValueResult:
+    """Train the boosted model on top of ``count`` and log its choice (metrics, notes, tables)."""
+    import mlflow
+
+    value = train_value(ctx, as_of, config, count)
+    notes.append(value.reason)
+    metrics.update(value.metrics)
+    mlflow.set_tag("value_model_reason", value.reason[:5000])
+    if not value.table.empty:
+        mlflow.log_text(value.table.to_csv(index=False), "selection/value_holdout.csv")
+    if value.model is not None:
+        mlflow.log_dict(value.model.summary(), "model/summary.json")
+        mlflow.log_text(
+            value.model.feature_importance().to_csv(index=False), "model/feature_importance.csv"
+        )
+    return value
 
 
 def _example_rows(ctx: FeatureContext, as_of, model: BoostedClvModel) -> pd.DataFrame:

@@ -81,22 +81,29 @@ def _at_horizon(model: ClvModel, features: pd.DataFrame, horizon_days: float) ->
     return path[0] if path is not None else model.expected_purchases(horizon_days, features)
 
 
-def btyd_features(model: ClvModel, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+def btyd_features(
+    model: ClvModel,
+    features: pd.DataFrame,
+    horizon_days: float,
+    p_alive: np.ndarray | None = None,
+    spend: np.ndarray | None = None,
+) -> pd.DataFrame:
     """:data:`BTYD_FEATURES` of each row of ``features`` (RFM in the model's time unit).
 
     ``historic_revenue`` = repeat-spend rate ``frequency x monetary / T`` over the horizon (the
     baseline of the evaluation); the others are the count model's P(alive), expected purchases,
-    Gamma-Gamma spend per purchase and their product, over ``horizon_days``.
+    Gamma-Gamma spend per purchase and their product, over ``horizon_days``. ``p_alive`` and
+    ``spend`` may be passed when already computed (scoring computes them anyway).
     """
     purchases = _at_horizon(model, features, horizon_days)
     f = features["frequency"].to_numpy(dtype="float64")
     m = features["monetary"].to_numpy(dtype="float64")
     T = features["T"].to_numpy(dtype="float64")
-    spend = model._expected_spend(f, m)
+    spend = model._expected_spend(f, m) if spend is None else spend
     rate = np.divide(f * m, T, out=np.zeros_like(T), where=T > 0)
     return pd.DataFrame(
         {
-            "btyd_p_alive": model.p_alive(features),
+            "btyd_p_alive": model.p_alive(features) if p_alive is None else p_alive,
             "btyd_purchases": purchases,
             "btyd_spend": spend,
             "btyd_revenue": purchases * spend,
@@ -247,7 +254,7 @@ class BoostedClvModel(BaseModel):
         ``predicted_clv`` over ``horizon_days`` (see the module docstring)."""
         self._check_fitted()
         c = self.count_model.components(features, horizon_days)
-        n, rev, base = self._boosted_and_base(features)
+        n, rev, base = self._boosted_and_base(features, c["p_alive"], c["expected_spend"])
         purchases = self._along_path(n, base, c["expected_purchases"], horizon_days)
         # The discounted path, scaled the same way (undiscounted where the count model has none).
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -271,9 +278,14 @@ class BoostedClvModel(BaseModel):
             }
         )
 
-    def _boosted_and_base(self, features: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    def _boosted_and_base(
+        self,
+        features: pd.DataFrame,
+        p_alive: np.ndarray | None = None,
+        spend: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, ...]:
         """Boosted purchases and revenue over ``H``, and the count model's purchases over ``H``."""
-        btyd = btyd_features(self.count_model, features, self.horizon_days)
+        btyd = btyd_features(self.count_model, features, self.horizon_days, p_alive, spend)
         n, rev = self._boosted(features, btyd)
         return n, rev, btyd["btyd_purchases"].to_numpy()
 

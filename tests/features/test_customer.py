@@ -50,12 +50,11 @@ def test_activity_features_hand_computed(table):
     assert a["spend_per_day"] == pytest.approx(130 / 91)  # first purchase 91 days before as_of
     # Active weeks among the last 13: week 0 (03-31) and week 4 (03-01); 01-01 is week 13.
     assert a["active_weeks_13w"] == pytest.approx(2 / 13)
-    # Basket size: 5 lines over 3 purchase-days; 4 lines over 2 days in the last 90 days.
-    assert a["lines_per_visit"] == pytest.approx(5 / 3)
-    assert a["lines_per_visit_90d"] == pytest.approx(4 / 2)
+    # Basket size: 120 over 2 days in the last 90 days vs 130 over 3 days in all.
+    assert a["basket_trend_90d"] == pytest.approx((120 / 2) / (130 / 3))
     # Spend trend: 60 in the last 30 days vs a third of the 120 of the last 90.
     assert a["spend_trend_30_90"] == pytest.approx(60 / (120 / 3))
-    assert b["lines_per_visit"] == 1.0 and b["total_spend"] == 8.0  # the as_of line is unseen
+    assert b["basket_trend_90d"] == 1.0 and b["total_spend"] == 8.0  # the as_of line is unseen
 
 
 def test_category_purchase_days_and_breadth(table):
@@ -64,10 +63,3 @@ def test_category_purchase_days_and_breadth(table):
     assert f.loc["A", "n_days_deli"] == 2 and f.loc["A", "n_days_produce"] == 0
     assert f.loc["A", "n_categories"] == 2 and f.loc["A", "n_categories_90d"] == 2
     assert f.loc["B", "n_categories"] == 1 and f.loc["B", "n_days_produce"] == 1
-
-
-def test_no_line_counts_gives_missing_basket_size(table):
-    from dataclasses import replace
-
-    f = customer_features(replace(table, day_lines=None), AS_OF)
-    assert f["lines_per_visit"].isna().all()

@@ -45,29 +45,17 @@ class PurchaseTable:
     cat_code: np.ndarray
     cat_amount: np.ndarray
     categories: tuple[str, ...]
-    day_lines: np.ndarray | None = None  # transaction lines per customer-day (basket size)
 
     @property
     def n_customers(self) -> int:
         return len(self.customer_ids)
 
 
-def _group_sum(
-    keys: list[np.ndarray], amount: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Distinct key tuples (sorted), the summed amount and the number of rows of each."""
+def _group_sum(keys: list[np.ndarray], amount: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
     frame["amount"] = amount
-    g = (
-        frame.groupby([f"k{i}" for i in range(len(keys))], sort=True)["amount"]
-        .agg(["sum", "size"])
-        .reset_index()
-    )
-    return (
-        [g[f"k{i}"].to_numpy() for i in range(len(keys))],
-        g["sum"].to_numpy(dtype="float64"),
-        g["size"].to_numpy(dtype="float64"),
-    )
+    g = frame.groupby([f"k{i}" for i in range(len(keys))], sort=True)["amount"].sum().reset_index()
+    return [g[f"k{i}"].to_numpy() for i in range(len(keys))], g["amount"].to_numpy(dtype="float64")
 
 
 def purchase_table(
@@ -90,22 +78,20 @@ def purchase_table(
         .astype("int64")
     )
     amount = transactions["amount"].to_numpy(dtype="float64")
-    (dc, dd), da, dl = _group_sum([codes.astype("int64"), day], amount)
+    (dc, dd), da = _group_sum([codes.astype("int64"), day], amount)
     categories = tuple(categories)
     if categories and "category" in transactions.columns:
         cat_idx = pd.Categorical(
             transactions["category"].astype(str), categories=list(categories)
         ).codes
         keep = cat_idx >= 0
-        (cc, cd, ck), ca, _ = _group_sum(
+        (cc, cd, ck), ca = _group_sum(
             [codes[keep].astype("int64"), day[keep], cat_idx[keep].astype("int64")], amount[keep]
         )
     else:
         cc = cd = ck = np.zeros(0, dtype="int64")
         ca = np.zeros(0)
-    return PurchaseTable(
-        np.asarray(uniques, dtype=object), dc, dd, da, cc, cd, ck, ca, categories, day_lines=dl
-    )
+    return PurchaseTable(np.asarray(uniques, dtype=object), dc, dd, da, cc, cd, ck, ca, categories)
 
 
 def customer_features(
@@ -131,7 +117,7 @@ def customer_features(
         * ``trend_30_90`` - purchases in the last 30 days relative to a third
           of the last 90 (1 = steady, < 1 slowing down); ``spend_trend_30_90`` the same for spend;
         * activity (:func:`_activity_features`): ``spend_ew_30d``, ``spend_per_day``,
-          ``active_weeks_13w``, ``lines_per_visit``, ``lines_per_visit_90d``;
+          ``active_weeks_13w``, ``basket_trend_90d``;
         * per tracked category ``c``: ``share_{c}`` (share of spend, all history),
           ``days_since_{c}`` (NaN if never bought), ``bought_{c}_{category_window_days}d`` and
           ``n_days_{c}`` (purchase-days with ``c``); ``n_categories`` and
@@ -184,8 +170,7 @@ def customer_features(
                 out=np.zeros(n),
                 where=out[f"{key}_90d"] > 0,
             )
-    lines = table.day_lines[m] if table.day_lines is not None else None
-    out.update(_activity_features(cust, day, amt, lines, cutoff, out["tenure_days"], n))
+    out.update(_activity_features(cust, day, amt, cutoff, out["tenure_days"], n))
     if table.categories:
         out.update(_category_features(table, cutoff, n, total, category_window_days))
 
@@ -226,7 +211,6 @@ def _activity_features(
     cust: np.ndarray,
     day: np.ndarray,
     amt: np.ndarray,
-    lines: np.ndarray | None,
     cutoff: int,
     tenure_days: np.ndarray,
     n: int,
@@ -236,8 +220,9 @@ def _activity_features(
     * ``spend_ew_30d`` - spend with weight ``0.5 ** (age / 30 days)`` (half-life 30 days);
     * ``spend_per_day`` - all spend over the days since the first purchase;
     * ``active_weeks_13w`` - share of the last 13 weeks with at least one purchase;
-    * ``lines_per_visit``, ``lines_per_visit_90d`` - transaction lines per purchase-day (basket
-      size in items, all history and the last 90 days; NaN when unknown).
+    * ``basket_trend_90d`` - spend per purchase-day of the last 90 days over that of all
+      history (1 = same basket size, < 1 smaller baskets lately; NaN without a purchase in the
+      last 90 days). Money, not lines: it does not depend on how a source splits baskets.
     """
     age = cutoff - day
     weeks = age // 7
@@ -248,14 +233,16 @@ def _activity_features(
         "spend_per_day": np.bincount(cust, weights=amt, minlength=n) / np.maximum(tenure_days, 1),
         "active_weeks_13w": np.bincount(week_keys // 13, minlength=n) / 13.0,
     }
-    for name, mask in (("lines_per_visit", None), ("lines_per_visit_90d", age <= 90)):
-        if lines is None:
-            out[name] = np.full(n, np.nan)
-            continue
-        c = cust if mask is None else cust[mask]
-        n_lines = np.bincount(c, weights=lines if mask is None else lines[mask], minlength=n)
-        visits = np.bincount(c, minlength=n)
-        out[name] = np.divide(n_lines, visits, out=np.full(n, np.nan), where=visits > 0)
+    recent = age <= 90
+    spend_90d = np.bincount(cust[recent], weights=amt[recent], minlength=n)
+    visits_90d = np.bincount(cust[recent], minlength=n)
+    spend_all = np.bincount(cust, weights=amt, minlength=n)
+    visits_all = np.bincount(cust, minlength=n)
+    basket_90d = np.divide(spend_90d, visits_90d, out=np.full(n, np.nan), where=visits_90d > 0)
+    basket_all = np.divide(spend_all, visits_all, out=np.full(n, np.nan), where=visits_all > 0)
+    out["basket_trend_90d"] = np.divide(
+        basket_90d, basket_all, out=np.full(n, np.nan), where=basket_all > 0
+    )
     return out
 
 

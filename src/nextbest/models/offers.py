@@ -39,8 +39,7 @@ CUSTOMER_FEATURES = (
     "spend_trend_30_90",
     "spend_ew_30d",
     "active_weeks_13w",
-    "lines_per_visit",
-    "lines_per_visit_90d",
+    "basket_trend_90d",
     "n_categories",
     "n_categories_90d",
 )

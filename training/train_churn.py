@@ -56,6 +56,7 @@ def main() -> None:
                 "promoted": promoted,
                 "metrics": result.metrics,
                 "gate": result.gate,
+                "notes": result.notes,
             },
             indent=2,
             default=str,

@@ -43,6 +43,7 @@ def main() -> None:
             {
                 "run_id": result.run_id,
                 "count_model": result.model.count_model_used_,
+                "model": getattr(result.model, "display_name", type(result.model).__name__),
                 "params": result.model.params_,
                 "metrics": result.metrics,
                 "promoted": result.promoted,

@@ -7,7 +7,9 @@ Usage::
 
 Builds cross-sell pairs at rolling cutoffs, evaluates hit@k / MAP@k on the
 newest against popularity and last-bought baselines, logs to MLflow,
-registers ``nextbest-nbo`` and promotes it past ``models/nbo.yaml``.
+registers ``nextbest-nbo`` and promotes it past ``models/nbo.yaml``. When it
+fails that gate, the best baseline policy (with its own conversion rates) is
+registered and promoted instead, unless a learned champion is in place.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
                 "promoted": promoted,
                 "metrics": result.metrics,
                 "gate": result.gate,
+                "notes": result.notes,
             },
             indent=2,
             default=str,

@@ -210,10 +210,34 @@ CLV_DEFAULTS: dict[str, Any] = {
     "count_models": ["bgnbd", "pareto", "mbgnbd"],
     "penalizers": [0.0, 0.001, 0.01, 0.1],
     "selection_holdout_days": 84,
+    "selection_aggregate_weight": 1.0,
     "seed": 42,
     "thresholds": {
         "max_abs_aggregate_error": 0.30,
         "max_holdout_mae_ratio_vs_baseline": 1.0,
+    },
+    "value_model": {
+        "enabled": True,
+        "horizon_days": 84,
+        "cutoff_step_days": 14,
+        "n_cutoffs": 10,
+        "min_history_days": 30,
+        "holdout_share": 0.25,
+        "lightgbm": {
+            "objective": "tweedie",
+            "n_estimators": 100,
+            "learning_rate": 0.1,
+            "num_leaves": 15,
+            "min_child_samples": 40,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.5,
+            "reg_lambda": 1.0,
+            "random_state": 42,
+            "n_jobs": 2,
+            "fit_threads": 1,
+            "verbose": -1,
+        },
     },
 }
 
@@ -229,6 +253,7 @@ _LGBM_DEFAULTS: dict[str, Any] = {
     "reg_lambda": 1.0,
     "random_state": 42,
     "n_jobs": 2,
+    "fit_threads": 1,
     "verbose": -1,
 }
 

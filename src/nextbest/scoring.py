@@ -32,6 +32,7 @@ from nextbest.decision.catalog import Catalog
 from nextbest.decision.experiment import experiment_reasons, run_experiment
 from nextbest.decision.policy import Effects, decide, gate_offers
 from nextbest.decision.reasons import build_reasons
+from nextbest.features.build import count_model_of
 
 SCORE_COLUMNS = (
     "customer_id",
@@ -161,7 +162,9 @@ def score(
         if models.churn is not None:
             churn_in = sub.assign(
                 p_alive=clv["p_alive"].to_numpy(),
-                expected_purchases_h=models.clv.expected_purchases(models.churn_horizon_days, sub),
+                expected_purchases_h=count_model_of(models.clv).expected_purchases(
+                    models.churn_horizon_days, sub
+                ),
             )
             scores["churn_probability"][allowed] = models.churn.predict_proba(churn_in)
     gate = gate_offers(
@@ -216,6 +219,12 @@ def score(
             consent,
         )
         offers = _offer_lists(models.catalog, d)
+        # A baseline offer policy (no learned model beat it) says so on every cross-sell.
+        policy_reason = getattr(models.nbo, "decision_reason", None)
+        if policy_reason is not None:
+            for row, action in zip(reasons, d.action.tolist()):
+                if action == "cross_sell":
+                    row.append(dict(policy_reason))
         if (arms.group != "treatment").any():
             first = experiment_reasons(arms, models.catalog.policy)
             reasons = [r if f is None else [f, *r] for f, r in zip(first, reasons)]

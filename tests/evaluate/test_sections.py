@@ -135,8 +135,9 @@ def test_policy_accounting_by_hand():
 
 
 def test_too_little_history_degrades_to_clv_only():
-    """200 days of data: no room for three churn/offer cutoffs - reported, not a crash."""
-    params = SyntheticParams(observation_days=200, birth_window_days=28)
+    """100 days of data (70 before as_of): too little for even one churn cutoff (90 days of
+    history + a 30-day label) - reported, not a crash."""
+    params = SyntheticParams(observation_days=100, birth_window_days=28)
     tx = generate_transactions(400, seed=11, params=params)
     configs = {n: load_config(n) for n in ("churn", "nbo")}
     configs["clv"] = load_config("clv", {"count_models": ["bgnbd"]})
@@ -149,6 +150,20 @@ def test_too_little_history_degrades_to_clv_only():
     assert "cutoff" in sections["churn"].notes[0]
     # default as_of: the latest day whose horizon still fits in the data
     assert result.as_of == tx["timestamp"].max().normalize() + pd.Timedelta(days=1 - 30)
+
+
+def test_short_history_still_trains_churn_on_held_out_customers():
+    """200 days of data (170 before as_of): fewer than three churn cutoffs, so churn is
+    calibrated and tested on held-out customers of the newest cutoff - and the notes say so."""
+    params = SyntheticParams(observation_days=200, birth_window_days=28)
+    tx = generate_transactions(400, seed=11, params=params)
+    configs = {n: load_config(n) for n in ("churn", "nbo")}
+    configs["clv"] = load_config("clv", {"count_models": ["bgnbd"]})
+    result = evaluate(_dataset(tx), None, 30, configs, load_catalog())
+    run = result.runs[0]
+    assert run.sections["churn"].status == "ok"
+    assert 0.0 < run.sections["churn"].score("auc").value <= 1.0
+    assert any("held out of training" in n for n in run.notes)
 
 
 def test_p_alive_grid_works_for_pareto_nbd():

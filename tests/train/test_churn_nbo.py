@@ -290,3 +290,80 @@ def test_predict_offers_equals_pair_frame_predictions_on_complete_journey():
         )
         assert fast.shape == slow.shape
         np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=0)
+
+
+def _fake_nbo(passed: bool):
+    """A trained-looking NBO result (real small models) whose gate passed or failed."""
+    from nextbest.models.offer_baselines import BaselineOfferModel
+    from nextbest.train.nbo import NboResult
+
+    pairs = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(40)],
+            "offer_id": ["XS-MEAT", "XS-DELI"] * 20,
+            "cat_days_since": np.linspace(31, 300, 40),
+            "label": [1, 0, 0, 1] * 10,
+        }
+    )
+    learned = BaselineOfferModel("popularity").fit(pairs, ["XS-MEAT", "XS-DELI"])
+    return NboResult(
+        model=learned,
+        metrics={"model_hit_at_3": 0.5},
+        gate={"passed": passed, "checks": {}},
+        cutoffs=[pd.Timestamp("2024-01-01")],
+        per_offer=pd.DataFrame({"offer_id": ["XS-MEAT"], "auc": [0.6]}),
+        importance=pd.DataFrame({"feature": ["cat_days_since"], "gain": [1.0]}),
+        example=pairs.head(3)[["customer_id", "offer_id", "cat_days_since"]],
+        baseline=BaselineOfferModel("last_bought").fit(pairs, ["XS-MEAT", "XS-DELI"]),
+    )
+
+
+def test_failed_offer_gate_promotes_the_baseline_until_a_learned_model_passes(nb_home, monkeypatch):
+    """No learned model beats the baselines -> the best baseline policy is champion (and refreshed
+    on the next failure); a learned model that passes the gate takes over and is then kept."""
+    from nextbest import registry
+    from nextbest.config import load_configs
+    from nextbest.decision.catalog import load_catalog
+    from nextbest.train import pipeline
+
+    registry.setup()
+    configs, catalog = load_configs(), load_catalog()
+    outcomes = iter([False, False, True, False])
+    monkeypatch.setattr(pipeline, "train_nbo", lambda *a, **k: _fake_nbo(next(outcomes)))
+
+    def champion():
+        mv = registry.champion_version(registry.NBO_MODEL_NAME)
+        return (str(mv.version), mv.tags.get("policy")) if mv is not None else None
+
+    result, version, promoted = pipeline.run_nbo(None, "t", "2024-06-01", configs, catalog)
+    assert promoted and champion() == (version, "baseline:last_bought") == (
+        "2",
+        "baseline:last_bought",
+    )
+    assert any("baseline policy is champion" in n for n in result.notes)
+    _, version, promoted = pipeline.run_nbo(None, "t", "2024-07-01", configs, catalog)
+    assert promoted and champion() == ("4", "baseline:last_bought")  # rates refreshed
+    _, version, promoted = pipeline.run_nbo(None, "t", "2024-08-01", configs, catalog)
+    assert promoted and champion() == ("5", "learned")  # through the normal gate
+    _, version, promoted = pipeline.run_nbo(None, "t", "2024-09-01", configs, catalog)
+    assert not promoted and version == "6" and champion() == ("5", "learned")
+    model, mv = registry.load_model(registry.NBO_MODEL_NAME)
+    assert str(mv.version) == "5" and model.policy == "popularity"  # the fake "learned" one
+
+
+def test_baseline_policy_decisions_say_so_in_their_reasons(synthetic_world):
+    """Scored with the baseline offer policy, every cross-sell carries its reason."""
+    from dataclasses import replace
+
+    from nextbest.models.offer_baselines import REASON_CODE
+
+    w = synthetic_world
+    baseline = w["nbo"].baseline
+    assert baseline is not None
+    bundle = replace(w["bundle"], nbo=baseline)
+    out = score(w["features"].head(400), bundle, 365, w["popularity"], as_of=w["as_of"])
+    for action, reasons in zip(out["action"], out["reasons"]):
+        codes = [r["code"] for r in reasons]
+        assert (REASON_CODE in codes) == (action == "cross_sell")
+    learned = score(w["features"].head(400), w["bundle"], 365, w["popularity"], as_of=w["as_of"])
+    assert not any(REASON_CODE in [r["code"] for r in rs] for rs in learned["reasons"])

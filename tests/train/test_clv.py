@@ -94,7 +94,7 @@ def test_completejourney_converges_untouched(nb_home):
 def test_completejourney_in_day_units_still_converges(nb_home):
     """Day units on Complete Journey: a fit that fails is retried (penalizer, fallback) and
     recorded."""
-    from nextbest.features.rfm import rfm_summary
+    from nextbest.features.build import build_context, features_at
 
     ds = load_dataset("completejourney")
     cfg = load_config("clv", {"time_unit_days": 1.0})
@@ -104,6 +104,33 @@ def test_completejourney_in_day_units_still_converges(nb_home):
     # Pareto/NBD overflows on these heavy buyers: recorded as a failed candidate, never chosen.
     failed = result.selection[result.selection["outcome"] != "ok"]["model"].tolist()
     assert "pareto" in failed and model.count_model_used_ != "pareto"
-    pred = model.predict(rfm_summary(ds.transactions, result.as_of, 1.0), horizon_days=365)
+    # Scored as scoring does: the feature rows at as_of (a boosted model reads more than RFM).
+    rows = features_at(build_context(ds.transactions, ds.customers, ()), result.as_of, 1.0)
+    pred = model.predict(rows, horizon_days=365)
     assert np.isfinite(pred[["p_alive", "expected_purchases", "predicted_clv"]].to_numpy()).all()
-    assert all({"model", "penalizer", "outcome"} <= set(a) for a in model.fit_log_)
+    count_model = getattr(model, "count_model", model)
+    assert all({"model", "penalizer", "outcome"} <= set(a) for a in count_model.fit_log_)
+
+
+def test_completejourney_boosted_clv_is_chosen_registered_and_served_the_same(nb_home):
+    """On Complete Journey the boosted CLV model passes its rule on held-out customers; the
+    registered pyfunc answers like the in-memory model, from the feature rows scoring uses."""
+    from nextbest import registry
+    from nextbest.features.build import build_context, features_at
+    from nextbest.models.value import BoostedClvModel
+
+    ds = load_dataset("completejourney")
+    result = train_clv(ds, load_config("clv"), as_of="2017-10-01")
+    assert isinstance(result.model, BoostedClvModel)
+    assert any(n.startswith("boosted CLV chosen") for n in result.notes)
+    assert (
+        result.metrics["value_holdout.boosted.revenue_spearman"]
+        > result.metrics["value_holdout.count_model.revenue_spearman"]
+    )
+    tx = ds.transactions[ds.transactions["timestamp"] < result.as_of]
+    rows = features_at(build_context(tx, ds.customers, ()), result.as_of, 7.0).head(40)
+    model, _ = registry.load_pyfunc(registry.CLV_MODEL_NAME)
+    columns = model.metadata.get_input_schema().input_names()
+    served = model.predict(registry.pyfunc_input(rows[columns]), params={"horizon_days": 90.0})
+    direct = result.model.predict(rows, horizon_days=90)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), direct, check_dtype=False)

@@ -29,7 +29,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
         lines += [
             f"[bold]CLV[/] as_of {clv.as_of.date()}  model {s['count_model']} "
             f"(penalizer {s['penalizer']})  LL {s['log_likelihood']:.1f}",
-            clv.notes[0],
+            *clv.notes,
             f"inner holdout: MAE {m['inner_holdout_mae']:.4f} "
             f"(baseline {m['baseline_holdout_mae']:.4f}), aggregate error "
             f"{m['inner_holdout_aggregate_error']:+.1%}",
@@ -41,6 +41,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
             f"{cm['baseline_recency_auc']:.3f}, P(alive) {cm['baseline_p_alive_auc']:.3f}), "
             f"Brier {cm['test_brier']:.3f}"
         )
+        lines.extend(pipe.churn.notes)
         if pipe.nbo is None:
             lines.append("[bold]next best offer[/] skipped: no purchases in any catalog category")
         else:
@@ -50,6 +51,7 @@ def train_lines(pipe=None, clv=None, k: int = 3) -> list[str]:
                 f"{nm[f'baseline_popularity_hit_at_{k}']:.3f}, last-bought "
                 f"{nm[f'baseline_last_bought_hit_at_{k}']:.3f})"
             )
+            lines.extend(pipe.nbo.notes)
     if pipe is not None and pipe.uplift is not None:
         lines.append(f"[bold]uplift[/] {pipe.uplift.kind}, {pipe.uplift.seconds:.1f}s")
         table = pipe.uplift.evaluation.policies

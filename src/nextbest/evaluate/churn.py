@@ -9,8 +9,10 @@ Baselines, as in the churn promotion gate:
 
 AUC, PR-AUC and lift use the raw baseline scores (rankings); for the Brier
 score and the calibration curve the baselines are turned into probabilities
-by an isotonic map fitted on the previous window (cutoff ``as_of - h``, label
-window ending at ``as_of``), so no baseline sees the horizon either.
+by the same kind of map as the model's (bounded isotonic, Platt or beta, the
+lowest out-of-fold Brier score; :mod:`nextbest.models.calibration`) fitted on
+the previous window (cutoff ``as_of - h``, label window ending at ``as_of``),
+so no baseline sees the horizon either.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import logging
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
 
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS
 from nextbest.features.build import add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
+from nextbest.models.calibration import fit_calibrator
 from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
 from nextbest.plots import classifier as pc
 from nextbest.plots import evaluation as figures
@@ -56,7 +58,8 @@ def churn_frame(
 def _baseline_probabilities(
     models: ModelSet, data: BacktestData, configs: dict, h: int, test: pd.DataFrame
 ) -> dict[str, np.ndarray]:
-    """Isotonic maps from each baseline score to P(churn), fitted on the window before ``as_of``."""
+    """Calibrated maps from each baseline score to P(churn), fitted on the window before
+    ``as_of``."""
 
     prev = data.as_of - pd.Timedelta(days=h)
     clv_cfg = {**configs["clv"], "time_unit_days": models.clv.time_unit_days}
@@ -67,9 +70,14 @@ def _baseline_probabilities(
         return {}
     out = {}
     for name, (col, sign) in BASELINES.items():
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        iso.fit(sign * cal[col].to_numpy(dtype=float), cal["label"].to_numpy(dtype=float))
-        out[name] = iso.predict(sign * test[col].to_numpy(dtype=float))
+        try:
+            calibrator = fit_calibrator(
+                sign * cal[col].to_numpy(dtype=float), cal["label"].to_numpy(dtype=float)
+            )
+        except MODEL_ERRORS as exc:
+            log.warning("baseline %s cannot be calibrated: %s", name, exc)
+            continue
+        out[name] = calibrator.predict(sign * test[col].to_numpy(dtype=float))
     return out
 
 
@@ -123,6 +131,15 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
         },
     )
     section.charts += _charts(calib, lifts)
+    calibrator = getattr(models.churn, "calibrator_", None)
+    if getattr(calibrator, "brier", None):
+        section.notes.append(
+            f"Calibration: {calibrator.method} map, chosen by the lowest out-of-fold Brier score "
+            "on the calibration data ("
+            + ", ".join(f"{k} {v:.4f}" for k, v in calibrator.brier.items())
+            + "); predictions stay within "
+            + f"[{calibrator.bounds[0]:.4f}, {calibrator.bounds[1]:.4f}]."
+        )
     if not 0.05 <= m["base_rate"] <= 0.9:
         section.notes.append(
             f"{m['base_rate']:.0%} of customers bought nothing in the {h}-day window: the label "

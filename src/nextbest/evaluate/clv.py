@@ -20,6 +20,7 @@ import pandas as pd
 
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
+from nextbest.features.build import features_at
 from nextbest.features.customer import day_number
 from nextbest.features.rfm import calibration_holdout, customer_days
 from nextbest.models.clv import COUNT_MODEL_NAMES
@@ -51,7 +52,7 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
     clv = models.clv
     unit, h = clv.time_unit_days, data.horizon_days
     cal = calibration_holdout(data.transactions, data.as_of, h, unit)
-    pred = clv.predict(cal, horizon_days=h)
+    pred = clv.predict(_scoring_rows(data, cal, unit), horizon_days=h)
     pred_n = pred["expected_purchases"].to_numpy()
     pred_spend = pred_n * pred["expected_spend"].to_numpy()
     act_n = cal["frequency_holdout"].to_numpy(dtype="float64")
@@ -189,8 +190,16 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
     return section
 
 
-def _model_name(clv) -> str:
+def _scoring_rows(data: BacktestData, cal: pd.DataFrame, unit: float) -> pd.DataFrame:
+    """The feature rows scoring would use at ``as_of`` (every feature, not only RFM), in the
+    order of ``cal``: a boosted CLV model reads them all."""
+    rows = features_at(data.ctx_full, data.as_of, unit).set_index("customer_id")
+    return rows.loc[cal["customer_id"].astype(str)].reset_index()
 
+
+def _model_name(clv) -> str:
+    if hasattr(clv, "display_name"):
+        return clv.display_name
     return f"{COUNT_MODEL_NAMES.get(clv.count_model_used_, clv.count_model_used_)} + Gamma-Gamma"
 
 

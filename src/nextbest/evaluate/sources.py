@@ -27,10 +27,12 @@ from nextbest.errors import InputError
 from nextbest.evaluate.data import BacktestData
 from nextbest.features.rfm import rfm_summary
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
+from nextbest.models.value import BoostedClvModel
 from nextbest.scoring import ModelSet
 from nextbest.train.churn import train_churn
-from nextbest.train.clv import select_count_model
+from nextbest.train.clv import select_count_model, selection_reason
 from nextbest.train.nbo import train_nbo
+from nextbest.train.value import train_value
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,8 @@ def obtain(spec: str, data: BacktestData, configs: dict[str, dict]) -> ModelSet:
     for kind in ("churn", "nbo"):
         try:
             if refs[kind] == TRAIN:
-                model, reason = _train_classifier(kind, data, configs, clv)
+                model, reason, trained_notes = _train_classifier(kind, data, configs, clv)
+                notes.extend(trained_notes)
                 versions[KINDS[kind]] = "trained now" if model is not None else "not trained"
             else:
                 model, versions[KINDS[kind]] = load_registered(kind, refs[kind], data, notes)
@@ -106,9 +109,9 @@ def obtain(spec: str, data: BacktestData, configs: dict[str, dict]) -> ModelSet:
     return models
 
 
-def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
-    """Choose the count model on an inner split and fit it on rows before ``as_of`` (as ``nextbest
-    train``)."""
+def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel | BoostedClvModel, str]:
+    """Choose the count model on an inner split, fit it on rows before ``as_of`` and boost it if
+    the boosted model passes its rule (as ``nextbest train``)."""
 
     unit = float(config["time_unit_days"])
     candidates = list(config["count_models"])
@@ -121,40 +124,44 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel, str]:
     if len(candidates) > 1:
         try:
             best, table, _ = select_count_model(data.train, data.as_of, config)
-            ok = table[table["outcome"] == "ok"]
-            reason = (
-                f"CLV: {COUNT_MODEL_NAMES[best]} chosen by the lowest per-customer error on an "
-                "inner "
-                f"{config['selection_holdout_days']}-day holdout before as_of ("
-                + ", ".join(f"{r.model} {r.holdout_mae:.3f}" for r in ok.itertuples())
-                + ")"
-            )
+            reason = "CLV: " + selection_reason(best, table, config)
         except (ValueError, RuntimeError) as exc:
             reason = f"CLV: inner model choice impossible ({exc}); using {COUNT_MODEL_NAMES[best]}"
     model = make_clv_model(config, best)
     model.fit(rfm_summary(data.train, data.as_of, unit))
     if model.count_model_used_ != best:
         reason += f"; {best} did not converge, {model.count_model_used_} used instead"
-    return model, reason
+    if not config["value_model"]["enabled"]:
+        return model, reason
+    value = train_value(data.ctx_train, data.as_of, config, model)
+    reason += f". CLV: {value.reason}"
+    return (value.model if value.model is not None else model), reason
 
 
-def _train_classifier(kind: str, data: BacktestData, configs: dict, clv: ClvModel):
-    """Fit the churn or offer model on rows before ``as_of``; ``(None, reason)`` when the data
-    cannot support it."""
+def _train_classifier(kind: str, data: BacktestData, configs: dict, clv):
+    """Fit the churn or offer model on rows before ``as_of``.
+
+    Returns ``(model, reason, notes)``: ``model`` is ``None`` with the reason when the data
+    cannot support it; ``notes`` say how it was validated (e.g. the short-history scheme).
+    """
     if kind == "nbo" and not data.has_categories:
-        return None, (
-            "no product categories of the offer catalog in this dataset: next best offer, "
-            "campaigns and decisions are not evaluated"
+        return (
+            None,
+            (
+                "no product categories of the offer catalog in this dataset: next best offer, "
+                "campaigns and decisions are not evaluated"
+            ),
+            [],
         )
     cfg_clv = {**configs["clv"], "time_unit_days": clv.time_unit_days}
     if kind == "churn":
         result = train_churn(
             data.ctx_train, data.as_of, configs["churn"], cfg_clv, clv.count_model_used_
         )
-        return result.model, None
+        return result.model, None, result.notes
 
     result = train_nbo(data.ctx_train, data.as_of, configs["nbo"], data.catalog, clv.time_unit_days)
-    return result.model, None
+    return result.model, None, result.notes
 
 
 def load_registered(kind: str, ref: str, data: BacktestData, notes: list[str]):

@@ -109,9 +109,21 @@ def features_at(
     return f
 
 
+def count_model_of(clv_model):
+    """The count model behind a CLV model: itself, or the one a boosted model corrects.
+
+    Churn features (``p_alive``, ``expected_purchases_h``) are the count model's at every
+    training cutoff, so scoring takes them from the same kind of model.
+    """
+    inner = getattr(clv_model, "count_model", None)  # a ClvModel's own is the requested name
+    return inner if hasattr(inner, "p_alive") else clv_model
+
+
 def add_clv_features(features: pd.DataFrame, clv_model, horizon_days: float) -> pd.DataFrame:
-    """Copy of ``features`` with ``p_alive`` and ``expected_purchases_h`` from a fitted ClvModel."""
+    """Copy of ``features`` with ``p_alive`` and ``expected_purchases_h`` of the count model of a
+    fitted CLV model (:func:`count_model_of`)."""
+    model = count_model_of(clv_model)
     out = features.copy()
-    out["p_alive"] = clv_model.p_alive(features)
-    out["expected_purchases_h"] = clv_model.expected_purchases(horizon_days, features)
+    out["p_alive"] = model.p_alive(features)
+    out["expected_purchases_h"] = model.expected_purchases(horizon_days, features)
     return out

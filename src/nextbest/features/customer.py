@@ -115,9 +115,13 @@ def customer_features(
         * ``ipt_mean_days``, ``ipt_std_days``, ``ipt_last_days`` - gaps between
           purchase-days (NaN with fewer than 2 or 3 purchases);
         * ``trend_30_90`` - purchases in the last 30 days relative to a third
-          of the last 90 (1 = steady, < 1 slowing down);
+          of the last 90 (1 = steady, < 1 slowing down); ``spend_trend_30_90`` the same for spend;
+        * activity (:func:`_activity_features`): ``spend_ew_30d``, ``spend_per_day``,
+          ``active_weeks_13w``, ``basket_trend_90d``;
         * per tracked category ``c``: ``share_{c}`` (share of spend, all history),
-          ``days_since_{c}`` (NaN if never bought) and ``bought_{c}_{category_window_days}d``.
+          ``days_since_{c}`` (NaN if never bought), ``bought_{c}_{category_window_days}d`` and
+          ``n_days_{c}`` (purchase-days with ``c``); ``n_categories`` and
+          ``n_categories_{category_window_days}d`` count the tracked categories bought.
     """
     cutoff = day_number(as_of)
     last_obs = cutoff - 1
@@ -157,8 +161,32 @@ def customer_features(
         in_w = day >= cutoff - w
         out[f"n_purchases_{w}d"] = np.bincount(cust[in_w], minlength=n).astype("float64")
         out[f"spend_{w}d"] = np.bincount(cust[in_w], weights=amt[in_w], minlength=n)
+    out.update(_gap_features(cust, day, n))
+    if 30 in windows_days and 90 in windows_days:
+        for name, key in (("trend_30_90", "n_purchases"), ("spend_trend_30_90", "spend")):
+            out[name] = np.divide(
+                out[f"{key}_30d"],
+                out[f"{key}_90d"] / 3.0,
+                out=np.zeros(n),
+                where=out[f"{key}_90d"] > 0,
+            )
+    out.update(_activity_features(cust, day, amt, cutoff, out["tenure_days"], n))
+    if table.categories:
+        out.update(_category_features(table, cutoff, n, total, category_window_days))
 
-    # Inter-purchase times: rows are sorted by (customer, day).
+    frame = pd.DataFrame({"customer_id": table.customer_ids.astype(str)})
+    for key, values in out.items():
+        frame[key] = values
+    frame = frame[seen].reset_index(drop=True)
+    frame["frequency"] = frame["frequency"].astype("int64")
+    return frame
+
+
+def _gap_features(cust: np.ndarray, day: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Mean, standard deviation and last of the gaps between purchase-days, in days.
+
+    Rows are sorted by (customer, day).
+    """
     same = np.zeros(cust.size, dtype=bool)
     same[1:] = cust[1:] == cust[:-1]
     gaps = np.diff(day, prepend=day[0]).astype("float64")
@@ -172,47 +200,82 @@ def customer_features(
         var = np.where(n_gaps > 1, (g_sq - n_gaps * mean**2) / np.maximum(n_gaps - 1, 1), np.nan)
     last_gap = np.full(n, np.nan)
     last_gap[gc] = gv  # later rows overwrite earlier ones: the last gap wins
-    out["ipt_mean_days"] = mean
-    out["ipt_std_days"] = np.sqrt(np.clip(var, 0, None))
-    out["ipt_last_days"] = last_gap
-    if 30 in windows_days and 90 in windows_days:
-        out["trend_30_90"] = np.divide(
-            out["n_purchases_30d"],
-            out["n_purchases_90d"] / 3.0,
-            out=np.zeros(n),
-            where=out["n_purchases_90d"] > 0,
-        )
+    return {
+        "ipt_mean_days": mean,
+        "ipt_std_days": np.sqrt(np.clip(var, 0, None)),
+        "ipt_last_days": last_gap,
+    }
 
-    if table.categories:
-        mc = table.cat_day < cutoff
-        cc, cd, ck, ca = (
-            table.cat_cust[mc],
-            table.cat_day[mc],
-            table.cat_code[mc],
-            table.cat_amount[mc],
-        )
-        k = len(table.categories)
-        flat = cc * k + ck
-        spend = np.bincount(flat, weights=ca, minlength=n * k).reshape(n, k)
-        last = np.full(n * k, np.iinfo("int64").min)
-        np.maximum.at(last, flat, cd)
-        last = last.reshape(n, k)
-        recent = np.bincount(flat[cd >= cutoff - category_window_days], minlength=n * k).reshape(
-            n, k
-        )
-        for j, name in enumerate(table.categories):
-            key = category_key(name)
-            out[f"share_{key}"] = np.divide(spend[:, j], total, out=np.zeros(n), where=total > 0)
-            ds = (cutoff - last[:, j]).astype("float64")
-            out[f"days_since_{key}"] = np.where(last[:, j] == np.iinfo("int64").min, np.nan, ds)
-            out[f"bought_{key}_{category_window_days}d"] = (recent[:, j] > 0).astype("float64")
 
-    frame = pd.DataFrame({"customer_id": table.customer_ids.astype(str)})
-    for key, values in out.items():
-        frame[key] = values
-    frame = frame[seen].reset_index(drop=True)
-    frame["frequency"] = frame["frequency"].astype("int64")
-    return frame
+def _activity_features(
+    cust: np.ndarray,
+    day: np.ndarray,
+    amt: np.ndarray,
+    cutoff: int,
+    tenure_days: np.ndarray,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """How steadily and how much a customer buys, weighting recent days more.
+
+    * ``spend_ew_30d`` - spend with weight ``0.5 ** (age / 30 days)`` (half-life 30 days);
+    * ``spend_per_day`` - all spend over the days since the first purchase;
+    * ``active_weeks_13w`` - share of the last 13 weeks with at least one purchase;
+    * ``basket_trend_90d`` - spend per purchase-day of the last 90 days over that of all
+      history (1 = same basket size, < 1 smaller baskets lately; NaN without a purchase in the
+      last 90 days). Money, not lines: it does not depend on how a source splits baskets.
+    """
+    age = cutoff - day
+    weeks = age // 7
+    recent = weeks < 13
+    week_keys = np.unique(cust[recent].astype("int64") * 13 + weeks[recent])
+    out = {
+        "spend_ew_30d": np.bincount(cust, weights=amt * 0.5 ** (age / 30.0), minlength=n),
+        "spend_per_day": np.bincount(cust, weights=amt, minlength=n) / np.maximum(tenure_days, 1),
+        "active_weeks_13w": np.bincount(week_keys // 13, minlength=n) / 13.0,
+    }
+    recent = age <= 90
+    spend_90d = np.bincount(cust[recent], weights=amt[recent], minlength=n)
+    visits_90d = np.bincount(cust[recent], minlength=n)
+    spend_all = np.bincount(cust, weights=amt, minlength=n)
+    visits_all = np.bincount(cust, minlength=n)
+    basket_90d = np.divide(spend_90d, visits_90d, out=np.full(n, np.nan), where=visits_90d > 0)
+    basket_all = np.divide(spend_all, visits_all, out=np.full(n, np.nan), where=visits_all > 0)
+    out["basket_trend_90d"] = np.divide(
+        basket_90d, basket_all, out=np.full(n, np.nan), where=basket_all > 0
+    )
+    return out
+
+
+def _category_features(
+    table: PurchaseTable, cutoff: int, n: int, total: np.ndarray, window_days: int
+) -> dict[str, np.ndarray]:
+    """Per tracked category: share of spend, days since, bought in the window, purchase-days."""
+    mc = table.cat_day < cutoff
+    cc, cd, ck, ca = (
+        table.cat_cust[mc],
+        table.cat_day[mc],
+        table.cat_code[mc],
+        table.cat_amount[mc],
+    )
+    k = len(table.categories)
+    flat = cc * k + ck
+    spend = np.bincount(flat, weights=ca, minlength=n * k).reshape(n, k)
+    n_days = np.bincount(flat, minlength=n * k).reshape(n, k)
+    last = np.full(n * k, np.iinfo("int64").min)
+    np.maximum.at(last, flat, cd)
+    last = last.reshape(n, k)
+    recent = np.bincount(flat[cd >= cutoff - window_days], minlength=n * k).reshape(n, k)
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(table.categories):
+        key = category_key(name)
+        out[f"share_{key}"] = np.divide(spend[:, j], total, out=np.zeros(n), where=total > 0)
+        ds = (cutoff - last[:, j]).astype("float64")
+        out[f"days_since_{key}"] = np.where(last[:, j] == np.iinfo("int64").min, np.nan, ds)
+        out[f"bought_{key}_{window_days}d"] = (recent[:, j] > 0).astype("float64")
+        out[f"n_days_{key}"] = n_days[:, j].astype("float64")
+    out["n_categories"] = (n_days > 0).sum(axis=1).astype("float64")
+    out[f"n_categories_{window_days}d"] = (recent > 0).sum(axis=1).astype("float64")
+    return out
 
 
 def category_key(name: str) -> str:

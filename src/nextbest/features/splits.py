@@ -20,6 +20,7 @@ def rolling_cutoffs(
     step_days: int,
     n_cutoffs: int,
     min_history_days: int,
+    min_cutoffs: int = 3,
 ) -> list[pd.Timestamp]:
     """Cutoffs (oldest first) whose label windows end on or before ``as_of``.
 
@@ -29,8 +30,9 @@ def rolling_cutoffs(
 
     Raises
     ------
-    ValueError
-        If fewer than three cutoffs fit (train, calibration and test folds).
+    InputError
+        If fewer than ``min_cutoffs`` cutoffs fit (three for separate train, calibration and
+        test folds; one when the newest cutoff's customers are split instead).
     """
     as_of = as_of_date(as_of)
     earliest = as_of_date(first_day.normalize()) + pd.Timedelta(days=min_history_days)
@@ -40,10 +42,11 @@ def rolling_cutoffs(
         if c < earliest:
             break
         cutoffs.append(c)
-    if len(cutoffs) < 3:
+    if len(cutoffs) < min_cutoffs:
+        need = "(train, calibrate, test)" if min_cutoffs >= 3 else ""
         raise InputError(
             f"only {len(cutoffs)} cutoff(s) fit between {earliest.date()} and {as_of.date()} with "
-            f"{label_days}-day labels every {step_days} days; need 3 (train, calibrate, test): "
+            f"{label_days}-day labels every {step_days} days; need {min_cutoffs} {need}: "
             "use more history, shorter windows or a smaller step"
         )
     return sorted(cutoffs)

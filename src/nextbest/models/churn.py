@@ -1,4 +1,4 @@
-"""Churn classifier: LightGBM on behavioural, CLV and demographic features, isotonic-calibrated.
+"""Churn classifier: LightGBM on behavioural, CLV and demographic features, calibrated.
 
 Label: the customer makes **no purchase** in the ``horizon_days`` after a
 cutoff. Examples come from several rolling cutoffs before ``as_of``; features
@@ -7,8 +7,10 @@ use data strictly before each cutoff and labels strictly after it.
 Monotone constraints encode what every marketer expects and the behavioural
 test checks: with everything else equal, more days since the last purchase
 never lowers the churn risk, and more recent activity (window counts and
-spend, P(alive), expected purchases) never raises it. Isotonic calibration
-is monotone too, so the ordering survives calibration.
+spend, P(alive), expected purchases) never raises it. Calibration
+(:mod:`nextbest.models.calibration`: bounded isotonic, Platt or beta, chosen
+by out-of-fold Brier score) is monotone too, so the ordering survives it, and
+no probability is exactly 0 or 1.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
-from sklearn.isotonic import IsotonicRegression
 
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features, float_codes
+from nextbest.models.calibration import fit_calibrator
+from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
 
 # BTYD bookkeeping columns that only restate age; P(alive) already uses them.
 EXCLUDED_FEATURES = {
@@ -64,7 +66,7 @@ def churn_feature_names(frame: pd.DataFrame, demographics: list[str]) -> list[st
 
 
 class ChurnModel(BaseModel):
-    """LightGBM churn classifier with isotonic calibration.
+    """LightGBM churn classifier with a calibration map (bounded isotonic, Platt or beta).
 
     Parameters
     ----------
@@ -88,7 +90,8 @@ class ChurnModel(BaseModel):
         feature_names: list[str],
         levels: dict[str, list[str]],
     ) -> ChurnModel:
-        """Fit LightGBM on ``train`` and the isotonic map on ``calibration`` (a later cutoff).
+        """Fit LightGBM on ``train`` and the calibration map on ``calibration`` (a later cutoff,
+        or held-out customers).
 
         Both frames need the feature columns and a 0/1 ``label`` (1 = churned).
         """
@@ -101,16 +104,16 @@ class ChurnModel(BaseModel):
         if self.monotone:
             params["monotone_constraints"] = [monotone_direction(f) for f in self.feature_names_]
             params["monotone_constraints_method"] = "advanced"
-        self.classifier_ = LGBMClassifier(**params)
         X = as_matrix(train, self.feature_names_, self.levels_)
-        self.classifier_.fit(
+        self.classifier_ = fit_estimator(
+            LGBMClassifier,
+            params,
             X,
             train["label"].to_numpy(dtype="int64"),
             categorical_feature=list(self.levels_) or "auto",
         )
         raw = self._raw(calibration)
-        self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        self.calibrator_.fit(raw, calibration["label"].to_numpy(dtype="float64"))
+        self.calibrator_ = fit_calibrator(raw, calibration["label"].to_numpy(dtype="float64"))
         self.n_train_, self.n_calibration_ = len(train), len(calibration)
         self.fitted_ = True
         return self
@@ -135,6 +138,11 @@ class ChurnModel(BaseModel):
                 "churn_probability": self.predict_proba(frame),
             }
         )
+
+    @property
+    def calibration_method_(self) -> str:
+        """``isotonic``, ``platt`` or ``beta`` (``isotonic`` for models saved before the choice)."""
+        return getattr(self.calibrator_, "method", "isotonic")
 
     def feature_importance(self) -> pd.DataFrame:
         """Gain importance per feature, largest first."""

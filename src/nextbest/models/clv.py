@@ -153,6 +153,12 @@ class ClvModel(BaseModel):
         return out
 
     @property
+    def display_name(self) -> str:
+        """E.g. ``"BG/NBD + Gamma-Gamma"`` (the count model actually fitted)."""
+        self._check_fitted()
+        return f"{COUNT_MODEL_NAMES[self.count_model_used_]} + Gamma-Gamma"
+
+    @property
     def penalizer_used_(self) -> float:
         return float(self.count_fitter_.penalizer_coef)
 
@@ -199,6 +205,28 @@ class ClvModel(BaseModel):
         ``d`` the per-step rate equivalent to ``discount_rate_annual``: the
         discounted-cash-flow form of Fader, Hardie & Lee (2005b), eq. 2.
         """
+        c = self.components(rfm, horizon_days)
+        return pd.DataFrame(
+            {
+                "customer_id": rfm["customer_id"].astype(str).to_numpy(),
+                "p_alive": c["p_alive"],
+                "expected_purchases": c["expected_purchases"],
+                "expected_spend": c["expected_spend"],
+                "predicted_clv": self.margin * c["expected_spend"] * c["discounted_purchases"],
+            }
+        )
+
+    def components(self, rfm: pd.DataFrame, horizon_days: float) -> dict[str, np.ndarray]:
+        """The parts of :meth:`predict` as arrays (one value per row of ``rfm``).
+
+        Returns
+        -------
+        dict
+            ``p_alive``; ``expected_purchases`` over ``horizon_days``;
+            ``discounted_purchases`` - the same purchases discounted step by step
+            (``sum_k (E[N(t_k)] - E[N(t_{k-1})]) / (1 + d)^k``); ``expected_spend``
+            per purchase (Gamma-Gamma).
+        """
         self._check_fitted()
         validate_rfm(rfm)
         if horizon_days <= 0:
@@ -222,7 +250,7 @@ class ClvModel(BaseModel):
             times = [k * step for k in range(1, n_steps + 1)]
             path = expected_purchases_path(cf, times, f, r, T)
             prev = np.zeros_like(f)
-            clv = np.zeros_like(f)
+            discounted = np.zeros_like(f)
             for k in range(1, n_steps + 1):
                 cur = (
                     path[k - 1]
@@ -231,17 +259,14 @@ class ClvModel(BaseModel):
                         cf.conditional_expected_number_of_purchases_up_to_time(k * step, f, r, T)
                     )
                 )
-                clv += (cur - prev) / (1.0 + d) ** k
+                discounted += (cur - prev) / (1.0 + d) ** k
                 prev = cur
-        return pd.DataFrame(
-            {
-                "customer_id": rfm["customer_id"].astype(str).to_numpy(),
-                "p_alive": np.clip(p_alive, 0.0, 1.0),
-                "expected_purchases": prev,
-                "expected_spend": spend,
-                "predicted_clv": self.margin * spend * clv,
-            }
-        )
+        return {
+            "p_alive": np.clip(p_alive, 0.0, 1.0),
+            "expected_purchases": prev,
+            "discounted_purchases": discounted,
+            "expected_spend": spend,
+        }
 
     def _expected_spend(self, frequency: np.ndarray, monetary: np.ndarray) -> np.ndarray:
         """Gamma-Gamma conditional mean spend per purchase (population mean if no repeat spend).

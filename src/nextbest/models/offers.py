@@ -24,7 +24,7 @@ from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features, float_codes
+from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
 
 CUSTOMER_FEATURES = (
     "days_since_last",
@@ -35,6 +35,13 @@ CUSTOMER_FEATURES = (
     "spend_90d",
     "ipt_mean_days",
     "trend_30_90",
+    "tenure_days",
+    "spend_trend_30_90",
+    "spend_ew_30d",
+    "active_weeks_13w",
+    "basket_trend_90d",
+    "n_categories",
+    "n_categories_90d",
 )
 PAIR_FEATURES = (
     "cat_share",
@@ -42,11 +49,17 @@ PAIR_FEATURES = (
     "cat_ever_bought",
     "cat_popularity_30d",
     "cat_redemptions",
+    "cat_n_days",
+    "cat_rate_30d",
+    "cat_overdue",
 )
 
 
 def offer_pairs(
-    features: pd.DataFrame, offers, popularity: dict[str, float], mask: np.ndarray | None = None
+    features: pd.DataFrame,
+    offers,
+    popularity: dict[str, float],
+    mask: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per (customer, offer) with customer, category and offer features.
 
@@ -100,9 +113,19 @@ def _is_text(column: pd.Series) -> bool:
 
 
 def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) -> dict:
-    """The offer's own columns for every customer: arrays (n,) or scalars."""
+    """The offer's own columns for every customer: arrays (n,) or scalars.
+
+    Besides share, recency and redemptions of the offer's category: ``cat_n_days`` (purchase
+    days with it), ``cat_rate_30d`` (those per 30 days of tenure), ``cat_overdue`` (days since
+    it times that rate: about how many of the customer's usual gaps have passed; NaN if never
+    bought).
+    """
     key = category_key(offer.category)
     days = _column(features, f"days_since_{key}", np.nan)
+    n_days = _column(features, f"n_days_{key}", 0.0)
+    tenure = np.maximum(_column(features, "tenure_days", np.nan), 1.0)
+    rate = n_days / tenure
+
     return {
         "offer_id": offer.offer_id,
         "category": offer.category,
@@ -111,6 +134,9 @@ def _pair_values(features: pd.DataFrame, offer, popularity: dict[str, float]) ->
         "cat_ever_bought": (~np.isnan(days)).astype(float),
         "cat_popularity_30d": float(popularity.get(offer.category, 0.0)),
         "cat_redemptions": _column(features, f"redemptions_{key}", 0.0),
+        "cat_n_days": n_days,
+        "cat_rate_30d": 30.0 * rate,
+        "cat_overdue": days * rate,
     }
 
 
@@ -154,16 +180,20 @@ class OfferModel(BaseModel):
         self.params = dict(params or {})
 
     def fit(
-        self, pairs: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]
+        self,
+        pairs: pd.DataFrame,
+        feature_names: list[str],
+        levels: dict[str, list[str]],
     ) -> OfferModel:
         """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
         validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
         check_features(pairs, feature_names, "offer training pairs")
         self.feature_names_ = list(feature_names)
         self.levels_ = {k: v for k, v in levels.items() if k in feature_names}
-        self.classifier_ = LGBMClassifier(**self.params)
         X = as_matrix(pairs, self.feature_names_, self.levels_)
-        self.classifier_.fit(
+        self.classifier_ = fit_estimator(
+            LGBMClassifier,
+            self.params,
             X,
             pairs["label"].to_numpy(dtype="int64"),
             categorical_feature=list(self.levels_) or "auto",
@@ -216,7 +246,8 @@ class OfferModel(BaseModel):
                 continue
             dense = 2 * rows.size >= n
             X = X_all if dense else X_all[rows]
-            for name, value in _pair_values(features, offer, popularity).items():
+            pair = _pair_values(features, offer, popularity)
+            for name, value in pair.items():
                 if name not in pos:
                     continue
                 if name in self.levels_:  # categorical (offer_id): its code, missing if unseen

@@ -74,3 +74,21 @@ def float_codes(X: pd.DataFrame) -> np.ndarray:
         else:
             cols[c] = X[c].to_numpy(dtype="float64")
     return np.column_stack([cols[c] for c in X.columns]) if cols else np.empty((len(X), 0))
+
+
+def fit_estimator(estimator_cls, params: dict, X, y, **fit_kwargs):
+    """Fit a LightGBM estimator with ``params["fit_threads"]`` threads, predict with ``n_jobs``.
+
+    On a busy machine LightGBM's OpenMP threads spin against each other: measured on the
+    shared 2-core CI box (load ~5), fitting 100 trees on 22k rows took 1.0 s with one thread
+    and 6.5-12 s with two. ``fit_threads`` (default 1) is used for fitting only; ``n_jobs`` is
+    kept on the fitted estimator for prediction (compiled trees use it as their thread count).
+    """
+    params = dict(params)
+    threads = params.pop("fit_threads", 1)
+    predict_jobs = params.get("n_jobs")
+    estimator = estimator_cls(**{**params, "n_jobs": int(threads)})
+    estimator.fit(X, y, **fit_kwargs)
+    if predict_jobs is not None:
+        estimator.set_params(n_jobs=predict_jobs)
+    return estimator

@@ -3,10 +3,15 @@
 Cutoffs c1 < ... < cN (see :func:`nextbest.features.splits.rolling_cutoffs`),
 the newest ending its label window at ``as_of``:
 
-* evaluation model: LightGBM on c1..c(N-2), isotonic calibration on c(N-1),
+* evaluation model: LightGBM on c1..c(N-2), calibration on c(N-1),
   metrics on cN - against the recency-only and 1 - P(alive) baselines, each
   calibrated on c(N-1) the same way;
 * production model: LightGBM on c1..c(N-1), calibrated on cN.
+
+With fewer than three cutoffs (a short history: from 120 days of data with the
+defaults) the folds are held-out customers of the newest cutoff instead
+(:func:`split_folds`). Calibration: bounded isotonic, Platt or beta, chosen by
+out-of-fold Brier score (:mod:`nextbest.models.calibration`).
 
 At every cutoff the CLV count model is refitted on data before it, so
 ``p_alive`` and ``expected_purchases_h`` never see the label window.
@@ -17,15 +22,15 @@ filtered again here).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
 
 from nextbest.features.build import FeatureContext, add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
 from nextbest.features.splits import rolling_cutoffs
+from nextbest.models.calibration import fit_calibrator
 from nextbest.models.churn import ChurnModel, churn_feature_names
 from nextbest.models.clv import make_clv_model
 from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
@@ -45,6 +50,7 @@ class ChurnResult:
     lift: dict[str, pd.DataFrame]
     importance: pd.DataFrame
     example: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
 
 
 def churn_examples(
@@ -72,14 +78,82 @@ def churn_examples(
 
 
 def _calibrated_baseline(cal_score, cal_y, test_score) -> np.ndarray:
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(cal_score, cal_y)
-    return iso.predict(test_score)
+    """A baseline score turned into probabilities the same way as the model's (chosen map)."""
+    return fit_calibrator(cal_score, cal_y).predict(test_score)
+
+
+@dataclass
+class Folds:
+    """Which example rows train, calibrate and test the evaluation model and the final one."""
+
+    scheme: str
+    note: str
+    train: np.ndarray
+    calibrate: np.ndarray
+    test: np.ndarray
+    final_train: np.ndarray
+    final_calibrate: np.ndarray
+
+
+SCHEME_TIME = "time"
+SCHEME_CUSTOMERS = "held-out customers"
+
+
+def split_folds(
+    examples: pd.DataFrame, cutoffs: list[pd.Timestamp], shares: tuple[float, float], seed: int
+) -> Folds:
+    """Train / calibration / test rows of ``examples`` (which has ``cutoff`` and ``customer_id``).
+
+    * three cutoffs or more (``time``): train on all but the two newest, calibrate on the one
+      before the newest, test on the newest; the final model trains on all but the newest and
+      calibrates on it;
+    * fewer (``held-out customers``, short history): a seeded share of the newest cutoff's
+      customers calibrates (``shares[0]``) and another tests (``shares[1]``); those customers are
+      left out of every training row (older windows of theirs could overlap the newest). The
+      final model trains on the same rows and calibrates on both held-out groups.
+    """
+    cut = examples["cutoff"].to_numpy()
+    newest = cutoffs[-1]
+    if len(cutoffs) >= 3:
+        before = cutoffs[-2]
+        return Folds(
+            SCHEME_TIME,
+            f"{len(cutoffs)} cutoffs: trained on the oldest {len(cutoffs) - 2}, calibrated on "
+            f"{before.date()}, tested on {newest.date()} (the production model trains on all but "
+            "the newest and calibrates on it)",
+            cut < before,
+            cut == before,
+            cut == newest,
+            cut < newest,
+            cut == newest,
+        )
+    ids = np.sort(examples.loc[cut == newest, "customer_id"].astype(str).unique())
+    u = np.random.default_rng(seed).random(len(ids))
+    cal_ids = set(ids[u < shares[0]])
+    test_ids = set(ids[(u >= shares[0]) & (u < shares[0] + shares[1])])
+    cid = examples["customer_id"].astype(str)
+    in_cal, in_test = cid.isin(cal_ids).to_numpy(), cid.isin(test_ids).to_numpy()
+    train = ~in_cal & ~in_test
+    return Folds(
+        SCHEME_CUSTOMERS,
+        f"short history, {len(cutoffs)} cutoff(s): calibrated on {shares[0]:.0%} and tested on "
+        f"{shares[1]:.0%} of the customers of {newest.date()}, held out of training",
+        train,
+        in_cal & (cut == newest),
+        in_test & (cut == newest),
+        train,
+        (in_cal | in_test) & (cut == newest),
+    )
 
 
 def train_churn(
     ctx: FeatureContext, as_of, config: dict, clv_config: dict, count_model: str
 ) -> ChurnResult:
-    """Build examples, evaluate on the newest cutoff against baselines, fit the production model."""
+    """Build examples, evaluate on the newest cutoff against baselines, fit the production model.
+
+    With fewer than three cutoffs of history the folds are customers of the newest cutoff
+    instead of cutoffs (:func:`split_folds`); ``metrics["short_history"]`` says which.
+    """
     horizon = int(config["horizon_days"])
     cutoffs = rolling_cutoffs(
         ctx.first_day,
@@ -88,13 +162,13 @@ def train_churn(
         int(config["cutoff_step_days"]),
         int(config["n_cutoffs"]),
         int(config["min_history_days"]),
+        min_cutoffs=1,
     )
     ex = churn_examples(ctx, cutoffs, horizon, clv_config, count_model)
     names = churn_feature_names(ex, ctx.demographics)
     levels = learn_levels(ex, [d for d in ctx.demographics if d in names])
-    train = ex[ex["cutoff"] < cutoffs[-2]]
-    cal = ex[ex["cutoff"] == cutoffs[-2]]
-    test = ex[ex["cutoff"] == cutoffs[-1]]
+    folds = split_folds(ex, cutoffs, (0.25, 0.25), int(clv_config.get("seed", 42)))
+    train, cal, test = ex[folds.train], ex[folds.calibrate], ex[folds.test]
 
     evaluation = ChurnModel(config["lightgbm"]).fit(train, cal, names, levels)
     y = test["label"].to_numpy()
@@ -123,6 +197,8 @@ def train_churn(
     metrics["test_auc_gain_vs_best_baseline"] = metrics["test_auc"] - best_base
     metrics["n_cutoffs"] = float(len(cutoffs))
     metrics["n_examples"] = float(len(ex))
+    metrics["short_history"] = float(folds.scheme == SCHEME_CUSTOMERS)
+    metrics.update({f"calibration_brier_{k}": v for k, v in evaluation.calibrator_.brier.items()})
     verdict = gate(
         {
             "min_auc_gain_vs_baselines": metrics["test_auc_gain_vs_best_baseline"],
@@ -131,8 +207,16 @@ def train_churn(
         config["thresholds"],
     )
 
-    final = ChurnModel(config["lightgbm"]).fit(ex[ex["cutoff"] < cutoffs[-1]], test, names, levels)
+    final = ChurnModel(config["lightgbm"]).fit(
+        ex[folds.final_train], ex[folds.final_calibrate], names, levels
+    )
     final.horizon_days_ = horizon
+    notes = [
+        f"churn validation: {folds.note}",
+        f"churn calibration: {final.calibration_method_} (out-of-fold Brier "
+        + ", ".join(f"{k} {v:.4f}" for k, v in final.calibrator_.brier.items())
+        + ")",
+    ]
     return ChurnResult(
         final,
         metrics,
@@ -142,4 +226,5 @@ def train_churn(
         lifts,
         final.feature_importance(),
         test[["customer_id", *names]].head(5),
+        notes,
     )

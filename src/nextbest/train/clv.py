@@ -7,12 +7,17 @@ The flow of :func:`train_clv`:
    to profiling (``consent_profiling = false``: never used in training);
 2. carve an inner holdout of ``selection_holdout_days`` off the end of the
    data; fit each candidate count model on the inner calibration period and
-   choose the one with the lowest per-customer holdout MAE;
+   choose the one with the lowest ``MAE / historic-rate MAE + w x |total
+   error|`` (:func:`select_count_model`);
 3. refit the chosen model on all data before ``as_of`` (penalizer search and
    fallback recorded);
-4. log config, data fingerprint, metrics, plots and the pyfunc model to
-   MLflow, register it as ``nextbest-clv`` and move the ``champion`` alias
-   only if the thresholds of ``models/clv.yaml`` pass.
+4. if ``value_model.enabled``: train the boosted model on top of it and keep
+   it when it passes its rule on held-out customers
+   (:func:`nextbest.train.value.train_value`);
+5. log config, data fingerprint, metrics, both choices and their reasons,
+   plots and the pyfunc model to MLflow, register it as ``nextbest-clv`` and
+   move the ``champion`` alias only if the thresholds of ``models/clv.yaml``
+   pass (measured on the count model's inner holdout).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from nextbest.data.schema import (
     without_customers,
 )
 from nextbest.errors import ConvergenceError, InputError
+from nextbest.features.build import FeatureContext, build_context, features_at
 from nextbest.features.rfm import calibration_holdout, customer_days, rfm_summary
 from nextbest.models.btyd import RFM_INPUT_COLUMNS
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
@@ -43,9 +49,11 @@ from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
 # The gate's metrics live with every other metric (``nextbest evaluate`` uses the same ones);
 # re-exported here for callers of ``nextbest.train``.
 from nextbest.models.evaluation import historic_rate_baseline, holdout_metrics
+from nextbest.models.value import BTYD_FEATURES, BoostedClvModel
 from nextbest.plots import clv as plots
 from nextbest.registry import CLV_MODEL_NAME, data_fingerprint, flatten, log_model, setup
 from nextbest.train.gate import gate
+from nextbest.train.value import ValueResult, train_value
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ class TrainResult:
     """What a training run produced."""
 
     run_id: str
-    model: ClvModel
+    model: ClvModel | BoostedClvModel
     metrics: dict[str, float]
     selection: pd.DataFrame
     promoted: bool
@@ -86,17 +94,26 @@ def select_count_model(
 ) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """Fit each candidate on an inner calibration period and score it on the inner holdout.
 
+    **Rule**: the lowest ``selection_score = holdout MAE / historic-rate MAE + w x |aggregate
+    error|`` wins, with ``w = selection_aggregate_weight`` (1 by default: one percent of total
+    error weighs as much as one percent of the baseline's per-customer error). Per-customer
+    error alone would pick a model that ranks customers well but misses the total; the total
+    alone would ignore who buys. Ties go to the higher log-likelihood.
+
     Returns
     -------
     best, table, cal_holdout
         Name of the chosen count model, one row per candidate (holdout MAE,
-        aggregate error, log-likelihood, penalizer, fit seconds, outcome),
+        aggregate error, selection score, log-likelihood, penalizer, fit seconds, outcome),
         and the inner calibration/holdout frame.
     """
     hold_days = int(config["selection_holdout_days"])
     unit = float(config["time_unit_days"])
+    weight = float(config.get("selection_aggregate_weight", 1.0))
     inner_as_of = pd.Timestamp(as_of) - pd.Timedelta(days=hold_days)
     cal = calibration_holdout(transactions, inner_as_of, hold_days, unit)
+    actual = cal["frequency_holdout"].to_numpy()
+    base_mae = holdout_metrics(actual, historic_rate_baseline(cal))["mae"]
     rows = []
     for name in config["count_models"]:
         model = make_clv_model(config, name, fallback=False)
@@ -106,7 +123,7 @@ def select_count_model(
             rows.append({"model": name, "outcome": f"failed: {exc}"[:300]})
             continue
         pred = model.expected_purchases(hold_days, cal)
-        m = holdout_metrics(cal["frequency_holdout"].to_numpy(), pred)
+        m = holdout_metrics(actual, pred)
         rows.append(
             {
                 "model": name,
@@ -118,6 +135,10 @@ def select_count_model(
                 "aggregate_error": m["aggregate_error"],
                 "predicted_total": m["predicted_total"],
                 "actual_total": m["actual_total"],
+                "baseline_mae": base_mae,
+                "selection_score": m["mae"] / base_mae + weight * abs(m["aggregate_error"])
+                if base_mae > 0
+                else m["mae"] + weight * abs(m["aggregate_error"]),
                 "fit_seconds": model.fit_seconds_,
             }
         )
@@ -125,10 +146,26 @@ def select_count_model(
     ok = table[table["outcome"] == "ok"]
     if ok.empty:
         raise ConvergenceError(f"no count model converged on the inner split: {rows}")
-    best = ok.sort_values(["holdout_mae", "log_likelihood"], ascending=[True, False]).iloc[0][
+    best = ok.sort_values(["selection_score", "log_likelihood"], ascending=[True, False]).iloc[0][
         "model"
     ]
     return str(best), table, cal
+
+
+def selection_reason(best: str, table: pd.DataFrame, config: dict) -> str:
+    """The count-model choice in words, with every candidate's figures."""
+    ok = table[table["outcome"] == "ok"]
+    weight = float(config.get("selection_aggregate_weight", 1.0))
+    return (
+        f"{COUNT_MODEL_NAMES[best]} chosen: lowest MAE / historic-rate MAE + {weight:g} x "
+        f"|total error| on the inner {config['selection_holdout_days']}-day holdout ("
+        + "; ".join(
+            f"{r.model} {r.selection_score:.3f} = {r.holdout_mae / r.baseline_mae:.3f} + "
+            f"{weight:g} x {abs(r.aggregate_error):.1%}"
+            for r in ok.itertuples()
+        )
+        + ")"
+    )
 
 
 def prepare_transactions(dataset: Dataset, as_of) -> tuple[pd.DataFrame, pd.DataFrame, dict, int]:
@@ -146,6 +183,7 @@ def train_clv(
     paths: Paths | None = None,
     register: bool = True,
     prepared: tuple | None = None,
+    ctx: FeatureContext | None = None,
 ) -> TrainResult:
     """Train, evaluate, log, register and (if the gate passes) promote the CLV model.
 
@@ -157,6 +195,9 @@ def train_clv(
         The merged CLV config (see ``models/clv.yaml``).
     as_of : date-like, optional
         First day not used; defaults to the day after the last transaction.
+    ctx : FeatureContext, optional
+        Features of the same validated transactions (the pipeline builds it once); built here
+        when the boosted model needs it and none is given.
     """
     import mlflow
 
@@ -195,35 +236,28 @@ def train_clv(
         chosen = table.set_index("model").loc[best]
         baseline = historic_rate_baseline(cal)
         base = holdout_metrics(cal["frequency_holdout"].to_numpy(), baseline)
-        reason = (
-            f"{COUNT_MODEL_NAMES[best]} chosen: lowest per-customer MAE on the inner holdout "
-            f"({chosen['holdout_mae']:.4f} purchases over {config['selection_holdout_days']} days; "
-            + ", ".join(
-                f"{r.model}={r.holdout_mae:.4f}" for r in table.itertuples() if r.outcome == "ok"
-            )
-            + ")"
-        )
+        reason = selection_reason(best, table, config)
         mlflow.log_text(table.to_csv(index=False), "selection/candidates.csv")
         mlflow.set_tag("selection_reason", reason[:5000])
 
-        model = make_clv_model(config, best)
+        count = make_clv_model(config, best)
         rfm = rfm_summary(tx, as_of, unit)
-        model.fit(rfm)
-        summary = model.summary()
+        count.fit(rfm)
+        summary = count.summary()
         mlflow.log_dict(summary, "model/summary.json")
         mlflow.log_params(
             {
-                "count_model": model.count_model_used_,
-                "penalizer": model.penalizer_used_,
-                **{f"param.{k}": round(v, 6) for k, v in model.params_.items()},
+                "count_model": count.count_model_used_,
+                "penalizer": count.penalizer_used_,
+                **{f"param.{k}": round(v, 6) for k, v in count.params_.items()},
             }
         )
-        if model.count_model_used_ != best or model.penalizer_used_ > 0:
+        if count.count_model_used_ != best or count.penalizer_used_ > 0:
             mlflow.set_tag("convergence_note", json.dumps(summary["fit_log"])[:5000])
 
         metrics = {
-            "log_likelihood": model.log_likelihood_,
-            "spend_log_likelihood": model.spend_log_likelihood_,
+            "log_likelihood": count.log_likelihood_,
+            "spend_log_likelihood": count.spend_log_likelihood_,
             "inner_holdout_mae": float(chosen["holdout_mae"]),
             "inner_holdout_rmse": float(chosen["holdout_rmse"]),
             "inner_holdout_aggregate_error": float(chosen["aggregate_error"]),
@@ -235,12 +269,19 @@ def train_clv(
             if base["mae"] > 0
             else float("nan"),
             "n_customers": float(len(rfm)),
-            "fit_seconds": model.fit_seconds_,
-            "frequency_monetary_corr": model.frequency_monetary_corr_,
+            "fit_seconds": count.fit_seconds_,
+            "frequency_monetary_corr": count.frequency_monetary_corr_,
         }
+        model, notes, example = count, [reason], rfm.head(5)[list(RFM_INPUT_COLUMNS)]
+        if config["value_model"]["enabled"]:
+            ctx = ctx or build_context(tx, dataset.customers, (), dataset.extras)
+            value = _boost(ctx, as_of, config, count, metrics, notes)
+            if value.model is not None:
+                model, example = value.model, _example_rows(ctx, as_of, value.model)
+        mlflow.set_tag("clv_model", model.display_name)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
 
-        _log_plots(tx, cal, model, as_of, config)
+        _log_plots(tx, cal, count, as_of, config)
 
         verdict = gate(
             {
@@ -252,7 +293,7 @@ def train_clv(
         mlflow.log_dict(verdict, "model/gate.json")
         version, promoted = log_model(
             model,
-            rfm.head(5)[list(RFM_INPUT_COLUMNS)],
+            example,
             CLV_MODEL_NAME,
             promote_if=verdict["passed"],
             register=register,
@@ -261,6 +302,7 @@ def train_clv(
                 "time_unit_days": unit,
                 "horizon_days": horizon,
                 "count_model": model.count_model_used_,
+                "model_class": type(model).__name__,
                 "as_of": str(as_of.date()),
                 "config_hash": config_hash(config),
             },
@@ -278,8 +320,42 @@ def train_clv(
             as_of=as_of,
             rejects_path=rejects_path,
             rfm=rfm,
-            notes=[reason],
+            notes=notes,
         )
+
+
+def _boost(
+    ctx: FeatureContext,
+    as_of,
+    config: dict,
+    count: ClvModel,
+    metrics: dict[str, float],
+    notes: list[str],
+) -> ValueResult:
+    """Train the boosted model on top of ``count`` and log its choice (metrics, notes, tables)."""
+    import mlflow
+
+    value = train_value(ctx, as_of, config, count)
+    notes.append(value.reason)
+    metrics.update(value.metrics)
+    mlflow.set_tag("value_model_reason", value.reason[:5000])
+    if not value.table.empty:
+        mlflow.log_text(value.table.to_csv(index=False), "selection/value_holdout.csv")
+    if value.model is not None:
+        mlflow.log_dict(value.model.summary(), "model/summary.json")
+        mlflow.log_text(
+            value.model.feature_importance().to_csv(index=False), "model/feature_importance.csv"
+        )
+    return value
+
+
+def _example_rows(ctx: FeatureContext, as_of, model: BoostedClvModel) -> pd.DataFrame:
+    """A few feature rows at ``as_of`` with the columns the boosted model reads (pyfunc example)."""
+    rows = features_at(ctx, as_of, model.time_unit_days)
+    rows = rows[rows["consent_profiling"]].head(5)
+    own = [c for c in model.feature_names_ if c not in BTYD_FEATURES]
+    columns = list(dict.fromkeys([*RFM_INPUT_COLUMNS, *own]))
+    return rows[columns].reset_index(drop=True)
 
 
 def _log_plots(tx: pd.DataFrame, cal: pd.DataFrame, model: ClvModel, as_of, config: dict) -> None:

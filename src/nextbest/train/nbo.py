@@ -3,15 +3,25 @@
 At each cutoff, a (customer, offer) pair is an example only when the customer
 did not buy the offer's category in the ``prior_window_days`` before it; the
 label is whether they bought it in the ``label_window_days`` after.
-Evaluation: train on all cutoffs but the newest, rank each customer's
-eligible offers on the newest, and compare hit@k / MAP@k with the popularity
-and last-bought baselines, plus per-offer AUC. The production model is then
-fitted on all cutoffs.
+
+Evaluation, against the popularity and last-bought rankings (hit@k, MAP@k,
+pair and per-offer AUC):
+
+* ``time``: train on the cutoffs whose label windows end by the newest one,
+  test on the newest;
+* ``held-out customers`` (short history: no such older cutoff, from 120 days
+  of data with the defaults): train on a seeded share of the customers (all
+  their cutoffs), test on the others at the newest cutoff.
+
+The production model is then fitted on every pair. The best of the two
+baselines on the test fold is fitted too, as a
+:class:`~nextbest.models.offer_baselines.BaselineOfferModel` with its own
+conversion rates: when the learned model fails its gate, that policy decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,6 +32,7 @@ from nextbest.features.build import FeatureContext, category_popularity, feature
 from nextbest.features.customer import category_bought_in_window
 from nextbest.features.splits import rolling_cutoffs
 from nextbest.models.evaluation import classification_metrics, rank_lists, ranking_metrics
+from nextbest.models.offer_baselines import POLICY_NAMES, BaselineOfferModel
 from nextbest.models.offers import (
     OfferModel,
     last_bought_scores,
@@ -31,6 +42,10 @@ from nextbest.models.offers import (
 )
 from nextbest.models.tabular import learn_levels
 from nextbest.train.gate import gate
+
+SCHEME_TIME = "time"
+SCHEME_CUSTOMERS = "held-out customers"
+TEST_SHARE = 0.3  # of the newest cutoff's customers, in the held-out-customers scheme
 
 
 @dataclass
@@ -42,6 +57,8 @@ class NboResult:
     per_offer: pd.DataFrame
     importance: pd.DataFrame
     example: pd.DataFrame
+    baseline: BaselineOfferModel | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def offer_examples(
@@ -72,11 +89,67 @@ def offer_examples(
     return pd.concat(frames, ignore_index=True)
 
 
+def _folds(
+    ex: pd.DataFrame, cutoffs: list[pd.Timestamp], window_days: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """(train mask, test mask, scheme, note) of the evaluation model.
+
+    In the time scheme only cutoffs whose label windows end by the newest cutoff train (with a
+    step shorter than the window, the next older windows overlap the test window).
+    """
+    cut = ex["cutoff"].to_numpy()
+    newest = cutoffs[-1]
+    last_train = newest - pd.Timedelta(days=window_days)
+    n_train = sum(c <= last_train for c in cutoffs)
+    if n_train >= 1:
+        note = (
+            f"{len(cutoffs)} cutoffs: trained on the {n_train} whose label windows end by "
+            f"{newest.date()}, tested on {newest.date()}"
+        )
+        return cut <= last_train, cut == newest, SCHEME_TIME, note
+    ids = np.sort(ex["customer_id"].astype(str).unique())
+    test_ids = set(ids[np.random.default_rng(seed).random(len(ids)) < TEST_SHARE])
+    test = ex["customer_id"].astype(str).isin(test_ids).to_numpy()
+    note = (
+        f"short history, {len(cutoffs)} cutoff(s): trained on {1 - TEST_SHARE:.0%} of the "
+        f"customers, tested on the other {TEST_SHARE:.0%} at {newest.date()}"
+    )
+    return ~test, test & (cut == newest), SCHEME_CUSTOMERS, note
+
+
+def _rank_metrics(test: pd.DataFrame, scores: dict[str, np.ndarray], k: int) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for name, score in scores.items():
+        rel, ranked = rank_lists(test, score)
+        for kk in sorted({1, k}):
+            r = ranking_metrics(rel, ranked, kk)
+            metrics[f"{name}_hit_at_{kk}"] = r[f"hit@{kk}"]
+            metrics[f"{name}_map_at_{kk}"] = r[f"map@{kk}"]
+        metrics[f"{name}_pair_auc"] = classification_metrics(test["label"].to_numpy(), score)["auc"]
+    return metrics
+
+
+def _per_offer(test: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for oid, g in test.assign(p=p).groupby("offer_id"):
+        m = classification_metrics(g["label"].to_numpy(), g["p"].to_numpy())
+        rows.append(
+            {
+                "offer_id": oid,
+                "auc": m["auc"],
+                "conversion_rate": m["base_rate"],
+                "mean_p_convert": m["mean_prediction"],
+                "n_pairs": m["n"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def train_nbo(
     ctx: FeatureContext, as_of, config: dict, catalog: Catalog, time_unit_days: float
 ) -> NboResult:
-    """Build pair examples, evaluate on the newest cutoff against baselines, fit the production
-    model."""
+    """Build pair examples, evaluate against baselines, fit the production model and the best
+    baseline policy."""
     if ctx.table.cat_cust.size == 0:
         raise NotApplicableError(
             "no purchase in any catalog category (the data has no `category` column or none of its "
@@ -91,53 +164,54 @@ def train_nbo(
         int(config["cutoff_step_days"]),
         int(config["n_cutoffs"]),
         int(config["min_history_days"]),
+        min_cutoffs=1,
     )
     ex = offer_examples(ctx, cutoffs, catalog, config, time_unit_days)
     names = offer_feature_names(ex, ctx.demographics)
     levels = learn_levels(ex, ["offer_id", *[d for d in ctx.demographics if d in names]])
     levels["offer_id"] = [o.offer_id for o in catalog.offers]
-    train = ex[ex["cutoff"] < cutoffs[-1]]
-    test = ex[ex["cutoff"] == cutoffs[-1]]
+    train_mask, test_mask, scheme, note = _folds(ex, cutoffs, window, 42)
+    train, test = ex[train_mask], ex[test_mask]
     evaluation = OfferModel(config["lightgbm"]).fit(train, names, levels)
     p = evaluation.predict_proba(test)
-    metrics: dict[str, float] = {}
-    for name, score in (
-        ("model", p),
-        ("baseline_popularity", popularity_scores(test)),
-        ("baseline_last_bought", last_bought_scores(test)),
-    ):
-        rel, ranked = rank_lists(test, score)
-        for kk in sorted({1, k}):
-            r = ranking_metrics(rel, ranked, kk)
-            metrics[f"{name}_hit_at_{kk}"] = r[f"hit@{kk}"]
-            metrics[f"{name}_map_at_{kk}"] = r[f"map@{kk}"]
-        metrics[f"{name}_pair_auc"] = classification_metrics(test["label"].to_numpy(), score)["auc"]
+    metrics = _rank_metrics(
+        test,
+        {
+            "model": p,
+            "baseline_popularity": popularity_scores(test),
+            "baseline_last_bought": last_bought_scores(test),
+        },
+        k,
+    )
     metrics["n_test_customers_with_conversion"] = float(
         ranking_metrics(*rank_lists(test, p), k)["n_users"]
     )
     metrics["n_examples"] = float(len(ex))
-    per_offer = []
-    for oid, g in test.assign(p=p).groupby("offer_id"):
-        m = classification_metrics(g["label"].to_numpy(), g["p"].to_numpy())
-        per_offer.append(
-            {
-                "offer_id": oid,
-                "auc": m["auc"],
-                "conversion_rate": m["base_rate"],
-                "mean_p_convert": m["mean_prediction"],
-                "n_pairs": m["n"],
-            }
-        )
-    per_offer = pd.DataFrame(per_offer)
+    metrics["n_cutoffs"] = float(len(cutoffs))
+    metrics["short_history"] = float(scheme == SCHEME_CUSTOMERS)
+    per_offer = _per_offer(test, p)
     for row in per_offer.itertuples():
         metrics[f"offer_auc.{row.offer_id}"] = row.auc
-    best_base = max(
-        metrics[f"baseline_popularity_hit_at_{k}"], metrics[f"baseline_last_bought_hit_at_{k}"]
-    )
-    gain = metrics[f"model_hit_at_{k}"] - best_base
+    base_hits = {
+        policy: metrics[f"baseline_{policy}_hit_at_{k}"] for policy in ("last_bought", "popularity")
+    }
+    best_policy = max(base_hits, key=lambda name: (base_hits[name], name == "last_bought"))
+    gain = metrics[f"model_hit_at_{k}"] - base_hits[best_policy]
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
     verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
     final = OfferModel(config["lightgbm"]).fit(ex, names, levels)
+    baseline = BaselineOfferModel(best_policy).fit(ex, levels["offer_id"])
+    notes = [
+        f"next best offer validation: {note}",
+        f"next best offer: hit@{k} {metrics[f'model_hit_at_{k}']:.3f} vs the best baseline, "
+        f"{POLICY_NAMES[best_policy]}, {base_hits[best_policy]:.3f}: "
+        + (
+            "the learned model passes its gate"
+            if verdict["passed"]
+            else f"the learned model fails its gate, the {POLICY_NAMES[best_policy]} policy "
+            "(with its own conversion rates) decides instead"
+        ),
+    ]
     return NboResult(
         final,
         metrics,
@@ -146,4 +220,6 @@ def train_nbo(
         per_offer,
         final.feature_importance(),
         test[["customer_id", *names]].head(5),
+        baseline,
+        notes,
     )

@@ -36,6 +36,7 @@ from nextbest.registry import (
     MODEL_NAMES,
     NBO_MODEL_NAME,
     UPLIFT_MODEL_NAME,
+    champion_version,
     flatten,
     log_model,
     missing_champions,
@@ -108,6 +109,7 @@ def run_churn(
     ):
         mlflow.set_tags({"dataset": dataset_name, "stage": "churn"})
         churn = train_churn(ctx, as_of, configs["churn"], configs["clv"], count_model)
+        mlflow.set_tag("validation_notes", " | ".join(churn.notes)[:5000])
         tables = {f"evaluation/calibration_{k}.csv": v for k, v in churn.calibration.items()}
         tables.update({f"evaluation/lift_{k}.csv": v for k, v in churn.lift.items()})
         figs = {
@@ -126,19 +128,26 @@ def run_nbo(
 ) -> tuple[NboResult, str | None, bool]:
     """Train the offer model in a (nested) MLflow run; log, register, promote.
 
-    Returns ``(result, version, promoted)``.
+    When the learned model fails its gate, the best baseline policy
+    (:class:`~nextbest.models.offer_baselines.BaselineOfferModel`) is registered too and becomes
+    ``champion`` unless a learned champion is already in place (:func:`_promote_baseline`); a
+    later learned model that passes the gate takes over as usual.
+
+    Returns ``(result, version, promoted)`` of the version that became champion (the learned
+    model's version and ``False`` when none did).
     """
     import mlflow
 
+    day = pd.Timestamp(as_of).date()
     with mlflow.start_run(
-        run_name=f"nbo-{dataset_name}-{pd.Timestamp(as_of).date()}",
-        nested=mlflow.active_run() is not None,
+        run_name=f"nbo-{dataset_name}-{day}", nested=mlflow.active_run() is not None
     ):
-        mlflow.set_tags({"dataset": dataset_name, "stage": "nbo"})
+        mlflow.set_tags({"dataset": dataset_name, "stage": "nbo", "policy": "learned"})
         mlflow.log_dict(catalog.as_dict(), "catalog.json")
         nbo = train_nbo(
             ctx, as_of, configs["nbo"], catalog, float(configs["clv"]["time_unit_days"])
         )
+        mlflow.set_tag("validation_notes", " | ".join(nbo.notes)[:5000])
         figs = {"plots/feature_importance.png": pc.importance_plot(nbo.importance)}
         version, promoted = _log_classifier_run(
             NBO_MODEL_NAME,
@@ -148,7 +157,48 @@ def run_nbo(
             figs,
             register,
         )
+        _tag_version(version, "learned")
+    if promoted or nbo.baseline is None or not register or not _promote_baseline():
+        return nbo, version, promoted
+    with mlflow.start_run(
+        run_name=f"nbo-baseline-{dataset_name}-{day}", nested=mlflow.active_run() is not None
+    ):
+        policy = f"baseline:{nbo.baseline.policy}"
+        mlflow.set_tags({"dataset": dataset_name, "stage": "nbo", "policy": policy})
+        mlflow.log_text(
+            nbo.baseline.feature_importance().to_csv(index=False), "model/conversion_rates.csv"
+        )
+        version, promoted = log_model(
+            nbo.baseline,
+            nbo.example,
+            NBO_MODEL_NAME,
+            promote_if=True,
+            register=register,
+            metadata={"config_hash": config_hash(configs["nbo"]), "policy": policy},
+        )
+        _tag_version(version, policy)
+    nbo.notes.append(
+        f"{NBO_MODEL_NAME} v{version}: the {nbo.baseline.display_name} is champion until a "
+        "learned model passes the gate"
+    )
     return nbo, version, promoted
+
+
+def _tag_version(version: str | None, policy: str) -> None:
+    """Tag a registered ``nextbest-nbo`` version with its policy (``learned`` or
+    ``baseline:<name>``)."""
+    from mlflow import MlflowClient
+
+    if version is not None:
+        MlflowClient().set_model_version_tag(NBO_MODEL_NAME, version, "policy", policy)
+
+
+def _promote_baseline() -> bool:
+    """A baseline policy may become champion when there is none, or the champion is a baseline
+    itself (its rates are refreshed); a learned champion is only replaced by a learned model
+    that passes the gate."""
+    current = champion_version(NBO_MODEL_NAME)
+    return current is None or str(current.tags.get("policy", "")).startswith("baseline")
 
 
 def train_all(
@@ -196,6 +246,7 @@ def train_all(
         if has_tx:
             prepared = prepare_transactions(dataset, as_of)
             tx = prepared[0]
+            ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
             clv = train_clv(
                 dataset,
                 configs["clv"],
@@ -203,8 +254,8 @@ def train_all(
                 paths=paths,
                 register=register,
                 prepared=prepared,
+                ctx=ctx,
             )
-            ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
             churn, churn_version, churn_promoted = run_churn(
                 ctx, dataset.name, as_of, configs, clv.model.count_model_used_, register
             )

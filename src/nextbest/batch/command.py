@@ -234,7 +234,7 @@ def score_files(
     for name, rejects in job.side_rejects.items():
         result.side_rejects[name] = write_side_rejects(rejects, result.output, name)
     if job.source.info is not None:
-        result.read_notes.append(job.source.info.summary)
+        result.read_notes.append(f"{Path(request.transactions).name}: {job.source.info.summary}")
     report = None
     if not is_uri(result.output):
         report = write_score_report(result.output, catalog)

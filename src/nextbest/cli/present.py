@@ -109,7 +109,7 @@ def score_lines(result, models, report=None) -> list[str]:
         + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
         + resumed
     )
-    lines += [f"read {note}" for note in result.read_notes]
+    lines += list(result.read_notes)
     lines += [f"rejected {name} rows -> {path}" for name, path in result.side_rejects.items()]
     if report is not None:
         lines.append(f"report: {report.path} ({report.seconds:.1f}s)")
@@ -118,7 +118,7 @@ def score_lines(result, models, report=None) -> list[str]:
 
 def input_lines(dataset, rejects_path: Path | None) -> list[str]:
     """How the user's files were read, and where rejected customers rows went."""
-    lines = [f"read {note}" for note in dataset.read_notes]
+    lines = list(dataset.read_notes)
     if rejects_path is not None:
         n = len(dataset.customer_rejects)
         lines.append(f"rejected {n:,} customers rows -> {rejects_path}")

@@ -277,10 +277,19 @@ NBO_DEFAULTS: dict[str, Any] = {
     "thresholds": {"min_hit_gain_vs_baselines": 0.0},
 }
 
+# Uplift training (models/uplift.yaml): cross-fitting folds and seed; ``model`` is merged onto
+# nextbest.models.uplift.UPLIFT_DEFAULTS (learner, trees, propensity model, trimming).
+UPLIFT_TRAIN_DEFAULTS: dict[str, Any] = {
+    "folds": 5,
+    "seed": 0,
+    "model": {"learner": "x"},
+}
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "clv": CLV_DEFAULTS,
     "churn": CHURN_DEFAULTS,
     "nbo": NBO_DEFAULTS,
+    "uplift": UPLIFT_TRAIN_DEFAULTS,
 }
 
 

@@ -3,6 +3,12 @@ model; decisions then follow the incremental value, with control groups and expl
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
@@ -119,3 +125,30 @@ def test_hillstrom_womens_email_targeting_beats_every_baseline(nb_home, tmp_path
     assert (ev.comparisons["lower"] > 0).all()
     share = ev.policies.set_index("policy").loc["uplift", "contact_share"]
     assert 0.2 < share < 0.9  # targeting: some customers are e-mailed, not all
+
+
+@pytest.mark.slow
+def test_training_script_registers_the_uplift_champion_and_says_why(nb_home, tmp_path):
+    """training/train_uplift.py: the data scientists' script trains from the user's files."""
+    world = generate_campaign_log(6000, seed=5, n_offers=1, contacted_at=str(CONTACTED.date()))
+    log_path, cust_path = tmp_path / "log.csv", tmp_path / "customers.csv"
+    world.log.to_csv(log_path, index=False)
+    world.customers.to_csv(cust_path, index=False)
+    catalog = _catalog(tmp_path / "cat.yaml", [("OFFER-1", 1.0, 0.02)])
+    script = Path(__file__).parents[2] / "training" / "train_uplift.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--campaign-log", str(log_path), "--customers",
+         str(cust_path), "--catalog", str(catalog), "--as-of", str(AS_OF.date()),
+         "--learner", "t"],
+        capture_output=True, text=True, env=dict(os.environ),
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["version"] == "1" and report["champion"] in {
+        "learned",
+        "average effect (fallback)",
+    }
+    assert report["why"] and {p["policy"] for p in report["policies"]} >= {"no contact"}
+    registry.setup()
+    assert str(registry.champion_version(registry.UPLIFT_MODEL_NAME).version) == "1"

@@ -22,6 +22,10 @@ settings.load_profile("nextbest")
 # Tests that do not ask for their own home (nb_home) still never write into the work tree
 # (e.g. the compiled-trees cache); .ci/run sets a temporary home too.
 os.environ.setdefault("NEXTBEST_HOME", tempfile.mkdtemp(prefix="nextbest-test-home-"))
+# The in-process services of tests read Prometheus multiprocess files, as under `bentoml serve`;
+# prometheus_client picks file-backed values only if this is set before its first import, which
+# a test in any folder may do first.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="nextbest-prometheus-"))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ its lifespan (service ``__init__``, background state load).
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +23,6 @@ class TrainedHome:
     home: Path
     opted_out: tuple[str, ...]
     dataset: object
-
-
-@pytest.fixture(scope="session", autouse=True)
-def prometheus_multiproc_dir(tmp_path_factory):
-    """BentoML's ``/metrics`` reads Prometheus multiprocess files, as under ``bentoml serve``.
-
-    Must be set before ``prometheus_client`` is first imported (the service
-    imports it when it is created).
-    """
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path_factory.mktemp("prometheus"))
-    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 @pytest.fixture(scope="session")

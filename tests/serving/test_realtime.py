@@ -79,8 +79,15 @@ def test_an_event_that_changes_nothing_gives_the_precomputed_decision(rt, snapsh
         rt,
         {"type": "consent", "customer_id": cid, "at": DAY_BEFORE_AS_OF, "consent_profiling": True},
     )
-    # Re-decided from the snapshot row and its events with the champions: bit for bit the same.
-    assert predict(rt, cid) == before
+    # Re-decided from the snapshot row and its events with the champions: the same decision,
+    # numbers equal to rounding (one row is scored alone, the table was scored in bulk).
+    after = predict(rt, cid)
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        if isinstance(value, float):
+            assert after[key] == pytest.approx(value, rel=1e-9), key
+        else:
+            assert after[key] == value, key
 
 
 def test_a_purchase_makes_the_offer_for_its_category_ineligible(rt, snapshot_decisions, used):

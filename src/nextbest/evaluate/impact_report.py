@@ -262,6 +262,13 @@ def add_overlap_and_balance(section: Section, weights: dict, cfg: dict) -> None:
             f"and {summary['max_abs_smd_after'].median():.2f} after (median over offers; below "
             f"{cfg['smd_threshold']} is balanced)."
         )
+        worse = summary[summary["mean_abs_smd_after"] >= summary["mean_abs_smd_before"]]
+        if len(worse):
+            section.notes.append(
+                f"WARNING: weighting did not improve balance for {', '.join(worse['offer_id'])} "
+                "(mean |standardized mean difference| not lower after weighting): the features "
+                "do not explain who was contacted there, so treat those effects as unadjusted."
+            )
     section.displays["Overlap of estimated propensities"] = pd.DataFrame(
         {
             "Offer": overlap["offer_id"],

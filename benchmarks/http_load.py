@@ -382,8 +382,15 @@ def main(argv=None) -> None:
         tmp = Path(tmp)
         bench_home = tmp / "home"  # audit lines of the benchmark land here, not in the real home
         shutil.copytree(home / "snapshots", bench_home / "snapshots")
+        # the champions stay in the trained home's registry (read only)
+        registry_uri = os.environ.get("MLFLOW_TRACKING_URI") or Paths(home).tracking_uri
+        os.environ["MLFLOW_TRACKING_URI"] = registry_uri
         work = model_work(
-            ServiceSettings(paths=Paths(bench_home), api_keys=("bench",), horizon_days=365.0),
+            ServiceSettings(
+                paths=Paths(bench_home, mlflow_uri=registry_uri),
+                api_keys=("bench",),
+                horizon_days=365.0,
+            ),
             all_ids,
         )
         print(

@@ -22,7 +22,12 @@ from lightgbm import LGBMClassifier
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.calibration import fit_calibrator
-from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
+from nextbest.models.tabular import (
+    as_matrix,
+    check_features,
+    fit_estimator,
+    model_matrix,
+)
 
 # BTYD bookkeeping columns that only restate age; P(alive) already uses them.
 EXCLUDED_FEATURES = {
@@ -119,7 +124,7 @@ class ChurnModel(BaseModel):
         return self
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        X = float_codes(as_matrix(frame, self.feature_names_, self.levels_))
+        X = model_matrix(frame, self.feature_names_, self.levels_)
         return compiled.predict_classifier(self.classifier_, X)
 
     def predict_proba(self, frame: pd.DataFrame, calibrated: bool = True) -> np.ndarray:

@@ -24,7 +24,12 @@ from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
-from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
+from nextbest.models.tabular import (
+    as_matrix,
+    check_features,
+    fit_estimator,
+    model_matrix,
+)
 
 CUSTOMER_FEATURES = (
     "days_since_last",
@@ -236,8 +241,8 @@ class OfferModel(BaseModel):
         # on a copy of the eligible rows otherwise.
         n = len(base)
         X_all = np.full((n, len(names)), np.nan)
-        X_all[:, [pos[c] for c in customer_names]] = float_codes(
-            as_matrix(base, customer_names, self.levels_)
+        X_all[:, [pos[c] for c in customer_names]] = model_matrix(
+            base, customer_names, self.levels_
         )
         out = []
         for j, offer in enumerate(offers):

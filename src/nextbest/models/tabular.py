@@ -63,17 +63,40 @@ def as_matrix(
     return pd.DataFrame(columns, index=frame.index, columns=feature_names)
 
 
-def float_codes(X: pd.DataFrame) -> np.ndarray:
-    """A model matrix as float64, categoricals as their codes (missing -> NaN), as LightGBM encodes
-    them."""
-    cols = {}
-    for c in X.columns:
-        if isinstance(X[c].dtype, pd.CategoricalDtype):
-            codes = X[c].cat.codes.to_numpy()
-            cols[c] = np.where(codes >= 0, codes, np.nan)
+def model_matrix(
+    frame: pd.DataFrame, feature_names: list[str], levels: dict[str, list[str]]
+) -> np.ndarray:
+    """The model matrix (float64; :func:`as_matrix`'s columns, categoricals as codes) as LightGBM
+    encodes a pandas frame, built without that frame.
+
+    Categoricals become their level's position (unseen or missing -> NaN) by
+    one index lookup, and every numeric column is converted in one call: a
+    re-decided customer is one row, where the per-column Categorical
+    constructions cost more than the model.
+    """
+    n = len(frame)
+    X = np.empty((n, len(feature_names)), dtype="float64")
+    dtypes = frame.dtypes.to_dict()
+    numeric: list[str] = []
+    at: list[int] = []
+    for j, col in enumerate(feature_names):
+        if col in levels:
+            if col not in dtypes:
+                X[:, j] = np.nan
+                continue
+            values = frame[col].astype("string").to_numpy(dtype=object, na_value=None)
+            codes = pd.Index(levels[col], dtype=object).get_indexer(values)
+            X[:, j] = np.where(codes >= 0, codes, np.nan)
+        elif pd.api.types.is_numeric_dtype(dtypes[col]) or pd.api.types.is_bool_dtype(dtypes[col]):
+            numeric.append(col)
+            at.append(j)
         else:
-            cols[c] = X[c].to_numpy(dtype="float64")
-    return np.column_stack([cols[c] for c in X.columns]) if cols else np.empty((len(X), 0))
+            X[:, j] = pd.to_numeric(frame[col], errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
+    if numeric:
+        X[:, at] = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
+    return X
 
 
 def fit_estimator(estimator_cls, params: dict, X, y, **fit_kwargs):

@@ -59,7 +59,11 @@ from nextbest.errors import ModelInputError
 from nextbest.features.build import ID_COLUMNS
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.causal import effect_scores
-from nextbest.models.tabular import as_matrix, check_features, float_codes, learn_levels
+from nextbest.models.tabular import (
+    check_features,
+    learn_levels,
+    model_matrix,
+)
 
 CONTROL = "control"
 LEARNERS = ("t", "x", "dr")
@@ -169,7 +173,7 @@ class UpliftModel(BaseModel):
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         """Float model matrix of ``features`` in the model's column order."""
         check_features(features, self.feature_names_, "uplift features")
-        return float_codes(as_matrix(features, self.feature_names_, self.levels_))
+        return model_matrix(features, self.feature_names_, self.levels_)
 
     def log_rows(self, features: pd.DataFrame, log: pd.DataFrame) -> LogRows:
         """Join log rows to their customer's features; rows with unknown outcome are left out."""

@@ -41,7 +41,12 @@ from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
 from nextbest.models.fast import expected_purchases_path
-from nextbest.models.tabular import as_matrix, check_features, fit_estimator, float_codes
+from nextbest.models.tabular import (
+    as_matrix,
+    check_features,
+    fit_estimator,
+    model_matrix,
+)
 
 # The count model's view of each customer over the value horizon (added by btyd_features).
 BTYD_FEATURES = (
@@ -239,7 +244,7 @@ class BoostedClvModel(BaseModel):
         own = [c for c in self.feature_names_ if c not in BTYD_FEATURES]
         check_features(features, own, "value-model features")
         frame = pd.concat([features[own], btyd], axis=1)
-        X = float_codes(as_matrix(frame, self.feature_names_, self.levels_))
+        X = model_matrix(frame, self.feature_names_, self.levels_)
         predict = compiled.predict if compile_trees else (lambda booster, X: booster.predict(X))
         n = predict(self.purchases_regressor_.booster_, X)
         rev = predict(self.revenue_regressor_.booster_, X)

@@ -81,35 +81,6 @@ def _day_after(at_us: int) -> pd.Timestamp:
     return pd.Timestamp(int(at_us), unit="us").normalize() + _DAY
 
 
-def purchase_lines(customer_id: str, purchases: list[Event]) -> pd.DataFrame:
-    """Purchase events as transaction lines (naive UTC times)."""
-    return pd.DataFrame(
-        {
-            "customer_id": customer_id,
-            "timestamp": pd.to_datetime([e.at_us for e in purchases], unit="us").astype(
-                "datetime64[ns]"
-            ),
-            "amount": np.array([e.amount for e in purchases], dtype="float64"),
-            "category": pd.Series([e.category for e in purchases], dtype="string"),
-            "order_id": pd.Series([e.order_id for e in purchases], dtype="string"),
-            "channel": pd.Series([e.channel for e in purchases], dtype="string"),
-        }
-    )
-
-
-def contact_lines(customer_id: str, contacts: list[Event]) -> pd.DataFrame:
-    """Sent contact events as contact history (``customer_id, offer_id, timestamp``)."""
-    return pd.DataFrame(
-        {
-            "customer_id": customer_id,
-            "offer_id": [e.offer_id for e in contacts],
-            "timestamp": pd.to_datetime([e.at_us for e in contacts], unit="us").astype(
-                "datetime64[ns]"
-            ),
-        }
-    )
-
-
 @dataclass
 class _Plan:
     """What one customer's events say, before any feature is computed."""
@@ -124,7 +95,40 @@ class _Plan:
     profiled: bool  # in the snapshot with features (did not object at training)
 
 
-def _plan(state: ServingState, customer_id: str, events: list[Event], base: pd.DataFrame) -> _Plan:
+def purchase_lines(plans: list[_Plan]) -> pd.DataFrame:
+    """The purchase events of ``plans`` as transaction lines (naive UTC times), one frame."""
+    events = [e for p in plans for e in p.purchases]
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([e.customer_id for e in events], dtype=object),
+            "timestamp": _times(events),
+            "amount": np.array([e.amount for e in events], dtype="float64"),
+            "category": pd.Series([e.category for e in events], dtype="string"),
+            "order_id": pd.Series([e.order_id for e in events], dtype="string"),
+            "channel": pd.Series([e.channel for e in events], dtype="string"),
+        }
+    )
+
+
+def contact_lines(plans: list[_Plan]) -> pd.DataFrame:
+    """The sent contact events of ``plans`` as contact history (``customer_id, offer_id,
+    timestamp``), one frame."""
+    events = [e for p in plans for e in p.sent]
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([e.customer_id for e in events], dtype=object),
+            "offer_id": pd.Series([e.offer_id for e in events], dtype=object),
+            "timestamp": _times(events),
+        }
+    )
+
+
+def _times(events: list[Event]) -> pd.Series:
+    us = np.array([e.at_us for e in events], dtype="int64")
+    return pd.Series(pd.to_datetime(us, unit="us").astype("datetime64[ns]"))
+
+
+def _plan(state: ServingState, customer_id: str, events: list[Event], base: bool, profiled: bool):
     after = [e for e in events if (e.seq or 0) > state.events_head]
     purchases = [e for e in after if e.type == "purchase"]
     sent = [e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id]
@@ -134,23 +138,27 @@ def _plan(state: ServingState, customer_id: str, events: list[Event], base: pd.D
     decided_at = as_of
     if sent:
         decided_at = max(as_of, max(_day_after(e.at_us) for e in sent))
-    profiled = bool(len(base)) and bool(base["consent_profiling"].iat[0])
     deciding = newest_consent(events)
-    allowed = (
-        bool(deciding.consent_profiling) if deciding is not None else (profiled or not len(base))
-    )
-    return _Plan(
-        customer_id, allowed, purchases, sent, as_of, decided_at, bool(len(base)), profiled
-    )
+    allowed = bool(deciding.consent_profiling) if deciding is not None else (profiled or not base)
+    return _Plan(customer_id, allowed, purchases, sent, as_of, decided_at, base, profiled)
 
 
-def _by_customer(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    if frame.empty:
-        return {}
-    return {
-        str(k): g.reset_index(drop=True)
-        for k, g in frame.groupby(frame["customer_id"].astype(str), sort=False)
-    }
+def _plans(
+    state: ServingState, events_by_customer: dict[str, list[Event]]
+) -> tuple[list[_Plan], pd.DataFrame]:
+    """Each customer's plan, and the snapshot rows of those in it (indexed by id, one each)."""
+    ids = list(events_by_customer)
+    snapshot = state.snapshot_rows.rows_many(ids) if state.snapshot_rows is not None else None
+    if snapshot is None or snapshot.empty:
+        bases = pd.DataFrame({"consent_profiling": []}, index=pd.Index([], dtype=object))
+    else:
+        keys = snapshot["customer_id"].astype(str).to_numpy(dtype=object)
+        bases = snapshot.set_axis(pd.Index(keys, dtype=object), axis=0)
+        bases = bases[~bases.index.duplicated(keep="first")]
+    consent = bases["consent_profiling"].astype(object).to_numpy()
+    profiled = {k for k, v in zip(bases.index, consent) if pd.notna(v) and bool(v)}
+    plans = [_plan(state, c, events_by_customer[c], c in bases.index, c in profiled) for c in ids]
+    return plans, bases
 
 
 def _lines(state: ServingState, plans: list[_Plan]) -> pd.DataFrame:
@@ -162,8 +170,7 @@ def _lines(state: ServingState, plans: list[_Plan]) -> pd.DataFrame:
     the training lines (such a refund is rejected until the next training).
     Each customer's lines all lie before their ``as_of`` by construction.
     """
-    new = pd.concat([purchase_lines(p.customer_id, p.purchases) for p in plans], ignore_index=True)
-    lines = validate_transactions(new).transactions
+    lines = validate_transactions(purchase_lines(plans)).transactions
     if state.history is not None:
         past = state.history.rows_many([p.customer_id for p in plans])
         if len(past):
@@ -171,40 +178,80 @@ def _lines(state: ServingState, plans: list[_Plan]) -> pd.DataFrame:
     return lines
 
 
-def _rebuilt(
-    state: ServingState, plans: list[_Plan], bases: dict[str, pd.DataFrame]
-) -> dict[str, pd.DataFrame]:
-    """Feature rows of customers with new purchases, built from their lines (at their ``as_of``);
-    customers without a usable line are left out."""
+def _rebuilt(state: ServingState, plans: list[_Plan], bases: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows of customers with new purchases, built from their lines (at their ``as_of``),
+    in one frame; customers without a usable line are left out.
+
+    Customers with the same ``as_of`` are built by one feature call, not one
+    customer at a time: a row costs little once a call is made.
+    """
     lines = _lines(state, plans)
+    line_ids = lines["customer_id"].astype(str).to_numpy(dtype=object)
     categories = state.bundle.catalog.categories
-    out: dict[str, pd.DataFrame] = {}
-    groups: dict[pd.Timestamp, list[_Plan]] = {}
+    parts: list[pd.DataFrame] = []
+    groups: dict[tuple[pd.Timestamp, bool], list[str]] = {}
     for plan in plans:
-        groups.setdefault(plan.as_of, []).append(plan)
-    for as_of, group in groups.items():
-        for profiled in (True, False):
-            ids = [p.customer_id for p in group if p.profiled is profiled]
-            mine = lines[lines["customer_id"].isin(ids).to_numpy()]
-            if mine.empty:
-                continue
-            try:
-                if profiled:  # behaviour recomputed; campaign response, demographics kept
-                    behaviour = customer_features(
-                        purchase_table(mine, categories), as_of, state.time_unit_days
-                    )
-                    new = [c for c in behaviour.columns if c != "customer_id"]
-                    for cid, row in _by_customer(behaviour).items():
-                        base = bases[cid]
-                        kept = base.drop(columns=[c for c in new if c in base.columns])
-                        out[cid] = pd.concat([kept, row[new].reset_index(drop=True)], axis=1)
-                else:  # known from events alone (or objected at training): built like cold start
-                    customers = pd.DataFrame({"customer_id": ids, "consent_profiling": True})
-                    ctx = build_context(mine, customers, categories)
-                    out.update(_by_customer(features_at(ctx, as_of, state.time_unit_days)))
-            except InputError:  # no line before as_of: nothing to build from
-                continue
-    return out
+        groups.setdefault((plan.as_of, plan.profiled), []).append(plan.customer_id)
+    for (as_of, profiled), ids in groups.items():
+        mine = lines[np.isin(line_ids, ids)]
+        if mine.empty:
+            continue
+        try:
+            if profiled:  # behaviour recomputed; campaign response, demographics kept
+                behaviour = customer_features(
+                    purchase_table(mine, categories), as_of, state.time_unit_days
+                )
+                new = [c for c in behaviour.columns if c != "customer_id"]
+                kept = bases.loc[behaviour["customer_id"].astype(str).to_numpy(dtype=object)]
+                kept = kept.drop(columns=[c for c in new if c in kept.columns])
+                behaviour = behaviour[new].reset_index(drop=True)
+                parts.append(pd.concat([kept.reset_index(drop=True), behaviour], axis=1))
+            else:  # known from events alone (or objected at training): built like cold start
+                customers = pd.DataFrame({"customer_id": ids, "consent_profiling": True})
+                ctx = build_context(mine, customers, categories)
+                parts.append(features_at(ctx, as_of, state.time_unit_days))
+        except InputError:  # no line before as_of: nothing to build from
+            continue
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"customer_id": []})
+
+
+def _feature_frame(
+    state: ServingState, plans: list[_Plan], bases: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, tuple[int | None, pd.Timestamp]]]:
+    """The feature rows of ``plans`` in one conformed frame and, per customer, their row's
+    position (None if nothing usable is known) and the ``as_of`` of their decision (the day
+    after their latest contact, if later)."""
+    rebuild = [p for p in plans if p.allowed and p.purchases]
+    built = _rebuilt(state, rebuild, bases) if rebuild else pd.DataFrame({"customer_id": []})
+    built_ids = built["customer_id"].astype(str).tolist()
+    built_at = {cid: k for k, cid in enumerate(built_ids)}
+    objected: list[str] = []
+    from_built: list[int] = []
+    from_snapshot: list[str] = []
+    where: dict[str, tuple[int | None, pd.Timestamp]] = {}
+    for plan in plans:
+        cid = plan.customer_id
+        where[cid] = (None, plan.decided_at)
+        if not plan.allowed:
+            objected.append(cid)
+        elif cid in built_at:
+            from_built.append(built_at[cid])
+        elif plan.in_snapshot:  # no usable new purchase: the snapshot row as of its as_of
+            from_snapshot.append(cid)
+            where[cid] = (None, max(plan.decided_at, state.as_of))
+    order = objected + [built_ids[k] for k in from_built] + from_snapshot
+    if not order:
+        return pd.DataFrame(), where
+    parts = [
+        pd.DataFrame({"customer_id": objected, "consent_profiling": False}),
+        built.iloc[from_built],
+        bases.loc[from_snapshot],
+    ]
+    frame = pd.concat([p.reset_index(drop=True) for p in parts if len(p)], ignore_index=True)
+    frame = conform(frame, state)
+    for k, cid in enumerate(order):
+        where[cid] = (k, where[cid][1])
+    return frame, where
 
 
 def feature_rows(
@@ -212,32 +259,12 @@ def feature_rows(
 ) -> dict[str, tuple[pd.DataFrame | None, pd.Timestamp]]:
     """Each customer's feature row (conformed; None if nothing usable is known) and the
     ``as_of`` of their decision (the day after their latest contact, if later)."""
-    ids = list(events_by_customer)
-    snapshot = state.snapshot_rows.rows_many(ids) if state.snapshot_rows is not None else None
-    bases = _by_customer(snapshot) if snapshot is not None else {}
-    empty = pd.DataFrame()
-    plans = [_plan(state, c, events_by_customer[c], bases.get(c, empty)) for c in ids]
-    rows: dict[str, pd.DataFrame] = {}
-    rebuild = [p for p in plans if p.allowed and p.purchases]
-    built = _rebuilt(state, rebuild, bases) if rebuild else {}
-    out: dict[str, tuple[pd.DataFrame | None, pd.Timestamp]] = {}
-    for plan in plans:
-        cid = plan.customer_id
-        decided_at = plan.decided_at
-        if not plan.allowed:
-            rows[cid] = pd.DataFrame({"customer_id": [cid], "consent_profiling": [False]})
-        elif cid in built:
-            rows[cid] = built[cid]
-        elif plan.in_snapshot:  # no usable new purchase: the snapshot row as of its as_of
-            rows[cid] = bases[cid].head(1)
-            decided_at = max(decided_at, state.as_of)
-        out[cid] = (None, decided_at)
-    if rows:
-        order = list(rows)
-        frame = conform(pd.concat([rows[c] for c in order], ignore_index=True), state)
-        for k, cid in enumerate(order):
-            out[cid] = (frame.iloc[k : k + 1].reset_index(drop=True), out[cid][1])
-    return out
+    plans, bases = _plans(state, events_by_customer)
+    frame, where = _feature_frame(state, plans, bases)
+    return {
+        cid: (None if k is None else frame.iloc[k : k + 1].reset_index(drop=True), at)
+        for cid, (k, at) in where.items()
+    }
 
 
 def feature_row(
@@ -272,22 +299,19 @@ def customer_decisions(
     customers at once costs little more than one. None for a customer who is
     neither in the snapshot nor known from usable events.
     """
-    built = feature_rows(state, events_by_customer)
+    plans, bases = _plans(state, events_by_customer)
+    frame, where = _feature_frame(state, plans, bases)
     out: dict[str, dict | None] = {c: None for c in events_by_customer}
-    groups: dict[pd.Timestamp, list[str]] = {}
-    for cid, (row, decided_at) in built.items():
-        if row is not None:
-            groups.setdefault(decided_at, []).append(cid)
-    for decided_at, ids in groups.items():
-        features = pd.concat([built[c][0] for c in ids], ignore_index=True)
+    groups: dict[pd.Timestamp, list[_Plan]] = {}
+    for plan in plans:
+        k, decided_at = where[plan.customer_id]
+        if k is not None:
+            groups.setdefault(decided_at, []).append(plan)
+    for decided_at, group in groups.items():
+        ids = [p.customer_id for p in group]
+        features = frame.iloc[[where[c][0] for c in ids]].reset_index(drop=True)
         history = [state.contacts_of(c) for c in ids]
-        for cid in ids:
-            after = [e for e in events_by_customer[cid] if (e.seq or 0) > state.events_head]
-            sent = [
-                e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id
-            ]
-            if sent:
-                history.append(contact_lines(cid, sent))
+        history.append(contact_lines(group))
         history = [h for h in history if h is not None and len(h)]
         contacts = pd.concat(history, ignore_index=True) if history else None
         scored = score(

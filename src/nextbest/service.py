@@ -43,6 +43,7 @@ from nextbest.events.fold import events_url
 from nextbest.serving.audit import AuditLog
 from nextbest.serving.auth import AuthMiddleware
 from nextbest.serving.coldstart import cold_start_decision
+from nextbest.serving.decider import DecisionProcess
 from nextbest.serving.errors import error_response, handles_errors, json_response
 from nextbest.serving.holder import StateHolder
 from nextbest.serving.http import (
@@ -113,9 +114,19 @@ class NextBest:
         self.holder.start()
 
     def _build(self, settings: ServiceSettings) -> ServingState:
-        """The state with its overlay, the events since the snapshot replayed (before ready)."""
-        state = build_state(settings)
-        overlay = Overlay(state, self.store, settings.overlay_cache)
+        """The state with its overlay, the events since the snapshot replayed (before ready).
+
+        The decision process (:mod:`nextbest.serving.decider`) starts first and
+        loads the same champions and snapshot while this worker builds its table.
+        """
+        decider = DecisionProcess(settings) if settings.decision_process else None
+        try:
+            state = build_state(settings)
+        except BaseException:
+            if decider is not None:
+                decider.close()
+            raise
+        overlay = Overlay(state, self.store, settings.overlay_cache, decider)
         overlay.catch_up()
         return dataclasses.replace(state, overlay=overlay)
 
@@ -127,6 +138,8 @@ class NextBest:
         """Stop the watcher, withdraw this worker's readiness, close the audit log and store."""
         self.readiness.clear()
         self.holder.stop()
+        if self.holder.ready and self.holder.current().overlay is not None:
+            self.holder.current().overlay.close()
         if self.audit is not None:
             self.audit.close()
         self.store.close()

@@ -137,6 +137,9 @@ class StateHolder:
             self._state = new
             self.last_error = None
             previous = current.versions if current is not None else None
+            overlay = getattr(current, "overlay", None)
+            if overlay is not None:
+                overlay.close()  # its decision process; in-flight calls decide in-process
             current = None
             if self._compact_heap:
                 _compact_heap()

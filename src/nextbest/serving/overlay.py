@@ -47,6 +47,7 @@ from collections import OrderedDict
 
 from nextbest.events.schema import Event
 from nextbest.events.store import Changes, EventStore
+from nextbest.serving.decider import DecisionProcess
 from nextbest.serving.rebuild import customer_decisions, single_threaded
 from nextbest.serving.state import ServingState
 
@@ -68,11 +69,21 @@ class Overlay:
     store : EventStore
     cache_size : int
         Most re-decided customers kept (least recently used dropped first).
+    decider : DecisionProcess, optional
+        Re-decides in a child process while it holds this state's models and
+        snapshot (:mod:`.decider`); in-process otherwise.
     """
 
-    def __init__(self, state: ServingState, store: EventStore, cache_size: int = DEFAULT_CACHE):
+    def __init__(
+        self,
+        state: ServingState,
+        store: EventStore,
+        cache_size: int = DEFAULT_CACHE,
+        decider: DecisionProcess | None = None,
+    ):
         self.state = state
         self.store = store
+        self.decider = decider
         single_threaded(state.bundle)
         self.cache_size = int(cache_size)
         self.cursor = int(state.events_head)
@@ -150,7 +161,18 @@ class Overlay:
         return rows
 
     def decide_from(self, events_by_customer: dict[str, list[Event]]) -> dict[str, dict | None]:
+        """Decisions from the child process when it can give them, else in-process (same rows)."""
+        decider = self.decider
+        if decider is not None and decider.usable_for(self.state.fingerprint):
+            rows = decider.decide(events_by_customer)
+            if rows is not None:
+                return rows
         return customer_decisions(self.state, events_by_customer)
+
+    def close(self) -> None:
+        """Stop the decision process, if any (the overlay itself holds no resource)."""
+        if self.decider is not None:
+            self.decider.close()
 
     def stats(self) -> dict[str, int]:
         """Sizes: changed customers, cached decisions, erased customers, and the cursor."""

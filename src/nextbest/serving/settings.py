@@ -112,6 +112,7 @@ class ServiceSettings(Settings):
     catalog_path: Path | None = field(default=None)
     contact_history: Path | None = None
     overlay_cache: int = 10_000
+    decision_process: bool = True
 
     @property
     def audit_dir(self) -> Path:
@@ -155,4 +156,5 @@ class ServiceSettings(Settings):
             catalog_path=common["models_dir"] / "offers.yaml",
             contact_history=Path(history).resolve() if history else None,
             overlay_cache=int(_number(env, "NEXTBEST_OVERLAY_CACHE", 10_000, 0.0)),
+            decision_process=env.get("NEXTBEST_DECISION_PROCESS", "1").strip() != "0",
         )

@@ -17,7 +17,9 @@ Each worker holds one :class:`Overlay` per state:
   another host (PostgreSQL) as soon as its commit is visible there.
 * **A changed customer** is re-decided on demand from the snapshot and all
   their stored events (:func:`~nextbest.serving.rebuild.customer_decisions`),
-  and the answer is cached until their next event. Unchanged customers are
+  in the worker's decision process when it has a usable one
+  (:mod:`~nextbest.serving.decider`), and the answer is cached until their
+  next event. Unchanged customers are
   answered from the precomputed table, as before.
 * **An erased customer** (``nextbest customer forget``) is unknown from the
   next request on (404), even before the rewritten snapshot is reloaded.

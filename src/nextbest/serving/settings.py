@@ -23,6 +23,8 @@ variable                        meaning (default)
 ``NEXTBEST_EVENTS_URL``         the event store (``postgresql://...`` for several hosts;
                                 default SQLite ``NEXTBEST_HOME/events.db``)
 ``NEXTBEST_OVERLAY_CACHE``      re-decided changed customers kept per worker (10,000)
+``NEXTBEST_DECISION_PROCESS``   ``0`` to re-decide changed customers in the worker itself instead
+                                of its child process (:mod:`nextbest.serving.decider`)
 ==============================  ==============================================================
 """
 

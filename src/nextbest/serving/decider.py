@@ -31,6 +31,7 @@ before); it costs one more process per worker holding the champion models
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import threading
@@ -52,6 +53,8 @@ def _child(conn, settings: ServiceSettings) -> None:
     try:
         state = load_state(settings)
         single_threaded(state.bundle)
+        gc.collect()
+        gc.freeze()  # the models stay out of every later collection (as in the worker)
         conn.send(("ready", state.fingerprint))
     except Exception as exc:  # said to the parent, which decides in-process
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))

@@ -98,12 +98,13 @@ def features_at(
     camp, _ = campaign_features(
         ctx.extras, as_of, f["customer_id"].to_numpy(), ctx.categories, ctx.coupon_dept
     )
-    f = pd.concat([f, camp.drop(columns="customer_id")], axis=1)
     cust = ctx.customers.set_index(ctx.customers["customer_id"].astype(str))
-    consent = cust["consent_profiling"].reindex(f["customer_id"]).fillna(True).astype(bool)
-    f["consent_profiling"] = consent.to_numpy()
-    for col in ctx.demographics:
-        f[col] = cust[col].reindex(f["customer_id"]).to_numpy()
+    known = cust.reindex(f["customer_id"].astype(str))  # one lookup for consent and demographics
+    consent = known["consent_profiling"].fillna(True).astype(bool).to_numpy()
+    attributes = pd.DataFrame(
+        {"consent_profiling": consent, **{c: known[c].to_numpy() for c in ctx.demographics}}
+    )
+    f = pd.concat([f, camp.drop(columns="customer_id"), attributes], axis=1)
     if clv_model is not None:
         f = add_clv_features(f, clv_model, churn_horizon_days or 30)
     return f

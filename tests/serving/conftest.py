@@ -49,6 +49,17 @@ def trained_home(tmp_path_factory) -> TrainedHome:
 
 
 @pytest.fixture(scope="session")
+def trained_settings(trained_home):
+    """Service settings on the trained home (no API key needed: nothing is served)."""
+    from nextbest.serving.settings import ServiceSettings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEXTBEST_HOME", str(trained_home.home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return ServiceSettings.from_env(require_key=False)
+
+
+@pytest.fixture(scope="session")
 def client(trained_home):
     """The service on the trained home, ready (no watcher)."""
     with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(trained_home.home)) as c:

@@ -13,18 +13,14 @@ from nextbest.events.schema import Event, to_us
 from nextbest.serving.decider import DecisionProcess
 from nextbest.serving.overlay import Overlay
 from nextbest.serving.rebuild import customer_decisions
-from nextbest.serving.settings import ServiceSettings
 from nextbest.serving.state import load_state
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def settings(trained_home):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEXTBEST_HOME", str(trained_home.home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        return ServiceSettings.from_env(require_key=False)
+def settings(trained_settings):
+    return trained_settings
 
 
 @pytest.fixture(scope="module")

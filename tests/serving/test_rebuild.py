@@ -11,18 +11,14 @@ from nextbest.events.schema import Event, to_us
 from nextbest.features.build import build_context, features_at
 from nextbest.features.customer import customer_features, purchase_table
 from nextbest.serving.rebuild import feature_row
-from nextbest.serving.settings import ServiceSettings
 from nextbest.serving.state import load_state
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def state(trained_home):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEXTBEST_HOME", str(trained_home.home))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        return load_state(ServiceSettings.from_env(require_key=False))
+def state(trained_settings):
+    return load_state(trained_settings)
 
 
 def purchase(state, cid: str, when: pd.Timestamp, category: str, seq: int = 1) -> Event:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 
 import anyio.to_thread
 import bentoml
@@ -54,7 +55,7 @@ from nextbest.serving.http import (
 )
 from nextbest.serving.metrics import get_metrics
 from nextbest.serving.overlay import DecisionBatcher, Overlay
-from nextbest.serving.readiness import WorkerReadiness
+from nextbest.serving.readiness import WorkerReadiness, exit_with_server
 from nextbest.serving.schemas import (
     Decision,
     DecisionBatch,
@@ -110,6 +111,8 @@ class NextBest:
         self.batcher = DecisionBatcher()
         self.readiness = WorkerReadiness(self.settings.ready_dir)
         self.readiness.clean_stale()
+        if self.readiness.index is not None:  # under `bentoml serve`: leave with the server
+            exit_with_server(os.getppid())
         self.holder = StateHolder(self.settings, build=self._build, on_reload=self._reloaded)
         self.holder.start()
 

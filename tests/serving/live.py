@@ -35,6 +35,31 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(STOP_TIMEOUT_S)
 
 
+def processes_of(home: Path) -> list[int]:
+    """Live processes whose environment names ``home`` as NEXTBEST_HOME (workers, children)."""
+    needle = f"NEXTBEST_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def wait_gone(home: Path, timeout: float = 30.0) -> list[int]:
+    """Wait until no process of ``home`` is left; the survivors' pids (empty when all left)."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_of(home)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 @contextlib.contextmanager
 def live_server(home: Path, tmp_path: Path, api_key: str, **extra: str):
     """Yield ``(base_url, process)`` of ``bentoml serve`` on ``home``, ready (``/readyz`` 200)."""

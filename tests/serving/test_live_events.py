@@ -19,7 +19,7 @@ import signal
 import httpx
 import pytest
 
-from tests.serving.live import live_server
+from tests.serving.live import live_server, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,9 @@ def test_acknowledged_events_survive_kill_9(home, trained_home, tmp_path):
         assert r.status_code == 200 and r.json()["new"] == 2
         os.killpg(proc.pid, signal.SIGKILL)  # right after the 2xx: no shutdown, no flush
         proc.wait(30)
+    # Workers run in sessions of their own: they leave with the server, and so do their
+    # decision processes (no orphan keeps answering on the old socket).
+    assert wait_gone(home) == []
     with live_server(home, tmp_path / "b", KEY, NEXTBEST_ADMIN_KEY=ADMIN_KEY) as (base, _):
         d = fresh(base, "POST", "/predict", json={"customer_id": cid}, headers=AUTH).json()
         assert d["action"] == "non_personalised" and d["p_alive"] is None

@@ -19,6 +19,11 @@ loading, worker answers with 503. So:
 
 Outside ``bentoml serve`` (the in-process ASGI app of the tests) there is
 one worker and no marker.
+
+A worker also leaves with its server (:func:`exit_with_server`): BentoML
+starts each worker in its own session, so a ``kill -9`` of ``bentoml serve``
+(or of its process group) would otherwise leave orphaned workers answering
+on the inherited socket with a state no one reloads.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -139,3 +147,28 @@ class WorkerReadiness:
         if self.marker is None:
             return True
         return self.ready_workers() >= self.expected
+
+
+def exit_with_server(
+    server_pid: int, interval: float = 1.0, grace: float = 15.0
+) -> threading.Thread:
+    """Watch the server (this worker's parent) and leave when it is gone.
+
+    A daemon thread checks every ``interval`` seconds that the parent is
+    still ``server_pid``; once it is not (the server died and the worker was
+    re-parented), the worker sends itself SIGTERM (a graceful shutdown:
+    readiness marker, decision process, audit log, store) and exits at once
+    if that has not happened within ``grace`` seconds.
+    """
+
+    def watch() -> None:
+        while os.getppid() == server_pid:
+            time.sleep(interval)
+        log.warning("server %d is gone: this worker (pid %d) shuts down", server_pid, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="nextbest-server-watch", daemon=True)
+    thread.start()
+    return thread

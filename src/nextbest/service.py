@@ -123,19 +123,9 @@ class NextBest:
         self.holder.start()
 
     def _build(self, settings: ServiceSettings) -> ServingState:
-        """The state with its overlay, the events since the snapshot replayed (before ready).
-
-        The decision process (:mod:`nextbest.serving.decider`) starts first and
-        loads the same champions and snapshot while this worker builds its table.
-        """
-        decider = DecisionProcess(settings) if settings.decision_process else None
-        try:
-            state = build_state(settings)
-        except BaseException:
-            if decider is not None:
-                decider.close()
-            raise
-        overlay = Overlay(state, self.store, settings.overlay_cache, decider)
+        """The state with its overlay, the events since the snapshot replayed (before ready)."""
+        state = build_state(settings)
+        overlay = Overlay(state, self.store, settings.overlay_cache)
         overlay.catch_up()
         return dataclasses.replace(state, overlay=overlay)
 
@@ -156,8 +146,14 @@ class NextBest:
     def _reloaded(self, outcome: str) -> None:
         self.metrics.reloads.labels(outcome=outcome).inc()
         if outcome == "reloaded" and self.holder.ready:
-            self.metrics.snapshot_customers.set(len(self.holder.current().table))
+            state = self.holder.current()
+            self.metrics.snapshot_customers.set(len(state.table))
             self.readiness.mark_ready()
+            # The decision process (:mod:`nextbest.serving.decider`) starts once the new state
+            # is in and the previous one (and its process) is gone: one child at a time, loading
+            # while the worker holds one state. Until it is ready the worker decides itself.
+            if self.settings.decision_process and state.overlay is not None:
+                state.overlay.decider = DecisionProcess(self.settings)
 
     def _record(self, endpoint: str, decisions: list[dict]) -> None:
         self.metrics.count_decisions(endpoint, [d["action"] for d in decisions])

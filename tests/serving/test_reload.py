@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from tests.serving.live import processes_of
 from tests.serving.service_helpers import service_env, start_client, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -211,3 +213,44 @@ def test_long_reload_answers_202_and_finishes_in_the_background(home_copy, monke
         assert r.status_code == 202 and r.json()["outcome"] == "in_progress"
         assert r.json()["model_versions"]["nextbest-churn"] == "1"  # still serving the old one
         assert churn_version_served_within(client, version, 120) == version
+
+
+def test_a_reload_replaces_the_decision_process_and_shutdown_stops_it(home_copy):
+    def deciders() -> set[int]:
+        """The home's spawned children (not multiprocessing's resource tracker)."""
+        out = set()
+        for pid in processes_of(home_copy):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            out |= {pid} if b"spawn_main" in cmdline else set()
+        return out
+
+    def children(expected_old: set[int] = frozenset()) -> set[int]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = deciders()
+            if len(now) == 1 and not now & expected_old:
+                return now
+            time.sleep(0.1)
+        raise AssertionError(f"decision processes of the home: {deciders()}")
+
+    with pytest.MonkeyPatch.context() as mp, start_client(mp, service_env(home_copy)) as client:
+        wait_ready(client)
+        first = children()
+        version = new_champion(home_copy)
+        r = client.post("/admin/reload", json={}, headers=AUTH)
+        assert r.status_code == 200 and r.json()["outcome"] == "reloaded"
+        second = children(expected_old=first)  # the old one stopped, one new one started
+        # The new child serves the new champion's decisions: a purchase is re-decided by it.
+        event = {"type": "purchase", "customer_id": "1", "amount": 5.0, "category": "MEAT"}
+        event["timestamp"] = "2017-12-01T10:00:00Z"
+        assert client.post("/events", json={"events": [event]}, headers=AUTH).status_code == 200
+        d = client.post("/predict", json={"customer_id": "1"}, headers=AUTH).json()
+        assert d["model_versions"]["nextbest-churn"] == version
+        assert deciders() == second
+    deadline = time.monotonic() + 30  # stopped with the service
+    while deciders() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert deciders() == set()

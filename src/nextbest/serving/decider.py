@@ -20,9 +20,11 @@ the other core, while the worker only looks up answers.
   or takes longer than ``timeout`` seconds, the worker decides in-process: an
   answer never depends on the child. A dead child is not restarted within a
   state (the next reload starts a fresh one); a warning says so.
-* **Lifetime.** One child per state, stopped when the state is dropped or the
-  service shuts down; a child whose parent died (``kill -9``) sees its pipe
-  close and exits.
+* **Lifetime.** One child per state, started once the state is in and the
+  previous state's child has stopped (so a worker never has two, and a
+  child loads while the worker holds one state, not two as during a
+  reload's build); stopped when the state is replaced or the service shuts
+  down. A child whose parent died (``kill -9``) sees its pipe close and exits.
 
 ``NEXTBEST_DECISION_PROCESS=0`` turns it off (one process per worker, as
 before). It costs one more process per worker, holding the libraries, the

@@ -137,8 +137,8 @@ class NextBest:
         """Stop the watcher, withdraw this worker's readiness, close the audit log and store."""
         self.readiness.clear()
         self.holder.stop()
-        if self.holder.ready and self.holder.current().overlay is not None:
-            self.holder.current().overlay.close()
+        if self.holder.ready and (overlay := self.holder.current().overlay) is not None:
+            overlay.close()  # its decision process
         if self.audit is not None:
             self.audit.close()
         self.store.close()

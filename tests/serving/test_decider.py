@@ -80,7 +80,8 @@ def test_a_dead_child_leaves_the_worker_deciding_in_process(
     process = DecisionProcess(settings)
     assert process.wait_ready()
     store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
-    overlay = Overlay(state, store, decider=process)
+    overlay = Overlay(state, store)
+    overlay.decider = process
     events = events_for(state, trained_home)
     os.kill(process.pid, signal.SIGKILL)
     process._process.join(5)

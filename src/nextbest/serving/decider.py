@@ -119,13 +119,14 @@ class DecisionProcess:
 
     def usable_for(self, fingerprint: Any) -> bool:
         """Whether the child is ready and loaded ``fingerprint`` (never waits)."""
-        with self._lock:
-            if self._state == "starting" and self._conn.poll(0):
-                self._hello()
-            return self._state == "ready" and self.fingerprint == fingerprint
+        return self._loaded(0) and self.fingerprint == fingerprint
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
         """Wait until the child has loaded (True) or failed (False)."""
+        return self._loaded(timeout)
+
+    def _loaded(self, timeout: float) -> bool:
+        """Read the child's hello if it came within ``timeout``; whether it is ready."""
         with self._lock:
             if self._state == "starting" and self._conn.poll(timeout):
                 self._hello()

@@ -71,21 +71,19 @@ class Overlay:
     store : EventStore
     cache_size : int
         Most re-decided customers kept (least recently used dropped first).
-    decider : DecisionProcess, optional
-        Re-decides in a child process while it holds this state's models and
-        snapshot (:mod:`.decider`); in-process otherwise.
+
+    Attributes
+    ----------
+    decider : DecisionProcess or None
+        Set once the state is in use (the service does, after a swap):
+        re-decides in a child process while it holds this state's models and
+        snapshot (:mod:`.decider`); in-process while None or not usable.
     """
 
-    def __init__(
-        self,
-        state: ServingState,
-        store: EventStore,
-        cache_size: int = DEFAULT_CACHE,
-        decider: DecisionProcess | None = None,
-    ):
+    def __init__(self, state: ServingState, store: EventStore, cache_size: int = DEFAULT_CACHE):
         self.state = state
         self.store = store
-        self.decider = decider
+        self.decider: DecisionProcess | None = None
         single_threaded(state.bundle)
         self.cache_size = int(cache_size)
         self.cursor = int(state.events_head)

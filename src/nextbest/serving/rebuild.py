@@ -128,7 +128,9 @@ def _times(events: list[Event]) -> pd.Series:
     return pd.Series(pd.to_datetime(us, unit="us").astype("datetime64[ns]"))
 
 
-def _plan(state: ServingState, customer_id: str, events: list[Event], base: bool, profiled: bool):
+def _plan(
+    state: ServingState, customer_id: str, events: list[Event], base: bool, profiled: bool
+) -> _Plan:
     after = [e for e in events if (e.seq or 0) > state.events_head]
     purchases = [e for e in after if e.type == "purchase"]
     sent = [e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id]

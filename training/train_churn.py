@@ -47,7 +47,10 @@ def main() -> None:
     count_model = "bgnbd"
     if champion is not None:
         count_model = registry.load_model(registry.CLV_MODEL_NAME)[0].count_model_used_
-    ctx = build_context(tx, dataset.customers, load_catalog().categories, dataset.extras)
+    catalog = load_catalog()
+    ctx = build_context(
+        tx, dataset.customers, catalog.categories, dataset.extras, catalog.channel_names
+    )
     result, version, promoted = run_churn(ctx, dataset.name, as_of, configs, count_model)
     print(
         json.dumps(

@@ -42,7 +42,9 @@ def main() -> None:
     as_of = args.as_of or default_as_of(dataset.transactions)
     tx = prepare_transactions(dataset, as_of)[0]
     registry.setup()
-    ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
+    ctx = build_context(
+        tx, dataset.customers, catalog.categories, dataset.extras, catalog.channel_names
+    )
     result, version, promoted = run_nbo(ctx, dataset.name, as_of, configs, catalog)
     print(
         json.dumps(

@@ -199,6 +199,11 @@ def test_derive_outcomes_leaves_windows_open_at_as_of_unknown():
 def test_treatment_contacts_are_the_contact_history():
     frame = _log({}, {"group": "control", "offer_id": "", "customer_id": "c9"})
     contacts = treatment_contacts(validate_campaign_log(frame, CATALOG).log)
-    assert contacts.columns.tolist() == ["customer_id", "offer_id", "timestamp"]
+    # the outcome comes along (the channel preference reads it), and the channel where given
+    assert contacts.columns.tolist() == ["customer_id", "offer_id", "timestamp", "converted"]
     assert contacts["customer_id"].tolist() == ["c1"]
     assert contacts["timestamp"].tolist() == [pd.Timestamp("2024-03-01")]
+    with_channel = treatment_contacts(
+        validate_campaign_log(frame.assign(channel="email"), CATALOG).log
+    )
+    assert with_channel[["channel", "converted"]].values.tolist() == [["email", 1.0]]

@@ -41,6 +41,7 @@ def test_history_is_sorted_and_contacts_keep_only_sent_offers(tmp_path):
             "contacted_at": pd.to_datetime(["2024-01-05", "2024-01-05", "2024-01-06"]),
             "group": ["treatment", "control", "control"],
             "channel": ["email", None, "sms"],
+            "converted": [1, pd.NA, 0],
         }
     )
     hist_path, _ = write_history(tx, log, paths)
@@ -49,5 +50,11 @@ def test_history_is_sorted_and_contacts_keep_only_sent_offers(tmp_path):
     assert SortedParquet(hist_path).rows("2")["amount"].tolist() == [1.0, 3.0]
     history = read_contacts(paths)
     assert history.to_dict("records") == [
-        {"customer_id": "1", "offer_id": "XS-A", "timestamp": pd.Timestamp("2024-01-05")}
+        {
+            "customer_id": "1",
+            "offer_id": "XS-A",
+            "timestamp": pd.Timestamp("2024-01-05"),
+            "channel": "email",  # where it went and what it did: the channel preference
+            "converted": 1.0,
+        }
     ]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from nextbest.decision.catalog import parse_catalog
-from nextbest.decision.policy import channel_permissions, decide
+from nextbest.decision.channels import channel_permissions
+from nextbest.decision.policy import decide
 from nextbest.decision.reasons import build_reasons
 from nextbest.errors import CatalogError
 
@@ -101,4 +102,121 @@ def test_an_undeclared_or_badly_declared_channel_is_a_catalog_error():
         parse_catalog(bad)
     bad = {**RAW, "channels": {**RAW["channels"], "sms": {"consent_default": "maybe"}}}
     with pytest.raises(CatalogError, match="channels.sms.consent_default must be one of"):
+        parse_catalog(bad)
+
+
+def _weights(features, history=None, as_of=None, raw=RAW):
+    from nextbest.decision.channels import channel_weights
+
+    return channel_weights(features, parse_catalog(raw), history, as_of)
+
+
+def test_without_channel_data_there_is_no_preference():
+    features = pd.DataFrame({"customer_id": ["1"]})
+    assert _weights(features) is None
+    # a history without channel or outcome says nothing either
+    history = pd.DataFrame({"customer_id": ["1"], "offer_id": ["A"], "timestamp": ["2024-01-01"]})
+    assert _weights(features, history) is None
+
+
+def test_purchase_days_give_a_smoothed_share_times_the_number_of_channels():
+    # Prior strength k = 4 purchase-days spread over C = 3 channels.
+    features = pd.DataFrame(
+        {"customer_id": ["1", "2"], "channel_days_sms": [6.0, 0.0], "channel_days_email": [2, 0]}
+    )
+    w = _weights(features)
+    # customer 1: D = 8 days; email (2 + 4/3) / 12 x 3, sms (6 + 4/3) / 12 x 3, mail (4/3) / 12 x 3
+    np.testing.assert_allclose(w[0], [10 / 12, 22 / 12, 4 / 12])
+    np.testing.assert_allclose(w[1], [1.0, 1.0, 1.0])  # nothing known: no preference
+    np.testing.assert_allclose(w.mean(axis=1), 1.0)
+
+
+def test_responses_per_channel_are_relative_to_the_customers_own_rate():
+    features = pd.DataFrame({"customer_id": ["1", "2"]})
+    history = pd.DataFrame(
+        {
+            "customer_id": ["1"] * 6 + ["2", "1"],
+            "offer_id": ["A"] * 8,
+            "timestamp": ["2024-01-0" + str(d) for d in range(1, 9)],
+            # "1": e-mail 1 of 4, SMS 2 of 2; a contact with no known outcome and one on a
+            # channel the catalog does not have are not read; "1"'s last is after as_of.
+            "channel": ["email", "email", "email", "EMAIL", "sms", "sms", "fax", "sms"],
+            "converted": [1, 0, 0, 0, 1, 1, 1, 1],
+        }
+    )
+    history.loc[3, "converted"] = np.nan
+    w = _weights(features, history, as_of="2024-01-08")
+    rate = (3 + 1) / (5 + 2)  # "1": 3 conversions in 5 known contacts
+    k = 4.0
+    np.testing.assert_allclose(
+        w[0],
+        [(1 + k * rate) / (3 + k) / rate, (2 + k * rate) / (2 + k) / rate, 1.0],
+    )
+    np.testing.assert_allclose(w[1], [1.0, 1.0, 1.0])  # "2" only answered on an unknown channel
+
+
+def test_the_channel_with_the_best_expected_value_wins_over_the_cheapest():
+    catalog = parse_catalog(RAW)
+    # Both permitted e-mail and SMS; "1" buys by SMS, "2" has no channel record.
+    features = pd.DataFrame(
+        {
+            "customer_id": ["1", "2", "3"],
+            "consent_email": [True, True, True],
+            "consent_sms": [True, True, False],  # "3" refused SMS: never chosen
+            "channel_days_sms": [10.0, 0.0, 10.0],
+        }
+    )
+    n = 3
+    d = decide(
+        features,
+        catalog,
+        np.full((n, 1), 0.2),
+        np.full(n, 100.0),
+        np.zeros(n),
+        np.ones(n),
+        np.ones(n, dtype=bool),
+    )
+    w = d.channel_weights
+    assert w[0, 1] > 1 > w[0, 0]
+    assert list(d.channel) == ["sms", "email", "email"]
+    # Expected value on the chosen channel: min(1, p x w) x value - cost.
+    np.testing.assert_allclose(
+        d.best_ev, [0.2 * w[0, 1] * 10 - 0.20, 0.2 * 10 - 0.05, 0.2 * w[2, 0] * 10 - 0.05]
+    )
+    reasons = build_reasons(
+        features, catalog, d, np.full(n, 100.0), np.zeros(n), np.ones(n), np.ones(n, bool)
+    )
+    codes = [[r["code"] for r in rs] for rs in reasons]
+    assert "CHANNEL_PREFERENCE" in codes[0] and "CHANNEL_PREFERENCE" not in codes[1]
+    text = next(r["text"] for r in reasons[0] if r["code"] == "EXPECTED_VALUE")
+    assert f"x {w[0, 1]:.2f} (sms preference)" in text
+
+
+def test_a_weak_channel_preference_can_make_an_offer_not_worth_sending():
+    catalog = parse_catalog(RAW)
+    # Only e-mail permitted, and the customer buys by mail and SMS, never e-mail.
+    features = pd.DataFrame(
+        {
+            "customer_id": ["1", "2"],
+            "consent_email": [True, True],
+            "consent_sms": [False, False],
+            "consent_mail": [False, False],
+            "channel_days_sms": [20.0, 0.0],
+        }
+    )
+    d = decide(
+        features,
+        catalog,
+        np.full((2, 1), 0.02),  # EV 0.02 x 10 - 0.05 = 0.15 with no preference
+        np.full(2, 100.0),
+        np.zeros(2),
+        np.ones(2),
+        np.ones(2, dtype=bool),
+    )
+    assert list(d.action) == ["no_action", "cross_sell"]
+
+
+def test_channel_prior_strength_must_be_positive():
+    bad = {**RAW, "policy": {**RAW["policy"], "channel_prior_strength": 0}}
+    with pytest.raises(CatalogError, match="channel_prior_strength must be > 0"):
         parse_catalog(bad)

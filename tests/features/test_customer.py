@@ -63,3 +63,28 @@ def test_category_purchase_days_and_breadth(table):
     assert f.loc["A", "n_days_deli"] == 2 and f.loc["A", "n_days_produce"] == 0
     assert f.loc["A", "n_categories"] == 2 and f.loc["A", "n_categories_90d"] == 2
     assert f.loc["B", "n_categories"] == 1 and f.loc["B", "n_days_produce"] == 1
+
+
+def test_channel_days_count_purchase_days_per_catalog_channel():
+    """Purchase-days (not lines) per tracked channel, before as_of only; names matched without
+    case or spaces; other channels and blanks ignored."""
+    lines = _lines(
+        [
+            ("A", "2024-03-31 10:00", 30.0, "MEAT"),
+            ("A", "2024-03-31 10:05", 10.0, "MEAT"),  # same day, same channel: one day
+            ("A", "2024-03-30 10:10", 20.0, "DELI"),
+            ("A", "2024-03-01 09:00", 60.0, "MEAT"),
+            ("A", "2024-04-01 09:00", 10.0, "DELI"),  # on as_of: never seen
+            ("B", "2024-03-02 09:00", 8.0, "PRODUCE"),
+        ]
+    ).assign(channel=["app", "App ", " email", "store", "app", None])
+    f = customer_features(purchase_table(lines, (), ("email", "app")), AS_OF).set_index(
+        "customer_id"
+    )
+    assert f.loc["A", "channel_days_app"] == 1.0
+    assert f.loc["A", "channel_days_email"] == 1.0
+    assert f.loc["B", ["channel_days_app", "channel_days_email"]].tolist() == [0.0, 0.0]
+    # No channel column, or no catalog channel: no channel feature at all.
+    plain = customer_features(purchase_table(lines.drop(columns="channel"), (), ("app",)), AS_OF)
+    untracked = customer_features(purchase_table(lines, ()), AS_OF)
+    assert not any(c.startswith("channel_days_") for c in [*plain.columns, *untracked.columns])

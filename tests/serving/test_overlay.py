@@ -44,7 +44,7 @@ def test_poll_marks_changed_customers_and_the_cache_follows_their_events(tmp_pat
     overlay = CountingOverlay(fake_state(head), store, cache_size=10)
     assert overlay.poll() == 2
     assert overlay.is_changed("b") and not overlay.is_changed("a")  # "a" is in the snapshot
-    assert not overlay.is_changed("c")  # a response changes no decision
+    assert overlay.is_changed("c")  # a response can change the channel preference
     assert overlay.cached("b") == (False, None)
     assert overlay.decide("b") == {"customer_id": "b", "n": 1}
     assert overlay.cached("b") == (True, {"customer_id": "b", "n": 1})

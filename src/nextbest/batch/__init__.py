@@ -51,7 +51,13 @@ class BatchResult:
     seconds: float
 
 
-def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tuple[str, ...]):
+def customer_rows(
+    dataset: Dataset,
+    as_of,
+    time_unit_days: float,
+    categories: tuple[str, ...],
+    channels: tuple[str, ...] = (),
+):
     """Validated feature rows at ``as_of`` for every customer, opted-out ones with no features.
 
     Returns (features, popularity, rejects, report).
@@ -61,7 +67,7 @@ def customer_rows(dataset: Dataset, as_of, time_unit_days: float, categories: tu
     tx = checked.transactions
     seen_opted_out = sorted(gone_ids & set(tx["customer_id"].unique()))
     tx = without_customers(tx, gone_ids)
-    ctx = build_context(tx, dataset.customers, categories, dataset.extras)
+    ctx = build_context(tx, dataset.customers, categories, dataset.extras, channels)
     features = features_at(ctx, as_of, time_unit_days)
     if seen_opted_out:
         gone = pd.DataFrame({"customer_id": seen_opted_out, "consent_profiling": False})
@@ -82,7 +88,11 @@ def score_dataset(
     started = time.perf_counter()
     as_of = pd.Timestamp(as_of)
     features, popularity, rejects, report = customer_rows(
-        dataset, as_of, float(models.clv.time_unit_days), models.catalog.categories
+        dataset,
+        as_of,
+        float(models.clv.time_unit_days),
+        models.catalog.categories,
+        models.catalog.channel_names,
     )
     scores = score(features, models, horizon_days, popularity, contact_history, as_of)
     return BatchResult(scores, rejects, report, as_of, time.perf_counter() - started)

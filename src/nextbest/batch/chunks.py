@@ -121,6 +121,7 @@ class FeatureSetup:
     extras: dict
     coupon_dept: pd.DataFrame | None
     demographics: list[str]
+    channels: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -129,6 +130,7 @@ class FeatureSetup:
         categories: tuple[str, ...],
         time_unit_days: float,
         extras: dict | None = None,
+        channels: tuple[str, ...] = (),
     ) -> FeatureSetup:
 
         extras = extras or {}
@@ -138,6 +140,7 @@ class FeatureSetup:
             extras,
             coupon_departments(extras) if extras else None,
             demographic_columns(customers),
+            tuple(channels),
         )
 
 
@@ -160,7 +163,7 @@ def chunk_features(
         {"customer_id": pd.Series([], dtype=object), "consent_profiling": pd.Series([], dtype=bool)}
     )
     if len(tx):
-        table = purchase_table(tx, setup.categories)
+        table = purchase_table(tx, setup.categories, setup.channels)
         ctx = FeatureContext(table, customers, setup.extras, setup.coupon_dept, setup.demographics)
         features = features_at(ctx, as_of, setup.time_unit_days)
     if seen_opted_out:

@@ -373,7 +373,11 @@ def run_local(job: BatchJob, models: ModelSet, reporter: Reporter | None = None)
     part = manifest.state["partition"]
     as_of = resolve_as_of(job.as_of, part.get("last_timestamp"))
     setup = FeatureSetup.build(
-        job.customers, models.catalog.categories, float(models.clv.time_unit_days), job.extras
+        job.customers,
+        models.catalog.categories,
+        float(models.clv.time_unit_days),
+        job.extras,
+        models.catalog.channel_names,
     )
     timed("features", features_pass, job, manifest, setup, as_of, reporter)
     popularity = global_popularity(manifest, setup.categories)

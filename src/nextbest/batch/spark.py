@@ -268,7 +268,11 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
     reporter.info(f"spark: {part['n_rows']:,} lines in {n_buckets} chunk(s), as_of {as_of.date()}")
     has_category = "category" in df.columns
     setup = FeatureSetup.build(
-        job.customers, models.catalog.categories, float(models.clv.time_unit_days), job.extras
+        job.customers,
+        models.catalog.categories,
+        float(models.clv.time_unit_days),
+        job.extras,
+        models.catalog.channel_names,
     )
 
     cust = job.customers.assign(**{BUCKET: bucket_of(job.customers["customer_id"], n_buckets)})
@@ -341,6 +345,7 @@ def _run(job, models, reporter, manifest, spark, seconds, fmt, stages: str) -> J
             models_bc,
             history_bc,
             has_category,
+            "channel" in df.columns,
         )
         scored = lines.groupBy(BUCKET).applyInPandas(fn, spark_type_ddl())
         scored.orderBy("customer_id").write.mode("overwrite").parquet(target)

@@ -28,11 +28,11 @@ from nextbest.batch.job import single_threaded
 from nextbest.features.customer import purchase_table
 
 BUCKET = "_bucket"
-LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category")
+LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category", "channel")
 STAGE_A_DDL = (
     f"kind string, {BUCKET} long, customer_id string, timestamp timestamp_ntz, amount double, "
-    "category string, row long, column string, value string, reason string, payload string, "
-    "active long, buyers array<long>, report string"
+    "category string, channel string, row long, column string, value string, reason string, "
+    "payload string, active long, buyers array<long>, report string"
 )
 
 
@@ -101,11 +101,14 @@ def validate_group(as_of, n_categories: int, categories: tuple[str, ...], custom
                 "customer_id": tx["customer_id"].astype(str),
                 "timestamp": tx["timestamp"].to_numpy(dtype="datetime64[us]"),
                 "amount": tx["amount"].to_numpy(dtype="float64"),
-                "category": (
-                    tx["category"].astype(object).where(tx["category"].notna(), None)
-                    if "category" in tx.columns
-                    else None
-                ),
+                **{
+                    col: (
+                        tx[col].astype(object).where(tx[col].notna(), None)
+                        if col in tx.columns
+                        else None
+                    )
+                    for col in ("category", "channel")
+                },
             }
         )
         parts = [lines]
@@ -147,6 +150,7 @@ def validate_group(as_of, n_categories: int, categories: tuple[str, ...], custom
             "timestamp",
             "amount",
             "category",
+            "channel",
             "row",
             "column",
             "value",
@@ -165,6 +169,7 @@ def validate_group(as_of, n_categories: int, categories: tuple[str, ...], custom
         for col in (
             "customer_id",
             "category",
+            "channel",
             "column",
             "value",
             "reason",
@@ -189,6 +194,7 @@ def score_group(
     models_bc,
     history_bc,
     has_category: bool,
+    has_channel: bool = False,
 ):
     @quietly
     def fn(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +203,8 @@ def score_group(
         tx = pdf.sort_values("row", kind="stable").drop(columns=[BUCKET, "row"])
         if not has_category:
             tx = tx.drop(columns="category")
+        if not has_channel:
+            tx = tx.drop(columns="channel")
         tx = tx.assign(
             timestamp=tx["timestamp"].to_numpy(dtype="datetime64[ns]"),
             customer_id=tx["customer_id"].astype(str),

@@ -315,13 +315,19 @@ def treatment_contacts(log: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``customer_id``, ``offer_id``, ``timestamp`` (= ``contacted_at``), the frame
-        :func:`nextbest.decision.policy.contact_state` reads for cooldowns and caps.
+        :func:`nextbest.decision.policy.contact_state` reads for cooldowns and caps, and the
+        log's ``channel`` and ``converted`` where it has them (the channel preference,
+        :func:`nextbest.decision.channels.channel_weights`).
     """
     sent = log[log["group"] == TREATMENT]
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "customer_id": sent["customer_id"].astype(str).to_numpy(),
             "offer_id": sent["offer_id"].astype(str).to_numpy(),
             "timestamp": sent["contacted_at"].to_numpy(dtype="datetime64[ns]"),
         }
     )
+    for col in ("channel", "converted"):  # where the contact went and what it did: preference
+        if col in sent.columns:
+            out[col] = sent[col].to_numpy()
+    return out

@@ -36,7 +36,7 @@ CONTACTS_FILE = "contacts.parquet"
 ROW_GROUP = 4096
 """Rows per Parquet row group: one customer lookup reads about this many rows."""
 HISTORY_COLUMNS = ("customer_id", "timestamp", "amount", "category", "order_id", "channel")
-CONTACT_COLUMNS = ("customer_id", "offer_id", "timestamp", "group", "channel")
+CONTACT_COLUMNS = ("customer_id", "offer_id", "timestamp", "group", "channel", "converted")
 
 
 def history_files(paths: Paths) -> tuple[Path, Path]:
@@ -83,12 +83,14 @@ def write_history(
     out["timestamp"] = pd.to_datetime(out["timestamp"]).astype("datetime64[ns]")
     for col in ("offer_id", "group", "channel"):
         out[col] = out[col].astype("string")
+    out["converted"] = pd.to_numeric(out["converted"], errors="coerce").astype("float64")
     write_sorted(out, contacts_path)
     return hist_path, contacts_path
 
 
 def read_contacts(paths: Paths) -> pd.DataFrame | None:
-    """The folded contacts as a contact history (``customer_id, offer_id, timestamp``), or None.
+    """The folded contacts as a contact history (``customer_id, offer_id, timestamp``,
+    ``channel``, ``converted``), or None.
 
     Only contacts that were sent count for cooldowns and caps: rows of the
     ``control`` group (held out) and rows without an offer are left out.
@@ -101,7 +103,10 @@ def read_contacts(paths: Paths) -> pd.DataFrame | None:
     log = log[sent.to_numpy()]
     if log.empty:
         return None
-    return log[["customer_id", "offer_id", "timestamp"]].reset_index(drop=True)
+    cols = ["customer_id", "offer_id", "timestamp"]
+    return log[cols + [c for c in ("channel", "converted") if c in log.columns]].reset_index(
+        drop=True
+    )
 
 
 class SortedParquet:

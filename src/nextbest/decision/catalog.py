@@ -33,6 +33,9 @@ POLICY_DEFAULTS: dict[str, Any] = {
     # Share of an offer's incremental revenue counted as value, when the uplift model
     # learned revenue too (0: count conversions x value only, no double counting).
     "revenue_margin": 0.0,
+    # Prior strength of the learned channel preference (nextbest.decision.channels), in
+    # purchase-days and in contacts: more = a customer's own record moves it less.
+    "channel_prior_strength": 4.0,
 }
 TEXT_POLICY_KEYS = {"experiment_salt"}
 
@@ -286,6 +289,11 @@ def parse_catalog(raw: dict) -> Catalog:
             raise CatalogError(
                 f"offer catalog: policy.{key} must be in [0, 1), got {policy[key]!r}"
             )
+    if not policy["channel_prior_strength"] > 0:
+        raise CatalogError(
+            "offer catalog: policy.channel_prior_strength must be > 0, "
+            f"got {policy['channel_prior_strength']!r}"
+        )
     if int(policy["top_k"]) != policy["top_k"] or policy["top_k"] < 0:
         raise CatalogError(
             f"offer catalog: policy.top_k must be a whole number >= 0, got {policy['top_k']!r}"

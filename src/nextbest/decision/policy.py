@@ -31,6 +31,12 @@ import pandas as pd
 
 from nextbest.data.schema import parse_timestamps
 from nextbest.decision.catalog import Catalog
+from nextbest.decision.channels import (
+    best_channels,
+    channel_permissions,
+    channel_weights,
+    cheapest_channels,
+)
 from nextbest.features.customer import category_key
 from nextbest.features.rfm import as_of_date
 
@@ -74,6 +80,7 @@ class Decisions:
     effects: Effects | None = None  # None: ranked by response (no uplift model)
     channel: np.ndarray | None = None  # (n,) channel of the chosen action, None = not sent
     offer_channel: np.ndarray | None = None  # (n, m) channel index per offer, -1 = none
+    channel_weights: np.ndarray | None = None  # (n, channels) preference; None = not known
 
 
 def contact_state(
@@ -167,54 +174,9 @@ class OfferGate:
     days_since: np.ndarray  # (n, m + 1): the last column is the retention offer, if any
     count_cust: np.ndarray
     channel_ok: np.ndarray | None = None  # (n, channels): channels the customer may get
-    cost: np.ndarray | None = None  # (n, m): cost on the channel each offer would use
+    cost: np.ndarray | None = None  # (n, m): cost on the cheapest permitted channel
     channel: np.ndarray | None = None  # (n, m): that channel's index, -1 = none permitted
-
-
-def channel_permissions(features: pd.DataFrame, catalog: Catalog) -> np.ndarray:
-    """Per customer and catalog channel: may the customer be contacted there?
-
-    ``consent_<channel>`` in ``features`` (true, false or missing) says what the
-    customer chose; missing follows the channel's ``consent_default``: ``opt_in``
-    channels need a yes, ``opt_out`` channels are allowed unless refused.
-    """
-    n = len(features)
-    out = np.zeros((n, len(catalog.channels)), dtype=bool)
-    for c, channel in enumerate(catalog.channels):
-        col = f"consent_{channel.name}"
-        if col in features.columns:
-            given = features[col].astype(object).to_numpy()
-            said = pd.notna(given)
-            yes = np.array([bool(v) if s else False for v, s in zip(given, said)], dtype=bool)
-            out[:, c] = np.where(said, yes, not channel.needs_opt_in)
-        else:
-            out[:, c] = not channel.needs_opt_in
-    return out
-
-
-def channel_costs(
-    catalog: Catalog, allowed: np.ndarray, preference: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cost and channel (index) of each offer for each customer: the cheapest permitted one.
-
-    Ties between channels of equal cost go to the customer's ``preference``
-    (n x channels, e.g. the share of their purchases on each channel), then to
-    catalog order. An offer with no permitted channel costs ``inf`` (index -1).
-    """
-    n = allowed.shape[0]
-    names = catalog.channel_names
-    cost = np.array([[o.cost_on(c) for c in names] for o in catalog.offers]).reshape(-1, len(names))
-    per = np.where(allowed[:, None, :], cost[None, :, :], np.inf)  # n x m x C
-    rank = per.copy()
-    if preference is not None:
-        rank = rank - 1e-9 * preference[:, None, :]
-    best = rank.argmin(axis=2) if len(names) else np.zeros((n, cost.shape[0]), dtype=int)
-    chosen = (
-        np.take_along_axis(per, best[:, :, None], axis=2)[:, :, 0]
-        if len(names)
-        else (np.full((n, cost.shape[0]), np.inf))
-    )
-    return chosen, np.where(np.isfinite(chosen), best, -1)
+    weights: np.ndarray | None = None  # (n, channels): channel preference, None = unknown
 
 
 def gate_offers(
@@ -238,23 +200,11 @@ def gate_offers(
     ok = eligibility(features, catalog, clv, churn, p_alive, days_since[:, :m], count_pair[:, :m])
     capped = count_cust >= float(catalog.policy["max_contacts_30d"])
     allowed = channel_permissions(features, catalog)
-    cost, channel = channel_costs(catalog, allowed, channel_preference(features, catalog))
+    cost, channel = cheapest_channels(catalog, allowed)
     # No permitted channel means no contact with that offer.
     ok &= ~capped[:, None] & consent[:, None] & np.isfinite(cost)
-    return OfferGate(ok, capped, days_since, count_cust, allowed, cost, channel)
-
-
-def channel_preference(features: pd.DataFrame, catalog: Catalog) -> np.ndarray | None:
-    """``channel_share_<channel>`` feature columns (share of purchases there), if any."""
-    cols = [f"channel_share_{c}" for c in catalog.channel_names]
-    if not any(c in features.columns for c in cols):
-        return None
-    return np.column_stack(
-        [
-            features[c].to_numpy(dtype=float) if c in features.columns else np.zeros(len(features))
-            for c in cols
-        ]
-    )
+    weights = channel_weights(features, catalog, contact_history, as_of)
+    return OfferGate(ok, capped, days_since, count_cust, allowed, cost, channel, weights)
 
 
 def decide(
@@ -291,12 +241,24 @@ def decide(
     ok, capped, days_since, count_cust = gate.ok, gate.capped, gate.days_since, gate.count_cust
 
     value = np.array([o.value for o in catalog.offers])
-    cost = gate.cost if gate.cost is not None else np.array([o.cost for o in catalog.offers])[None]
-    cost = np.where(np.isfinite(cost), cost, 0.0)  # offers with no channel are not ok anyway
-    ev = p_convert * value[None, :] - cost
-    if effects is not None:
-        incremental = effects.offer * value[None, :] + effects.revenue_value - cost
-        ev = np.where(np.isfinite(effects.offer), incremental, ev)
+    offer_channel = gate.channel
+    if gate.weights is not None and gate.channel_ok is not None and m:
+        # Each offer on the channel where this customer's expected value is best.
+        ev, offer_channel, _ = best_channels(
+            catalog,
+            gate.channel_ok,
+            gate.weights,
+            p_convert,
+            effects.offer if effects is not None else None,
+            effects.revenue_value if effects is not None else 0.0,
+        )
+    else:
+        cost = gate.cost if gate.cost is not None else np.array([o.cost for o in catalog.offers])
+        cost = np.where(np.isfinite(cost), cost, 0.0)  # offers with no channel are not ok anyway
+        ev = p_convert * value[None, :] - cost
+        if effects is not None:
+            incremental = effects.offer * value[None, :] + effects.revenue_value - cost
+            ev = np.where(np.isfinite(effects.offer), incremental, ev)
     # Offers that lose money in expectation are never listed.
     ev_masked = np.where(ok & (ev > 0), ev, -np.inf)
     # Rank at least one offer: the best one is the cross-sell candidate even when top_k = 0
@@ -348,8 +310,8 @@ def decide(
     top_index[~consent] = -1
     channel = np.full(n, None, dtype=object)
     names = np.array([*catalog.channel_names, None], dtype=object)
-    if gate.channel is not None and m:
-        chosen = gate.channel[np.arange(n), np.maximum(best_index, 0)]
+    if offer_channel is not None and m:
+        chosen = offer_channel[np.arange(n), np.maximum(best_index, 0)]
         channel[use_xs] = names[chosen[use_xs]]
     if catalog.retention is not None:
         channel[use_ret] = catalog.retention.channel
@@ -368,7 +330,8 @@ def decide(
         best_p,
         effects,
         channel,
-        gate.channel,
+        offer_channel,
+        gate.weights,
     )
 
 

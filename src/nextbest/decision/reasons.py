@@ -27,6 +27,7 @@ HABIT = "PURCHASE_HABIT"
 UPLIFT = "INCREMENTAL_EFFECT"
 RESPONSE_RANKING = "RANKED_BY_RESPONSE"
 ASSUMED_EFFECT = "ASSUMED_EFFECT"
+CHANNEL_PREFERENCE = "CHANNEL_PREFERENCE"
 
 
 def money(x: float) -> str:
@@ -113,6 +114,7 @@ def build_reasons(
         else [math.nan] * n
     )
     channel_l = list(d.channel) if d.channel is not None else [None] * n
+    weight_of = _chosen_weights(d, catalog, n)
     ret_effect = eff.retention.tolist() if eff is not None else [math.nan] * n
     average = "on average, " if eff is not None and eff.average else ""
     response_only = {
@@ -165,6 +167,7 @@ def build_reasons(
             value = value_cost[j][0]
             via = channel_l[i] or offer.channel
             cost = money(offer.cost_on(via))
+            w = weight_of[i]
             reasons.append(
                 {
                     "code": UPLIFT,
@@ -175,10 +178,12 @@ def build_reasons(
             reasons.append(
                 {
                     "code": "EXPECTED_VALUE",
-                    "text": f"{effect_of[i]:.3f} x {value} - {cost} = incremental value "
-                    f"{money(effect_of[i] * offer.value - offer.cost_on(via))}",
+                    "text": f"{effect_of[i]:.3f}{_times(w, via)} x {value} - {cost} = incremental "
+                    f"value {money(effect_of[i] * w * offer.value - offer.cost_on(via))}",
                 }
             )
+            if w != 1.0:
+                reasons.append(_preference(via, w))
         elif action == "cross_sell":
             j = top0[i]
             offer = offers[j]
@@ -205,11 +210,14 @@ def build_reasons(
                     {
                         "code": "EXPECTED_VALUE",
                         "text": (
-                            f"P(buys {offer.category} in the next window) {top_p0[i]:.2f} x "
-                            f"{value} - {cost} ({via}) = expected value {money(top_ev0[i])}"
+                            f"P(buys {offer.category} in the next window) {top_p0[i]:.2f}"
+                            f"{_times(weight_of[i], via)} x {value} - {cost} ({via}) = "
+                            f"expected value {money(top_ev0[i])}"
                         ),
                     }
                 )
+            if weight_of[i] != 1.0:
+                reasons.append(_preference(via, weight_of[i]))
             reasons.append(response_only)
         elif contacts[i] >= cap:
             reasons.append(
@@ -228,3 +236,30 @@ def build_reasons(
             )
         out.append(reasons)
     return out
+
+
+def _chosen_weights(d: Decisions, catalog: Catalog, n: int) -> list[float]:
+    """Channel preference of each customer's chosen channel (1.0 when not known)."""
+    if d.channel_weights is None or d.channel is None:
+        return [1.0] * n
+    index = {c: k for k, c in enumerate(catalog.channel_names)}
+    out = []
+    for i, via in enumerate(d.channel):
+        k = index.get(via, -1) if via is not None else -1
+        w = float(d.channel_weights[i, k]) if k >= 0 else 1.0
+        out.append(1.0 if abs(w - 1.0) < 0.005 else w)  # as printed: 1.00 is no preference
+    return out
+
+
+def _times(weight: float, via: str) -> str:
+    """`` x 1.40 (email preference)`` in an expected-value formula, or nothing."""
+    return "" if weight == 1.0 else f" x {weight:.2f} ({via} preference)"
+
+
+def _preference(via: str, weight: float) -> dict:
+    more = "more" if weight > 1 else "less"
+    return {
+        "code": CHANNEL_PREFERENCE,
+        "text": f"sent by {via}: {weight:.2f}x as likely to act there as on an average channel "
+        f"({more}, learned from where they buy and answer; a preference, not a causal effect)",
+    }

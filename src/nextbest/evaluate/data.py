@@ -54,12 +54,22 @@ class BacktestData:
 
     @cached_property
     def ctx_train(self) -> FeatureContext:
-        return build_context(self.train, self.customers, self.catalog.categories, self.extras)
+        return build_context(
+            self.train,
+            self.customers,
+            self.catalog.categories,
+            self.extras,
+            self.catalog.channel_names,
+        )
 
     @cached_property
     def ctx_full(self) -> FeatureContext:
         return build_context(
-            self.transactions, self.customers, self.catalog.categories, self.extras
+            self.transactions,
+            self.customers,
+            self.catalog.categories,
+            self.extras,
+            self.catalog.channel_names,
         )
 
     @property

@@ -148,8 +148,13 @@ def fold_events(dataset: Dataset, paths: Paths | None = None) -> Folded:
         store.close()
 
 
+OUTCOME = ("channel", "converted")
+"""Optional contact-history columns: where a contact went and whether it converted."""
+
+
 def sent_contacts(log: pd.DataFrame | None) -> pd.DataFrame | None:
-    """A campaign log as contact history (``customer_id, offer_id, timestamp``) of sent offers.
+    """A campaign log as contact history (``customer_id, offer_id, timestamp`` and, where the
+    log has them, ``channel`` and ``converted``) of sent offers.
 
     Held-out rows (``group = control``) and rows without an offer are not contacts.
     """
@@ -160,16 +165,16 @@ def sent_contacts(log: pd.DataFrame | None) -> pd.DataFrame | None:
     sent = log["offer_id"].fillna("").to_numpy() != ""
     if group is not None:
         sent &= group != "control"
-    out = log.loc[sent, ["customer_id", "offer_id", time_col]].rename(
-        columns={time_col: "timestamp"}
-    )
+    cols = ["customer_id", "offer_id", time_col, *[c for c in OUTCOME if c in log.columns]]
+    out = log.loc[sent, cols].rename(columns={time_col: "timestamp"})
     return out.reset_index(drop=True) if len(out) else None
 
 
 def merge_histories(*histories: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Contact histories stacked (``customer_id, offer_id, timestamp``), None if all are empty."""
+    """Contact histories stacked (``customer_id, offer_id, timestamp``, and ``channel`` and
+    ``converted`` where one has them, for the channel preference), None if all are empty."""
     parts = [
-        h[["customer_id", "offer_id", "timestamp"]].assign(
+        h[["customer_id", "offer_id", "timestamp", *[c for c in OUTCOME if c in h.columns]]].assign(
             timestamp=lambda f: (
                 pd.to_datetime(f["timestamp"], utc=True, format="mixed")
                 .dt.tz_localize(None)

@@ -46,12 +46,18 @@ def build_context(
     customers: pd.DataFrame,
     categories: tuple[str, ...],
     extras: dict[str, pd.DataFrame] | None = None,
+    channels: tuple[str, ...] = (),
 ) -> FeatureContext:
-    """Precompute the purchase table and campaign lookups (validated transactions only)."""
+    """Precompute the purchase table and campaign lookups (validated transactions only).
+
+    ``categories`` and ``channels`` are the catalog's: the categories and contact channels
+    whose per-customer features are made (:func:`~nextbest.features.customer.purchase_table`).
+    """
     extras = extras or {}
     demo = demographic_columns(customers)
     dept = coupon_departments(extras) if extras else None
-    return FeatureContext(purchase_table(transactions, categories), customers, extras, dept, demo)
+    table = purchase_table(transactions, categories, channels)
+    return FeatureContext(table, customers, extras, dept, demo)
 
 
 def demographic_columns(customers: pd.DataFrame | None, max_levels: int = 50) -> list[str]:

@@ -11,7 +11,7 @@ many cutoffs (rolling training windows) cheaply. Only data strictly before
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,9 @@ class PurchaseTable:
     """Purchases merged to customer-days (and customer-day-categories), integer-coded.
 
     ``customer_ids[code]`` is the id of customer ``code``; days are integers
-    since 1970-01-01; ``categories[k]`` is the name of category code ``k``.
+    since 1970-01-01; ``categories[k]`` is the name of category code ``k``;
+    ``channels[k]`` the name of channel code ``k`` (``chan_*``: the distinct
+    customer-day-channel triples of lines on a tracked ``channel``).
     """
 
     customer_ids: np.ndarray
@@ -45,6 +47,10 @@ class PurchaseTable:
     cat_code: np.ndarray
     cat_amount: np.ndarray
     categories: tuple[str, ...]
+    chan_cust: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
+    chan_day: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
+    chan_code: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
+    channels: tuple[str, ...] = ()
 
     @property
     def n_customers(self) -> int:
@@ -59,16 +65,23 @@ def _group_sum(keys: list[np.ndarray], amount: np.ndarray) -> tuple[list[np.ndar
 
 
 def purchase_table(
-    transactions: pd.DataFrame, categories: list[str] | tuple[str, ...] = ()
+    transactions: pd.DataFrame,
+    categories: list[str] | tuple[str, ...] = (),
+    channels: list[str] | tuple[str, ...] = (),
 ) -> PurchaseTable:
     """Merge validated transaction lines into customer-days and customer-day-categories.
 
     Parameters
     ----------
     transactions : pandas.DataFrame
-        Validated lines (``customer_id``, ``timestamp``, ``amount``, optional ``category``).
+        Validated lines (``customer_id``, ``timestamp``, ``amount``, optional ``category``
+        and ``channel``).
     categories : sequence of str
         Categories to track for the category-mix features (others are ignored there).
+    channels : sequence of str
+        Contact channels (the catalog's) whose purchase-days are counted from the optional
+        ``channel`` column (other values are ignored). Without that column, or with no
+        channel given, no channel feature is made.
     """
     codes, uniques = pd.factorize(transactions["customer_id"].astype(str), sort=True)
     day = (
@@ -91,7 +104,30 @@ def purchase_table(
     else:
         cc = cd = ck = np.zeros(0, dtype="int64")
         ca = np.zeros(0)
-    return PurchaseTable(np.asarray(uniques, dtype=object), dc, dd, da, cc, cd, ck, ca, categories)
+    channels = tuple(channels) if "channel" in transactions.columns else ()
+    chan = _channel_days(transactions, codes, day, channels)
+    return PurchaseTable(
+        np.asarray(uniques, dtype=object), dc, dd, da, cc, cd, ck, ca, categories, *chan, channels
+    )
+
+
+def _channel_days(
+    transactions: pd.DataFrame, codes: np.ndarray, day: np.ndarray, channels: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (customer code, day, channel code) of the lines on a tracked channel.
+
+    Channel names are matched without case or surrounding spaces (``" Email"`` is ``email``).
+    """
+    if not channels:
+        empty = np.zeros(0, dtype="int64")
+        return empty, empty, empty
+    names = transactions["channel"].astype("string").str.strip().str.lower()
+    idx = pd.Categorical(names, categories=[c.lower() for c in channels]).codes
+    keep = idx >= 0
+    triples = pd.DataFrame(
+        {"c": codes[keep].astype("int64"), "d": day[keep], "k": idx[keep].astype("int64")}
+    ).drop_duplicates()
+    return triples["c"].to_numpy(), triples["d"].to_numpy(), triples["k"].to_numpy()
 
 
 def customer_features(
@@ -121,7 +157,8 @@ def customer_features(
         * per tracked category ``c``: ``share_{c}`` (share of spend, all history),
           ``days_since_{c}`` (NaN if never bought), ``bought_{c}_{category_window_days}d`` and
           ``n_days_{c}`` (purchase-days with ``c``); ``n_categories`` and
-          ``n_categories_{category_window_days}d`` count the tracked categories bought.
+          ``n_categories_{category_window_days}d`` count the tracked categories bought;
+        * per tracked channel ``c`` (:func:`_channel_features`): ``channel_days_{c}``.
     """
     cutoff = day_number(as_of)
     last_obs = cutoff - 1
@@ -173,6 +210,8 @@ def customer_features(
     out.update(_activity_features(cust, day, amt, cutoff, out["tenure_days"], n))
     if table.categories:
         out.update(_category_features(table, cutoff, n, total, category_window_days))
+    if table.channels:
+        out.update(_channel_features(table, cutoff, n))
 
     frame = pd.DataFrame({"customer_id": table.customer_ids.astype(str)})
     for key, values in out.items():
@@ -276,6 +315,24 @@ def _category_features(
     out["n_categories"] = (n_days > 0).sum(axis=1).astype("float64")
     out[f"n_categories_{window_days}d"] = (recent > 0).sum(axis=1).astype("float64")
     return out
+
+
+CHANNEL_DAYS = "channel_days_"
+"""Prefix of the purchase-days-per-channel features (``channel_days_email``).
+
+They say where a customer can be reached, for choosing the channel of an action
+(:mod:`nextbest.decision.channels`). They exist only when transactions carry a
+``channel`` column, so no model takes them as an input.
+"""
+
+
+def _channel_features(table: PurchaseTable, cutoff: int, n: int) -> dict[str, np.ndarray]:
+    """Per tracked channel ``c``: ``channel_days_{c}``, purchase-days with a line on ``c``."""
+    m = table.chan_day < cutoff
+    k = len(table.channels)
+    flat = table.chan_cust[m] * k + table.chan_code[m]
+    days = np.bincount(flat, minlength=n * k).reshape(n, k).astype("float64")
+    return {f"{CHANNEL_DAYS}{name}": days[:, j] for j, name in enumerate(table.channels)}
 
 
 def category_key(name: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 
+from nextbest.features.customer import CHANNEL_DAYS
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.calibration import fit_calibrator
@@ -64,7 +65,7 @@ def churn_feature_names(frame: pd.DataFrame, demographics: list[str]) -> list[st
         for c in frame.columns
         if c not in EXCLUDED_FEATURES
         and c not in demographics
-        and not c.startswith("redemptions_")
+        and not c.startswith(("redemptions_", CHANNEL_DAYS))
         and pd.api.types.is_numeric_dtype(frame[c])
     ]
     return names + [d for d in demographics if d in frame.columns]

@@ -57,6 +57,7 @@ from lightgbm import LGBMClassifier, LGBMRegressor
 
 from nextbest.errors import ModelInputError
 from nextbest.features.build import ID_COLUMNS
+from nextbest.features.customer import CHANNEL_DAYS
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.causal import effect_scores
 from nextbest.models.tabular import (
@@ -109,7 +110,7 @@ def uplift_feature_names(features: pd.DataFrame, max_levels: int = 50) -> tuple[
     """
     names, categorical = [], []
     for col in features.columns:
-        if col in ID_COLUMNS:
+        if col in ID_COLUMNS or col.startswith(CHANNEL_DAYS):
             continue
         values = features[col]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

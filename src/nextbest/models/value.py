@@ -37,6 +37,7 @@ import pandas as pd
 from lightgbm import LGBMRegressor
 
 from nextbest.errors import ConfigError
+from nextbest.features.customer import CHANNEL_DAYS
 from nextbest.models import compiled
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel
@@ -127,6 +128,7 @@ def value_feature_names(frame: pd.DataFrame, demographics: list[str]) -> list[st
         if c not in EXCLUDED
         and c not in demographics
         and c not in BTYD_FEATURES
+        and not c.startswith(CHANNEL_DAYS)
         and pd.api.types.is_numeric_dtype(frame[c])
     ]
     return [*names, *BTYD_FEATURES, *[d for d in demographics if d in frame.columns]]

@@ -25,6 +25,7 @@ import pandas as pd
 from nextbest.data.schema import validate_transactions
 from nextbest.errors import InvalidInput
 from nextbest.features.build import build_context, features_at
+from nextbest.features.customer import CHANNEL_DAYS
 from nextbest.scoring import score
 from nextbest.serving.schemas import PredictFeaturesRequest
 from nextbest.serving.state import ServingState, decision_table
@@ -50,7 +51,9 @@ def transactions_frame(request: PredictFeaturesRequest) -> pd.DataFrame:
 
 
 def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
-    """Snapshot columns in snapshot order and dtypes (missing ones empty; extra ones dropped).
+    """Snapshot columns in snapshot order and dtypes (missing ones empty; extra ones dropped,
+    except the ``channel_days_*`` ones, which no model reads: a purchase event's channel counts
+    for the customer's channel preference even when the training data had no channel).
 
     A value the snapshot dtype cannot hold (an empty integer column for an
     opted-out row) is kept as float, as batch scoring does for such rows.
@@ -64,7 +67,8 @@ def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     if missing:
         empty = pd.DataFrame({c: [None] * len(features) for c in missing}, dtype=object)
         features = pd.concat([features.reset_index(drop=True), empty], axis=1)
-    out = features[list(dtypes)].reset_index(drop=True)
+    extra = [c for c in features.columns if c.startswith(CHANNEL_DAYS) and c not in dtypes]
+    out = features[[*dtypes, *extra]].reset_index(drop=True)
     current = out.dtypes.to_dict()
     wrong = {c: d for c, d in dtypes.items() if current[c] != d}
     if not wrong:
@@ -119,7 +123,10 @@ def cold_start_features(
     for name in state.attributes:
         value = request.attributes.get(name)
         customers[name] = pd.Series([None if value is None else str(value)], dtype=object)
-    ctx = build_context(checked.transactions, customers, state.bundle.catalog.categories)
+    catalog = state.bundle.catalog
+    ctx = build_context(
+        checked.transactions, customers, catalog.categories, channels=catalog.channel_names
+    )
     features = features_at(ctx, as_of, state.time_unit_days)
     return conform(features, state), as_of
 

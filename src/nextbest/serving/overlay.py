@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE = 10_000
 """Decisions of changed customers kept per worker (least recently used dropped first)."""
 PAGE = 1000
-CHANGING_TYPES = frozenset({"purchase", "contact", "consent"})
-"""Event types that can change a decision (a response does not)."""
+CHANGING_TYPES = frozenset({"purchase", "contact", "response", "consent"})
+"""Event types that can change a decision (a response through the channel preference)."""
 
 
 class Overlay:

@@ -89,6 +89,7 @@ class _Plan:
     allowed: bool
     purchases: list[Event]
     sent: list[Event]
+    responses: list[Event]
     as_of: pd.Timestamp
     decided_at: pd.Timestamp
     in_snapshot: bool
@@ -112,15 +113,47 @@ def purchase_lines(plans: list[_Plan]) -> pd.DataFrame:
 
 def contact_lines(plans: list[_Plan]) -> pd.DataFrame:
     """The sent contact events of ``plans`` as contact history (``customer_id, offer_id,
-    timestamp``), one frame."""
+    timestamp, channel``), one frame."""
     events = [e for p in plans for e in p.sent]
     return pd.DataFrame(
         {
             "customer_id": pd.Series([e.customer_id for e in events], dtype=object),
             "offer_id": pd.Series([e.offer_id for e in events], dtype=object),
             "timestamp": _times(events),
+            "channel": pd.Series([e.channel for e in events], dtype=object),
         }
     )
+
+
+def with_responses(contacts: pd.DataFrame | None, responses: list[Event]) -> pd.DataFrame | None:
+    """``contacts`` with the outcome of the response events after the snapshot.
+
+    As at training (:func:`nextbest.events.frames.contacts_frame`), a response
+    belongs to the latest contact of the same customer and offer made at or
+    before it; ``converted`` becomes the largest outcome known. A response
+    with no such contact changes nothing. Outcomes feed the channel preference
+    (:func:`nextbest.decision.channels.channel_weights`).
+    """
+    if contacts is None or not responses:
+        return contacts
+    out = contacts.copy()
+    converted = (
+        pd.to_numeric(out["converted"], errors="coerce").to_numpy(dtype="float64", copy=True)
+        if "converted" in out.columns
+        else np.full(len(out), np.nan)
+    )
+    at = pd.to_datetime(out["timestamp"]).to_numpy(dtype="datetime64[us]")
+    cust = out["customer_id"].astype(str).to_numpy()
+    offer = out["offer_id"].astype(str).to_numpy()
+    for e in responses:
+        when = np.datetime64(int(e.at_us), "us")
+        same = (cust == e.customer_id) & (offer == (e.offer_id or ""))
+        mine = np.flatnonzero(same & (at <= when))
+        if mine.size:
+            k = mine[np.argmax(at[mine])]
+            converted[k] = np.fmax(converted[k], float(e.converted))
+    out["converted"] = converted
+    return out
 
 
 def _times(events: list[Event]) -> pd.Series:
@@ -134,6 +167,7 @@ def _plan(
     after = [e for e in events if (e.seq or 0) > state.events_head]
     purchases = [e for e in after if e.type == "purchase"]
     sent = [e for e in after if e.type == "contact" and e.group in SENT_GROUPS and e.offer_id]
+    responses = [e for e in after if e.type == "response" and e.converted is not None]
     as_of = state.as_of
     if purchases:
         as_of = max(as_of, max(_day_after(e.at_us) for e in purchases))
@@ -142,7 +176,9 @@ def _plan(
         decided_at = max(as_of, max(_day_after(e.at_us) for e in sent))
     deciding = newest_consent(events)
     allowed = bool(deciding.consent_profiling) if deciding is not None else (profiled or not base)
-    return _Plan(customer_id, allowed, purchases, sent, as_of, decided_at, base, profiled)
+    return _Plan(
+        customer_id, allowed, purchases, sent, responses, as_of, decided_at, base, profiled
+    )
 
 
 def _plans(
@@ -190,6 +226,7 @@ def _rebuilt(state: ServingState, plans: list[_Plan], bases: pd.DataFrame) -> pd
     lines = _lines(state, plans)
     line_ids = lines["customer_id"].astype(str).to_numpy(dtype=object)
     categories = state.bundle.catalog.categories
+    channels = state.bundle.catalog.channel_names
     parts: list[pd.DataFrame] = []
     groups: dict[tuple[pd.Timestamp, bool], list[str]] = {}
     for plan in plans:
@@ -201,7 +238,7 @@ def _rebuilt(state: ServingState, plans: list[_Plan], bases: pd.DataFrame) -> pd
         try:
             if profiled:  # behaviour recomputed; campaign response, demographics kept
                 behaviour = customer_features(
-                    purchase_table(mine, categories), as_of, state.time_unit_days
+                    purchase_table(mine, categories, channels), as_of, state.time_unit_days
                 )
                 new = [c for c in behaviour.columns if c != "customer_id"]
                 kept = bases.loc[behaviour["customer_id"].astype(str).to_numpy(dtype=object)]
@@ -210,7 +247,7 @@ def _rebuilt(state: ServingState, plans: list[_Plan], bases: pd.DataFrame) -> pd
                 parts.append(pd.concat([kept.reset_index(drop=True), behaviour], axis=1))
             else:  # known from events alone (or objected at training): built like cold start
                 customers = pd.DataFrame({"customer_id": ids, "consent_profiling": True})
-                ctx = build_context(mine, customers, categories)
+                ctx = build_context(mine, customers, categories, channels=channels)
                 parts.append(features_at(ctx, as_of, state.time_unit_days))
         except InputError:  # no line before as_of: nothing to build from
             continue
@@ -316,6 +353,7 @@ def customer_decisions(
         history.append(contact_lines(group))
         history = [h for h in history if h is not None and len(h)]
         contacts = pd.concat(history, ignore_index=True) if history else None
+        contacts = with_responses(contacts, [e for p in group for e in p.responses])
         scored = score(
             features, state.bundle, state.horizon_days, state.popularity, contacts, decided_at
         )

@@ -246,7 +246,9 @@ def train_all(
         if has_tx:
             prepared = prepare_transactions(dataset, as_of)
             tx = prepared[0]
-            ctx = build_context(tx, dataset.customers, catalog.categories, dataset.extras)
+            ctx = build_context(
+                tx, dataset.customers, catalog.categories, dataset.extras, catalog.channel_names
+            )
             clv = train_clv(
                 dataset,
                 configs["clv"],

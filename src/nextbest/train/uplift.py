@@ -113,7 +113,9 @@ def uplift_features(
     attributes = consenting.drop(columns=["consent_profiling"])
     if transactions is None or transactions.empty:
         return attributes.reset_index(drop=True)
-    ctx = build_context(transactions, customers, catalog.categories, extras or {})
+    ctx = build_context(
+        transactions, customers, catalog.categories, extras or {}, catalog.channel_names
+    )
     behaviour = features_at(ctx, as_of, time_unit_days)
     behaviour = behaviour[behaviour["consent_profiling"]].drop(columns=["consent_profiling"])
     known = set(behaviour["customer_id"])

@@ -280,3 +280,37 @@ def test_worker_processes_write_the_same_bytes(batch_data, bundle, tmp_path):
     job.workers = 2
     result = run_local(job, bundle)
     assert result.n_chunks >= 4 and two.read_bytes() == one.read_bytes()
+
+
+def test_a_channel_column_steers_each_customers_channel(batch_data, bundle, tmp_path):
+    """Transactions with a ``channel`` column: chunks still equal in-memory scoring, and each
+    customer is reached more often where they buy than when the column is absent."""
+    tx = batch_data["tx"].copy()
+    ids = np.sort(tx["customer_id"].unique())
+    in_app = set(ids[::2].tolist())
+    tx["channel"] = np.where(tx["customer_id"].isin(in_app), "app", "email")
+    src = tmp_path / "tx.parquet"
+    tx.to_parquet(src, index=False)
+    out = tmp_path / "scores.parquet"
+    run_local(_job(batch_data, bundle, out, transactions=src), bundle)
+    got = read_scores(out)
+    ds = Dataset("synthetic", tx, validate_customers(read_table(batch_data["customers"])))
+    expected = comparable(
+        score_dataset(ds, bundle, AS_OF, 365, read_table(batch_data["history"])).scores
+    )
+    names = list(SCORES_SCHEMA.names)
+    pd.testing.assert_frame_equal(got[names], expected[names], check_exact=True, check_dtype=False)
+
+    plain_out = tmp_path / "plain.parquet"
+    run_local(_job(batch_data, bundle, plain_out), bundle)
+    plain = read_scores(plain_out)
+    app_buyer = got["customer_id"].isin(in_app)
+
+    def share(frame, who, channel):
+        sent = frame[who & (frame["action"] == "cross_sell")]
+        return (sent["channel"] == channel).mean()
+
+    assert share(got, app_buyer, "app") > share(plain, app_buyer, "app")
+    assert share(got, ~app_buyer, "email") > share(plain, ~app_buyer, "email")
+    codes = {r["code"] for rs in got["reasons"] for r in rs}
+    assert "CHANNEL_PREFERENCE" in codes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,14 +21,17 @@ AS_OF = str(synthetic_as_of().date())
 
 @pytest.fixture(scope="module")
 def text_input(batch_data, tmp_path_factory):
-    """The test transactions as all-text Parquet (as exported from a CSV) with a few bad lines."""
+    """The test transactions as all-text Parquet (as exported from a CSV) with a few bad lines,
+    and a ``channel`` column (the channel preference must be the same on both engines)."""
     frame = batch_data["tx"][["customer_id", "timestamp", "amount", "category"]].astype(str)
+    frame["channel"] = np.where(np.arange(len(frame)) % 3 == 0, "app", "email")
     bad = pd.DataFrame(
         {
             "customer_id": ["", "S0001", "S0002", "S0003", "Z9"],
             "timestamp": ["2024-05-01", "garbage", "2024-05-01", "2025-03-01", "2024-04-01"],
             "amount": ["3", "4", "lots", "5", "-2"],
             "category": ["PRODUCE"] * 5,
+            "channel": ["app", None, "email", "app", "email"],
         }
     )
     rows = pd.concat(
@@ -79,6 +83,7 @@ def test_spark_local2_equals_the_local_engine(spark, text_input, batch_data, bun
         a[list(SCORES_SCHEMA.names)], b[list(SCORES_SCHEMA.names)], check_exact=True
     )
     assert spark.stats == local.stats and spark.rejected == local.rejected
+    assert any(r["code"] == "CHANNEL_PREFERENCE" for rs in a["reasons"] for r in rs)
     ra, rb = (
         pd.read_parquet(rejects_path(p)).sort_values("row", ignore_index=True)
         for p in (local_out, spark_out)

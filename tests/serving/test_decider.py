@@ -37,7 +37,8 @@ def decider(settings):
 
 
 def events_for(state, trained_home) -> dict[str, list[Event]]:
-    """A purchase, a sent contact, an objection and a customer known from events alone."""
+    """A purchase (in the app), a sent contact and its response, an objection and a customer
+    known from events alone."""
     ds = trained_home.dataset
     cids = sorted(set(ds.customers["customer_id"]) - set(trained_home.opted_out))
     when = to_us((state.as_of + pd.Timedelta(days=2, hours=9)).to_pydatetime())
@@ -45,10 +46,29 @@ def events_for(state, trained_home) -> dict[str, list[Event]]:
     offer = state.bundle.catalog.offers[0].offer_id
     return {
         cids[3]: [
-            Event("purchase", "p1", cids[3], when, amount=40.0, category="MEAT", seq=head + 1)
+            Event(
+                "purchase",
+                "p1",
+                cids[3],
+                when,
+                amount=40.0,
+                category="MEAT",
+                channel="app",
+                seq=head + 1,
+            )
         ],
         cids[4]: [
-            Event("contact", "c1", cids[4], when, offer_id=offer, group="treatment", seq=head + 2)
+            Event(
+                "contact",
+                "c1",
+                cids[4],
+                when,
+                offer_id=offer,
+                group="treatment",
+                channel="email",
+                seq=head + 2,
+            ),
+            Event("response", "r1", cids[4], when + 1, offer_id=offer, converted=1, seq=head + 4),
         ],
         cids[5]: [Event("consent", "o1", cids[5], when, consent_profiling=False, seq=head + 3)],
         "new-from-events": [

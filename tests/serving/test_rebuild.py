@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,3 +99,104 @@ def test_customers_decided_together_get_what_each_gets_alone(state, trained_home
     for cid, mine in events.items():
         assert together[cid] == customer_decision(state, cid, mine), cid
     assert together[ids[21]]["as_of"] == (state.as_of + pd.Timedelta(days=2)).date()
+
+
+def test_purchase_channels_move_the_channel_preference_at_once(state, trained_home):
+    """Complete Journey has no channel column: the purchase events' channel alone says where
+    this customer buys. App offers gain expected value and e-mail offers lose it, at once."""
+    from nextbest.serving.rebuild import customer_decision
+
+    ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
+    cid = ids[30]
+    days = [state.as_of + pd.Timedelta(days=d, hours=10) for d in (1, 2, 3)]
+    plain = [purchase(state, cid, t, "MEAT", seq=k + 1) for k, t in enumerate(days)]
+    in_app = [dataclasses.replace(e, channel="app") for e in plain]
+    row, _ = feature_row(state, cid, in_app)
+    assert row["channel_days_app"].iat[0] == 3.0 and row["channel_days_email"].iat[0] == 0.0
+
+    catalog = state.bundle.catalog
+    channel_of = {o.offer_id: o.channel for o in catalog.offers}
+    before = customer_decision(state, cid, plain)
+    after = customer_decision(state, cid, in_app)
+    ev_before = {o["offer_id"]: o["expected_value"] for o in before["offers"]}
+    ev_after = {o["offer_id"]: o["expected_value"] for o in after["offers"]}
+    both = set(ev_before) & set(ev_after)
+    assert both
+    for offer in both:
+        if channel_of[offer] == "app":
+            assert ev_after[offer] > ev_before[offer], offer
+        else:
+            assert ev_after[offer] < ev_before[offer], offer
+    if after["action"] == "cross_sell":
+        assert any(r["code"] == "CHANNEL_PREFERENCE" for r in after["reasons"])
+
+
+def test_a_response_to_an_email_contact_raises_the_email_preference_at_once(state, trained_home):
+    from nextbest.serving.rebuild import customer_decision
+
+    ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
+    cid = ids[31]
+    catalog = state.bundle.catalog
+    channel_of = {o.offer_id: o.channel for o in catalog.offers}
+    sent = next(o.offer_id for o in catalog.offers if o.channel == "email")
+    at = state.as_of + pd.Timedelta(hours=10)
+    contact = Event(
+        "contact",
+        "c1",
+        cid,
+        to_us(at.to_pydatetime()),
+        offer_id=sent,
+        group="treatment",
+        channel="email",
+        seq=state.events_head + 1,
+    )
+    answer = Event(
+        "response",
+        "r1",
+        cid,
+        to_us((at + pd.Timedelta(hours=5)).to_pydatetime()),
+        offer_id=sent,
+        converted=1,
+        seq=state.events_head + 2,
+    )
+    before = customer_decision(state, cid, [contact])
+    after = customer_decision(state, cid, [contact, answer])
+    ev_before = {o["offer_id"]: o["expected_value"] for o in before["offers"]}
+    ev_after = {o["offer_id"]: o["expected_value"] for o in after["offers"]}
+    both = set(ev_before) & set(ev_after)
+    assert both
+    for offer in both:
+        if channel_of[offer] == "email":
+            assert ev_after[offer] > ev_before[offer], offer
+        else:
+            assert ev_after[offer] == ev_before[offer], offer
+
+
+def test_a_response_event_counts_for_the_contact_it_answers():
+    from nextbest.serving.rebuild import with_responses
+
+    contacts = pd.DataFrame(
+        {
+            "customer_id": ["1", "1", "1", "2"],
+            "offer_id": ["A", "A", "B", "A"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-02", "2024-01-01"]),
+            "channel": ["email", "sms", "email", "email"],
+        }
+    )
+
+    def response(cid, offer, day, converted):
+        at = to_us(pd.Timestamp(day).to_pydatetime())
+        return Event(
+            "response", f"r{cid}{offer}{day}", cid, at, offer_id=offer, converted=converted
+        )
+
+    got = with_responses(
+        contacts,
+        [
+            response("1", "A", "2024-01-06", 1),  # the latest A contact before it: the SMS one
+            response("1", "B", "2024-01-01", 1),  # before any B contact: changes nothing
+            response("2", "A", "2024-01-03", 0),
+        ],
+    )
+    np.testing.assert_array_equal(got["converted"].to_numpy(), [np.nan, 1.0, np.nan, 0.0])
+    assert "converted" not in contacts.columns  # the caller's frame is not changed

@@ -213,9 +213,7 @@ def customer_features(
     if table.channels:
         out.update(_channel_features(table, cutoff, n))
 
-    frame = pd.DataFrame({"customer_id": table.customer_ids.astype(str)})
-    for key, values in out.items():
-        frame[key] = values
+    frame = pd.DataFrame({"customer_id": table.customer_ids.astype(str), **out})
     frame = frame[seen].reset_index(drop=True)
     frame["frequency"] = frame["frequency"].astype("int64")
     return frame

@@ -4,8 +4,9 @@ Per customer it returns ``customer_id, p_alive, expected_purchases,
 expected_spend, predicted_clv, churn_probability, action, action_offer_id,
 offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of``,
 ``horizon_days``, ``channel``, ``group`` and ``propensity``). ``channel`` is
-where the action goes out: a channel the customer has not refused, the
-cheapest for the offer (``None``: nothing is sent). ``offers`` is the ranked
+where the action goes out: a channel the customer has not refused, the one
+with the best expected value given their channel preference
+(:mod:`nextbest.decision.channels`; ``None``: nothing is sent). ``offers`` is the ranked
 top-k list of ``{offer_id, category, p_convert, expected_value}``;
 ``reasons`` a list of ``{code, text}``. ``group`` is ``treatment`` (the
 greedy choice), ``control`` (the randomized holdout: nothing is sent) or

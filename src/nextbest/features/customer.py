@@ -118,10 +118,11 @@ def _channel_days(
 
     Channel names are matched without case or surrounding spaces (``" Email"`` is ``email``).
     """
-    if not channels:
+    raw = transactions["channel"] if channels else None
+    if raw is None or not raw.notna().any():
         empty = np.zeros(0, dtype="int64")
         return empty, empty, empty
-    names = transactions["channel"].astype("string").str.strip().str.lower()
+    names = raw.astype("string").str.strip().str.lower()
     idx = pd.Categorical(names, categories=[c.lower() for c in channels]).codes
     keep = idx >= 0
     triples = pd.DataFrame(

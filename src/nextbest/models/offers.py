@@ -103,17 +103,18 @@ def _customer_base(features: pd.DataFrame) -> pd.DataFrame:
     ].copy()
     for c in CAMPAIGN_FEATURES:
         base[c] = features[c].to_numpy(dtype=float) if c in features.columns else 0.0
-    for c in features.columns:
-        if c != "customer_id" and _is_text(features[c]):
+    for c, dtype in features.dtypes.items():
+        if c != "customer_id" and _is_text(dtype):
             base[c] = features[c].to_numpy()
     return base.reset_index(drop=True)
 
 
-def _is_text(column: pd.Series) -> bool:
+def _is_text(dtype) -> bool:
+    """Object, categorical or string dtype (from the dtype alone: no look at the values)."""
     return (
-        column.dtype == object
-        or isinstance(column.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_string_dtype(column)
+        dtype == object
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
     )
 
 

@@ -112,7 +112,7 @@ def _customer_base(features: pd.DataFrame) -> pd.DataFrame:
 def _is_text(dtype) -> bool:
     """Object, categorical or string dtype (from the dtype alone: no look at the values)."""
     return (
-        dtype == object
+        getattr(dtype, "kind", None) == "O"
         or isinstance(dtype, pd.CategoricalDtype)
         or pd.api.types.is_string_dtype(dtype)
     )

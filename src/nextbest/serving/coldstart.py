@@ -73,8 +73,8 @@ def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
     wrong = {c: d for c, d in dtypes.items() if current[c] != d}
     if not wrong:
         return out
-    try:
-        return out.astype(wrong)
+    try:  # copy(): astype leaves one block per converted column; one frame of a few blocks
+        return out.astype(wrong).copy()
     except (TypeError, ValueError):
         pass
     converted = {}
@@ -83,7 +83,7 @@ def conform(features: pd.DataFrame, state: ServingState) -> pd.DataFrame:
             converted[col] = out[col].astype(dtype)
         except (TypeError, ValueError):
             converted[col] = out[col].astype("float64")
-    return out.assign(**converted)
+    return out.assign(**converted).copy()
 
 
 def cold_start_features(

@@ -24,10 +24,10 @@ smoothed ratios, each 1 when nothing is known:
   (``t[c]`` contacts and ``r[c]`` conversions on ``c``; ``T``, ``R`` in all).
 
 With equal preference (or no data) the cheapest permitted channel wins, as it
-did before preferences existed; ties go to the cheaper channel, then to
-catalog order. The preference says where a customer has bought and answered:
-it is **not** a causal effect of the channel (no log randomizes channels), and
-the reasons say "prefers" rather than "responds because of".
+did before preferences existed; equal values go to catalog order. The
+preference says where a customer has bought and answered: it is **not** a
+causal effect of the channel (no log randomizes channels), and the reasons
+call it a preference.
 """
 
 from __future__ import annotations
@@ -181,10 +181,8 @@ def best_channels(
         rv = np.broadcast_to(np.asarray(revenue_value, dtype="float64"), p_convert.shape)
         incremental = effect[:, :, None] * w * value + rv[:, :, None] - cost
         ev = np.where(np.isfinite(effect)[:, :, None], incremental, ev)
-    ev = np.where(np.isfinite(cost), ev, -np.inf)
-    # Best value; among equal values the cheaper channel, then catalog order.
-    rank = np.lexsort((np.broadcast_to(np.arange(cost.shape[2]), cost.shape), cost, -ev), axis=2)
-    best = rank[:, :, 0]
+    ev = np.where(np.isfinite(cost) & ~np.isnan(ev), ev, -np.inf)
+    best = ev.argmax(axis=2)  # equal values: catalog order
     chosen_ev = np.take_along_axis(ev, best[:, :, None], axis=2)[:, :, 0]
     chosen_cost = np.take_along_axis(cost, best[:, :, None], axis=2)[:, :, 0]
     ok = np.isfinite(chosen_cost)

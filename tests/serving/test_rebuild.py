@@ -104,8 +104,6 @@ def test_customers_decided_together_get_what_each_gets_alone(state, trained_home
 def test_purchase_channels_move_the_channel_preference_at_once(state, trained_home):
     """Complete Journey has no channel column: the purchase events' channel alone says where
     this customer buys. App offers gain expected value and e-mail offers lose it, at once."""
-    from nextbest.serving.rebuild import customer_decision
-
     ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
     cid = ids[30]
     days = [state.as_of + pd.Timedelta(days=d, hours=10) for d in (1, 2, 3)]
@@ -114,30 +112,32 @@ def test_purchase_channels_move_the_channel_preference_at_once(state, trained_ho
     row, _ = feature_row(state, cid, in_app)
     assert row["channel_days_app"].iat[0] == 3.0 and row["channel_days_email"].iat[0] == 0.0
 
-    catalog = state.bundle.catalog
-    channel_of = {o.offer_id: o.channel for o in catalog.offers}
-    before = customer_decision(state, cid, plain)
-    after = customer_decision(state, cid, in_app)
-    ev_before = {o["offer_id"]: o["expected_value"] for o in before["offers"]}
-    ev_after = {o["offer_id"]: o["expected_value"] for o in after["offers"]}
-    both = set(ev_before) & set(ev_after)
-    assert both
-    for offer in both:
-        if channel_of[offer] == "app":
-            assert ev_after[offer] > ev_before[offer], offer
-        else:
-            assert ev_after[offer] < ev_before[offer], offer
+    compared, after = _offer_values(state, cid, plain, in_app)
+    for offer, channel, before, now in compared:
+        assert (now > before) if channel == "app" else (now < before), offer
     if after["action"] == "cross_sell":
         assert any(r["code"] == "CHANNEL_PREFERENCE" for r in after["reasons"])
 
 
-def test_a_response_to_an_email_contact_raises_the_email_preference_at_once(state, trained_home):
+def _offer_values(state, cid, before_events, after_events):
+    """``(offer, its channel, expected value before, after)`` of the offers listed both times,
+    and the decision after."""
     from nextbest.serving.rebuild import customer_decision
 
+    channel_of = {o.offer_id: o.channel for o in state.bundle.catalog.offers}
+    before = customer_decision(state, cid, before_events)
+    after = customer_decision(state, cid, after_events)
+    ev_before = {o["offer_id"]: o["expected_value"] for o in before["offers"]}
+    ev_after = {o["offer_id"]: o["expected_value"] for o in after["offers"]}
+    both = sorted(set(ev_before) & set(ev_after))
+    assert both
+    return [(o, channel_of[o], ev_before[o], ev_after[o]) for o in both], after
+
+
+def test_a_response_to_an_email_contact_raises_the_email_preference_at_once(state, trained_home):
     ids = sorted(set(trained_home.dataset.customers["customer_id"]) - set(trained_home.opted_out))
     cid = ids[31]
     catalog = state.bundle.catalog
-    channel_of = {o.offer_id: o.channel for o in catalog.offers}
     sent = next(o.offer_id for o in catalog.offers if o.channel == "email")
     at = state.as_of + pd.Timedelta(hours=10)
     contact = Event(
@@ -159,17 +159,9 @@ def test_a_response_to_an_email_contact_raises_the_email_preference_at_once(stat
         converted=1,
         seq=state.events_head + 2,
     )
-    before = customer_decision(state, cid, [contact])
-    after = customer_decision(state, cid, [contact, answer])
-    ev_before = {o["offer_id"]: o["expected_value"] for o in before["offers"]}
-    ev_after = {o["offer_id"]: o["expected_value"] for o in after["offers"]}
-    both = set(ev_before) & set(ev_after)
-    assert both
-    for offer in both:
-        if channel_of[offer] == "email":
-            assert ev_after[offer] > ev_before[offer], offer
-        else:
-            assert ev_after[offer] == ev_before[offer], offer
+    compared, _ = _offer_values(state, cid, [contact], [contact, answer])
+    for offer, channel, before, now in compared:
+        assert (now > before) if channel == "email" else (now == before), offer
 
 
 def test_a_response_event_counts_for_the_contact_it_answers():

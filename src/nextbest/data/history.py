@@ -159,7 +159,7 @@ class SortedParquet:
         if not groups:
             return self.file.schema_arrow.empty_table().to_pandas()
         with self._lock:
-            table = self.file.read_row_groups(groups)
+            table = self.file.read_row_groups(groups, use_threads=False)  # small reads: faster
         ids = table["customer_id"].cast(pa.string())
         return table.filter(pc.is_in(ids, value_set=pa.array(wanted, pa.string()))).to_pandas()
 
@@ -169,7 +169,7 @@ class SortedParquet:
         if not groups:
             return self.file.schema_arrow.empty_table().to_pandas()
         with self._lock:
-            table = self.file.read_row_groups(groups)
+            table = self.file.read_row_groups(groups, use_threads=False)  # small reads: faster
         table = table.filter(pc.equal(table["customer_id"].cast(pa.string()), customer_id))
         return table.to_pandas()
 

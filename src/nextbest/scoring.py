@@ -7,7 +7,8 @@ offers, reasons, model_versions`` (plus ``consent_profiling``, ``as_of``,
 where the action goes out: a channel the customer has not refused, the one
 with the best expected value given their channel preference
 (:mod:`nextbest.decision.channels`; ``None``: nothing is sent). ``offers`` is the ranked
-top-k list of ``{offer_id, category, p_convert, expected_value}``;
+top-k list of ``{offer_id, category, p_convert, expected_value, channel}`` (each offer's
+best permitted channel);
 ``reasons`` a list of ``{code, text}``. ``group`` is ``treatment`` (the
 greedy choice), ``control`` (the randomized holdout: nothing is sent) or
 ``explore`` (a random eligible action), and ``propensity`` the probability of
@@ -300,13 +301,25 @@ def _offer_lists(catalog: Catalog, d) -> list[list[dict]]:
     cats = [o.category for o in catalog.offers]
     p_rounded = np.round(d.top_p, 6).tolist()
     ev_rounded = np.round(d.top_ev, 4).tolist()
+    names = [*catalog.channel_names, None]  # index -1: no channel
+    if d.offer_channel is not None and d.top_index.size:
+        rows = np.arange(d.top_index.shape[0])[:, None]
+        via = d.offer_channel[rows, np.maximum(d.top_index, 0)].tolist()
+    else:
+        via = [[-1] * d.top_index.shape[1]] * d.top_index.shape[0]
     return [
         [
-            {"offer_id": ids[o], "category": cats[o], "p_convert": p, "expected_value": ev}
-            for o, p, ev in zip(irow, prow, erow)
+            {
+                "offer_id": ids[o],
+                "category": cats[o],
+                "p_convert": p,
+                "expected_value": ev,
+                "channel": names[c],
+            }
+            for o, p, ev, c in zip(irow, prow, erow, crow)
             if o >= 0
         ]  # -1 (none) only ever trails
-        for irow, prow, erow in zip(d.top_index.tolist(), p_rounded, ev_rounded)
+        for irow, prow, erow, crow in zip(d.top_index.tolist(), p_rounded, ev_rounded, via)
     ]
 
 

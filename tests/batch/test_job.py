@@ -314,3 +314,11 @@ def test_a_channel_column_steers_each_customers_channel(batch_data, bundle, tmp_
     assert share(got, ~app_buyer, "email") > share(plain, ~app_buyer, "email")
     codes = {r["code"] for rs in got["reasons"] for r in rs}
     assert "CHANNEL_PREFERENCE" in codes
+    # Every listed offer names the channel it would go out on; the action's is its offer's.
+    catalog_channel = {o.offer_id: o.channel for o in bundle.catalog.offers}
+    for action, offer_id, channel, offers in got[
+        ["action", "action_offer_id", "channel", "offers"]
+    ].itertuples(index=False):
+        assert all(o["channel"] == catalog_channel[o["offer_id"]] for o in offers)
+        if action == "cross_sell" and offers and offers[0]["offer_id"] == offer_id:
+            assert offers[0]["channel"] == channel

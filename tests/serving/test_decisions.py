@@ -38,12 +38,14 @@ def scored(ids, consent=None) -> pd.DataFrame:
                             "category": "B",
                             "p_convert": 0.123457,
                             "expected_value": 0.4321,
+                            "channel": "sms",
                         },
                         {
                             "offer_id": "XS-A",
                             "category": "A",
                             "p_convert": 0.1,
                             "expected_value": -0.1,
+                            "channel": None,
                         },
                     ]
                     if ok
@@ -63,7 +65,9 @@ def scored(ids, consent=None) -> pd.DataFrame:
 
 def build(*frames, n=None, max_id_chars=64):
     total = n if n is not None else sum(len(f) for f in frames)
-    b = DecisionTableBuilder(total, OFFERS, CATS, top_k=3, max_id_chars=max_id_chars)
+    b = DecisionTableBuilder(
+        total, OFFERS, CATS, top_k=3, max_id_chars=max_id_chars, channels=("email", "sms")
+    )
     for f in frames:
         b.add(f)
     return b.finish({"nextbest-clv": "3"}, "2018-01-02", 365.0)

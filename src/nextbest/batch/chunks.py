@@ -35,6 +35,7 @@ OFFER_TYPE = pa.struct(
         ("category", pa.string()),
         ("p_convert", pa.float64()),
         ("expected_value", pa.float64()),
+        ("channel", pa.string()),
     ]
 )
 REASON_TYPE = pa.struct([("code", pa.string()), ("text", pa.string())])

@@ -6,7 +6,7 @@ columnar numpy arrays, so answering a request is a binary search plus
 building one small dict - no model work.
 
 Memory per customer (top-k = 3): 40 bytes of scores (float64, exactly the
-batch values), 54 bytes of offers (int16 index + two float64 per offer), 5
+batch values), 57 bytes of offers (int16 index, int8 channel, two float64 per offer), 5
 bytes of codes and flags, 8 bytes of propensity, the id (fixed-width bytes, the longest id sets the
 width) and the reasons as UTF-8 JSON in one shared buffer with int64 offsets
 (~100-200 bytes). About 0.3 GB for 1M customers; Python objects are created
@@ -41,6 +41,7 @@ class DecisionTable:
     offer_index: np.ndarray  # (n, k) int16 index into offer_ids, -1 = none
     offer_p: np.ndarray  # (n, k) float64
     offer_ev: np.ndarray  # (n, k) float64
+    offer_channel: np.ndarray  # (n, k) int8 index into channels, -1 = none
     consent: np.ndarray  # (n,) bool
     channel: np.ndarray  # (n,) int8 index into channels, -1 = nothing sent
     group: np.ndarray  # (n,) uint8 index into GROUPS
@@ -68,6 +69,7 @@ class DecisionTable:
             self.offer_index,
             self.offer_p,
             self.offer_ev,
+            self.offer_channel,
             self.consent,
             self.channel,
             self.group,
@@ -103,8 +105,11 @@ class DecisionTable:
         """The ``score()`` row ``i`` as JSON-ready Python values (NaN -> ``None``)."""
         s = self.scores[i].tolist()
         offers = []
-        for j, p, ev in zip(
-            self.offer_index[i].tolist(), self.offer_p[i].tolist(), self.offer_ev[i].tolist()
+        for j, p, ev, c in zip(
+            self.offer_index[i].tolist(),
+            self.offer_p[i].tolist(),
+            self.offer_ev[i].tolist(),
+            self.offer_channel[i].tolist(),
         ):
             if j < 0:
                 break
@@ -114,6 +119,7 @@ class DecisionTable:
                     "category": self.offer_categories[j],
                     "p_convert": p,
                     "expected_value": ev,
+                    "channel": self.channels[c] if c >= 0 else None,
                 }
             )
         a = int(self.action_offer[i])
@@ -175,6 +181,7 @@ class DecisionTableBuilder:
         self.offer_index = np.full((n, self.k), -1, dtype=np.int16)
         self.offer_p = np.full((n, self.k), np.nan)
         self.offer_ev = np.full((n, self.k), np.nan)
+        self.offer_channel = np.full((n, self.k), -1, dtype=np.int8)
         self.consent = np.zeros(n, dtype=bool)
         self.channel = np.full(n, -1, dtype=np.int8)
         self.group = np.zeros(n, dtype=np.uint8)
@@ -214,11 +221,13 @@ class DecisionTableBuilder:
         if "group" in scored.columns:
             self.group[lo:hi] = [GROUPS.index(g) for g in scored["group"]]
             self.propensity[lo:hi] = scored["propensity"].to_numpy(dtype="float64")
+        channel_code = {c: i for i, c in enumerate(self.channels)}
         for r, offers in enumerate(scored["offers"], start=lo):
             for j, o in enumerate(offers[: self.k]):
                 self.offer_index[r, j] = self._code[o["offer_id"]]
                 self.offer_p[r, j] = o["p_convert"]
                 self.offer_ev[r, j] = o["expected_value"]
+                self.offer_channel[r, j] = channel_code.get(o.get("channel"), -1)
         offsets = self.reason_offsets
         for r, reasons in enumerate(scored["reasons"], start=lo):
             self.reasons += json.dumps(reasons, separators=(",", ":")).encode("utf-8")
@@ -256,6 +265,7 @@ class DecisionTableBuilder:
             offer_index=take(self.offer_index),
             offer_p=take(self.offer_p),
             offer_ev=take(self.offer_ev),
+            offer_channel=take(self.offer_channel),
             consent=take(self.consent),
             channel=take(self.channel),
             group=take(self.group),

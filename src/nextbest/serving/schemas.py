@@ -363,7 +363,14 @@ class OfferOut(BaseModel):
     p_convert: float = Field(
         description="P(customer buys the offer's category in the next window)."
     )
-    expected_value: float = Field(description="p_convert x value - cost, in $.")
+    expected_value: float = Field(
+        description="Expected value in $ on the offer's channel: p_convert x the customer's "
+        "channel preference x value - cost (with an uplift model, the incremental value)."
+    )
+    channel: str | None = Field(
+        default=None,
+        description="The permitted channel with the best expected value for this customer.",
+    )
 
 
 class ReasonOut(BaseModel):
@@ -392,6 +399,7 @@ class Decision(BaseModel):
                         "category": "DELI",
                         "p_convert": 0.31,
                         "expected_value": 0.94,
+                        "channel": "email",
                     }
                 ],
                 "reasons": [

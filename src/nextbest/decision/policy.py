@@ -14,8 +14,10 @@ Order of play for each customer (vectorised over customers x offers):
    one, cross-sell ``P(convert) x value - cost`` (ranked by response, labelled
    so in the reasons). Retention: ``effect x predicted CLV - cost`` with the
    learned effect, or ``P(churn) x uplift x predicted CLV - cost`` with the
-   catalog's assumed ``uplift``. The top-k eligible offers with positive
-   expected value are listed, best first.
+   catalog's assumed ``uplift``. Each offer goes out on the permitted channel
+   where its expected value is best for this customer (their channel
+   preference against the channel's cost, :mod:`nextbest.decision.channels`).
+   The top-k eligible offers with positive expected value are listed, best first.
 4. **Choice**: the retention offer when the customer is at risk
    (churn >= threshold), valuable (CLV >= floor) and retention has the higher
    expected value; else the best cross-sell if it clears

@@ -153,7 +153,9 @@ def test_score_contract_and_consent(synthetic_world):
         evs = [o["expected_value"] for o in offers]
         assert evs == sorted(evs, reverse=True)
         assert all(
-            set(o) == {"offer_id", "category", "p_convert", "expected_value"} for o in offers
+            set(o) == {"offer_id", "category", "p_convert", "expected_value", "channel"}
+            and o["channel"] in w["catalog"].channel_names
+            for o in offers
         )
         assert reasons and all(r["text"] for r in reasons)
     # Scoring the same rows again gives the same answer.

@@ -220,3 +220,29 @@ def test_channel_prior_strength_must_be_positive():
     bad = {**RAW, "policy": {**RAW["policy"], "channel_prior_strength": 0}}
     with pytest.raises(CatalogError, match="channel_prior_strength must be > 0"):
         parse_catalog(bad)
+
+
+def test_the_gate_reads_responses_from_the_contact_history():
+    """A contact history with ``channel`` and ``converted`` (a campaign log's, or a
+    ``--contact-history`` file's) reaches the channel preference through the gate."""
+    from nextbest.decision.policy import gate_offers
+
+    catalog = parse_catalog(RAW)
+    features = pd.DataFrame({"customer_id": ["1", "2"], "consent_email": [True, True]})
+    history = pd.DataFrame(
+        {
+            "customer_id": ["1", "1"],
+            "offer_id": ["A", "A"],
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "channel": ["sms", "sms"],
+            "converted": [1, 1],
+        }
+    )
+    n = 2
+    args = (features, catalog, np.full(n, 100.0), np.zeros(n), np.ones(n), np.ones(n, bool))
+    gate = gate_offers(*args, history, "2024-02-01")
+    assert gate.weights[0, 1] > 1.0 and gate.weights[0, 0] == pytest.approx(1.0)
+    np.testing.assert_allclose(gate.weights[1], 1.0)
+    # Without outcomes, or before the contacts, there is nothing to learn from.
+    assert gate_offers(*args, history.drop(columns="converted"), "2024-02-01").weights is None
+    assert gate_offers(*args, history, "2024-01-01").weights is None

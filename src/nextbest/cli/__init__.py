@@ -324,8 +324,9 @@ def score(
     contact_history: Path | None = typer.Option(
         None,
         "--contact-history",
-        help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps; "
-        "--campaign-log replaces it (its treatment rows are the contacts).",
+        help="Past contacts (customer_id, offer_id, timestamp) for cooldowns and caps; optional "
+        "channel and converted columns feed the channel preference. --campaign-log replaces it "
+        "(its treatment rows are the contacts).",
     ),
     campaign_log: Path | None = CampaignLogOpt,
     engine: str = typer.Option(

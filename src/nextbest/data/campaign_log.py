@@ -308,6 +308,11 @@ def derive_outcomes(
     return log.assign(converted=converted, revenue=revenue)
 
 
+CONTACT_OUTCOME = ("channel", "converted")
+"""Optional contact-history columns: where a contact went and whether it converted (what the
+channel preference, :func:`nextbest.decision.channels.channel_weights`, learns from)."""
+
+
 def treatment_contacts(log: pd.DataFrame) -> pd.DataFrame:
     """The contact history in a validated log: its treatment rows.
 
@@ -327,7 +332,7 @@ def treatment_contacts(log: pd.DataFrame) -> pd.DataFrame:
             "timestamp": sent["contacted_at"].to_numpy(dtype="datetime64[ns]"),
         }
     )
-    for col in ("channel", "converted"):  # where the contact went and what it did: preference
+    for col in CONTACT_OUTCOME:
         if col in sent.columns:
             out[col] = sent[col].to_numpy()
     return out

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nextbest.config import Paths
+from nextbest.data.campaign_log import CONTACT_OUTCOME
 
 HISTORY_FILE = "history.parquet"
 CONTACTS_FILE = "contacts.parquet"
@@ -104,9 +105,7 @@ def read_contacts(paths: Paths) -> pd.DataFrame | None:
     if log.empty:
         return None
     cols = ["customer_id", "offer_id", "timestamp"]
-    return log[cols + [c for c in ("channel", "converted") if c in log.columns]].reset_index(
-        drop=True
-    )
+    return log[cols + [c for c in CONTACT_OUTCOME if c in log.columns]].reset_index(drop=True)
 
 
 class SortedParquet:

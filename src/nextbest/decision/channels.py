@@ -37,7 +37,7 @@ import pandas as pd
 
 from nextbest.data.schema import parse_timestamps
 from nextbest.decision.catalog import Catalog
-from nextbest.features.customer import CHANNEL_DAYS
+from nextbest.features.customer import CHANNEL_DAYS, channel_codes
 from nextbest.features.rfm import as_of_date
 
 
@@ -81,10 +81,10 @@ def cheapest_channels(catalog: Catalog, allowed: np.ndarray) -> tuple[np.ndarray
     Ties go to catalog order. An offer with no permitted channel costs ``inf``
     (index -1): it cannot be sent.
     """
-    per = permitted_costs(catalog, allowed)
     if not catalog.channel_names:
         n, m = allowed.shape[0], len(catalog.offers)
         return np.full((n, m), np.inf), np.full((n, m), -1)
+    per = permitted_costs(catalog, allowed)
     best = per.argmin(axis=2)
     chosen = np.take_along_axis(per, best[:, :, None], axis=2)[:, :, 0]
     return chosen, np.where(np.isfinite(chosen), best, -1)
@@ -145,8 +145,7 @@ def _response_counts(
     if as_of is not None:
         h = h[parse_timestamps(h["timestamp"]).to_numpy() < np.datetime64(as_of_date(as_of))]
     outcome = pd.to_numeric(h["converted"], errors="coerce").to_numpy(dtype="float64")
-    channel = h["channel"].astype("string").str.strip().str.lower()
-    col = pd.Index([c.lower() for c in names]).get_indexer(channel.fillna(""))
+    col = channel_codes(h["channel"], names)
     ids = pd.Index(features["customer_id"].astype(str))
     row = ids.get_indexer(h["customer_id"].astype(str))
     ok = (row >= 0) & (col >= 0) & np.isfinite(outcome)
@@ -166,9 +165,9 @@ def best_channels(
     p_convert: np.ndarray,
     effect: np.ndarray | None = None,
     revenue_value: np.ndarray | float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected value, channel (index, -1 = none permitted) and cost of each (customer, offer)
-    on its best channel, with the customer's channel ``weights`` (n x C).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected value and channel (index, -1 = none permitted) of each (customer, offer) on its
+    best channel, with the customer's channel ``weights`` (n x C).
 
     ``effect`` (n x m, NaN where the uplift model does not cover the offer) and
     ``revenue_value`` give the incremental value instead of ``P(convert) x value``.
@@ -183,7 +182,6 @@ def best_channels(
         ev = np.where(np.isfinite(effect)[:, :, None], incremental, ev)
     ev = np.where(np.isfinite(cost) & ~np.isnan(ev), ev, -np.inf)
     best = ev.argmax(axis=2)  # equal values: catalog order
-    chosen_ev = np.take_along_axis(ev, best[:, :, None], axis=2)[:, :, 0]
-    chosen_cost = np.take_along_axis(cost, best[:, :, None], axis=2)[:, :, 0]
-    ok = np.isfinite(chosen_cost)
-    return chosen_ev, np.where(ok, best, -1), chosen_cost
+    chosen = np.take_along_axis(ev, best[:, :, None], axis=2)[:, :, 0]
+    permitted = np.isfinite(cost).any(axis=2)
+    return chosen, np.where(permitted, best, -1)

@@ -246,7 +246,7 @@ def decide(
     offer_channel = gate.channel
     if gate.weights is not None and gate.channel_ok is not None and m:
         # Each offer on the channel where this customer's expected value is best.
-        ev, offer_channel, _ = best_channels(
+        ev, offer_channel = best_channels(
             catalog,
             gate.channel_ok,
             gate.weights,

@@ -242,13 +242,9 @@ def _chosen_weights(d: Decisions, catalog: Catalog, n: int) -> list[float]:
     """Channel preference of each customer's chosen channel (1.0 when not known)."""
     if d.channel_weights is None or d.channel is None:
         return [1.0] * n
-    index = {c: k for k, c in enumerate(catalog.channel_names)}
-    out = []
-    for i, via in enumerate(d.channel):
-        k = index.get(via, -1) if via is not None else -1
-        w = float(d.channel_weights[i, k]) if k >= 0 else 1.0
-        out.append(1.0 if abs(w - 1.0) < 0.005 else w)  # as printed: 1.00 is no preference
-    return out
+    k = pd.Index(catalog.channel_names).get_indexer(pd.Index(d.channel, dtype=object))
+    w = np.where(k >= 0, d.channel_weights[np.arange(n), np.maximum(k, 0)], 1.0)
+    return np.where(np.abs(w - 1.0) < 0.005, 1.0, w).tolist()  # as printed: 1.00 is none
 
 
 def _times(weight: float, via: str) -> str:

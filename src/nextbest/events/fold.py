@@ -31,6 +31,7 @@ import pandas as pd
 
 from nextbest.config import Paths, settings
 from nextbest.data import Dataset
+from nextbest.data.campaign_log import CONTACT_OUTCOME
 from nextbest.events.store import EventStore, open_store
 
 TX_COLUMNS = ("customer_id", "timestamp", "amount", "order_id", "category", "channel", "quantity")
@@ -148,10 +149,6 @@ def fold_events(dataset: Dataset, paths: Paths | None = None) -> Folded:
         store.close()
 
 
-OUTCOME = ("channel", "converted")
-"""Optional contact-history columns: where a contact went and whether it converted."""
-
-
 def sent_contacts(log: pd.DataFrame | None) -> pd.DataFrame | None:
     """A campaign log as contact history (``customer_id, offer_id, timestamp`` and, where the
     log has them, ``channel`` and ``converted``) of sent offers.
@@ -165,7 +162,7 @@ def sent_contacts(log: pd.DataFrame | None) -> pd.DataFrame | None:
     sent = log["offer_id"].fillna("").to_numpy() != ""
     if group is not None:
         sent &= group != "control"
-    cols = ["customer_id", "offer_id", time_col, *[c for c in OUTCOME if c in log.columns]]
+    cols = ["customer_id", "offer_id", time_col, *[c for c in CONTACT_OUTCOME if c in log.columns]]
     out = log.loc[sent, cols].rename(columns={time_col: "timestamp"})
     return out.reset_index(drop=True) if len(out) else None
 
@@ -174,7 +171,14 @@ def merge_histories(*histories: pd.DataFrame | None) -> pd.DataFrame | None:
     """Contact histories stacked (``customer_id, offer_id, timestamp``, and ``channel`` and
     ``converted`` where one has them, for the channel preference), None if all are empty."""
     parts = [
-        h[["customer_id", "offer_id", "timestamp", *[c for c in OUTCOME if c in h.columns]]].assign(
+        h[
+            [
+                "customer_id",
+                "offer_id",
+                "timestamp",
+                *[c for c in CONTACT_OUTCOME if c in h.columns],
+            ]
+        ].assign(
             timestamp=lambda f: (
                 pd.to_datetime(f["timestamp"], utc=True, format="mixed")
                 .dt.tz_localize(None)

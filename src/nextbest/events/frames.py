@@ -93,6 +93,52 @@ def responses_frame(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
+def response_outcomes(
+    contacts: pd.DataFrame, time_col: str, responses: pd.DataFrame
+) -> pd.DataFrame:
+    """The outcome of every contact that responses belong to, indexed by its position in
+    ``contacts`` (``converted``: the maximum; ``revenue``: the sum).
+
+    A response (``customer_id, offer_id, at, converted, revenue``) belongs to the
+    latest contact of the same customer and offer made at or before it
+    (``contacts[time_col]``); one without such a contact is left out.
+    """
+    if contacts.empty or responses.empty:
+        return pd.DataFrame({"converted": [], "revenue": []})
+    keyed = pd.DataFrame(
+        {
+            "t": pd.to_datetime(contacts[time_col]).to_numpy(dtype="datetime64[ns]"),
+            "_key": _key(contacts),
+            "_pos": np.arange(len(contacts)),
+        }
+    )
+    resp = pd.DataFrame(
+        {
+            "at": pd.to_datetime(responses["at"]).to_numpy(dtype="datetime64[ns]"),
+            "_key": _key(responses),
+            "converted": responses["converted"].to_numpy(),
+            "revenue": responses["revenue"].to_numpy(dtype=float),
+        }
+    )
+    matched = pd.merge_asof(
+        resp.sort_values("at"),
+        keyed.sort_values("t"),
+        left_on="at",
+        right_on="t",
+        by="_key",
+        direction="backward",
+    ).dropna(subset=["_pos"])
+    return matched.groupby(matched["_pos"].astype(np.int64)).agg(
+        converted=("converted", "max"), revenue=("revenue", lambda r: r.sum(min_count=1))
+    )
+
+
+def _key(frame: pd.DataFrame) -> pd.Series:
+    ids = frame["customer_id"].astype(str).to_numpy(dtype=object)
+    offers = frame["offer_id"].fillna("").astype(str).to_numpy(dtype=object)
+    return pd.Series(ids + "\x00" + offers, dtype=object)
+
+
 def contacts_frame(contact_rows: list[tuple], response_rows: list[tuple]) -> pd.DataFrame:
     """Contacts joined with their responses -> a campaign-log frame.
 
@@ -118,24 +164,9 @@ def contacts_frame(contact_rows: list[tuple], response_rows: list[tuple]) -> pd.
     )
     log["converted"] = pd.array([pd.NA] * len(log), dtype="Int8")
     log["revenue"] = np.nan
-    responses = responses_frame(response_rows)
-    if log.empty or responses.empty:
+    outcome = response_outcomes(log, "contacted_at", responses_frame(response_rows))
+    if outcome.empty:
         return log
-    keyed = log.assign(_key=log["customer_id"] + "\x00" + log["offer_id"], _pos=np.arange(len(log)))
-    resp = responses.assign(_key=responses["customer_id"] + "\x00" + responses["offer_id"])
-    matched = pd.merge_asof(
-        resp.sort_values("at")[["at", "_key", "converted", "revenue"]],
-        keyed.sort_values("contacted_at")[["contacted_at", "_key", "_pos"]],
-        left_on="at",
-        right_on="contacted_at",
-        by="_key",
-        direction="backward",
-    ).dropna(subset=["_pos"])
-    if matched.empty:
-        return log
-    outcome = matched.groupby(matched["_pos"].astype(np.int64)).agg(
-        converted=("converted", "max"), revenue=("revenue", lambda r: r.sum(min_count=1))
-    )
     pos = outcome.index.to_numpy()
     converted = log["converted"].to_numpy(dtype=object, na_value=pd.NA)
     converted[pos] = outcome["converted"].to_numpy()

@@ -114,21 +114,24 @@ def purchase_table(
 def _channel_days(
     transactions: pd.DataFrame, codes: np.ndarray, day: np.ndarray, channels: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (customer code, day, channel code) of the lines on a tracked channel.
-
-    Channel names are matched without case or surrounding spaces (``" Email"`` is ``email``).
-    """
+    """Distinct (customer code, day, channel code) of the lines on a tracked channel."""
     raw = transactions["channel"] if channels else None
     if raw is None or not raw.notna().any():
         empty = np.zeros(0, dtype="int64")
         return empty, empty, empty
-    names = raw.astype("string").str.strip().str.lower()
-    idx = pd.Categorical(names, categories=[c.lower() for c in channels]).codes
+    idx = channel_codes(raw, channels)
     keep = idx >= 0
     triples = pd.DataFrame(
         {"c": codes[keep].astype("int64"), "d": day[keep], "k": idx[keep].astype("int64")}
     ).drop_duplicates()
     return triples["c"].to_numpy(), triples["d"].to_numpy(), triples["k"].to_numpy()
+
+
+def channel_codes(values: pd.Series, channels: tuple[str, ...]) -> np.ndarray:
+    """Position of each value in ``channels`` (-1: none), matched without case or surrounding
+    spaces (``" Email"`` is ``email``): the one rule for transactions and contacts."""
+    names = values.astype("string").str.strip().str.lower().fillna("")
+    return pd.Index([c.lower() for c in channels]).get_indexer(names)
 
 
 def customer_features(

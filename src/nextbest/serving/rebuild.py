@@ -43,6 +43,7 @@ import pandas as pd
 
 from nextbest.data.schema import validate_transactions
 from nextbest.errors import InputError
+from nextbest.events.frames import response_outcomes
 from nextbest.events.schema import Event
 from nextbest.features.build import build_context, features_at
 from nextbest.features.customer import customer_features, purchase_table
@@ -128,32 +129,31 @@ def contact_lines(plans: list[_Plan]) -> pd.DataFrame:
 def with_responses(contacts: pd.DataFrame | None, responses: list[Event]) -> pd.DataFrame | None:
     """``contacts`` with the outcome of the response events after the snapshot.
 
-    As at training (:func:`nextbest.events.frames.contacts_frame`), a response
-    belongs to the latest contact of the same customer and offer made at or
-    before it; ``converted`` becomes the largest outcome known. A response
-    with no such contact changes nothing. Outcomes feed the channel preference
+    Matched by the training rule (:func:`nextbest.events.frames.response_outcomes`);
+    ``converted`` becomes the largest outcome known. A response with no such
+    contact changes nothing. Outcomes feed the channel preference
     (:func:`nextbest.decision.channels.channel_weights`).
     """
     if contacts is None or not responses:
         return contacts
-    out = contacts.copy()
-    converted = (
-        pd.to_numeric(out["converted"], errors="coerce").to_numpy(dtype="float64", copy=True)
-        if "converted" in out.columns
-        else np.full(len(out), np.nan)
+    answers = pd.DataFrame(
+        {
+            "customer_id": [e.customer_id for e in responses],
+            "offer_id": [e.offer_id or "" for e in responses],
+            "at": _times(responses),
+            "converted": np.array([e.converted for e in responses], dtype="float64"),
+            "revenue": np.array([np.nan if e.revenue is None else e.revenue for e in responses]),
+        }
     )
-    at = pd.to_datetime(out["timestamp"]).to_numpy(dtype="datetime64[us]")
-    cust = out["customer_id"].astype(str).to_numpy()
-    offer = out["offer_id"].astype(str).to_numpy()
-    for e in responses:
-        when = np.datetime64(int(e.at_us), "us")
-        same = (cust == e.customer_id) & (offer == (e.offer_id or ""))
-        mine = np.flatnonzero(same & (at <= when))
-        if mine.size:
-            k = mine[np.argmax(at[mine])]
-            converted[k] = np.fmax(converted[k], float(e.converted))
-    out["converted"] = converted
-    return out
+    outcome = response_outcomes(contacts, "timestamp", answers)
+    converted = (
+        pd.to_numeric(contacts["converted"], errors="coerce").to_numpy(dtype="float64", copy=True)
+        if "converted" in contacts.columns
+        else np.full(len(contacts), np.nan)
+    )
+    pos = outcome.index.to_numpy()
+    converted[pos] = np.fmax(converted[pos], outcome["converted"].to_numpy(dtype="float64"))
+    return contacts.assign(converted=converted)
 
 
 def _times(events: list[Event]) -> pd.Series:

@@ -50,7 +50,7 @@ def fresh(nb_home, monkeypatch):
 
 def test_compiled_predictions_equal_lightgbm(classifier, fresh):
     clf, X = classifier
-    ours = compiled.predict_classifier(clf, X)
+    ours = compiled.predict_estimator(clf, X)
     theirs = clf.booster_.predict(X)
     assert compiled._compiled and all(
         m is not None for m in compiled._compiled.values()
@@ -61,12 +61,12 @@ def test_compiled_predictions_equal_lightgbm(classifier, fresh):
 
 def test_compiled_library_is_cached_on_disk_and_reused(classifier, fresh, monkeypatch):
     clf, X = classifier
-    compiled.predict_classifier(clf, X)
+    compiled.predict_estimator(clf, X)
     libraries = list((fresh / "cache" / "lleaves").glob("*.so"))
     assert len(libraries) == 1
     stamp = libraries[0].stat().st_mtime_ns
     monkeypatch.setattr(compiled, "_compiled", {})  # a new process: nothing in memory
-    again = compiled.predict_classifier(clf, X)
+    again = compiled.predict_estimator(clf, X)
     assert libraries[0].stat().st_mtime_ns == stamp  # loaded, not compiled again
     assert not list((fresh / "cache" / "lleaves").glob("*.tmp"))
     np.testing.assert_allclose(again, clf.booster_.predict(X), rtol=1e-12, atol=1e-15)
@@ -76,11 +76,11 @@ def test_small_batches_and_switched_off_use_lightgbm(classifier, fresh, monkeypa
     clf, X = classifier
     small = X[: compiled.MIN_ROWS - 1]
     np.testing.assert_array_equal(
-        compiled.predict_classifier(clf, small), clf.booster_.predict(small)
+        compiled.predict_estimator(clf, small), clf.booster_.predict(small)
     )
     assert compiled._compiled == {}
     monkeypatch.setenv("NEXTBEST_COMPILED_TREES", "0")
-    np.testing.assert_array_equal(compiled.predict_classifier(clf, X), clf.booster_.predict(X))
+    np.testing.assert_array_equal(compiled.predict_estimator(clf, X), clf.booster_.predict(X))
     assert compiled._compiled == {}
 
 
@@ -90,9 +90,31 @@ def test_compile_failure_falls_back_to_lightgbm_with_one_warning(
     clf, X = classifier
     monkeypatch.setitem(sys.modules, "lleaves", None)  # import fails, as without the package
     with caplog.at_level(logging.WARNING, logger="nextbest.models.compiled"):
-        first = compiled.predict_classifier(clf, X)
-        second = compiled.predict_classifier(clf, X)
+        first = compiled.predict_estimator(clf, X)
+        second = compiled.predict_estimator(clf, X)
     np.testing.assert_array_equal(first, clf.booster_.predict(X))
     np.testing.assert_array_equal(second, first)
     warnings = [r for r in caplog.records if "compiled trees unavailable" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_single_threaded_reaches_every_estimator_inside_the_models():
+    """Estimators held directly, in dicts and lists, and inside sub-models all predict with one
+    thread afterwards; other attributes are left alone."""
+    from types import SimpleNamespace
+
+    from lightgbm import LGBMRegressor
+    from sklearn.ensemble import RandomForestClassifier
+
+    direct = LGBMClassifier(n_jobs=2)
+    in_dict = {"treated": LGBMRegressor(n_jobs=4), "control": LGBMRegressor()}
+    in_list = [RandomForestClassifier(n_jobs=3)]
+    value = SimpleNamespace(
+        purchases_regressor_=LGBMRegressor(n_jobs=2),
+        count_model=SimpleNamespace(params={"n_jobs": 7}),
+    )
+    uplift = SimpleNamespace(learner=SimpleNamespace(models_=in_dict, forests_=in_list))
+    compiled.single_threaded(value, SimpleNamespace(classifier_=direct), uplift, None)
+    estimators = [direct, *in_dict.values(), *in_list, value.purchases_regressor_]
+    assert [e.get_params()["n_jobs"] for e in estimators] == [1] * len(estimators)
+    assert value.count_model.params == {"n_jobs": 7}

@@ -53,6 +53,7 @@ from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, frame_digest
 from nextbest.data.schema import ValidationReport
 from nextbest.errors import BatchError, EmptyInput
+from nextbest.models import compiled
 from nextbest.scoring import ModelSet
 
 DEFAULT_CHUNK_SIZE = 100_000
@@ -229,10 +230,7 @@ def single_threaded(models: ModelSet) -> ModelSet:
     Only for a worker's private copy of the models; predictions do not depend on threads,
     but two processes with two OpenMP threads each on two cores slow each other down badly.
     """
-    for m in (models.churn, models.nbo):
-        clf = getattr(m, "classifier_", None)
-        if clf is not None:
-            clf.set_params(n_jobs=1)
+    compiled.single_threaded(models.clv, models.churn, models.nbo, models.uplift)
     return models
 
 

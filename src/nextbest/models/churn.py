@@ -126,7 +126,7 @@ class ChurnModel(BaseModel):
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         X = model_matrix(frame, self.feature_names_, self.levels_)
-        return compiled.predict_classifier(self.classifier_, X)
+        return compiled.predict_estimator(self.classifier_, X)
 
     def predict_proba(self, frame: pd.DataFrame, calibrated: bool = True) -> np.ndarray:
         """P(churn) per row of ``frame`` (calibrated unless told otherwise)."""

@@ -233,18 +233,20 @@ class OfferModel(BaseModel):
         self._check_fitted()
         names = self.feature_names_
         pos = {name: i for i, name in enumerate(names)}
-        base = _customer_base(features)
         pair_names = {"offer_id", "category", *PAIR_FEATURES}
         customer_names = [c for c in names if c not in pair_names]
-        check_features(base, customer_names, "offer pairs")
+        # The customer columns straight from the feature rows (what _customer_base would copy;
+        # campaign columns a source lacks are 0, as there).
+        here = [c for c in customer_names if c in features.columns]
+        absent = [c for c in customer_names if c not in features.columns]
+        check_features(features, [c for c in absent if c not in CAMPAIGN_FEATURES], "offer pairs")
         # One customer matrix; each offer writes its own pair columns into it and is predicted on
         # all customers when most are eligible (cheaper than copying the eligible rows out),
         # on a copy of the eligible rows otherwise.
-        n = len(base)
+        n = len(features)
         X_all = np.full((n, len(names)), np.nan)
-        X_all[:, [pos[c] for c in customer_names]] = model_matrix(
-            base, customer_names, self.levels_
-        )
+        X_all[:, [pos[c] for c in here]] = model_matrix(features, here, self.levels_)
+        X_all[:, [pos[c] for c in absent]] = 0.0
         out = []
         for j, offer in enumerate(offers):
             rows = np.arange(n) if mask is None else np.flatnonzero(mask[:, j])
@@ -264,7 +266,7 @@ class OfferModel(BaseModel):
                     if not isinstance(value, np.ndarray)
                     else (value if dense else value[rows])
                 )
-            p = compiled.predict_classifier(self.classifier_, X)
+            p = compiled.predict_estimator(self.classifier_, X)
             out.append(p[rows] if dense and rows.size < n else p)
         return np.concatenate(out) if out else np.empty(0)
 

@@ -247,9 +247,12 @@ class BoostedClvModel(BaseModel):
         check_features(features, own, "value-model features")
         frame = pd.concat([features[own], btyd], axis=1)
         X = model_matrix(frame, self.feature_names_, self.levels_)
-        predict = compiled.predict if compile_trees else (lambda booster, X: booster.predict(X))
-        n = predict(self.purchases_regressor_.booster_, X)
-        rev = predict(self.revenue_regressor_.booster_, X)
+        if compile_trees:  # with each regressor's n_jobs (see compiled.single_threaded)
+            n = compiled.predict_estimator(self.purchases_regressor_, X)
+            rev = compiled.predict_estimator(self.revenue_regressor_, X)
+        else:
+            n = self.purchases_regressor_.booster_.predict(X)
+            rev = self.revenue_regressor_.booster_.predict(X)
         return (
             np.clip(n, 0.0, None) * self.purchases_scale_,
             np.clip(rev, 0.0, None) * self.revenue_scale_,

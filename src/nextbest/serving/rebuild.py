@@ -47,6 +47,7 @@ from nextbest.events.frames import response_outcomes
 from nextbest.events.schema import Event
 from nextbest.features.build import build_context, features_at
 from nextbest.features.customer import customer_features, purchase_table
+from nextbest.models import compiled
 from nextbest.scoring import score
 from nextbest.serving.coldstart import conform
 from nextbest.serving.state import ServingState, decision_table
@@ -314,17 +315,11 @@ def feature_row(
 
 
 def single_threaded(bundle) -> None:
-    """Let the state's tree models predict one customer with one thread.
-
-    Called once a state's table is built: a re-decision is one row, and an
-    OpenMP team of several threads on a busy host waits a scheduler time slice
-    (about 10 ms) per call for its other threads. A worker's parallelism comes
-    from its requests and from other workers.
-    """
-    for model in (bundle.churn, bundle.nbo):
-        classifier = getattr(model, "classifier_", None)
-        if classifier is not None and hasattr(classifier, "set_params"):
-            classifier.set_params(n_jobs=1)
+    """Let the state's models predict one customer with one thread (a re-decision is one row;
+    a worker's parallelism comes from its requests and from other workers):
+    :func:`nextbest.models.compiled.single_threaded` on the CLV, churn, offer and uplift
+    models."""
+    compiled.single_threaded(*(getattr(bundle, k, None) for k in ("clv", "churn", "nbo", "uplift")))
 
 
 def customer_decisions(

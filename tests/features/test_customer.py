@@ -88,3 +88,34 @@ def test_channel_days_count_purchase_days_per_catalog_channel():
     plain = customer_features(purchase_table(lines.drop(columns="channel"), (), ("app",)), AS_OF)
     untracked = customer_features(purchase_table(lines, ()), AS_OF)
     assert not any(c.startswith("channel_days_") for c in [*plain.columns, *untracked.columns])
+
+
+def test_group_sum_gives_each_distinct_key_tuple_its_total():
+    """Sorted distinct (customer, day, category) tuples and their sums, as a groupby gives them;
+    negative keys (days before 1970) and wide ranges included."""
+    import numpy as np
+
+    from nextbest.features.customer import _group_sum
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    keys = [
+        rng.integers(0, 300, n),
+        rng.integers(-400, 20_000, n),
+        rng.integers(0, 13, n),
+    ]
+    amount = rng.gamma(2.0, 5.0, n)
+    got_keys, got = _group_sum(keys, amount)
+    ref = (
+        pd.DataFrame({"c": keys[0], "d": keys[1], "k": keys[2], "a": amount})
+        .groupby(["c", "d", "k"], sort=True)["a"]
+        .sum()
+        .reset_index()
+    )
+    for got_k, col in zip(got_keys, ("c", "d", "k")):
+        np.testing.assert_array_equal(got_k, ref[col].to_numpy())
+    np.testing.assert_allclose(got, ref["a"].to_numpy(), rtol=1e-12)
+    (one,), total = _group_sum([np.array([5, 5, 2])], np.array([1.0, 2.0, 4.0]))
+    assert one.tolist() == [2, 5] and total.tolist() == [4.0, 3.0]
+    (empty,), none = _group_sum([np.zeros(0, dtype="int64")], np.zeros(0))
+    assert empty.size == 0 and none.size == 0

@@ -8,7 +8,7 @@ import pytest
 from lightgbm import LGBMClassifier
 
 from nextbest.data.completejourney import load_completejourney
-from nextbest.models.tabular import as_matrix, learn_levels, model_matrix
+from nextbest.models.tabular import SMALL_FRAME, as_matrix, learn_levels, model_matrix
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,7 @@ def test_model_matrix_predicts_like_lightgbm_on_the_categorical_frame(households
     frames = {
         "all": (score, score),
         "one row": (score.iloc[[7]], score.iloc[[7]]),
+        "small frame, unseen levels": (score.iloc[:SMALL_FRAME], score.iloc[:SMALL_FRAME]),
         "no home_ownership column": (score.drop(columns=["home_ownership"]), unknown),
     }
     for what, (frame, reference) in frames.items():
@@ -61,3 +62,20 @@ def test_model_matrix_reads_numbers_stored_as_text(households):
     X = model_matrix(frame, ["spend"], {})
     assert np.isnan(X[3, 0])
     assert X[0, 0] == pytest.approx(float(frame["spend"].iat[0]))
+
+
+def test_small_frames_are_coded_like_large_ones(households):
+    """A request's few rows (dict lookup) get the codes a batch (pandas index) gets."""
+    cats = ["income", "marital_status", "household_comp", "kids_count"]
+    levels = learn_levels(households.iloc[100:], cats)
+    frame = households.copy()
+    frame.loc[frame.index[:3], "income"] = "never seen"
+    frame["kids_count"] = frame["kids_count"].astype(object)  # not a text dtype: cast to text
+    batch = model_matrix(frame, cats, levels)
+    assert len(frame) > SMALL_FRAME
+    for start in range(0, 4 * SMALL_FRAME, SMALL_FRAME):
+        part = frame.iloc[start : start + SMALL_FRAME]
+        np.testing.assert_array_equal(
+            model_matrix(part, cats, levels), batch[start : start + SMALL_FRAME]
+        )
+    assert np.isnan(batch[:3, 0]).all() and not np.isnan(batch[3:, 0]).all()

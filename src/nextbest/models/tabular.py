@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -77,6 +79,7 @@ def model_matrix(
     n = len(frame)
     X = np.empty((n, len(feature_names)), dtype="float64")
     dtypes = frame.dtypes.to_dict()
+    is_number: dict = {}  # per distinct dtype: a frame has a handful of dtypes, not 100
     numeric: list[str] = []
     at: list[int] = []
     for j, col in enumerate(feature_names):
@@ -84,10 +87,18 @@ def model_matrix(
             if col not in dtypes:
                 X[:, j] = np.nan
                 continue
-            values = frame[col].astype("string").to_numpy(dtype=object, na_value=None)
-            codes = pd.Index(levels[col], dtype=object).get_indexer(values)
-            X[:, j] = np.where(codes >= 0, codes, np.nan)
-        elif pd.api.types.is_numeric_dtype(dtypes[col]) or pd.api.types.is_bool_dtype(dtypes[col]):
+            values = frame[col]
+            if not isinstance(values.dtype, pd.StringDtype):
+                values = values.astype("string")
+            X[:, j] = _level_codes(tuple(levels[col]), values.to_numpy(dtype=object, na_value=None))
+            continue
+        dtype = dtypes[col]
+        number = is_number.get(dtype)
+        if number is None:
+            number = is_number[dtype] = pd.api.types.is_numeric_dtype(
+                dtype
+            ) or pd.api.types.is_bool_dtype(dtype)
+        if number:
             numeric.append(col)
             at.append(j)
         else:
@@ -97,6 +108,31 @@ def model_matrix(
     if numeric:
         X[:, at] = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
     return X
+
+
+SMALL_FRAME = 64
+"""Rows up to which categoricals are coded by a dict lookup (a re-decided customer, a request)
+rather than by a pandas index (a batch): the same codes, without the index's fixed cost."""
+
+
+def _level_codes(levels: tuple[str, ...], values: np.ndarray) -> np.ndarray:
+    """Each value's position in ``levels`` as float (NaN: missing or unseen)."""
+    if len(values) <= SMALL_FRAME:
+        where = _level_positions(levels)
+        return np.array([where.get(v, np.nan) for v in values], dtype="float64")
+    codes = _level_index(levels).get_indexer(values)
+    return np.where(codes >= 0, codes, np.nan)
+
+
+@functools.lru_cache(maxsize=256)
+def _level_positions(levels: tuple[str, ...]) -> dict:
+    return {level: float(k) for k, level in enumerate(levels)}
+
+
+@functools.lru_cache(maxsize=256)
+def _level_index(levels: tuple[str, ...]) -> pd.Index:
+    """The index of a categorical's levels, kept (with its hash table) between calls."""
+    return pd.Index(list(levels), dtype=object)
 
 
 def fit_estimator(estimator_cls, params: dict, X, y, **fit_kwargs):

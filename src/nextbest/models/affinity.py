@@ -48,13 +48,14 @@ def category_lift(bought: np.ndarray, prior: float = LIFT_PRIOR) -> np.ndarray:
     bought : numpy.ndarray
         Boolean (customers x categories): the customer has bought the category.
     prior : float
-        Pseudo-customers per row who buy ``c`` at its base rate; 0 gives the raw lift (a row
-        with no buyer then is NaN).
+        Pseudo-customers per row who buy ``c`` at its base rate; 0 gives the plain
+        ``n[k, c] / (n[k] p[c])`` (NaN in the row of a category nobody bought).
 
     Returns
     -------
     numpy.ndarray
-        (categories x categories) float; the diagonal is ``1 / p[c]`` as the formula gives.
+        (categories x categories) float. The diagonal (about ``1 / p[c]``) is kept as the
+        formula gives it; :meth:`CategoryAffinity.values` does not use it.
     """
     b = np.asarray(bought, dtype=float)
     n = b.shape[0]

@@ -97,12 +97,12 @@ class CategoryAffinity:
         return cls(keys, category_lift(bought, prior), len(customers))
 
     def shares(self, frame: pd.DataFrame) -> np.ndarray:
-        """The frame's ``share_<key>`` columns in ``keys`` order, C-contiguous float."""
+        """The frame's ``share_<key>`` columns in ``keys`` order, float, column-contiguous."""
         cols = [SHARE_PREFIX + k for k in self.keys]
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ModelInputError(f"category affinity: missing column(s) {missing}")
-        return np.ascontiguousarray(frame[cols].to_numpy(dtype=float))
+        return np.asfortranarray(frame[cols].to_numpy(dtype=float))
 
     def codes(self, categories) -> np.ndarray:
         """Position in ``keys`` of each category name; -1 for a category it does not know."""
@@ -112,29 +112,38 @@ class CategoryAffinity:
         known = np.array([pos.get(category_key(u), -1) for u in uniq], dtype="int64")
         return known[inverse.reshape(-1)]
 
-    def values(self, shares: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    def values(self, shares: np.ndarray, codes) -> np.ndarray:
         """Share-weighted mean lift from each row's other bought categories to its category.
 
         Parameters
         ----------
         shares : numpy.ndarray
             (rows x len(keys)) spend shares, from :meth:`shares`.
-        codes : numpy.ndarray
-            (rows,) int: the row's category, from :meth:`codes`.
+        codes : int or numpy.ndarray
+            The rows' category (one for all, or one per row), from :meth:`codes`.
 
         Returns
         -------
         numpy.ndarray
             (rows,) float; NaN where the category is unknown or the customer bought no other
-            category. Each row depends only on its own shares and code (the scoring path and
-            the pair frame give the same values).
+            category.
+
+        Notes
+        -----
+        The sums run over the categories in ``keys`` order, one vector operation per category
+        (a handful), so a row's value is the same float whether its code comes alone or among
+        others: the scoring path and the pair frame agree exactly.
         """
-        shares = np.ascontiguousarray(shares, dtype=float)
+        shares = np.asarray(shares, dtype=float)
         codes = np.asarray(codes, dtype="int64")
         known = codes >= 0
         c = np.where(known, codes, 0)
-        others = shares * (1.0 - np.eye(len(self.keys)))[c]  # the row's own category weighs 0
-        num = (others * self.lift.T[c]).sum(axis=1)
-        den = others.sum(axis=1)
+        other = 1.0 - np.eye(len(self.keys))  # the row's own category weighs 0
+        weight = self.lift * other
+        num = np.zeros(len(shares))
+        den = np.zeros(len(shares))
+        for k in range(len(self.keys)):
+            num += shares[:, k] * weight[k, c]
+            den += shares[:, k] * other[k, c]
         ok = known & (den > 0)
-        return np.divide(num, den, out=np.full(len(c), np.nan), where=ok)
+        return np.divide(num, den, out=np.full(len(shares), np.nan), where=ok)

@@ -305,10 +305,8 @@ class OfferModel(BaseModel):
             dense = 2 * rows.size >= n
             X = X_all if dense else X_all[rows]
             pair = _pair_values(features, offer, popularity)
-            if aff is not None:  # row by row the same arithmetic as _with_affinity
-                pair[AFFINITY_FEATURE] = aff.values(
-                    shares, np.repeat(aff.codes([offer.category]), n)
-                )
+            if aff is not None:  # row by row the same floats as _with_affinity
+                pair[AFFINITY_FEATURE] = aff.values(shares, aff.codes([offer.category])[0])
             for name, value in pair.items():
                 if name not in pos:
                     continue

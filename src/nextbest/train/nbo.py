@@ -220,7 +220,7 @@ def train_nbo(
         cutoffs,
         per_offer,
         final.feature_importance(),
-        test[["customer_id", *names]].head(5),
+        test[["customer_id", "category", *names]].head(5),  # category: for cat_affinity
         baseline,
         notes,
     )

@@ -273,6 +273,7 @@ NBO_DEFAULTS: dict[str, Any] = {
     "n_cutoffs": 6,
     "min_history_days": 90,
     "k": 3,
+    "category_affinity": True,
     "lightgbm": dict(_LGBM_DEFAULTS),
     "thresholds": {"min_hit_gain_vs_baselines": 0.0},
 }

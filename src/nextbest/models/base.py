@@ -56,10 +56,12 @@ class BaseModel:
     """Base class: ``fit(frame) -> self``, ``predict(frame) -> DataFrame``, ``save``/``load``.
 
     Subclasses set ``FORMAT_VERSION`` and keep fitted state in attributes
-    ending in ``_``.
+    ending in ``_``. A subclass whose older files still make sense lists their
+    versions in ``OLDER_FORMATS`` and fills what they lack in :meth:`_upgrade`.
     """
 
     FORMAT_VERSION = 1
+    OLDER_FORMATS: tuple[int, ...] = ()
 
     def __init__(self) -> None:
         self.fitted_: bool = False
@@ -86,18 +88,26 @@ class BaseModel:
 
     @classmethod
     def load(cls, path: str | Path):
-        """Load a model saved by :meth:`save`; raise on a class or format mismatch."""
+        """Load a model saved by :meth:`save`; raise on a class or format mismatch.
+
+        A file of one of ``OLDER_FORMATS`` loads too, upgraded by :meth:`_upgrade`.
+        """
         with Path(path).open("rb") as fh:
             payload = pickle.load(fh)
-        if (
-            payload.get("class") != cls.__name__
-            or payload.get("format_version") != cls.FORMAT_VERSION
+        version = payload.get("format_version")
+        if payload.get("class") != cls.__name__ or (
+            version != cls.FORMAT_VERSION and version not in cls.OLDER_FORMATS
         ):
+            readable = ", ".join(f"v{v}" for v in (*cls.OLDER_FORMATS, cls.FORMAT_VERSION))
             raise ArtifactMismatchError(
-                f"{path}: saved as {payload.get('class')} v{payload.get('format_version')}, "
-                f"expected {cls.__name__} v{cls.FORMAT_VERSION}"
+                f"{path}: saved as {payload.get('class')} v{version}, "
+                f"expected {cls.__name__} {readable}"
             )
         obj = cls.__new__(cls)
         obj.__dict__.update(payload["state"])
+        obj._upgrade(version)
         obj.metadata_ = {**obj.metadata_, "saved_with": payload["libraries"]}
         return obj
+
+    def _upgrade(self, format_version: int) -> None:
+        """Fill the state a file of an older format lacks (nothing to do by default)."""

@@ -7,7 +7,10 @@ bought it in the ``label_window_days`` after. Pair features: the customer's
 behaviour and category mix, their history with this category (share of
 spend, days since last bought, coupon redemptions in it), the category's
 current popularity, the offer itself (categorical) and campaign response
-(Complete Journey).
+(Complete Journey). The model adds one learned pair feature itself,
+``cat_affinity``: how much more often than average customers with this
+customer's category mix buy the offer's category (co-purchase lift learned
+at fit time from the training rows, :mod:`nextbest.models.affinity`).
 
 Baselines (:func:`popularity_scores`, :func:`last_bought_scores`): rank by
 how many customers bought the category lately, or by how recently this
@@ -23,6 +26,7 @@ from lightgbm import LGBMClassifier
 from nextbest.features.campaigns import CAMPAIGN_FEATURES
 from nextbest.features.customer import category_key
 from nextbest.models import compiled
+from nextbest.models.affinity import CategoryAffinity, share_keys
 from nextbest.models.base import BaseModel, validate_columns
 from nextbest.models.tabular import (
     as_matrix,
@@ -58,6 +62,9 @@ PAIR_FEATURES = (
     "cat_rate_30d",
     "cat_overdue",
 )
+AFFINITY_FEATURE = "cat_affinity"
+"""The pair feature the model derives itself from its fitted lift (not a column of
+:func:`offer_pairs`)."""
 
 
 def offer_pairs(
@@ -177,13 +184,32 @@ def last_bought_scores(pairs: pd.DataFrame) -> np.ndarray:
 
 
 class OfferModel(BaseModel):
-    """LightGBM P(convert) per (customer, offer) pair."""
+    """LightGBM P(convert) per (customer, offer) pair.
 
-    FORMAT_VERSION = 1
+    Parameters
+    ----------
+    params : dict, optional
+        LightGBM parameters (:func:`nextbest.models.tabular.fit_estimator`).
+    category_affinity : bool
+        Learn the category lift at fit time and add ``cat_affinity`` to the features (when the
+        pairs carry ``share_*`` columns).
 
-    def __init__(self, params: dict | None = None) -> None:
+    Format 2 added the lift (``affinity_``); a format-1 file loads as a model without it.
+    """
+
+    FORMAT_VERSION = 2
+    OLDER_FORMATS = (1,)
+
+    def __init__(self, params: dict | None = None, category_affinity: bool = True) -> None:
         super().__init__()
         self.params = dict(params or {})
+        self.category_affinity = bool(category_affinity)
+        self.affinity_: CategoryAffinity | None = None
+
+    def _upgrade(self, format_version: int) -> None:
+        if format_version < 2:  # saved before the category lift existed
+            self.category_affinity = False
+            self.affinity_ = None
 
     def fit(
         self,
@@ -191,12 +217,24 @@ class OfferModel(BaseModel):
         feature_names: list[str],
         levels: dict[str, list[str]],
     ) -> OfferModel:
-        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window)."""
+        """Fit on training pairs with a 0/1 ``label`` (1 = bought the category in the window).
+
+        With ``category_affinity`` the category lift is learned from these pairs' customer rows
+        only (one per customer and ``cutoff``) and ``cat_affinity`` is appended to
+        ``feature_names``.
+        """
         validate_columns(pairs, ["label", "offer_id"], what="offer training pairs")
-        check_features(pairs, feature_names, "offer training pairs")
-        self.feature_names_ = list(feature_names)
-        self.levels_ = {k: v for k, v in levels.items() if k in feature_names}
-        X = as_matrix(pairs, self.feature_names_, self.levels_)
+        names = [n for n in feature_names if n != AFFINITY_FEATURE]
+        check_features(pairs, names, "offer training pairs")
+        self.affinity_ = None
+        if self.category_affinity and share_keys(pairs):
+            validate_columns(pairs, ["category"], what="offer training pairs")
+            keys = [c for c in ("customer_id", "cutoff") if c in pairs.columns]
+            self.affinity_ = CategoryAffinity.fit(pairs[~pairs.duplicated(keys)])
+            names.append(AFFINITY_FEATURE)
+        self.feature_names_ = names
+        self.levels_ = {k: v for k, v in levels.items() if k in names}
+        X = as_matrix(self._with_affinity(pairs), self.feature_names_, self.levels_)
         self.classifier_ = fit_estimator(
             LGBMClassifier,
             self.params,
@@ -208,12 +246,24 @@ class OfferModel(BaseModel):
         self.fitted_ = True
         return self
 
+    def _with_affinity(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """``pairs`` with this model's ``cat_affinity`` (a new frame; as given without a lift)."""
+        if self.affinity_ is None:
+            return pairs
+        validate_columns(pairs, ["category"], what="offer pairs")
+        aff = self.affinity_
+        return pairs.assign(
+            **{AFFINITY_FEATURE: aff.values(aff.shares(pairs), aff.codes(pairs["category"]))}
+        )
+
     def predict_proba(self, pairs: pd.DataFrame) -> np.ndarray:
+        """P(convert) of each pair (:func:`offer_pairs` rows; ``category`` when the model has a
+        lift)."""
         self._check_fitted()
-        check_features(pairs, self.feature_names_, "offer pairs")
-        return self.classifier_.predict_proba(as_matrix(pairs, self.feature_names_, self.levels_))[
-            :, 1
-        ]
+        names = [n for n in self.feature_names_ if n != AFFINITY_FEATURE]
+        check_features(pairs, names, "offer pairs")
+        X = as_matrix(self._with_affinity(pairs), self.feature_names_, self.levels_)
+        return self.classifier_.predict_proba(X)[:, 1]
 
     def predict_offers(
         self,
@@ -233,13 +283,15 @@ class OfferModel(BaseModel):
         self._check_fitted()
         names = self.feature_names_
         pos = {name: i for i, name in enumerate(names)}
-        pair_names = {"offer_id", "category", *PAIR_FEATURES}
+        pair_names = {"offer_id", "category", *PAIR_FEATURES, AFFINITY_FEATURE}
         customer_names = [c for c in names if c not in pair_names]
         # The customer columns straight from the feature rows (what _customer_base would copy;
         # campaign columns a source lacks are 0, as there).
         here = [c for c in customer_names if c in features.columns]
         absent = [c for c in customer_names if c not in features.columns]
         check_features(features, [c for c in absent if c not in CAMPAIGN_FEATURES], "offer pairs")
+        aff = self.affinity_
+        shares = aff.shares(features) if aff is not None else None
         # One customer matrix; each offer writes its own pair columns into it and is predicted on
         # all customers when most are eligible (cheaper than copying the eligible rows out),
         # on a copy of the eligible rows otherwise.
@@ -255,6 +307,8 @@ class OfferModel(BaseModel):
             dense = 2 * rows.size >= n
             X = X_all if dense else X_all[rows]
             pair = _pair_values(features, offer, popularity)
+            if aff is not None:  # row by row the same floats as _with_affinity
+                pair[AFFINITY_FEATURE] = aff.values(shares, aff.codes([offer.category])[0])
             for name, value in pair.items():
                 if name not in pos:
                     continue

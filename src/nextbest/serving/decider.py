@@ -1,7 +1,8 @@
 """Re-decisions of changed customers in a child process, beside the worker's request loop.
 
 Re-deciding a customer (:func:`~nextbest.serving.rebuild.customer_decisions`)
-is about 50 ms of pandas and model work that holds the GIL. Run in the
+is 30-50 ms of pandas and model work that holds the GIL (35 ms on Complete
+Journey with one model thread; see :func:`nextbest.models.compiled.single_threaded`). Run in the
 worker's own process, it competes with the event loop that answers every
 other request: measured on Complete Journey with 32 clients asking for other
 customers, three purchases a second cut their throughput from 0.83x to 0.55x

@@ -172,7 +172,8 @@ def train_nbo(
     levels["offer_id"] = [o.offer_id for o in catalog.offers]
     train_mask, test_mask, scheme, note = _folds(ex, cutoffs, window, 42)
     train, test = ex[train_mask], ex[test_mask]
-    evaluation = OfferModel(config["lightgbm"]).fit(train, names, levels)
+    affinity = bool(config["category_affinity"])
+    evaluation = OfferModel(config["lightgbm"], affinity).fit(train, names, levels)
     p = evaluation.predict_proba(test)
     metrics = _rank_metrics(
         test,
@@ -199,7 +200,7 @@ def train_nbo(
     gain = metrics[f"model_hit_at_{k}"] - base_hits[best_policy]
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
     verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
-    final = OfferModel(config["lightgbm"]).fit(ex, names, levels)
+    final = OfferModel(config["lightgbm"], affinity).fit(ex, names, levels)
     baseline = BaselineOfferModel(best_policy).fit(ex, levels["offer_id"])
     notes = [
         f"next best offer validation: {note}",
@@ -219,7 +220,7 @@ def train_nbo(
         cutoffs,
         per_offer,
         final.feature_importance(),
-        test[["customer_id", *names]].head(5),
+        test[["customer_id", "category", *names]].head(5),  # category: for cat_affinity
         baseline,
         notes,
     )

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import bentoml
 
-from nextbest.serving.schemas import Decision, PredictRequest
+from nextbest.serving.schemas import Decision, EventsRequest, EventsResult, PredictRequest
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = Decision.model_json_schema()["example"]
@@ -55,6 +55,13 @@ class Trivial:
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=Decision)
     async def predict(self, customer_id: str, record_contact: bool = False) -> Decision:
         return self.table[customer_id]
+
+    @bentoml.api(route="/events", input_spec=EventsRequest, output_spec=EventsResult)
+    async def events(self, events: list[dict]) -> EventsResult:
+        """Baseline for ``benchmarks/events.py``: events validated by the schema, not stored."""
+        return EventsResult(
+            accepted=len(events), new=len(events), duplicates=0, event_ids=[], head=0
+        )
 
 
 # -- servers -------------------------------------------------------------------------------------

@@ -369,3 +369,16 @@ def test_baseline_policy_decisions_say_so_in_their_reasons(synthetic_world):
         assert (REASON_CODE in codes) == (action == "cross_sell")
     learned = score(w["features"].head(400), w["bundle"], 365, w["popularity"], as_of=w["as_of"])
     assert not any(REASON_CODE in [r["code"] for r in rs] for rs in learned["reasons"])
+
+
+def test_registered_offer_example_scores_with_the_category_affinity(synthetic_world):
+    """The input example logged with the offer model carries what it needs for cat_affinity
+    (``category``): logging predicts on it, as MLflow's pyfunc does."""
+    from nextbest.errors import ModelInputError
+
+    nbo = synthetic_world["nbo"]
+    assert nbo.model.affinity_ is not None and "cat_affinity" in nbo.model.feature_names_
+    p = nbo.model.predict(nbo.example)["p_convert"].to_numpy()
+    assert len(p) == len(nbo.example) and ((p > 0) & (p < 1)).all()
+    with pytest.raises(ModelInputError, match="category"):
+        nbo.model.predict(nbo.example.drop(columns=["category"]))

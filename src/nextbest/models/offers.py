@@ -292,6 +292,7 @@ class OfferModel(BaseModel):
         check_features(features, [c for c in absent if c not in CAMPAIGN_FEATURES], "offer pairs")
         aff = self.affinity_
         shares = aff.shares(features) if aff is not None else None
+        offer_codes = aff.codes([o.category for o in offers]) if aff is not None else None
         # One customer matrix; each offer writes its own pair columns into it and is predicted on
         # all customers when most are eligible (cheaper than copying the eligible rows out),
         # on a copy of the eligible rows otherwise.
@@ -308,7 +309,7 @@ class OfferModel(BaseModel):
             X = X_all if dense else X_all[rows]
             pair = _pair_values(features, offer, popularity)
             if aff is not None:  # row by row the same floats as _with_affinity
-                pair[AFFINITY_FEATURE] = aff.values(shares, aff.codes([offer.category])[0])
+                pair[AFFINITY_FEATURE] = aff.values(shares, offer_codes[j])
             for name, value in pair.items():
                 if name not in pos:
                     continue

@@ -230,20 +230,31 @@ def score(
         if (arms.group != "treatment").any():
             first = experiment_reasons(arms, models.catalog.policy)
             reasons = [r if f is None else [f, *r] for f, r in zip(first, reasons)]
-    out = pd.DataFrame({"customer_id": ids})
-    for c in MODEL_SCORE_COLUMNS:
-        out[c] = scores[c]
-    out["action"] = d.action
-    out["action_offer_id"] = d.action_offer_id
-    out["offers"] = offers
-    out["reasons"] = reasons
-    out["model_versions"] = json.dumps(models.versions, sort_keys=True)
-    out["consent_profiling"] = consent
-    out["as_of"] = pd.Timestamp(as_of) if as_of is not None else pd.NaT
-    out["horizon_days"] = float(horizon_days)
-    out["channel"] = d.channel
-    out["group"] = arms.group
-    out["propensity"] = arms.propensity
+    n_rows = len(ids)
+    columns = {
+        "customer_id": ids,
+        **{c: scores[c] for c in MODEL_SCORE_COLUMNS},
+        "action": d.action,
+        "action_offer_id": d.action_offer_id,
+        "offers": _objects(offers),
+        "reasons": _objects(reasons),
+        "model_versions": json.dumps(models.versions, sort_keys=True),
+        "consent_profiling": consent,
+        "as_of": pd.Series(pd.Timestamp(as_of) if as_of is not None else pd.NaT, range(n_rows)),
+        "horizon_days": float(horizon_days),
+        "channel": d.channel,
+        "group": arms.group,
+        "propensity": arms.propensity,
+    }
+    # One frame built at once: a column assigned at a time cost 2-3 ms of a re-decision.
+    return pd.DataFrame(columns)
+
+
+def _objects(values: list) -> np.ndarray:
+    """A list of lists as a 1-D object array (one list per row)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
     return out
 
 

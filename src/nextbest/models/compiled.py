@@ -78,7 +78,7 @@ def single_threaded(*models, _depth: int = 3) -> None:
     processes or Spark tasks): an OpenMP team of two threads on a busy 2-core
     host waits a scheduler time slice per call for its second thread. Measured
     on a re-decision with the Complete Journey champions under load: 47 ms
-    with the boosted CLV's two threads, 32 ms with one. Predictions do not
+    with the boosted CLV's two threads, 35 ms with one. Predictions do not
     depend on the thread count. Estimators are found among the models'
     attributes (and in their dicts, lists and sub-models, ``_depth`` deep).
     """

@@ -35,6 +35,7 @@ from nextbest.decision.experiment import experiment_reasons, run_experiment
 from nextbest.decision.policy import Effects, decide, gate_offers
 from nextbest.decision.reasons import build_reasons
 from nextbest.features.build import count_model_of
+from nextbest.models import compiled
 
 SCORE_COLUMNS = (
     "customer_id",
@@ -120,6 +121,15 @@ class ModelSet:
     def churn_horizon_days(self) -> float:
         """The churn model's label window in days (30 without a churn model)."""
         return float(getattr(self.churn, "horizon_days_", 30.0))
+
+
+def single_threaded(models: ModelSet) -> ModelSet:
+    """One thread per model prediction, for a private copy of the models where processes are
+    the parallelism: the service's re-decisions (one row at a time), batch worker processes,
+    Spark tasks. :func:`nextbest.models.compiled.single_threaded` on the CLV, churn, offer and
+    uplift models; predictions do not depend on the thread count."""
+    compiled.single_threaded(*(getattr(models, k, None) for k in ("clv", "churn", "nbo", "uplift")))
+    return models
 
 
 def score(

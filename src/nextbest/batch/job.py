@@ -53,8 +53,7 @@ from nextbest.batch.progress import Reporter
 from nextbest.batch.source import Source, frame_digest
 from nextbest.data.schema import ValidationReport
 from nextbest.errors import BatchError, EmptyInput
-from nextbest.models import compiled
-from nextbest.scoring import ModelSet
+from nextbest.scoring import ModelSet, single_threaded
 
 DEFAULT_CHUNK_SIZE = 100_000
 
@@ -222,16 +221,6 @@ def global_popularity(manifest: Manifest, categories: tuple[str, ...]) -> dict[s
 
 # -- pass 3 ------------------------------------------------------------------------------------
 _WORKER: dict = {}
-
-
-def single_threaded(models: ModelSet) -> ModelSet:
-    """One LightGBM thread per process where processes (or Spark tasks) are the parallelism.
-
-    Only for a worker's private copy of the models; predictions do not depend on threads,
-    but two processes with two OpenMP threads each on two cores slow each other down badly.
-    """
-    compiled.single_threaded(models.clv, models.churn, models.nbo, models.uplift)
-    return models
 
 
 def _init_worker(models_blob: bytes) -> None:

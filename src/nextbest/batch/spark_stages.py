@@ -24,8 +24,8 @@ from nextbest.batch.chunks import (
     score_chunk,
     validate_chunk,
 )
-from nextbest.batch.job import single_threaded
 from nextbest.features.customer import purchase_table
+from nextbest.scoring import single_threaded
 
 BUCKET = "_bucket"
 LINE_COLUMNS = ("customer_id", "timestamp", "amount", "category", "channel")

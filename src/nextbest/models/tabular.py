@@ -79,7 +79,6 @@ def model_matrix(
     n = len(frame)
     X = np.empty((n, len(feature_names)), dtype="float64")
     dtypes = frame.dtypes.to_dict()
-    is_number: dict = {}  # per distinct dtype: a frame has a handful of dtypes, not 100
     numeric: list[str] = []
     at: list[int] = []
     for j, col in enumerate(feature_names):
@@ -92,13 +91,7 @@ def model_matrix(
                 values = values.astype("string")
             X[:, j] = _level_codes(tuple(levels[col]), values.to_numpy(dtype=object, na_value=None))
             continue
-        dtype = dtypes[col]
-        number = is_number.get(dtype)
-        if number is None:
-            number = is_number[dtype] = pd.api.types.is_numeric_dtype(
-                dtype
-            ) or pd.api.types.is_bool_dtype(dtype)
-        if number:
+        if pd.api.types.is_numeric_dtype(dtypes[col]) or pd.api.types.is_bool_dtype(dtypes[col]):
             numeric.append(col)
             at.append(j)
         else:

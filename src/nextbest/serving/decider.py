@@ -44,7 +44,8 @@ import weakref
 from typing import Any
 
 from nextbest.events.schema import Event
-from nextbest.serving.rebuild import customer_decisions, single_threaded
+from nextbest.scoring import single_threaded
+from nextbest.serving.rebuild import customer_decisions
 from nextbest.serving.settings import ServiceSettings
 from nextbest.serving.state import load_state
 

@@ -49,8 +49,9 @@ from collections import OrderedDict
 
 from nextbest.events.schema import Event
 from nextbest.events.store import Changes, EventStore
+from nextbest.scoring import single_threaded
 from nextbest.serving.decider import DecisionProcess
-from nextbest.serving.rebuild import customer_decisions, single_threaded
+from nextbest.serving.rebuild import customer_decisions
 from nextbest.serving.state import ServingState
 
 log = logging.getLogger(__name__)

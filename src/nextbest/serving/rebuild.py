@@ -47,7 +47,6 @@ from nextbest.events.frames import response_outcomes
 from nextbest.events.schema import Event
 from nextbest.features.build import build_context, features_at
 from nextbest.features.customer import customer_features, purchase_table
-from nextbest.models import compiled
 from nextbest.scoring import score
 from nextbest.serving.coldstart import conform
 from nextbest.serving.state import ServingState, decision_table
@@ -312,14 +311,6 @@ def feature_row(
 ) -> tuple[pd.DataFrame | None, pd.Timestamp]:
     """One customer's feature row (None if nothing usable is known) and the decision's as_of."""
     return feature_rows(state, {customer_id: events})[customer_id]
-
-
-def single_threaded(bundle) -> None:
-    """Let the state's models predict one customer with one thread (a re-decision is one row;
-    a worker's parallelism comes from its requests and from other workers):
-    :func:`nextbest.models.compiled.single_threaded` on the CLV, churn, offer and uplift
-    models."""
-    compiled.single_threaded(*(getattr(bundle, k, None) for k in ("clv", "churn", "nbo", "uplift")))
 
 
 def customer_decisions(

@@ -72,18 +72,39 @@ def test_held_out_customers_are_seeded_and_the_same_on_every_row():
 def test_churn_folds_by_time_with_three_cutoffs():
     cutoffs = list(pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]))
     ex = _examples(cutoffs)
-    f = split_folds(ex, cutoffs, (0.25, 0.25), 42)
+    f = split_folds(ex, cutoffs, (0.25, 0.25), 42, 28)
     cut = ex["cutoff"]
     assert f.scheme == SCHEME_TIME
     assert set(cut[f.train]) == set(cutoffs[:2]) and set(cut[f.calibrate]) == {cutoffs[2]}
     assert set(cut[f.test]) == {cutoffs[3]} and set(cut[f.final_calibrate]) == {cutoffs[3]}
+    assert set(cut[f.final_train]) == set(cutoffs[:3])
+
+
+def test_churn_folds_never_learn_from_a_window_that_overlaps_a_later_fold():
+    """Cutoffs 14 days apart with 30-day labels: each fold learns only from windows that end by
+    the next fold's cutoff (42 days back, not 14 or 28), so calibration and test are out of
+    time for what came before them."""
+    cutoffs = list(pd.date_range("2024-01-01", periods=8, freq="14D"))
+    ex = _examples(cutoffs, 20)
+    f = split_folds(ex, cutoffs, (0.25, 0.25), 42, 30)
+    cut, day = ex["cutoff"], pd.Timedelta(days=30)
+    newest = cutoffs[-1]
+    calibrate = max(c for c in cutoffs if c + day <= newest)
+    assert f.scheme == SCHEME_TIME and set(cut[f.test]) == {newest}
+    assert set(cut[f.calibrate]) == {calibrate} == {cutoffs[-4]}
+    assert set(cut[f.train]) == {c for c in cutoffs if c + day <= calibrate} == set(cutoffs[:2])
+    assert set(cut[f.final_train]) == set(cutoffs[:5]) and set(cut[f.final_calibrate]) == {newest}
+    assert "trained on the 2 whose label windows end by" in f.note
+    # Too close together for a chain of three folds: customers are split instead.
+    f = split_folds(ex.loc[cut >= cutoffs[-3]], cutoffs[-3:], (0.25, 0.25), 42, 30)
+    assert f.scheme == SCHEME_CUSTOMERS
 
 
 @pytest.mark.parametrize("n_cutoffs", [1, 2])
 def test_churn_folds_on_held_out_customers_with_a_short_history(n_cutoffs):
     cutoffs = list(pd.to_datetime(["2024-03-01", "2024-04-01"]))[-n_cutoffs:]
     ex = _examples(cutoffs)
-    f = split_folds(ex, cutoffs, (0.25, 0.25), 42)
+    f = split_folds(ex, cutoffs, (0.25, 0.25), 42, 30)
     assert f.scheme == SCHEME_CUSTOMERS and "short history" in f.note
     ids = ex["customer_id"]
     train, cal, test = set(ids[f.train]), set(ids[f.calibrate]), set(ids[f.test])

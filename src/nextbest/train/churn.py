@@ -3,12 +3,15 @@
 Cutoffs c1 < ... < cN (see :func:`nextbest.features.splits.rolling_cutoffs`),
 the newest ending its label window at ``as_of``:
 
-* evaluation model: LightGBM on c1..c(N-2), calibration on c(N-1),
-  metrics on cN - against the recency-only and 1 - P(alive) baselines, each
-  calibrated on c(N-1) the same way;
-* production model: LightGBM on c1..c(N-1), calibrated on cN.
+* evaluation model: LightGBM on the cutoffs whose label windows end by the
+  calibration cutoff (the newest one whose window ends by cN), calibration
+  there, metrics on cN - against the recency-only and 1 - P(alive)
+  baselines, each calibrated the same way;
+* production model: LightGBM on the cutoffs whose label windows end by cN,
+  calibrated on cN.
 
-With fewer than three cutoffs (a short history: from 120 days of data with the
+With cutoffs ``horizon_days`` apart (the default) that is c1..c(N-2), c(N-1)
+and cN. Without such a chain (a short history: from 120 days of data with the
 defaults) the folds are held-out customers of the newest cutoff instead
 (:func:`split_folds`). Calibration: bounded isotonic, Platt or beta, chosen by
 out-of-fold Brier score (:mod:`nextbest.models.calibration`).
@@ -100,31 +103,43 @@ SCHEME_CUSTOMERS = "held-out customers"
 
 
 def split_folds(
-    examples: pd.DataFrame, cutoffs: list[pd.Timestamp], shares: tuple[float, float], seed: int
+    examples: pd.DataFrame,
+    cutoffs: list[pd.Timestamp],
+    shares: tuple[float, float],
+    seed: int,
+    horizon_days: int,
 ) -> Folds:
     """Train / calibration / test rows of ``examples`` (which has ``cutoff`` and ``customer_id``).
 
-    * three cutoffs or more (``time``): train on all but the two newest, calibrate on the one
-      before the newest, test on the newest; the final model trains on all but the newest and
-      calibrates on it;
-    * fewer (``held-out customers``, short history): a seeded share of the newest cutoff's
+    No fold learns from a label window that overlaps a later fold's (cutoffs closer together
+    than ``horizon_days`` overlap):
+
+    * ``time``, when such a chain exists: test on the newest cutoff, calibrate on the newest
+      one whose label window ends by it, train on the cutoffs whose label windows end by the
+      calibration cutoff; the final model trains on the cutoffs whose label windows end by the
+      newest and calibrates on the newest;
+    * otherwise (``held-out customers``, short history): a seeded share of the newest cutoff's
       customers calibrates (``shares[0]``) and another tests (``shares[1]``); those customers are
       left out of every training row (older windows of theirs could overlap the newest). The
       final model trains on the same rows and calibrates on both held-out groups.
     """
     cut = examples["cutoff"].to_numpy()
     newest = cutoffs[-1]
-    if len(cutoffs) >= 3:
-        before = cutoffs[-2]
+    window = pd.Timedelta(days=horizon_days)
+    before = [c for c in cutoffs if c + window <= newest]
+    train_cuts = [c for c in cutoffs if before and c + window <= before[-1]]
+    if train_cuts:
+        calibrate = before[-1]
         return Folds(
             SCHEME_TIME,
-            f"{len(cutoffs)} cutoffs: trained on the oldest {len(cutoffs) - 2}, calibrated on "
-            f"{before.date()}, tested on {newest.date()} (the production model trains on all but "
-            "the newest and calibrates on it)",
-            cut < before,
-            cut == before,
+            f"{len(cutoffs)} cutoffs: trained on the {len(train_cuts)} whose label windows end by "
+            f"{calibrate.date()}, calibrated on {calibrate.date()}, tested on {newest.date()} "
+            f"(the production model trains on the {len(before)} whose label windows end by the "
+            "newest and calibrates on it)",
+            cut + window <= calibrate,
+            cut == calibrate,
             cut == newest,
-            cut < newest,
+            cut + window <= newest,
             cut == newest,
         )
     ids = np.sort(examples.loc[cut == newest, "customer_id"].astype(str).unique())
@@ -167,7 +182,7 @@ def train_churn(
     ex = churn_examples(ctx, cutoffs, horizon, clv_config, count_model)
     names = churn_feature_names(ex, ctx.demographics)
     levels = learn_levels(ex, [d for d in ctx.demographics if d in names])
-    folds = split_folds(ex, cutoffs, (0.25, 0.25), int(clv_config.get("seed", 42)))
+    folds = split_folds(ex, cutoffs, (0.25, 0.25), int(clv_config.get("seed", 42)), horizon)
     train, cal, test = ex[folds.train], ex[folds.calibrate], ex[folds.test]
 
     evaluation = ChurnModel(config["lightgbm"]).fit(train, cal, names, levels)

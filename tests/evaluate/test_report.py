@@ -15,6 +15,7 @@ from nextbest.evaluate import write_outputs
 from nextbest.evaluate.report import render, summary_rows
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, ModelRun, Score, Section
 from nextbest.evaluate.run import Evaluation, flat_metrics
+from nextbest.evaluate.uncertainty import Interval
 from nextbest.plots import png
 
 SECTIONS = {
@@ -184,6 +185,22 @@ def test_summary_table_comes_first_with_model_baseline_and_verdict():
     ] in rows
 
 
+def test_intervals_show_under_the_value_and_the_verdict():
+    ev = _evaluation()
+    spearman = ev.runs[0].sections["clv"].score("spend_spearman")
+    spearman.interval = Interval((0.40, 0.46), (-0.08, -0.02))
+    html = render(ev)
+    summary = html[html.index('id="summary"') : html.index('id="clv"')]
+    assert "<td>0.430<br><small>0.400 to 0.460</small></td>" in summary
+    assert "worse than historic rate<br><small>gain -0.050 (95% interval -0.080 to -0.020)" in (
+        summary
+    )
+    assert "Intervals" in html  # explained in the glossary
+    _, rows = summary_rows(ev)
+    row = next(r for r in rows if r[1] == "Ranking by value")
+    assert row[-1] == "worse than historic rate, -0.050 [-0.080, -0.020]"
+
+
 def test_compare_report_names_the_winner_of_each_measure():
     ev = _evaluation(compare=True)
     winners = {(c["section"], c["metric"]): c["winner"] for c in ev.comparison()}
@@ -219,3 +236,13 @@ def test_metrics_json_has_every_value_beside_its_baselines(tmp_path):
     assert flat["train.clv.purchases_aggregate_error"] == pytest.approx(-0.12)
     assert flat["champion.churn.auc.baseline_P_alive_"] == pytest.approx(0.34)
     assert "train.churn.brier.baseline_recency" not in flat  # NaN is not logged
+    assert "train.clv.spend_spearman.gain" not in flat  # no interval measured
+    ev.runs[0].sections["clv"].score("spend_spearman").interval = Interval(
+        (0.40, 0.46), (-0.08, -0.02)
+    )
+    flat = flat_metrics(ev)
+    assert flat["train.clv.spend_spearman.gain"] == pytest.approx(-0.05)
+    assert (flat["train.clv.spend_spearman.gain_low"], flat["train.clv.spend_spearman.high"]) == (
+        -0.08,
+        0.46,
+    )

@@ -164,6 +164,22 @@ def test_synthetic_backtest_every_section_and_compare_with_registered_versions(
     train = data["models"]["train"]["sections"]
     assert set(train["churn"]["metrics"]["auc"]["baselines"]) == {"recency", "P(alive)"}
     assert set(train["nbo"]["metrics"]["hit_at_3"]["baselines"]) == {"popularity", "last bought"}
+    # Bootstrap intervals over customers: around the model's value and its gain over the best
+    # baseline, for the measures the quality targets name.
+    for section, key in [
+        ("clv", "spend_spearman"),
+        ("clv", "spend_normalized_gini"),
+        ("clv", "spend_aggregate_error"),
+        ("churn", "auc"),
+        ("churn", "brier"),
+        ("nbo", "hit_at_3"),
+    ]:
+        m = train[section]["metrics"][key]
+        lo, hi = m["interval"]["model"]
+        assert lo <= m["model"] <= hi, (section, key)
+        lo, hi = m["interval"]["gain"]
+        assert lo <= m["gain_vs_best_baseline"] <= hi and hi - lo > 0, (section, key)
+    assert 0 <= train["nbo"]["metrics"]["hit_at_3"]["interval"]["model"][0] <= 1
     policies = {r["policy"]: r for r in train["decision"]["tables"]["policies"]}
     assert set(policies) == {"model", "random offer", "rule"}
     assert all(r["contacted"] <= r["customers"] for r in policies.values())

@@ -195,8 +195,10 @@ def backtest_table(result) -> Table:
     from nextbest.evaluate.report import summary_rows
 
     head, rows = summary_rows(result)
+    when = f"{result.horizon_days} days from {result.as_of.date()}"
     table = Table(
-        title=f"Backtest on {result.dataset}: {result.horizon_days} days from {result.as_of.date()}"
+        title=f"Backtest on {result.dataset}: {when}",
+        caption="verdict: gain over the best baseline [its 95% interval over customers]",
     )
     for i, col in enumerate(head):
         table.add_column(col, justify="left" if i < 2 or i == len(head) - 1 else "right")

@@ -25,6 +25,7 @@ import pandas as pd
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS
+from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
 from nextbest.models.calibration import fit_calibrator
@@ -115,6 +116,7 @@ def churn_section(models: ModelSet, data: BacktestData, configs: dict) -> Sectio
         **{name: calibration_table(y, q) for name, q in probs.items()},
     }
     scores = _scores(y, m, raw, probs, lifts)
+    _add_intervals(scores, y, p, raw, probs)
     section = Section(
         name="churn",
         title=TITLE,
@@ -210,6 +212,37 @@ def _scores(
             "{:+.1%}",
         ),
     ]
+
+
+def _add_intervals(
+    scores: list[Score],
+    y: np.ndarray,
+    p: np.ndarray,
+    raw: dict[str, np.ndarray],
+    probs: dict[str, np.ndarray],
+) -> None:
+    """Paired bootstrap intervals over customers for AUC (baselines' raw scores) and Brier score
+    (their calibrated probabilities); :mod:`nextbest.evaluate.uncertainty`."""
+    for s in scores:
+        if s.key == "auc":
+            metric, baselines = _auc, raw
+        elif s.key == "brier":
+            metric, baselines = _brier, probs
+        else:
+            continue
+
+        def measure(rows, baseline, metric=metric, baselines=baselines):
+            return metric(y[rows], (p if baseline is None else baselines[baseline])[rows])
+
+        add_interval(s, len(y), measure)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    return classification_metrics(y, score)["auc"]
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    return classification_metrics(y, p)["brier"]
 
 
 def _charts(calib: dict[str, pd.DataFrame], lifts: dict[str, pd.DataFrame]) -> list[Chart]:

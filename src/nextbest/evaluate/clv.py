@@ -20,6 +20,7 @@ import pandas as pd
 
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, Score, Section
+from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import features_at
 from nextbest.features.customer import day_number
 from nextbest.features.rfm import calibration_holdout, customer_days
@@ -29,6 +30,8 @@ from nextbest.models.evaluation import (
     historic_rate_baseline,
     historic_spend_baseline,
     holdout_metrics,
+    normalized_gini,
+    spearman,
     value_metrics,
 )
 from nextbest.plots import clv as plots
@@ -144,6 +147,7 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
             references={"perfect hindsight": top_p},
         ),
     ]
+    _add_intervals(scores, (act_n, pred_n, base_n), (act_spend, pred_spend, base_spend))
     totals = pd.DataFrame(
         [
             {
@@ -188,6 +192,42 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
         f"${ms['predicted_total']:,.0f} ({ms['aggregate_error']:+.1%})."
     )
     return section
+
+
+def _aggregate_error(actual: np.ndarray, predicted: np.ndarray) -> float:
+    total = actual.sum()
+    return float((predicted.sum() - total) / total) if total > 0 else float("nan")
+
+
+def _mae(actual: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(np.abs(actual - predicted)))
+
+
+# Scores with a bootstrap interval: which quantity (0 purchases, 1 revenue) and measure.
+INTERVALS = {
+    "purchases_aggregate_error": (0, _aggregate_error),
+    "purchases_mae": (0, _mae),
+    "spend_aggregate_error": (1, _aggregate_error),
+    "spend_mae": (1, _mae),
+    "spend_spearman": (1, spearman),
+    "spend_normalized_gini": (1, normalized_gini),
+}
+
+
+def _add_intervals(scores: list[Score], purchases: tuple, revenue: tuple) -> None:
+    """Paired bootstrap intervals over customers (:mod:`nextbest.evaluate.uncertainty`): each
+    quantity is (actual, model, historic-rate baseline)."""
+    quantities = (purchases, revenue)
+    for s in scores:
+        if s.key not in INTERVALS:
+            continue
+        which, metric = INTERVALS[s.key]
+        actual, model, base = quantities[which]
+
+        def measure(rows, baseline, actual=actual, model=model, base=base, metric=metric):
+            return metric(actual[rows], (model if baseline is None else base)[rows])
+
+        add_interval(s, len(actual), measure)
 
 
 def _scoring_rows(data: BacktestData, cal: pd.DataFrame, unit: float) -> pd.DataFrame:

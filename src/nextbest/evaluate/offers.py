@@ -25,12 +25,14 @@ import pandas as pd
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS
+from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import category_popularity, features_at
 from nextbest.models.evaluation import (
     classification_metrics,
     lift_table,
     rank_lists,
     ranking_metrics,
+    user_hits,
 )
 from nextbest.models.offers import last_bought_scores, offer_pairs, popularity_scores
 from nextbest.plots import evaluation as figures
@@ -66,9 +68,10 @@ def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Sectio
         "popularity": popularity_scores(pairs),
         "last bought": last_bought_scores(pairs),
     }
-    rows = []
+    rows, hits = [], {}
     for name, score in rankers.items():
         rel, ranked = rank_lists(pairs, score)
+        hits[name] = user_hits(rel, ranked, k)
         row = {
             "ranking": name,
             "pair_auc": classification_metrics(pairs["label"].to_numpy(), score)["auc"],
@@ -121,6 +124,12 @@ def offers_section(models: ModelSet, data: BacktestData, config: dict) -> Sectio
             score("pair_auc", "Ranking converting offers above the others (AUC)", False),
         ],
         tables={"rankings": table, "per_offer": _per_offer(pairs, p)},
+    )
+    # hit@k's interval: a paired bootstrap over the converting customers.
+    add_interval(
+        section.scores[0],
+        len(hits["model"]),
+        lambda rows, base: float(hits["model" if base is None else base][rows].mean()),
     )
     cols = list(dict.fromkeys(("hit_at_1", f"hit_at_{k}", f"map_at_{k}")))
     fig = figures.grouped_bars(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from nextbest.evaluate.uncertainty import Interval, gain_text, goodness
+
 HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
 # Differences under 1% (relative) are called a tie: a backtest on one period cannot
 # separate them, and a marketer should not read 0.805 vs 0.804 as a win.
@@ -29,7 +31,9 @@ class Score:
 
     ``better`` is ``"higher"``, ``"lower"`` or ``"closer_to_zero"`` (signed
     errors); ``headline`` scores go in the summary table. ``references`` are
-    shown beside the baselines but never "beaten" (e.g. perfect hindsight).
+    shown beside the baselines but never "beaten" (e.g. perfect hindsight). ``interval``, when
+    measured, holds bootstrap intervals of the value and of the gain over the best baseline
+    (:mod:`nextbest.evaluate.uncertainty`).
     """
 
     key: str
@@ -40,6 +44,7 @@ class Score:
     headline: bool = False
     fmt: str = "{:.3f}"
     references: dict[str, float] = field(default_factory=dict)
+    interval: Interval | None = None
 
     def best_baseline(self) -> tuple[str | None, float]:
         """Name and value of the strongest baseline (``(None, nan)`` if there is none)."""
@@ -54,9 +59,22 @@ class Score:
         _, base = self.best_baseline()
         return compare_values(self.value, base, self.better)
 
+    def gain(self) -> float:
+        """How much better than the best baseline (positive = better; NaN without one): higher
+        minus baseline, baseline minus lower, or ``|baseline| - |model|`` for signed errors."""
+        _, base = self.best_baseline()
+        if not (_finite(self.value) and _finite(base)):
+            return float("nan")
+        return _goodness(self.value, self.better) - _goodness(base, self.better)
+
+    def gain_text(self, compact: bool = False) -> str:
+        """The gain and its interval in words, or ``compact`` (``""`` when no interval was
+        measured)."""
+        return gain_text(self.interval, self.gain(), self.fmt, compact)
+
     def as_dict(self) -> dict:
         name, base = self.best_baseline()
-        return {
+        out = {
             "label": self.label,
             "model": _clean(self.value),
             "baselines": {k: _clean(v) for k, v in self.baselines.items()},
@@ -65,6 +83,10 @@ class Score:
             "best_baseline": name,
             "verdict": self.verdict(),
         }
+        if self.interval is not None:
+            out["gain_vs_best_baseline"] = _clean(self.gain())
+            out["interval"] = self.interval.as_dict()
+        return out
 
 
 @dataclass
@@ -114,7 +136,7 @@ def _finite(v) -> bool:
 
 
 def _goodness(v: float, better: str) -> float:
-    return v if better == HIGHER else (-v if better == LOWER else -abs(v))
+    return float(goodness(v, better))
 
 
 def compare_values(a: float, b: float, better: str) -> str:

@@ -166,7 +166,11 @@ def evaluate(
 
 
 def flat_metrics(result: Evaluation) -> dict[str, float]:
-    """``<spec>.<section>.<metric>[.<baseline>]`` -> value, finite only, names MLflow accepts."""
+    """``<spec>.<section>.<metric>[.<baseline>]`` -> value, finite only, names MLflow accepts.
+
+    Measures with a bootstrap interval add ``.low`` / ``.high`` (the model's value) and ``.gain``,
+    ``.gain_low``, ``.gain_high`` (its gain over the best baseline).
+    """
     out = {}
     for run in result.runs:
         prefix = f"{run.label}." if result.compare else ""
@@ -177,6 +181,14 @@ def flat_metrics(result: Evaluation) -> dict[str, float]:
                     *((f".baseline_{k}", v) for k, v in s.baselines.items()),
                     *((f".reference_{k}", v) for k, v in s.references.items()),
                 ]
+                if s.interval is not None:
+                    items += [
+                        (".low", s.interval.value[0]),
+                        (".high", s.interval.value[1]),
+                        (".gain", s.gain()),
+                        (".gain_low", s.interval.gain[0]),
+                        (".gain_high", s.interval.gain[1]),
+                    ]
                 for suffix, v in items:
                     if isinstance(v, (int, float)) and math.isfinite(v):
                         out[_metric_name(f"{prefix}{sname}.{s.key}{suffix}")] = float(v)

@@ -84,12 +84,11 @@ def ranking_metrics(relevant: list[set], ranked: list[list], k: int) -> dict[str
     AP@k = (1 / min(k, |relevant|)) * sum_{i<=k} precision@i * rel_i; MAP@k
     is its mean (the usual recommender definition).
     """
-    hits, aps = [], []
+    hits, aps = list(user_hits(relevant, ranked, k)), []
     for rel, rec in zip(relevant, ranked):
         if not rel:
             continue
         top = list(rec)[:k]
-        hits.append(float(any(item in rel for item in top)))
         n_hit, score = 0, 0.0
         for i, item in enumerate(top, start=1):
             if item in rel:
@@ -101,6 +100,19 @@ def ranking_metrics(relevant: list[set], ranked: list[list], k: int) -> dict[str
         f"map@{k}": float(np.mean(aps)) if aps else float("nan"),
         "n_users": float(len(hits)),
     }
+
+
+def user_hits(relevant: list[set], ranked: list[list], k: int) -> np.ndarray:
+    """1.0 per user with a relevant item in their top ``k``, else 0.0; users without a relevant
+    item are left out (their mean is hit@k)."""
+    return np.array(
+        [
+            float(any(item in rel for item in list(rec)[:k]))
+            for rel, rec in zip(relevant, ranked)
+            if rel
+        ],
+        dtype="float64",
+    )
 
 
 # -- CLV (value regression) ------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from nextbest.config import load_config
 from nextbest.train.churn import SCHEME_CUSTOMERS, SCHEME_TIME, split_folds
-from nextbest.train.clv import select_count_model, selection_reason
+from nextbest.train.clv import select_count_model, selection_order, selection_reason
 from nextbest.train.nbo import _folds
 from nextbest.train.value import _verdicts, held_out
 
@@ -41,6 +41,43 @@ def test_count_model_choice_weighs_per_customer_error_and_total_on_cdnow(cdnow_t
     # With no weight on the total, the per-customer error alone decides.
     only_mae = load_config("clv", {"selection_aggregate_weight": 0.0})
     assert select_count_model(cdnow_tx, "1997-10-01", only_mae)[0] == "mbgnbd"
+
+
+def test_the_final_fit_falls_back_in_the_selection_rules_order():
+    table = pd.DataFrame(
+        {
+            "model": ["bgnbd", "pareto", "mbgnbd"],
+            "outcome": ["failed: no count model converged", "ok", "ok"],
+            "selection_score": [np.nan, 1.007, 1.010],
+            "log_likelihood": [np.nan, -10.0, -9.0],
+        }
+    )
+    assert selection_order(table) == ["pareto", "mbgnbd", "bgnbd"]
+    # Equal scores: the higher log-likelihood first.
+    table.loc[2, "selection_score"] = 1.007
+    assert selection_order(table)[:2] == ["mbgnbd", "pareto"]
+
+
+@pytest.mark.slow
+def test_a_winner_that_cannot_be_fitted_gives_way_to_the_runner_up():
+    """Complete Journey before 2017-06-01: Pareto/NBD wins the inner split but gives non-finite
+    predictions on all the data at every penalizer; MBG/NBD, second by the rule, is fitted, not
+    the fixed default order's BG/NBD."""
+    from nextbest.data.completejourney import load_completejourney
+    from nextbest.features.rfm import rfm_summary
+    from nextbest.models.clv import make_clv_model
+
+    cfg = load_config("clv")
+    tx = load_completejourney(with_extras=False)[0]
+    tx = tx[tx["timestamp"] < "2017-06-01"]
+    best, table, _ = select_count_model(tx, "2017-06-01", cfg)
+    order = selection_order(table)
+    assert best == "pareto" and order == ["pareto", "mbgnbd", "bgnbd"]
+    model = make_clv_model(cfg, best, fallbacks=order).fit(rfm_summary(tx, "2017-06-01", 7.0))
+    assert model.count_model_used_ == "mbgnbd"
+    assert make_clv_model(cfg, best).fit(rfm_summary(tx, "2017-06-01", 7.0)).count_model_used_ == (
+        "bgnbd"
+    )
 
 
 def test_boosted_rule_needs_no_worse_and_one_better_beyond_ties():

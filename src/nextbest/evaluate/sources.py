@@ -30,7 +30,7 @@ from nextbest.models.clv import COUNT_MODEL_NAMES, ClvModel, make_clv_model
 from nextbest.models.value import BoostedClvModel
 from nextbest.scoring import ModelSet
 from nextbest.train.churn import train_churn
-from nextbest.train.clv import select_count_model, selection_reason
+from nextbest.train.clv import select_count_model, selection_order, selection_reason
 from nextbest.train.nbo import train_nbo
 from nextbest.train.value import train_value
 
@@ -121,16 +121,21 @@ def train_clv_model(data: BacktestData, config: dict) -> tuple[ClvModel | Booste
             f"unknown count model(s) {unknown}; choose from {sorted(COUNT_MODEL_NAMES)}"
         )
     best, reason = candidates[0], f"CLV: {COUNT_MODEL_NAMES[candidates[0]]} (the only candidate)"
+    order = None
     if len(candidates) > 1:
         try:
             best, table, _ = select_count_model(data.train, data.as_of, config)
             reason = "CLV: " + selection_reason(best, table, config)
+            order = selection_order(table)
         except (ValueError, RuntimeError) as exc:
             reason = f"CLV: inner model choice impossible ({exc}); using {COUNT_MODEL_NAMES[best]}"
-    model = make_clv_model(config, best)
+    model = make_clv_model(config, best, fallbacks=order)
     model.fit(rfm_summary(data.train, data.as_of, unit))
     if model.count_model_used_ != best:
-        reason += f"; {best} did not converge, {model.count_model_used_} used instead"
+        reason += (
+            f"; {best} did not converge on all the data, {model.count_model_used_} used instead"
+            + (" (the next by the same rule)" if order else "")
+        )
     if not config["value_model"]["enabled"]:
         return model, reason
     value = train_value(data.ctx_train, data.as_of, config, model)

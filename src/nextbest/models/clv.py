@@ -297,7 +297,12 @@ class ClvModel(BaseModel):
         }
 
 
-def make_clv_model(config: dict, count_model: str, fallback: bool = True) -> ClvModel:
+def make_clv_model(
+    config: dict,
+    count_model: str,
+    fallback: bool = True,
+    fallbacks: list[str] | None = None,
+) -> ClvModel:
     """An unfitted :class:`ClvModel` from a CLV config (``models/clv.yaml``).
 
     Parameters
@@ -309,8 +314,13 @@ def make_clv_model(config: dict, count_model: str, fallback: bool = True) -> Clv
     fallback : bool
         Whether a failed fit may fall back to the other count models (off when
         the candidates are being compared).
+    fallbacks : list of str, optional
+        The order to fall back in (default: BG/NBD, MBG/NBD, Pareto/NBD); training passes the
+        selection rule's ranking.
     """
     kwargs = {} if fallback else {"fallbacks": []}
+    if fallback and fallbacks is not None:
+        kwargs = {"fallbacks": list(fallbacks)}
     return ClvModel(
         count_model=count_model,
         time_unit_days=float(config["time_unit_days"]),

@@ -146,10 +146,16 @@ def select_count_model(
     ok = table[table["outcome"] == "ok"]
     if ok.empty:
         raise ConvergenceError(f"no count model converged on the inner split: {rows}")
-    best = ok.sort_values(["selection_score", "log_likelihood"], ascending=[True, False]).iloc[0][
-        "model"
-    ]
-    return str(best), table, cal
+    return selection_order(table)[0], table, cal
+
+
+def selection_order(table: pd.DataFrame) -> list[str]:
+    """The candidates best first by the selection rule (score, then log-likelihood), then those
+    that failed on the inner split: the order in which the final fit tries them, so that a
+    winner that cannot be fitted on all the data gives way to the runner-up by the same rule."""
+    ok = table["outcome"] == "ok"
+    ranked = table[ok].sort_values(["selection_score", "log_likelihood"], ascending=[True, False])
+    return [str(m) for m in (*ranked["model"], *table.loc[~ok, "model"])]
 
 
 def selection_reason(best: str, table: pd.DataFrame, config: dict) -> str:
@@ -240,7 +246,7 @@ def train_clv(
         mlflow.log_text(table.to_csv(index=False), "selection/candidates.csv")
         mlflow.set_tag("selection_reason", reason[:5000])
 
-        count = make_clv_model(config, best)
+        count = make_clv_model(config, best, fallbacks=selection_order(table))
         rfm = rfm_summary(tx, as_of, unit)
         count.fit(rfm)
         summary = count.summary()

@@ -198,3 +198,55 @@ def test_synthetic_backtest_every_section_and_compare_with_registered_versions(
     html = (out / "report.html").read_text()
     assert "Which model wins" in html and not re.search(r"https?://", html)
     assert "winner" in result.output
+
+
+def test_completejourney_backtest_carries_intervals_on_every_main_measure(
+    nb_home, tmp_path, light_configs
+):
+    """Complete Journey from 2017-10-01: every section runs, coupon campaigns included, and the
+    main measures carry bootstrap intervals over customers (households for the campaigns, which
+    have several targets each)."""
+    out = tmp_path / "cj"
+    result = _invoke(
+        "evaluate",
+        "--dataset",
+        "completejourney",
+        "--as-of",
+        "2017-10-01",
+        "--config-dir",
+        light_configs,
+        "--output",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    sections = json.loads((out / "metrics.json").read_text())["models"]["train"]["sections"]
+    assert {k: s["status"] for k, s in sections.items()} == dict.fromkeys(
+        ("clv", "churn", "nbo", "campaigns", "decision"), "ok"
+    )
+    measured = {
+        (name, key): m
+        for name, s in sections.items()
+        for key, m in s["metrics"].items()
+        if "interval" in m
+    }
+    assert set(measured) == {
+        ("clv", "purchases_aggregate_error"),
+        ("clv", "purchases_mae"),
+        ("clv", "spend_aggregate_error"),
+        ("clv", "spend_mae"),
+        ("clv", "spend_spearman"),
+        ("clv", "spend_normalized_gini"),
+        ("churn", "auc"),
+        ("churn", "brier"),
+        ("nbo", "hit_at_3"),
+        ("campaigns", "redemption_auc"),
+        ("decision", "realised_cross_sell_value"),
+        ("decision", "cross_sell_conversion_rate"),
+    }
+    for where, m in measured.items():
+        lo, hi = m["interval"]["model"]
+        assert lo < m["model"] < hi, where
+        lo, hi = m["interval"]["gain"]
+        assert lo < m["gain_vs_best_baseline"] < hi, where
+    # The verdict column of the terminal summary shows gains with their intervals.
+    assert re.search(r"[+-]\d[.\d]* \[[+-]\d", result.output.replace("│", " "))

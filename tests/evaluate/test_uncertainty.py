@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Score
-from nextbest.evaluate.uncertainty import add_interval, gain_text, paired_interval, signed
+from nextbest.evaluate.uncertainty import (
+    add_interval,
+    cluster_rows,
+    gain_text,
+    paired_interval,
+    signed,
+)
 
 
 def _hits(n: int = 2000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +85,28 @@ def test_add_interval_resamples_the_best_baseline_only():
     add_interval(score, 500, measure)
     assert asked == {None, "strong"}
     assert score.interval.gain[0] < score.gain() < score.interval.gain[1]
+
+
+def test_cluster_rows_draw_whole_customers():
+    codes = np.array([2, 0, 1, 0, 2, 2])
+    n, rows = cluster_rows(codes)
+    assert n == 3
+    np.testing.assert_array_equal(rows(np.array([0])), [1, 3])
+    np.testing.assert_array_equal(rows(np.array([2, 0, 0])), [0, 4, 5, 1, 3, 1, 3])
+    assert rows(np.array([], dtype=int)).size == 0
+
+
+def test_clustered_rows_widen_the_interval_when_a_customers_rows_agree():
+    """Ten identical rows per customer are one customer's worth of evidence, not ten: drawing
+    rows would understate the interval about sqrt(10) times."""
+    rng = np.random.default_rng(5)
+    per_customer = (rng.random(300) < 0.5).astype(float)
+    y = np.repeat(per_customer, 10)
+    n, rows = cluster_rows(np.repeat(np.arange(300), 10))
+    by_customer = paired_interval(n, lambda d: (y[rows(d)].mean(), 0.0), HIGHER)
+    by_row = paired_interval(len(y), lambda d: (y[d].mean(), 0.0), HIGHER)
+    width = lambda iv: iv.value[1] - iv.value[0]  # noqa: E731
+    assert width(by_customer) / width(by_row) == pytest.approx(np.sqrt(10), rel=0.3)
 
 
 def test_gain_in_words_in_the_scores_units():

@@ -30,6 +30,7 @@ import pandas as pd
 from nextbest.decision.policy import gate_offers
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
+from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
 from nextbest.plots import evaluation as figures
@@ -81,6 +82,28 @@ def policy_choices(models: ModelSet, data: BacktestData, recency_days: int, seed
     return f, {"model": model, "random offer": random, "rule": rule}, p, ret_ev
 
 
+def realised_per_customer(
+    choice: np.ndarray, converted: np.ndarray, value: np.ndarray, cost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer: sent a cross-sell offer, bought its category, realised value of it."""
+    n = len(choice)
+    xs = choice >= 0
+    j = np.where(xs, choice, 0)
+    hit = xs & converted[np.arange(n), j]
+    return xs, hit, np.where(xs, hit * value[j] - cost[j], 0.0)
+
+
+def _conversion_rate(xs: np.ndarray, hit: np.ndarray) -> float:
+    return float(hit.sum() / xs.sum()) if xs.any() else float("nan")
+
+
+# Scores with a bootstrap interval over customers: (sent, bought, realised) on rows -> value.
+INTERVALS = {
+    "realised_cross_sell_value": lambda xs, hit, realised: float(realised.sum()),
+    "cross_sell_conversion_rate": lambda xs, hit, realised: _conversion_rate(xs, hit),
+}
+
+
 def policy_table(
     choices: dict[str, np.ndarray],
     p: np.ndarray,
@@ -94,13 +117,11 @@ def policy_table(
     rows = []
     n = len(ret_ev)
     for name, c in choices.items():
-        xs = c >= 0
+        xs, hit, realised = realised_per_customer(c, converted, value, cost)
         j = np.where(xs, c, 0)
         ev = np.where(xs, p[np.arange(n), j] * value[j] - cost[j], 0.0) + np.where(
             c == RETENTION, ret_ev, 0.0
         )
-        hit = xs & converted[np.arange(n), j]
-        realised = np.where(xs, hit * value[j] - cost[j], 0.0)
         rows.append(
             {
                 "policy": name,
@@ -110,9 +131,7 @@ def policy_table(
                 "retention": int((c == RETENTION).sum()),
                 "expected_value": float(ev.sum()),
                 "realised_cross_sell_value": float(realised.sum()),
-                "cross_sell_conversion_rate": float(hit.sum() / xs.sum())
-                if xs.any()
-                else float("nan"),
+                "cross_sell_conversion_rate": _conversion_rate(xs, hit),
                 "realised_value_per_cross_sell": float(realised.sum() / xs.sum())
                 if xs.any()
                 else float("nan"),
@@ -204,6 +223,14 @@ def decision_section(
             "valued this way and are excluded from realised value."
         ],
     )
+    per = {k: realised_per_customer(c, converted, value, cost) for k, c in choices.items()}
+    for sc in section.scores:
+        if sc.key in INTERVALS:
+
+            def measure(rows, base, metric=INTERVALS[sc.key]):
+                return metric(*(a[rows] for a in per["model" if base is None else base]))
+
+            add_interval(sc, len(f), measure)
     fig = figures.grouped_bars(
         t,
         "policy",

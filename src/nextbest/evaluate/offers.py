@@ -25,7 +25,7 @@ import pandas as pd
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS
-from nextbest.evaluate.uncertainty import add_interval
+from nextbest.evaluate.uncertainty import add_interval, cluster_rows
 from nextbest.features.build import category_popularity, features_at
 from nextbest.models.evaluation import (
     classification_metrics,
@@ -258,6 +258,15 @@ def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
             ),
         ],
         tables={f"redemption_by_decile_{k}": v for k, v in lifts.items()},
+    )
+    # A household has several targets: the bootstrap draws households with all their rows.
+    n_households, rows_of = cluster_rows(pd.factorize(t["customer_id"])[0])
+    add_interval(
+        section.scores[0],
+        n_households,
+        lambda draw, base: classification_metrics(
+            y[rows_of(draw)], scores_["model" if base is None else base][rows_of(draw)]
+        )["auc"],
     )
     fig = figures.rate_by_decile_plot(
         {k: lifts[k] for k in ("model", "past redemptions")},

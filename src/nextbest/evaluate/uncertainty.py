@@ -101,6 +101,22 @@ def add_interval(score, n: int, measure: Callable[[np.ndarray, str | None], floa
     )
 
 
+def cluster_rows(codes: np.ndarray) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+    """For rows that come in groups (one customer's several targets): the number of groups, and
+    a map from drawn groups to all their rows, so that a bootstrap draws customers, not rows."""
+    codes = np.asarray(codes, dtype="int64")
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def rows(groups: np.ndarray) -> np.ndarray:
+        lengths = counts[groups]
+        first = np.repeat(starts[groups] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        return order[first + np.arange(lengths.sum())]
+
+    return len(counts), rows
+
+
 def gain_text(interval: Interval | None, gain: float, fmt: str, compact: bool = False) -> str:
     """``"gain +2.5 pts (95% interval +1.2 pts to +3.8 pts)"`` in the score's own units, or with
     ``compact`` ``"+2.5 pts [+1.2, +3.8]"``; ``""`` without an interval."""

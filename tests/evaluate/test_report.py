@@ -15,7 +15,7 @@ from nextbest.evaluate import write_outputs
 from nextbest.evaluate.report import render, summary_rows
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Chart, ModelRun, Score, Section
 from nextbest.evaluate.run import Evaluation, flat_metrics
-from nextbest.evaluate.uncertainty import Interval
+from nextbest.models.evaluation import Interval
 from nextbest.plots import png
 
 SECTIONS = {

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from nextbest.evaluate.results import HIGHER, LOWER, ZERO, Score
-from nextbest.evaluate.uncertainty import (
-    add_interval,
-    cluster_rows,
-    gain_text,
-    paired_interval,
-    signed,
-)
+from nextbest.evaluate.uncertainty import add_interval, gain_text, signed
+from nextbest.models.evaluation import cluster_rows, paired_interval
 
 
 def _hits(n: int = 2000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,20 @@ def test_churn_beats_recency_baseline_and_is_calibrated(synthetic_world):
     assert m["test_auc"] > 0.7
     assert m["test_auc"] >= m["baseline_recency_auc"] - 0.02
     assert abs(m["test_mean_prediction"] - m["test_base_rate"]) < 0.1
+    # How sure the gate is: the AUC gain over the best baseline with its bootstrap interval.
+    assert m["test_auc_gain_low"] < m["test_auc_gain_vs_best_baseline"] < m["test_auc_gain_high"]
+    note = next(n for n in synthetic_world["churn"].notes if n.startswith("churn: test AUC"))
+    assert f"{m['test_auc_gain_low']:+.3f} to {m['test_auc_gain_high']:+.3f}" in note
+
+
+def test_offer_gate_note_gives_the_hit_gain_with_its_interval(synthetic_world):
+    m = synthetic_world["nbo"].metrics
+    low, gain, high = (
+        m[f"hit_at_3_{x}"] for x in ("gain_low", "gain_vs_best_baseline", "gain_high")
+    )
+    assert low <= gain <= high and low < high
+    note = next(n for n in synthetic_world["nbo"].notes if n.startswith("next best offer: hit@3"))
+    assert f"(gain {gain:+.3f}, 95% interval {low:+.3f} to {high:+.3f} over " in note
 
 
 def test_score_contract_and_consent(synthetic_world):

@@ -25,10 +25,11 @@ import pandas as pd
 from nextbest.evaluate.data import BacktestData
 from nextbest.evaluate.results import HIGHER, Chart, Score, Section
 from nextbest.evaluate.sources import MODEL_ERRORS
-from nextbest.evaluate.uncertainty import add_interval, cluster_rows
+from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import category_popularity, features_at
 from nextbest.models.evaluation import (
     classification_metrics,
+    cluster_rows,
     lift_table,
     rank_lists,
     ranking_metrics,

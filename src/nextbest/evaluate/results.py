@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from nextbest.evaluate.uncertainty import Interval, gain_text, goodness
+from nextbest.evaluate.uncertainty import gain_text
+from nextbest.models.evaluation import Interval, goodness
 
 HIGHER, LOWER, ZERO = "higher", "lower", "closer_to_zero"
 # Differences under 1% (relative) are called a tie: a backtest on one period cannot

@@ -8,6 +8,9 @@ them and ``nextbest evaluate`` reports them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
@@ -254,3 +257,89 @@ def rank_lists(pairs: pd.DataFrame, score: np.ndarray) -> tuple[list[set], list[
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
     relevant = [set(o[lab]) for o, lab in zip(np.split(offers, cuts), np.split(labels, cuts))]
     return relevant, [list(o) for o in np.split(offers, cuts)]
+
+
+# -- How sure: paired bootstrap intervals -----------------------------------------------------
+# A measure on one sample of customers, the model and its baseline measured on the same draws
+# (nextbest.evaluate.uncertainty explains them for the report).
+
+N_DRAWS = 200
+LEVEL = 0.95
+SEED = 20_251_201
+
+Stat = Callable[[np.ndarray], tuple[float, float]]
+"""Rows (indices into the customers, with repeats) -> (model value, baseline value) on them."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Bootstrap intervals of a score's value and of its gain over the best baseline."""
+
+    value: tuple[float, float]
+    gain: tuple[float, float]
+    level: float = LEVEL
+    draws: int = N_DRAWS
+
+    def as_dict(self) -> dict:
+        return {
+            "level": self.level,
+            "draws": self.draws,
+            "model": [_finite_or_none(v) for v in self.value],
+            "gain": [_finite_or_none(v) for v in self.gain],
+        }
+
+
+def goodness(values: np.ndarray, better: str) -> np.ndarray:
+    """Values turned so that larger is better (``higher``, ``lower``, ``closer_to_zero``)."""
+    values = np.asarray(values, dtype="float64")
+    if better == "higher":
+        return values
+    return -values if better == "lower" else -np.abs(values)
+
+
+def paired_interval(
+    n: int,
+    stat: Stat,
+    better: str,
+    draws: int = N_DRAWS,
+    level: float = LEVEL,
+    seed: int = SEED,
+) -> Interval | None:
+    """Percentile intervals of the model's value and of its gain over the baseline.
+
+    ``stat`` measures both on the same resampled rows; ``n`` is the number of customers. ``None``
+    when fewer than 2 customers or fewer than half the draws give finite values (a measure
+    undefined on most draws has no honest interval).
+    """
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    got = np.array([stat(rng.integers(0, n, n)) for _ in range(draws)], dtype="float64")
+    gain = goodness(got[:, 0], better) - goodness(got[:, 1], better)
+    ok_value, ok_gain = np.isfinite(got[:, 0]), np.isfinite(gain)
+    if ok_value.sum() < draws / 2 or ok_gain.sum() < draws / 2:
+        return None
+    q = [50 * (1 - level), 50 * (1 + level)]
+    value = np.percentile(got[ok_value, 0], q)
+    g = np.percentile(gain[ok_gain], q)
+    return Interval((float(value[0]), float(value[1])), (float(g[0]), float(g[1])), level, draws)
+
+
+def cluster_rows(codes: np.ndarray) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+    """For rows that come in groups (one customer's several targets): the number of groups, and
+    a map from drawn groups to all their rows, so that a bootstrap draws customers, not rows."""
+    codes = np.asarray(codes, dtype="int64")
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def rows(groups: np.ndarray) -> np.ndarray:
+        lengths = counts[groups]
+        first = np.repeat(starts[groups] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        return order[first + np.arange(lengths.sum())]
+
+    return len(counts), rows
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None

@@ -36,7 +36,12 @@ from nextbest.features.splits import rolling_cutoffs
 from nextbest.models.calibration import fit_calibrator
 from nextbest.models.churn import ChurnModel, churn_feature_names
 from nextbest.models.clv import make_clv_model
-from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
+from nextbest.models.evaluation import (
+    calibration_table,
+    classification_metrics,
+    lift_table,
+    paired_interval,
+)
 from nextbest.models.tabular import learn_levels
 from nextbest.train.gate import gate
 
@@ -208,8 +213,21 @@ def train_churn(
         metrics[f"baseline_{name}_top_decile_lift"] = float(lift_table(y, test_s)["lift"].iloc[0])
         calib[name] = calibration_table(y, bp)
         lifts[name] = lift_table(y, test_s)
-    best_base = max(metrics["baseline_recency_auc"], metrics["baseline_p_alive_auc"])
+    best_name = max(baselines, key=lambda name: metrics[f"baseline_{name}_auc"])
+    best_base = metrics[f"baseline_{best_name}_auc"]
     metrics["test_auc_gain_vs_best_baseline"] = metrics["test_auc"] - best_base
+    col, sign = baselines[best_name]
+    base_s = sign * test[col].to_numpy(dtype=float)
+    interval = paired_interval(
+        len(y),
+        lambda rows: (
+            classification_metrics(y[rows], p[rows])["auc"],
+            classification_metrics(y[rows], base_s[rows])["auc"],
+        ),
+        "higher",
+    )
+    if interval is not None:
+        metrics["test_auc_gain_low"], metrics["test_auc_gain_high"] = interval.gain
     metrics["n_cutoffs"] = float(len(cutoffs))
     metrics["n_examples"] = float(len(ex))
     metrics["short_history"] = float(folds.scheme == SCHEME_CUSTOMERS)
@@ -226,8 +244,17 @@ def train_churn(
         ex[folds.final_train], ex[folds.final_calibrate], names, levels
     )
     final.horizon_days_ = horizon
+    gain = metrics["test_auc_gain_vs_best_baseline"]
     notes = [
         f"churn validation: {folds.note}",
+        f"churn: test AUC {metrics['test_auc']:.3f} vs {best_name.replace('_', ' ')} "
+        f"{best_base:.3f}, gain {gain:+.3f}"
+        + (
+            f" (95% interval {interval.gain[0]:+.3f} to {interval.gain[1]:+.3f} over "
+            f"{len(y):,} test customers)"
+            if interval is not None
+            else ""
+        ),
         f"churn calibration: {final.calibration_method_} (out-of-fold Brier "
         + ", ".join(f"{k} {v:.4f}" for k, v in final.calibrator_.brier.items())
         + ")",

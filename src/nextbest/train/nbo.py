@@ -31,7 +31,13 @@ from nextbest.errors import NotApplicableError
 from nextbest.features.build import FeatureContext, category_popularity, features_at
 from nextbest.features.customer import category_bought_in_window
 from nextbest.features.splits import rolling_cutoffs
-from nextbest.models.evaluation import classification_metrics, rank_lists, ranking_metrics
+from nextbest.models.evaluation import (
+    classification_metrics,
+    paired_interval,
+    rank_lists,
+    ranking_metrics,
+    user_hits,
+)
 from nextbest.models.offer_baselines import POLICY_NAMES, BaselineOfferModel
 from nextbest.models.offers import (
     OfferModel,
@@ -199,13 +205,27 @@ def train_nbo(
     best_policy = max(base_hits, key=lambda name: (base_hits[name], name == "last_bought"))
     gain = metrics[f"model_hit_at_{k}"] - base_hits[best_policy]
     metrics[f"hit_at_{k}_gain_vs_best_baseline"] = gain
+    base_score = {"last_bought": last_bought_scores, "popularity": popularity_scores}[best_policy]
+    hits = user_hits(*rank_lists(test, p), k), user_hits(*rank_lists(test, base_score(test)), k)
+    interval = paired_interval(
+        len(hits[0]), lambda rows: (hits[0][rows].mean(), hits[1][rows].mean()), "higher"
+    )
+    if interval is not None:
+        metrics[f"hit_at_{k}_gain_low"], metrics[f"hit_at_{k}_gain_high"] = interval.gain
     verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
     final = OfferModel(config["lightgbm"], affinity).fit(ex, names, levels)
     baseline = BaselineOfferModel(best_policy).fit(ex, levels["offer_id"])
     notes = [
         f"next best offer validation: {note}",
         f"next best offer: hit@{k} {metrics[f'model_hit_at_{k}']:.3f} vs the best baseline, "
-        f"{POLICY_NAMES[best_policy]}, {base_hits[best_policy]:.3f}: "
+        f"{POLICY_NAMES[best_policy]}, {base_hits[best_policy]:.3f}"
+        + (
+            f" (gain {gain:+.3f}, 95% interval {interval.gain[0]:+.3f} to "
+            f"{interval.gain[1]:+.3f} over {len(hits[0]):,} converting test customers)"
+            if interval is not None
+            else ""
+        )
+        + ": "
         + (
             "the learned model passes its gate"
             if verdict["passed"]

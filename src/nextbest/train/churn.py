@@ -48,6 +48,9 @@ from nextbest.train.gate import gate
 log = logging.getLogger(__name__)
 
 
+BASELINE_NAMES = {"recency": "recency", "p_alive": "1 - P(alive)"}
+
+
 @dataclass
 class ChurnResult:
     model: ChurnModel
@@ -247,7 +250,7 @@ def train_churn(
     gain = metrics["test_auc_gain_vs_best_baseline"]
     notes = [
         f"churn validation: {folds.note}",
-        f"churn: test AUC {metrics['test_auc']:.3f} vs {best_name.replace('_', ' ')} "
+        f"churn: test AUC {metrics['test_auc']:.3f} vs {BASELINE_NAMES[best_name]} "
         f"{best_base:.3f}, gain {gain:+.3f}"
         + (
             f" (95% interval {interval.gain[0]:+.3f} to {interval.gain[1]:+.3f} over "

@@ -48,7 +48,7 @@ from nextbest.train.gate import gate
 log = logging.getLogger(__name__)
 
 
-BASELINE_NAMES = {"recency": "recency", "p_alive": "1 - P(alive)"}
+BASELINE_NAMES = {"recency": "recency", "p_alive": "P(alive)"}
 
 
 @dataclass

@@ -250,3 +250,31 @@ def test_completejourney_backtest_carries_intervals_on_every_main_measure(
         assert lo < m["gain_vs_best_baseline"] < hi, where
     # The verdict column of the terminal summary shows gains with their intervals.
     assert re.search(r"[+-]\d[.\d]* \[[+-]\d", result.output.replace("│", " "))
+
+
+def test_several_cut_offs_give_a_backtest_each_and_a_summary(nb_home, tmp_path, light_configs):
+    path, tx = _synthetic_dataset(tmp_path)
+    last = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    days = [str((last - pd.Timedelta(days=d)).date()) for d in (60, 90)]
+    out = tmp_path / "periods"
+    args = ["evaluate", "--transactions", path, "--horizon-days", 60, "--output", out]
+    result = _invoke(*args, "--as-of", days[0], "--as-of", days[1], "--config-dir", light_configs)
+    assert result.exit_code == 0, result.output
+    for day in days:
+        metrics = json.loads((out / day / "metrics.json").read_text())
+        assert metrics["as_of"] == day and (out / day / "report.html").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["as_of"] == sorted(days)
+    hit = next(m for m in summary["measures"] if m["metric"] == "hit_at_3")
+    assert [p["as_of"] for p in hit["periods"]] == sorted(days)
+    assert hit["better"] + hit["tie"] + hit["worse"] == 2
+    assert hit["mean_gain"] == pytest.approx(sum(p["gain"] for p in hit["periods"]) / 2)
+    assert re.search(r"\d / \d / \d", result.output) and "summary.json" in result.output
+    # Several cut-offs and --compare do not mix: a clear error, nothing written.
+    result = runner.invoke(
+        app,
+        [str(a) for a in [*args, "--as-of", days[0], "--as-of", days[1]]]
+        + ["--compare", "train", "champion", "--output", str(tmp_path / "no")],
+    )
+    assert result.exit_code == 2 and "--compare takes one --as-of" in result.output
+    assert not (tmp_path / "no").exists()

@@ -466,11 +466,12 @@ def evaluate(
     transactions: Path | None = TransactionsOpt,
     customers: Path | None = CustomersOpt,
     mapping: list[str] | None = MapOpt,
-    as_of: str | None = typer.Option(
+    as_of: list[str] | None = typer.Option(
         None,
         "--as-of",
         help="First day of the backtest horizon (YYYY-MM-DD); models see only earlier data. "
-        "Default: the last data day + 1 - horizon.",
+        "Default: the last data day + 1 - horizon. Repeatable: one backtest per cut-off in "
+        "OUTPUT/<as_of>/ and the headline measures across them in OUTPUT/summary.json.",
     ),
     horizon_days: int = typer.Option(
         90, "--horizon-days", min=1, help="Days after --as-of that CLV predicts and is measured on."
@@ -534,14 +535,28 @@ def evaluate(
     options = _read_options(csv_sep, decimal, encoding, date_format)
     ds = _load(dataset, transactions, customers, mapping, options)
     log = campaign_for(ds, campaign_log, campaign_catalog) if campaign_log else None
+    specs = tuple(compare) if compare else (models,)
+    if as_of and len(as_of) > 1:
+        from nextbest.evaluate.periods import check_periods, write_summary
+
+        days = check_periods(as_of, specs)
+        results = [
+            evaluate_to_dir(
+                ds, day, horizon_days, output / day, cfg, load_catalog(catalog), specs, seed, log
+            )
+            for day in days
+        ]
+        out.print(present.periods_table(results))
+        _say(present.periods_lines(results, output, write_summary(results, output)))
+        return
     result = evaluate_to_dir(
         ds,
-        as_of,
+        as_of[0] if as_of else None,
         horizon_days,
         output,
         cfg,
         load_catalog(catalog),
-        tuple(compare) if compare else (models,),
+        specs,
         seed,
         campaign_log=log,
     )

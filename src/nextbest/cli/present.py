@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # pandas takes a second to import; --help should not wait for it
@@ -198,13 +199,41 @@ def backtest_table(result) -> Table:
     when = f"{result.horizon_days} days from {result.as_of.date()}"
     table = Table(
         title=f"Backtest on {result.dataset}: {when}",
-        caption="verdict: gain over the best baseline [its 95% interval over customers]",
+        caption=escape("verdict: gain over the best baseline [its 95% interval over customers]"),
     )
     for i, col in enumerate(head):
         table.add_column(col, justify="left" if i < 2 or i == len(head) - 1 else "right")
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def periods_table(results: list) -> Table:
+    """Backtests at several cut-offs: each headline measure per period, with its gain over the
+    best baseline and the gain's interval."""
+    from nextbest.evaluate.periods import summary_rows
+
+    head, rows = summary_rows(results)
+    first = results[0]
+    table = Table(
+        title=f"Backtests on {first.dataset}: {first.horizon_days} days from each cut-off",
+        caption=escape("model (gain over the best baseline [its 95% interval over customers])"),
+    )
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def periods_lines(results: list, output: Path, summary: Path) -> list[str]:
+    """Where each period's files are, and the summary."""
+    lines = [
+        f"{r.as_of.date()}: {output / str(r.as_of.date()) / 'report.html'} (MLflow run {r.run_id})"
+        for r in results
+    ]
+    lines.append(f"wrote {summary} in {sum(r.seconds for r in results):.0f}s")
+    return lines
 
 
 def backtest_lines(result, output: Path) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -24,7 +25,7 @@ def _period(as_of: str, hit: float, error: float, with_churn: bool = True) -> Ev
             Score("pair_auc", "pair AUC", 0.8, {"last bought": 0.7}, HIGHER, False),
         ],
     )
-    nbo.scores[0].interval = Interval((hit - 0.02, hit + 0.02), (hit - 0.86 - 0.02, hit - 0.84))
+    nbo.scores[0].interval = Interval((hit - 0.02, hit + 0.02), (hit - 0.86 - 0.03, hit - 0.84))
     clv = Section(
         "clv",
         "Customer lifetime value",
@@ -64,7 +65,7 @@ def test_summary_gives_each_periods_gain_the_mean_and_the_tally():
     hit = by[("nbo", "hit_at_3")]
     assert [p["gain"] for p in hit["periods"]] == pytest.approx([0.02, 0.04])
     assert hit["mean_gain"] == pytest.approx(0.03)
-    assert hit["periods"][1]["gain_interval"] == pytest.approx([0.02, 0.06])
+    assert hit["periods"][1]["gain_interval"] == pytest.approx([0.01, 0.06])
     assert (hit["better"], hit["tie"], hit["worse"]) == (2, 0, 0)
     err = by[("clv", "err")]  # closer to zero: 1% beats 2%, 3% loses to it
     assert [p["gain"] for p in err["periods"]] == pytest.approx([0.01, -0.01])
@@ -77,11 +78,25 @@ def test_summary_gives_each_periods_gain_the_mean_and_the_tally():
     assert head == ["area", "measure", "2017-08-01", "2017-10-01", "better / par / worse"]
     row = next(r for r in rows if r[1] == "hit@3")
     assert row[2:] == [
-        "88.0% (+2.0 pts [+0.0, +4.0])",
-        "90.0% (+4.0 pts [+2.0, +6.0])",
+        "88.0% (+2.0 pts [-1.0, +4.0])",
+        "90.0% (+4.0 pts [+1.0, +6.0])",
         "2 / 0 / 0",
     ]
     assert next(r for r in rows if r[1] == "AUC")[2] == "n/a"
+
+
+def test_summary_page_links_each_period_and_colours_by_the_gains_interval(tmp_path):
+    results = [_period("2017-08-01", 0.88, 0.01), _period("2017-10-01", 0.90, -0.03)]
+    write_summary(results, tmp_path)
+    html = (tmp_path / "summary.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.endswith("</html>")
+    assert '<a href="2017-08-01/report.html">2017-08-01</a>' in html
+    assert '<a href="2017-10-01/report.html">2017-10-01</a>' in html
+    assert not re.search(r"https?://", html) and "<script" not in html
+    # hit@3: the first interval includes 0 (grey), the second lies above it (green).
+    assert '<td class="even">88.0% (+2.0 pts [-1.0, +4.0])</td>' in html
+    assert '<td class="good">90.0% (+4.0 pts [+1.0, +6.0])</td>' in html
+    assert '<td class="even">+1.0% (+1.0 pts)</td>' in html  # no interval measured: grey
 
 
 def test_summary_json_is_strict_json(tmp_path):

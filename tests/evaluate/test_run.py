@@ -265,6 +265,8 @@ def test_several_cut_offs_give_a_backtest_each_and_a_summary(nb_home, tmp_path, 
         assert metrics["as_of"] == day and (out / day / "report.html").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["as_of"] == sorted(days)
+    page = (out / "summary.html").read_text()
+    assert all(f'<a href="{day}/report.html">' in page for day in days)
     hit = next(m for m in summary["measures"] if m["metric"] == "hit_at_3")
     assert [p["as_of"] for p in hit["periods"]] == sorted(days)
     assert hit["better"] + hit["tie"] + hit["worse"] == 2

@@ -7,12 +7,16 @@ customers. Choosing models or settings on one cut-off and reporting on the same 
 test set. With several cut-offs (``nextbest evaluate --as-of A --as-of B ...``) each gets its
 own ``OUTPUT/<as_of>/`` with ``metrics.json`` and ``report.html``, and ``OUTPUT/summary.json``
 holds, per headline measure, every period's value, best baseline, gain and gain interval, the
-mean gain, and in how many periods the model was better, on par or worse.
+mean gain, and in how many periods the model was better, on par or worse;
+``OUTPUT/summary.html`` shows the same table, each cell coloured by whether
+the gain's interval lies above 0, below it or across it, with a link to each
+period's report.
 """
 
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from nextbest.evaluate.data import parse_as_of
 from nextbest.evaluate.results import Score, Section
 
 SUMMARY = "summary.json"
+SUMMARY_HTML = "summary.html"
 
 
 def check_periods(as_ofs: list[str], specs: tuple[str, ...]) -> list[str]:
@@ -100,10 +105,55 @@ def period_summary(results: list) -> dict:
 
 
 def write_summary(results: list, output: Path) -> Path:
-    """Write ``output/summary.json``; returns its path."""
+    """Write ``output/summary.json`` and ``output/summary.html``; returns the JSON's path."""
     path = Path(output) / SUMMARY
     path.write_text(json.dumps(period_summary(results), indent=2, allow_nan=False))
+    (Path(output) / SUMMARY_HTML).write_text(render_summary(results), encoding="utf-8")
     return path
+
+
+def render_summary(results: list) -> str:
+    """``summary.html``: the headline measures of every period on one page (no script, no
+    external file; the links go to each period's ``report.html`` beside it)."""
+    from nextbest.evaluate.report import CSS
+
+    summary = period_summary(results)
+    fmts = {key: s.fmt for r in results for key, (_, s) in _headlines(r).items()}
+    head = "".join(f'<th><a href="{d}/report.html">{d}</a></th>' for d in summary["as_of"])
+    rows = []
+    for m in summary["measures"]:
+        fmt = fmts[(m["section"], m["metric"])]
+        cells = "".join(f'<td class="{_css(p)}">{escape(_cell(p, fmt))}</td>' for p in m["periods"])
+        rows.append(
+            f'<tr><td class="l">{escape(m["area"])}</td><td class="l">{escape(m["label"])}</td>'
+            f"{cells}<td>{m['better']} / {m['tie']} / {m['worse']}</td></tr>"
+        )
+    first = results[0]
+    return "".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            f"<title>nextbest backtests: {escape(first.dataset)}</title>",
+            f"<style>{CSS}</style></head><body>",
+            f"<h1>Backtests on {escape(first.dataset)} at {len(results)} cut-offs</h1>",
+            f'<p class="meta">At each cut-off the models see only earlier data and predict the '
+            f"next {first.horizon_days} days; click a date for that period's full report.</p>",
+            '<table><tr><th class="l">Area</th><th class="l">What is measured</th>',
+            f"{head}<th>Periods better / on par / worse</th></tr>{''.join(rows)}</table>",
+            "<p>Each cell: the model's figure, then its gain over the best baseline (positive = "
+            "better) and the gain's 95% interval when the customers are drawn again. Green: the "
+            "interval lies above 0; red: below 0; grey: it includes 0, or no interval was "
+            "measured, and this period cannot tell the model from the baseline. Periods differ "
+            "by season, so a gain that holds in every period says more than one interval.</p>",
+            "</body></html>",
+        ]
+    )
+
+
+def _css(period: dict) -> str:
+    interval = period.get("gain_interval")
+    if not interval or None in interval:
+        return "even"
+    return "good" if interval[0] > 0 else ("bad" if interval[1] < 0 else "even")
 
 
 def summary_rows(results: list) -> tuple[list[str], list[list[str]]]:

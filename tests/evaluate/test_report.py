@@ -199,6 +199,14 @@ def test_intervals_show_under_the_value_and_the_verdict():
     _, rows = summary_rows(ev)
     row = next(r for r in rows if r[1] == "Ranking by value")
     assert row[-1] == "worse than historic rate, -0.050 [-0.080, -0.020]"
+    # An interval across 0: the verdict stays, grey, and says it is not clear.
+    assert 'class="l even">worse than historic rate, but not clearly' not in html
+    spearman.interval = Interval((0.40, 0.46), (-0.08, 0.01))
+    html = render(ev)
+    assert 'class="l even">worse than historic rate, but not clearly: the interval includes 0' in (
+        html
+    )
+    assert spearman.as_dict()["gain_is_clear"] is False
 
 
 def test_compare_report_names_the_winner_of_each_measure():

@@ -55,7 +55,8 @@ GLOSSARY = {
     "Intervals": "Under a model's figure: the range it would likely take on another sample "
     "of as many customers (95%, customers drawn again with replacement 200 times). Under a "
     "verdict: the same for the model's gain over the best baseline, measured on the same "
-    "customers; a range that includes 0 means this backtest cannot tell the two apart. A "
+    "customers; a range that includes 0 means this backtest cannot tell the two apart (the "
+    "verdict then says 'not clearly' and is grey). A "
     "different period can move more than that, since seasons differ.",
     "Realised value": "For every cross-sell offer a policy would send: its value if the customer "
     "bought that "
@@ -88,10 +89,14 @@ def fmt(score: Score, value) -> str:
 def _verdict_cell(score: Score) -> str:
     """The verdict, and under it the gain over the best baseline with its bootstrap interval."""
     name, _ = score.best_baseline()
-    cls, text = VERDICT[score.verdict()]
+    verdict = score.verdict()
+    cls, text = VERDICT[verdict]
+    text = text.format(b=name or "baseline")
+    if verdict in ("better", "worse") and score.gain_is_clear() is False:
+        cls, text = "even", f"{text}, but not clearly: the interval includes 0"
     gain = score.gain_text()
     small = f"<br><small>{escape(gain)}</small>" if gain else ""
-    return f'<td class="l {cls}">{escape(text.format(b=name or "baseline"))}{small}</td>'
+    return f'<td class="l {cls}">{escape(text)}{small}</td>'
 
 
 def _model_cell(score: Score) -> str:

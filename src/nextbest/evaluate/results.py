@@ -68,6 +68,13 @@ class Score:
             return float("nan")
         return _goodness(self.value, self.better) - _goodness(base, self.better)
 
+    def gain_is_clear(self) -> bool | None:
+        """Does the gain's interval exclude 0 (``None`` when no interval was measured)?"""
+        if self.interval is None:
+            return None
+        low, high = self.interval.gain
+        return bool(low > 0 or high < 0)
+
     def gain_text(self, compact: bool = False) -> str:
         """The gain and its interval in words, or ``compact`` (``""`` when no interval was
         measured)."""
@@ -87,6 +94,7 @@ class Score:
         if self.interval is not None:
             out["gain_vs_best_baseline"] = _clean(self.gain())
             out["interval"] = self.interval.as_dict()
+            out["gain_is_clear"] = self.gain_is_clear()
         return out
 
 

@@ -16,6 +16,7 @@ from nextbest.models.evaluation import (
     lift_table,
     normalized_gini,
     ranking_metrics,
+    roc_auc,
     spearman,
     value_metrics,
 )
@@ -152,3 +153,9 @@ def test_differences_under_one_percent_are_a_tie():
     assert Score("s", "Spearman", 0.805, {"historic rate": 0.804}, HIGHER).verdict() == "tie"
     assert Score("m", "MAE", 181.19, {"historic rate": 181.92}, LOWER).verdict() == "tie"
     assert Score("e", "error", 0.007, {"historic rate": 0.022}, ZERO).verdict() == "better"
+
+
+def test_roc_auc_by_hand_and_nan_with_one_class():
+    # Positives at 0.9 and 0.4, negatives at 0.5 and 0.1: 3 of 4 pairs ordered right.
+    assert roc_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.5, 0.4, 0.1])) == pytest.approx(0.75)
+    assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))

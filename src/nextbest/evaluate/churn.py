@@ -29,7 +29,12 @@ from nextbest.evaluate.uncertainty import add_interval
 from nextbest.features.build import add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
 from nextbest.models.calibration import fit_calibrator
-from nextbest.models.evaluation import calibration_table, classification_metrics, lift_table
+from nextbest.models.evaluation import (
+    calibration_table,
+    classification_metrics,
+    lift_table,
+    roc_auc,
+)
 from nextbest.plots import classifier as pc
 from nextbest.plots import evaluation as figures
 from nextbest.plots import png
@@ -225,7 +230,7 @@ def _add_intervals(
     (their calibrated probabilities); :mod:`nextbest.evaluate.uncertainty`."""
     for s in scores:
         if s.key == "auc":
-            metric, baselines = _auc, raw
+            metric, baselines = roc_auc, raw
         elif s.key == "brier":
             metric, baselines = _brier, probs
         else:
@@ -235,10 +240,6 @@ def _add_intervals(
             return metric(y[rows], (p if baseline is None else baselines[baseline])[rows])
 
         add_interval(s, len(y), measure)
-
-
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    return classification_metrics(y, score)["auc"]
 
 
 def _brier(y: np.ndarray, p: np.ndarray) -> float:

@@ -33,6 +33,7 @@ from nextbest.models.evaluation import (
     lift_table,
     rank_lists,
     ranking_metrics,
+    roc_auc,
     user_hits,
 )
 from nextbest.models.offers import last_bought_scores, offer_pairs, popularity_scores
@@ -265,9 +266,9 @@ def campaign_section(models: ModelSet, data: BacktestData) -> Section | None:
     add_interval(
         section.scores[0],
         n_households,
-        lambda draw, base: classification_metrics(
+        lambda draw, base: roc_auc(
             y[rows_of(draw)], scores_["model" if base is None else base][rows_of(draw)]
-        )["auc"],
+        ),
     )
     fig = figures.rate_by_decile_plot(
         {k: lifts[k] for k in ("model", "past redemptions")},

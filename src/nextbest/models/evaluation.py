@@ -34,6 +34,12 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC alone (NaN when only one class is present): what bootstrap draws recompute."""
+    y = np.asarray(y, dtype="int64")
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+
+
 def calibration_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
     """Mean predicted vs observed rate in equal-width probability bins (empty bins dropped)."""
     y = np.asarray(y, dtype="float64")

@@ -41,6 +41,7 @@ from nextbest.models.evaluation import (
     classification_metrics,
     lift_table,
     paired_interval,
+    roc_auc,
 )
 from nextbest.models.tabular import learn_levels
 from nextbest.train.gate import gate
@@ -223,10 +224,7 @@ def train_churn(
     base_s = sign * test[col].to_numpy(dtype=float)
     interval = paired_interval(
         len(y),
-        lambda rows: (
-            classification_metrics(y[rows], p[rows])["auc"],
-            classification_metrics(y[rows], base_s[rows])["auc"],
-        ),
+        lambda rows: (roc_auc(y[rows], p[rows]), roc_auc(y[rows], base_s[rows])),
         "higher",
     )
     if interval is not None:

@@ -23,7 +23,9 @@ import numpy as np
 
 from nextbest.errors import InputError
 from nextbest.evaluate.data import parse_as_of
+from nextbest.evaluate.report import CSS
 from nextbest.evaluate.results import Score, Section
+from nextbest.evaluate.uncertainty import signed
 
 SUMMARY = "summary.json"
 SUMMARY_HTML = "summary.html"
@@ -115,8 +117,6 @@ def write_summary(results: list, output: Path) -> Path:
 def render_summary(results: list) -> str:
     """``summary.html``: the headline measures of every period on one page (no script, no
     external file; the links go to each period's ``report.html`` beside it)."""
-    from nextbest.evaluate.report import CSS
-
     summary = period_summary(results)
     fmts = {key: s.fmt for r in results for key, (_, s) in _headlines(r).items()}
     head = "".join(f'<th><a href="{d}/report.html">{d}</a></th>' for d in summary["as_of"])
@@ -141,8 +141,8 @@ def render_summary(results: list) -> str:
             f"{head}<th>Periods better / on par / worse</th></tr>{''.join(rows)}</table>",
             "<p>Each cell: the model's figure, then its gain over the best baseline (positive = "
             "better) and the gain's 95% interval when the customers are drawn again. Green: the "
-            "interval lies above 0; red: below 0; grey: it includes 0, or no interval was "
-            "measured, and this period cannot tell the model from the baseline. Periods differ "
+            "interval lies above 0; red: below 0; grey: it includes 0 (this period cannot tell the "
+            "model from the baseline) or no interval was measured. Periods differ "
             "by season, so a gain that holds in every period says more than one interval.</p>",
             "</body></html>",
         ]
@@ -171,8 +171,6 @@ def summary_rows(results: list) -> tuple[list[str], list[list[str]]]:
 
 
 def _cell(period: dict, fmt: str) -> str:
-    from nextbest.evaluate.uncertainty import signed
-
     if period.get("status") == "not evaluated" or period["model"] is None:
         return "n/a"
     text = _format(period["model"], fmt)

@@ -44,6 +44,26 @@ def _invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def _backtest(dataset: str, as_of: str, horizon: int, configs, out, *more):
+    """``nextbest evaluate`` on a bundled dataset at one cut-off; asserts it succeeded."""
+    result = _invoke(
+        "evaluate",
+        "--dataset",
+        dataset,
+        "--as-of",
+        as_of,
+        "--horizon-days",
+        horizon,
+        "--config-dir",
+        configs,
+        "--output",
+        out,
+        *more,
+    )
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(
     nb_home, tmp_path, light_configs
 ):
@@ -52,22 +72,7 @@ def test_cdnow_backtest_reproduces_Fader_Hardie_Lee_holdout_totals(
     import mlflow
 
     out = tmp_path / "report"
-    result = _invoke(
-        "evaluate",
-        "--dataset",
-        "cdnow",
-        "--as-of",
-        "1997-10-01",
-        "--horizon-days",
-        273,
-        "--count-model",
-        "bgnbd",
-        "--config-dir",
-        light_configs,
-        "--output",
-        out,
-    )
-    assert result.exit_code == 0, result.output
+    result = _backtest("cdnow", "1997-10-01", 273, light_configs, out, "--count-model", "bgnbd")
     data = json.loads((out / "metrics.json").read_text())
     clv = data["models"]["train"]["sections"]["clv"]
     totals = {row["quantity"]: row for row in clv["tables"]["totals"]}["repeat purchases"]
@@ -207,18 +212,7 @@ def test_completejourney_backtest_carries_intervals_on_every_main_measure(
     main measures carry bootstrap intervals over customers (households for the campaigns, which
     have several targets each)."""
     out = tmp_path / "cj"
-    result = _invoke(
-        "evaluate",
-        "--dataset",
-        "completejourney",
-        "--as-of",
-        "2017-10-01",
-        "--config-dir",
-        light_configs,
-        "--output",
-        out,
-    )
-    assert result.exit_code == 0, result.output
+    result = _backtest("completejourney", "2017-10-01", 90, light_configs, out)
     sections = json.loads((out / "metrics.json").read_text())["models"]["train"]["sections"]
     assert {k: s["status"] for k, s in sections.items()} == dict.fromkeys(
         ("clv", "churn", "nbo", "campaigns", "decision"), "ok"
@@ -293,20 +287,7 @@ def test_the_same_backtest_twice_gives_the_same_figures(tmp_path, monkeypatch, l
     for i in range(2):
         monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path / f"home{i}"))
         out = tmp_path / f"run{i}"
-        result = _invoke(
-            "evaluate",
-            "--dataset",
-            "completejourney",
-            "--as-of",
-            "2017-06-01",
-            "--horizon-days",
-            60,
-            "--config-dir",
-            light_configs,
-            "--output",
-            out,
-        )
-        assert result.exit_code == 0, result.output
+        _backtest("completejourney", "2017-06-01", 60, light_configs, out)
         data = json.loads((out / "metrics.json").read_text())
         runs.append((data["models"], data["comparison"]))
     assert "pareto" in json.dumps(runs[0][0]["train"]["notes"]).lower()

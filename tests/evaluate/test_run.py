@@ -274,6 +274,15 @@ def test_several_cut_offs_give_a_backtest_each_and_a_summary(nb_home, tmp_path, 
     )
     assert result.exit_code == 2 and "--compare takes one --as-of" in result.output
     assert not (tmp_path / "no").exists()
+    # A cut-off whose horizon runs past the data is refused before any period runs.
+    late = str(last.date())
+    result = runner.invoke(
+        app,
+        [str(a) for a in [*args, "--as-of", days[0], "--as-of", late]]
+        + ["--output", str(tmp_path / "late")],
+    )
+    assert result.exit_code == 2 and f"after as_of {late}" in result.output
+    assert not (tmp_path / "late").exists()
 
 
 def test_the_same_backtest_twice_gives_the_same_figures(tmp_path, monkeypatch, light_configs):

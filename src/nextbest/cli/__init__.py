@@ -537,17 +537,13 @@ def evaluate(
     log = campaign_for(ds, campaign_log, campaign_catalog) if campaign_log else None
     specs = tuple(compare) if compare else (models,)
     if as_of and len(as_of) > 1:
-        from nextbest.evaluate.periods import check_periods, write_summary
+        from nextbest.evaluate.run import evaluate_periods_to_dir
 
-        days = check_periods(as_of, specs)
-        results = [
-            evaluate_to_dir(
-                ds, day, horizon_days, output / day, cfg, load_catalog(catalog), specs, seed, log
-            )
-            for day in days
-        ]
+        results, summary = evaluate_periods_to_dir(
+            ds, as_of, horizon_days, output, cfg, load_catalog(catalog), specs, seed, log
+        )
         out.print(present.periods_table(results))
-        _say(present.periods_lines(results, output, write_summary(results, output)))
+        _say(present.periods_lines(results, output, summary))
         return
     result = evaluate_to_dir(
         ds,

@@ -17,11 +17,19 @@ did - every measure beside a simple baseline:
   model, and for observational logs overlap, balance and a placebo check.
 
 :func:`evaluate_to_dir` writes ``metrics.json`` and a self-contained
-``report.html`` (:mod:`.report`) and logs everything to one MLflow run.
+``report.html`` (:mod:`.report`) and logs everything to one MLflow run;
+:func:`evaluate_periods_to_dir` does it at several cut-offs and puts their
+headline measures side by side (:mod:`.periods`).
 The metric functions are those of :mod:`nextbest.models.evaluation`, which
 the promotion gates of ``nextbest train`` use too.
 """
 
-from nextbest.evaluate.run import Evaluation, evaluate, evaluate_to_dir, write_outputs
+from nextbest.evaluate.run import (
+    Evaluation,
+    evaluate,
+    evaluate_periods_to_dir,
+    evaluate_to_dir,
+    write_outputs,
+)
 
-__all__ = ["Evaluation", "evaluate", "evaluate_to_dir", "write_outputs"]
+__all__ = ["Evaluation", "evaluate", "evaluate_periods_to_dir", "evaluate_to_dir", "write_outputs"]

@@ -101,15 +101,9 @@ def default_backtest_as_of(dataset: Dataset, horizon_days: int) -> pd.Timestamp:
     return data_end(dataset.transactions) - pd.Timedelta(days=int(horizon_days))
 
 
-def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> BacktestData:
-    """Validate, drop opted-out customers and check that the horizon is inside the data.
-
-    Raises
-    ------
-    ValueError
-        If ``horizon_days`` is not positive, nothing happened before ``as_of``
-        or the horizon runs past the last transaction day.
-    """
+def check_horizon(dataset: Dataset, as_of, horizon_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(as_of, data end)`` when the horizon after ``as_of`` lies inside the data; otherwise an
+    :class:`InputError` that says the latest ``--as-of`` that fits."""
     if horizon_days <= 0:
         raise InputError(f"--horizon-days must be > 0, got {horizon_days}")
     as_of = parse_as_of(as_of)
@@ -124,6 +118,19 @@ def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> Bac
             f"{last}): nothing to measure against; use an earlier --as-of (at most "
             f"{(end - pd.Timedelta(days=int(horizon_days))).date()}) or a shorter --horizon-days"
         )
+    return as_of, end
+
+
+def prepare(dataset: Dataset, as_of, horizon_days: int, catalog: Catalog) -> BacktestData:
+    """Validate, drop opted-out customers and check that the horizon is inside the data.
+
+    Raises
+    ------
+    ValueError
+        If ``horizon_days`` is not positive, nothing happened before ``as_of``
+        or the horizon runs past the last transaction day.
+    """
+    as_of, end = check_horizon(dataset, as_of, horizon_days)
     checked = validate_transactions(dataset.transactions, as_of=end)
     tx = checked.transactions
     opted_out = dataset.opted_out

@@ -26,10 +26,17 @@ from nextbest.decision.catalog import Catalog
 from nextbest.errors import InputError
 from nextbest.evaluate.churn import churn_section
 from nextbest.evaluate.clv import clv_section
-from nextbest.evaluate.data import BacktestData, default_backtest_as_of, parse_as_of, prepare
+from nextbest.evaluate.data import (
+    BacktestData,
+    check_horizon,
+    default_backtest_as_of,
+    parse_as_of,
+    prepare,
+)
 from nextbest.evaluate.decision import decision_section
 from nextbest.evaluate.impact import CampaignLog, backtest_impact
 from nextbest.evaluate.offers import campaign_section, offers_section
+from nextbest.evaluate.periods import check_periods, write_summary
 from nextbest.evaluate.report import render
 from nextbest.evaluate.results import ModelRun, Section, comparison
 from nextbest.evaluate.sources import obtain
@@ -209,6 +216,44 @@ def write_outputs(result: Evaluation, output: Path) -> tuple[Path, Path]:
     return metrics_path, report_path
 
 
+def evaluate_periods_to_dir(
+    dataset: Dataset,
+    as_ofs: list[str],
+    horizon_days: int,
+    output: Path,
+    configs: dict[str, dict],
+    catalog: Catalog,
+    specs: tuple[str, ...] = ("train",),
+    seed: int = 42,
+    campaign_log: CampaignLog | pd.DataFrame | None = None,
+) -> tuple[list[Evaluation], Path]:
+    """:func:`evaluate_to_dir` at each cut-off into ``output/<as_of>/``, then the summary across
+    them (:mod:`nextbest.evaluate.periods`). Every cut-off is checked before the first runs.
+
+    Returns the evaluations (oldest first) and the path of ``summary.json``.
+    """
+    days = check_periods(as_ofs, specs)
+    dataset = fold_events(dataset).dataset
+    for day in days:
+        check_horizon(dataset, day, horizon_days)
+    results = [
+        evaluate_to_dir(
+            dataset,
+            day,
+            horizon_days,
+            Path(output) / day,
+            configs,
+            catalog,
+            specs,
+            seed,
+            campaign_log,
+            folded=True,
+        )
+        for day in days
+    ]
+    return results, write_summary(results, output)
+
+
 def evaluate_to_dir(
     dataset: Dataset,
     as_of,
@@ -219,13 +264,15 @@ def evaluate_to_dir(
     specs: tuple[str, ...] = ("train",),
     seed: int = 42,
     campaign_log: CampaignLog | pd.DataFrame | None = None,
+    folded: bool = False,
 ) -> Evaluation:
     """:func:`evaluate`, then write ``output/metrics.json`` and ``output/report.html`` and log all
-    to MLflow."""
+    to MLflow. ``folded``: the event store is already folded into ``dataset`` (not again)."""
     import mlflow
 
     registry.setup()
-    dataset = fold_events(dataset).dataset  # consent and purchases from the event store
+    if not folded:
+        dataset = fold_events(dataset).dataset  # consent and purchases from the event store
     as_of = default_backtest_as_of(dataset, horizon_days) if as_of is None else parse_as_of(as_of)
     name = f"evaluate-{dataset.name}-{as_of.date()}"
     with mlflow.start_run(run_name=name) as run:

@@ -301,3 +301,48 @@ def test_the_same_backtest_twice_gives_the_same_figures(tmp_path, monkeypatch, l
         runs.append((data["models"], data["comparison"]))
     assert "pareto" in json.dumps(runs[0][0]["train"]["notes"]).lower()
     assert runs[0] == runs[1]
+
+
+def test_a_period_among_several_equals_its_backtest_alone_with_events_counted_once(
+    nb_home, tmp_path, light_configs, monkeypatch
+):
+    """Several cut-offs fold the event store into the data once, before the first backtest: a
+    purchase event inside the first horizon counts once, and that period's figures equal the same
+    backtest run alone."""
+    path, tx = _synthetic_dataset(tmp_path)
+    last = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
+    days = [str((last - pd.Timedelta(days=d)).date()) for d in (90, 60)]
+    buyer = str(tx["customer_id"].iloc[0])
+    event = {
+        "type": "purchase",
+        "customer_id": buyer,
+        "timestamp": str((pd.Timestamp(days[0]) + pd.Timedelta(days=3)).date()),
+        "amount": 1000.0,
+        "event_id": "big-1",
+    }
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(event) + "\n")
+    assert _invoke("events", "ingest", events).exit_code == 0
+    common = ["evaluate", "--transactions", path, "--horizon-days", 60]
+    common += ["--config-dir", light_configs]
+    alone = _invoke(*common, "--as-of", days[0], "--output", tmp_path / "alone")
+    assert alone.exit_code == 0, alone.output
+    both = _invoke(*common, "--as-of", days[0], "--as-of", days[1], "--output", tmp_path / "both")
+    assert both.exit_code == 0, both.output
+
+    def figures(folder):
+        data = json.loads((folder / "metrics.json").read_text())
+        return data["models"]["train"]["sections"]
+
+    one, many = figures(tmp_path / "alone"), figures(tmp_path / "both" / days[0])
+    assert one == many
+    # Without the store the same backtest sees $1,000 less in the horizon: counted once above.
+    monkeypatch.setenv("NEXTBEST_HOME", str(tmp_path / "no-events"))
+    bare = _invoke(*common, "--as-of", days[0], "--output", tmp_path / "bare")
+    assert bare.exit_code == 0, bare.output
+
+    def actual_revenue(sections):
+        totals = {r["quantity"]: r for r in sections["clv"]["tables"]["totals"]}
+        return totals["revenue ($)"]["actual"]
+
+    assert actual_revenue(one) == pytest.approx(actual_revenue(figures(tmp_path / "bare")) + 1000)

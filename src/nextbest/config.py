@@ -263,7 +263,11 @@ CHURN_DEFAULTS: dict[str, Any] = {
     "n_cutoffs": 7,
     "min_history_days": 90,
     "lightgbm": dict(_LGBM_DEFAULTS),
-    "thresholds": {"min_auc_gain_vs_baselines": 0.0, "max_brier": 0.25},
+    "thresholds": {
+        "min_auc_gain_vs_baselines": 0.0,
+        "min_auc_gain_low_vs_baselines": None,
+        "max_brier": 0.25,
+    },
 }
 
 NBO_DEFAULTS: dict[str, Any] = {
@@ -275,7 +279,7 @@ NBO_DEFAULTS: dict[str, Any] = {
     "k": 3,
     "category_affinity": True,
     "lightgbm": dict(_LGBM_DEFAULTS),
-    "thresholds": {"min_hit_gain_vs_baselines": 0.0},
+    "thresholds": {"min_hit_gain_vs_baselines": 0.0, "min_hit_gain_low_vs_baselines": None},
 }
 
 # Uplift training (models/uplift.yaml): cross-fitting folds and seed; ``model`` is merged onto

@@ -10,6 +10,7 @@ import pytest
 from nextbest.decision.catalog import parse_catalog
 from nextbest.features.build import build_context, features_at
 from nextbest.scoring import SCORE_COLUMNS, score
+from nextbest.train.gate import gate
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +100,17 @@ def test_offer_gate_note_gives_the_hit_gain_with_its_interval(synthetic_world):
     assert low <= gain <= high and low < high
     note = next(n for n in synthetic_world["nbo"].notes if n.startswith("next best offer: hit@3"))
     assert f"(gain {gain:+.3f}, 95% interval {low:+.3f} to {high:+.3f} over " in note
+    # The gate records the interval's lower end; its limit is off (null) unless configured.
+    check = synthetic_world["nbo"].gate["checks"]["min_hit_gain_low_vs_baselines"]
+    assert check == {"value": pytest.approx(low), "limit": None, "passed": True}
+    strict = gate(
+        {"min_hit_gain_vs_baselines": gain, "min_hit_gain_low_vs_baselines": low},
+        {"min_hit_gain_vs_baselines": 0.0, "min_hit_gain_low_vs_baselines": high + 0.01},
+    )
+    assert not strict["passed"] and strict["checks"]["min_hit_gain_vs_baselines"]["passed"]
+    churn = synthetic_world["churn"]
+    check = churn.gate["checks"]["min_auc_gain_low_vs_baselines"]
+    assert check["value"] == pytest.approx(churn.metrics["test_auc_gain_low"])
 
 
 def test_score_contract_and_consent(synthetic_world):

@@ -236,6 +236,7 @@ def train_churn(
     verdict = gate(
         {
             "min_auc_gain_vs_baselines": metrics["test_auc_gain_vs_best_baseline"],
+            "min_auc_gain_low_vs_baselines": metrics.get("test_auc_gain_low", float("nan")),
             "max_brier": metrics["test_brier"],
         },
         config["thresholds"],

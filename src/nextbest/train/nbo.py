@@ -212,7 +212,13 @@ def train_nbo(
     )
     if interval is not None:
         metrics[f"hit_at_{k}_gain_low"], metrics[f"hit_at_{k}_gain_high"] = interval.gain
-    verdict = gate({"min_hit_gain_vs_baselines": gain}, config["thresholds"])
+    verdict = gate(
+        {
+            "min_hit_gain_vs_baselines": gain,
+            "min_hit_gain_low_vs_baselines": interval.gain[0] if interval else float("nan"),
+        },
+        config["thresholds"],
+    )
     final = OfferModel(config["lightgbm"], affinity).fit(ex, names, levels)
     baseline = BaselineOfferModel(best_policy).fit(ex, levels["offer_id"])
     notes = [

@@ -30,6 +30,7 @@ from nextbest.features.build import add_clv_features, features_at
 from nextbest.features.customer import purchased_in_window
 from nextbest.models.calibration import fit_calibrator
 from nextbest.models.evaluation import (
+    brier,
     calibration_table,
     classification_metrics,
     lift_table,
@@ -232,7 +233,7 @@ def _add_intervals(
         if s.key == "auc":
             metric, baselines = roc_auc, raw
         elif s.key == "brier":
-            metric, baselines = _brier, probs
+            metric, baselines = brier, probs
         else:
             continue
 
@@ -240,10 +241,6 @@ def _add_intervals(
             return metric(y[rows], (p if baseline is None else baselines[baseline])[rows])
 
         add_interval(s, len(y), measure)
-
-
-def _brier(y: np.ndarray, p: np.ndarray) -> float:
-    return classification_metrics(y, p)["brier"]
 
 
 def _charts(calib: dict[str, pd.DataFrame], lifts: dict[str, pd.DataFrame]) -> list[Chart]:

@@ -194,21 +194,16 @@ def clv_section(models: ModelSet, data: BacktestData) -> Section:
     return section
 
 
-def _aggregate_error(actual: np.ndarray, predicted: np.ndarray) -> float:
-    total = actual.sum()
-    return float((predicted.sum() - total) / total) if total > 0 else float("nan")
-
-
-def _mae(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.mean(np.abs(actual - predicted)))
+def _holdout(name: str):
+    return lambda actual, predicted: holdout_metrics(actual, predicted)[name]
 
 
 # Scores with a bootstrap interval: which quantity (0 purchases, 1 revenue) and measure.
 INTERVALS = {
-    "purchases_aggregate_error": (0, _aggregate_error),
-    "purchases_mae": (0, _mae),
-    "spend_aggregate_error": (1, _aggregate_error),
-    "spend_mae": (1, _mae),
+    "purchases_aggregate_error": (0, _holdout("aggregate_error")),
+    "purchases_mae": (0, _holdout("mae")),
+    "spend_aggregate_error": (1, _holdout("aggregate_error")),
+    "spend_mae": (1, _holdout("mae")),
     "spend_spearman": (1, spearman),
     "spend_normalized_gini": (1, normalized_gini),
 }

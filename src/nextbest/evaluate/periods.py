@@ -23,9 +23,10 @@ import numpy as np
 
 from nextbest.errors import InputError
 from nextbest.evaluate.data import parse_as_of
-from nextbest.evaluate.report import CSS
+from nextbest.evaluate.report import CSS, format_value
 from nextbest.evaluate.results import Score, Section
-from nextbest.evaluate.uncertainty import signed
+from nextbest.evaluate.uncertainty import compact_gain, signed
+from nextbest.models.evaluation import finite_or_none
 
 SUMMARY = "summary.json"
 SUMMARY_HTML = "summary.html"
@@ -55,30 +56,35 @@ def _headlines(result) -> dict[tuple[str, str], tuple[Section, Score]]:
 def period_summary(results: list) -> dict:
     """Per headline measure (in section order of the first period), each period's figures and
     the summary across periods; ``summary.json``'s content."""
+    return _summary(results, [_headlines(r) for r in results])
+
+
+def _summary(results: list, headlines: list[dict]) -> dict:
     keys: list[tuple[str, str]] = []
-    for r in results:
-        keys += [k for k in _headlines(r) if k not in keys]
+    for found in headlines:
+        keys += [k for k in found if k not in keys]
     measures = []
     for key in keys:
         periods, gains, verdicts = [], [], []
         label = title = ""
-        for r in results:
-            found = _headlines(r).get(key)
-            if found is None:
+        for r, found in zip(results, headlines):
+            if key not in found:
                 periods.append({"as_of": str(r.as_of.date()), "status": "not evaluated"})
                 continue
-            section, s = found
+            section, s = found[key]
             label, title = s.label, section.title
             name, base = s.best_baseline()
             gain, verdict = s.gain(), s.verdict()
             periods.append(
                 {
                     "as_of": str(r.as_of.date()),
-                    "model": _num(s.value),
+                    "model": finite_or_none(s.value),
                     "best_baseline": name,
-                    "baseline": _num(base),
-                    "gain": _num(gain),
-                    "gain_interval": [_num(v) for v in s.interval.gain] if s.interval else None,
+                    "baseline": finite_or_none(base),
+                    "gain": finite_or_none(gain),
+                    "gain_interval": (
+                        [finite_or_none(v) for v in s.interval.gain] if s.interval else None
+                    ),
                     "verdict": verdict,
                 }
             )
@@ -92,7 +98,7 @@ def period_summary(results: list) -> dict:
                 "area": title,
                 "label": label,
                 "periods": periods,
-                "mean_gain": _num(float(np.mean(gains))) if gains else None,
+                "mean_gain": finite_or_none(float(np.mean(gains))) if gains else None,
                 "better": verdicts.count("better"),
                 "tie": verdicts.count("tie"),
                 "worse": verdicts.count("worse"),
@@ -106,27 +112,44 @@ def period_summary(results: list) -> dict:
     }
 
 
+def _table(results: list) -> tuple[dict, list[tuple[dict, list[str], str]]]:
+    """The summary, and per measure its period cells (text) and its tally: what the page and
+    the terminal both show."""
+    headlines = [_headlines(r) for r in results]
+    summary = _summary(results, headlines)
+    fmts = {key: s.fmt for found in headlines for key, (_, s) in found.items()}
+    rows = [
+        (
+            m,
+            [_cell(p, fmts[(m["section"], m["metric"])]) for p in m["periods"]],
+            f"{m['better']} / {m['tie']} / {m['worse']}",
+        )
+        for m in summary["measures"]
+    ]
+    return summary, rows
+
+
 def write_summary(results: list, output: Path) -> Path:
     """Write ``output/summary.json`` and ``output/summary.html``; returns the JSON's path."""
+    summary, rows = _table(results)
     path = Path(output) / SUMMARY
-    path.write_text(json.dumps(period_summary(results), indent=2, allow_nan=False))
-    (Path(output) / SUMMARY_HTML).write_text(render_summary(results), encoding="utf-8")
+    path.write_text(json.dumps(summary, indent=2, allow_nan=False))
+    (Path(output) / SUMMARY_HTML).write_text(_page(results, summary, rows), encoding="utf-8")
     return path
 
 
-def render_summary(results: list) -> str:
+def _page(results: list, summary: dict, rows: list) -> str:
     """``summary.html``: the headline measures of every period on one page (no script, no
     external file; the links go to each period's ``report.html`` beside it)."""
-    summary = period_summary(results)
-    fmts = {key: s.fmt for r in results for key, (_, s) in _headlines(r).items()}
     head = "".join(f'<th><a href="{d}/report.html">{d}</a></th>' for d in summary["as_of"])
-    rows = []
-    for m in summary["measures"]:
-        fmt = fmts[(m["section"], m["metric"])]
-        cells = "".join(f'<td class="{_css(p)}">{escape(_cell(p, fmt))}</td>' for p in m["periods"])
-        rows.append(
+    body = []
+    for m, cells, tally in rows:
+        tds = "".join(
+            f'<td class="{_css(p)}">{escape(text)}</td>' for p, text in zip(m["periods"], cells)
+        )
+        body.append(
             f'<tr><td class="l">{escape(m["area"])}</td><td class="l">{escape(m["label"])}</td>'
-            f"{cells}<td>{m['better']} / {m['tie']} / {m['worse']}</td></tr>"
+            f"{tds}<td>{tally}</td></tr>"
         )
     first = results[0]
     return "".join(
@@ -138,7 +161,7 @@ def render_summary(results: list) -> str:
             f'<p class="meta">At each cut-off the models see only earlier data and predict the '
             f"next {first.horizon_days} days; click a date for that period's full report.</p>",
             '<table><tr><th class="l">Area</th><th class="l">What is measured</th>',
-            f"{head}<th>Periods better / on par / worse</th></tr>{''.join(rows)}</table>",
+            f"{head}<th>Periods better / on par / worse</th></tr>{''.join(body)}</table>",
             "<p>Each cell: the model's figure, then its gain over the best baseline (positive = "
             "better) and the gain's 95% interval when the customers are drawn again. Green: the "
             "interval lies above 0; red: below 0; grey: it includes 0 (this period cannot tell the "
@@ -159,37 +182,18 @@ def _css(period: dict) -> str:
 def summary_rows(results: list) -> tuple[list[str], list[list[str]]]:
     """The summary as text (header, rows) for the terminal: per measure and period the model's
     value and its gain with the gain's interval, then how many periods it won."""
-    summary = period_summary(results)
+    summary, rows = _table(results)
     head = ["area", "measure", *summary["as_of"], "better / par / worse"]
-    fmts = {key: s.fmt for r in results for key, (_, s) in _headlines(r).items()}
-    rows = []
-    for m in summary["measures"]:
-        fmt = fmts[(m["section"], m["metric"])]
-        cells = [_cell(p, fmt) for p in m["periods"]]
-        rows.append([m["area"], m["label"], *cells, f"{m['better']} / {m['tie']} / {m['worse']}"])
-    return head, rows
+    return head, [[m["area"], m["label"], *cells, tally] for m, cells, tally in rows]
 
 
 def _cell(period: dict, fmt: str) -> str:
     if period.get("status") == "not evaluated" or period["model"] is None:
         return "n/a"
-    text = _format(period["model"], fmt)
+    text = format_value(fmt, period["model"])
     if period["gain"] is None:
         return text
-    gain = signed(period["gain"], fmt)
     interval = period["gain_interval"]
     if interval and None not in interval:
-        lo, hi = (signed(v, fmt).removesuffix(" pts") for v in interval)
-        return f"{text} ({gain} [{lo}, {hi}])"
-    return f"{text} ({gain})"
-
-
-def _format(value: float, fmt: str) -> str:
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
-        return f"{value:.3g}"
-
-
-def _num(v) -> float | None:
-    return float(v) if v is not None and np.isfinite(v) else None
+        return f"{text} ({compact_gain(period['gain'], interval, fmt)})"
+    return f"{text} ({signed(period['gain'], fmt)})"

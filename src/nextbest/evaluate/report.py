@@ -78,10 +78,15 @@ dt{font-weight:bold;margin-top:.5em}nav a{margin-right:1em}
 
 
 def fmt(score: Score, value) -> str:
+    return format_value(score.fmt, value)
+
+
+def format_value(pattern: str, value) -> str:
+    """``value`` in a score's format (``"n/a"`` when missing or not a finite number)."""
     if value is None or not isinstance(value, (int, float)) or value != value:
         return "n/a"
     try:
-        return score.fmt.format(value)
+        return pattern.format(value)
     except (ValueError, TypeError):
         return f"{value:.3g}"
 

@@ -48,14 +48,19 @@ def gain_text(interval: Interval | None, gain: float, fmt: str, compact: bool = 
     ``compact`` ``"+2.5 pts [+1.2, +3.8]"``; ``""`` without an interval."""
     if interval is None or not np.isfinite(gain):
         return ""
-    lo, hi = interval.gain
     if compact:
-        bounds = (signed(v, fmt).removesuffix(" pts") for v in (lo, hi))
-        return f"{signed(gain, fmt)} [{', '.join(bounds)}]"
+        return compact_gain(gain, interval.gain, fmt)
+    lo, hi = interval.gain
     return (
         f"gain {signed(gain, fmt)} ({interval.level:.0%} interval {signed(lo, fmt)} to "
         f"{signed(hi, fmt)})"
     )
+
+
+def compact_gain(gain: float, bounds, fmt: str) -> str:
+    """``"+2.5 pts [+1.2, +3.8]"``: a gain and its interval's bounds, in the score's units."""
+    low, high = (signed(v, fmt).removesuffix(" pts") for v in bounds)
+    return f"{signed(gain, fmt)} [{low}, {high}]"
 
 
 def signed(value: float, fmt: str) -> str:

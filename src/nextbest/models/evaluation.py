@@ -25,9 +25,9 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     p = np.asarray(p, dtype="float64")
     both = 0 < y.sum() < len(y)
     return {
-        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "auc": roc_auc(y, p),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "brier": float(brier_score_loss(y, np.clip(p, 0, 1))) if len(y) else float("nan"),
+        "brier": brier(y, p),
         "base_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_prediction": float(p.mean()) if len(p) else float("nan"),
         "n": float(len(y)),
@@ -38,6 +38,12 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC alone (NaN when only one class is present): what bootstrap draws recompute."""
     y = np.asarray(y, dtype="int64")
     return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Brier score alone (probabilities clipped to [0, 1]; NaN without rows)."""
+    y = np.asarray(y, dtype="int64")
+    return float(brier_score_loss(y, np.clip(p, 0, 1))) if len(y) else float("nan")
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
@@ -290,8 +296,8 @@ class Interval:
         return {
             "level": self.level,
             "draws": self.draws,
-            "model": [_finite_or_none(v) for v in self.value],
-            "gain": [_finite_or_none(v) for v in self.gain],
+            "model": [finite_or_none(v) for v in self.value],
+            "gain": [finite_or_none(v) for v in self.gain],
         }
 
 
@@ -347,5 +353,6 @@ def cluster_rows(codes: np.ndarray) -> tuple[int, Callable[[np.ndarray], np.ndar
     return len(counts), rows
 
 
-def _finite_or_none(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
+def finite_or_none(v: float | None) -> float | None:
+    """``v`` as a float, or ``None`` when it is missing or not finite (strict JSON)."""
+    return float(v) if v is not None and np.isfinite(v) else None
